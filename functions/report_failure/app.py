@@ -1,0 +1,40 @@
+"""State machine failure branch: cancel the model request if it may still run, publish why."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from kontext_pipeline.errors import PipelineError
+from kontext_pipeline.fal import FalQueueClient
+from kontext_pipeline.jobs import report_failure
+from kontext_pipeline.models import TaskEnvelope
+from kontext_pipeline.observability import MetricUnit, logger, metrics, tracer
+from kontext_pipeline.runtime import Runtime
+
+RUNTIME = Runtime()
+
+
+@logger.inject_lambda_context(clear_state=True)
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    envelope = TaskEnvelope[dict[str, Any]].model_validate(event)
+    fal: FalQueueClient | None
+    try:
+        fal = RUNTIME.fal()
+    except PipelineError as exc:
+        # Without the key nothing can be cancelled, but the failure must still be reported.
+        logger.warning("no model client for the cancel", extra={"why": str(exc)})
+        fal = None
+    notification = report_failure(
+        envelope.job,
+        sns=RUNTIME.sns,
+        fal=fal,
+        settings=RUNTIME.settings,
+        execution_id=envelope.execution_id,
+    )
+    reason = notification.failure.reason if notification.failure else "unknown"
+    metrics.add_dimension(name="reason", value=reason)
+    metrics.add_metric(name="JobsFailed", unit=MetricUnit.Count, value=1)
+    return {"status": notification.status, "reason": reason}

@@ -1,0 +1,169 @@
+"""Settings from the environment, validated once at cold start.
+
+template.yaml sets these as Lambda environment variables; the local run sets the same
+names. Every field is documented here, and the README's configuration reference is
+generated from this model, so this is the one place an option is defined.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from kontext_pipeline.errors import ConfigurationError
+
+DEFAULT_FAL_BASE_URL = "https://queue.fal.run"
+DEFAULT_FAL_MODEL_PATH = "fal-ai/flux-pro/kontext/max"
+# fal serves outputs from its CDN hosts; any other host is refused unless configured.
+DEFAULT_OUTPUT_URL_HOSTS = ("fal.media", "fal.run", "fal.ai")
+
+
+class PipelineSettings(BaseSettings):
+    """Everything the functions read from their environment."""
+
+    model_config = SettingsConfigDict(case_sensitive=False, extra="ignore", frozen=True)
+
+    input_prefix: str = Field(
+        "inputs/", description="Key prefix the pipeline listens on for uploaded images."
+    )
+    output_prefix: str = Field(
+        "outputs/", description="Key prefix outputs and manifests are written under."
+    )
+    output_bucket: str | None = Field(
+        None, description="Bucket for outputs; empty means the input object's own bucket."
+    )
+    topic_arn: str | None = Field(
+        None, description="SNS topic that receives one notification per job."
+    )
+    state_machine_arn: str | None = Field(
+        None, description="State machine the trigger starts (set on the trigger function only)."
+    )
+    fal_base_url: str = Field(
+        DEFAULT_FAL_BASE_URL,
+        description="Base URL of the model's queue; the API key is only ever sent to this host.",
+    )
+    fal_model_path: str = Field(DEFAULT_FAL_MODEL_PATH, description="Model path under the base.")
+    fal_auth_header: str = Field("Authorization", description="Header that carries the API key.")
+    fal_auth_scheme: str = Field(
+        "Key", description="Scheme word before the key in that header; empty for a bare key."
+    )
+    fal_key_secret_id: str | None = Field(
+        None, description="Secrets Manager id of the API key (plain string or JSON {FAL_KEY})."
+    )
+    fal_key: SecretStr | None = Field(
+        None, description="The API key itself; for local runs only, never set in the template."
+    )
+    fal_max_attempts: int = Field(
+        5, ge=1, le=10, description="Attempts per queue call on 408/409/429/502/503/504."
+    )
+    http_connect_timeout_seconds: float = Field(
+        5.0, gt=0, description="Connect timeout for every outbound HTTP call."
+    )
+    http_read_timeout_seconds: float = Field(
+        30.0, gt=0, description="Read timeout for every outbound HTTP call."
+    )
+    poll_min_seconds: float = Field(
+        2.0, gt=0, description="Shortest wait between two status polls."
+    )
+    poll_max_seconds: float = Field(
+        30.0, gt=0, description="Longest wait between two status polls."
+    )
+    expected_model_seconds: float = Field(
+        20.0, gt=0, description="Typical model run time; the first poll waits about this long."
+    )
+    deadline_seconds: int = Field(
+        900, ge=30, description="A job not completed this long after submit is cancelled."
+    )
+    input_transfer: Literal["presigned", "data_uri"] = Field(
+        "presigned",
+        description="How the model gets the input: a presigned S3 URL, or the bytes inline as a "
+        "data: URI (for buckets the model cannot reach, e.g. the local emulation).",
+    )
+    presign_expires_seconds: int = Field(
+        3600, ge=60, le=604800, description="Lifetime of the presigned input URL."
+    )
+    max_input_bytes: int = Field(
+        25 * 1024 * 1024, gt=0, description="Largest input image accepted."
+    )
+    max_output_bytes: int = Field(
+        100 * 1024 * 1024, gt=0, description="Largest output image copied."
+    )
+    output_url_hosts: Annotated[tuple[str, ...], NoDecode] = Field(
+        DEFAULT_OUTPUT_URL_HOSTS,
+        description="Comma-separated hosts (and their subdomains) outputs may be fetched from.",
+    )
+    allow_http_output_urls: bool = Field(
+        False, description="Accept http:// output URLs on allowed hosts (local emulator only)."
+    )
+    default_prompt: str | None = Field(
+        None, description="Prompt used when an upload carries none (no metadata, no sidecar)."
+    )
+    default_options: Annotated[dict[str, Any], NoDecode] = Field(
+        default_factory=dict,
+        description="JSON object of model options applied before the upload's own metadata.",
+    )
+
+    @field_validator("input_prefix", "output_prefix")
+    @classmethod
+    def _prefix_ends_with_slash(cls, value: str) -> str:
+        value = value.lstrip("/")
+        if not value:
+            raise ValueError("must not be empty: the pipeline never listens on a whole bucket")
+        return value if value.endswith("/") else value + "/"
+
+    @field_validator(
+        "fal_key", "fal_key_secret_id", "output_bucket", "default_prompt", mode="before"
+    )
+    @classmethod
+    def _blank_is_unset(cls, value: Any) -> Any:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("output_url_hosts", mode="before")
+    @classmethod
+    def _split_hosts(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return tuple(host.strip().lower() for host in value.split(",") if host.strip())
+        return value
+
+    @field_validator("default_options", mode="before")
+    @classmethod
+    def _parse_options(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return json.loads(value) if value.strip() else {}
+        return value
+
+    @field_validator("fal_base_url")
+    @classmethod
+    def _strip_slash(cls, value: str) -> str:
+        return value.rstrip("/")
+
+    @field_validator("fal_model_path")
+    @classmethod
+    def _strip_slashes(cls, value: str) -> str:
+        return value.strip("/")
+
+    @model_validator(mode="after")
+    def _prefixes_do_not_overlap(self) -> PipelineSettings:
+        # Outputs written where the trigger listens would start the pipeline on its own
+        # outputs, forever (AWS's recursion detection does not see loops through Step Functions).
+        same_bucket = self.output_bucket is None
+        a, b = self.input_prefix, self.output_prefix
+        if same_bucket and (a.startswith(b) or b.startswith(a)):
+            raise ValueError(
+                f"output_prefix {b!r} overlaps input_prefix {a!r}: outputs would re-trigger "
+                "the pipeline"
+            )
+        if self.poll_min_seconds > self.poll_max_seconds:
+            raise ValueError("poll_min_seconds must not exceed poll_max_seconds")
+        return self
+
+
+def load_settings(**overrides: Any) -> PipelineSettings:
+    """Read and validate the environment; a bad deployment fails loudly at cold start."""
+    try:
+        return PipelineSettings(**overrides)
+    except ValueError as exc:
+        raise ConfigurationError(f"invalid pipeline settings: {exc}") from exc

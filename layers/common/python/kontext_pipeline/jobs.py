@@ -1,0 +1,466 @@
+"""The pipeline's steps, one function per state of the state machine.
+
+    start_edit_jobs   S3 event  -> one execution per object version (deterministic name)
+    submit_edit       JobStart  -> ModelJob   (inspect, validate, presign, submit once)
+    check_status      ModelJob  -> ModelJob   (poll once, plan the next wait, enforce deadline)
+    collect_outputs   ModelJob  -> Notification (copy outputs, manifest, publish success)
+    report_failure    any state + error -> Notification (cancel if needed, publish failure)
+
+Each takes the clients it needs as arguments; functions/*/app.py only wires them up.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+from urllib.parse import unquote_plus
+
+import httpx
+from aws_lambda_powertools import Logger
+from botocore.exceptions import ClientError
+from pydantic import ValidationError
+
+from kontext_pipeline.config import PipelineSettings
+from kontext_pipeline.errors import (
+    ConfigurationError,
+    ModelDeadlineExceededError,
+    ModelRequestFailedError,
+    PipelineError,
+)
+from kontext_pipeline.fal import FalQueueClient
+from kontext_pipeline.metadata import (
+    PROMPT_FIELD,
+    build_edit_spec,
+    normalise_metadata,
+    parse_sidecar,
+)
+from kontext_pipeline.models import (
+    CONTENT_TYPES,
+    EditRequest,
+    FailureDetail,
+    JobStart,
+    Manifest,
+    ModelJob,
+    Notification,
+    SourceObject,
+    StoredOutput,
+    utc_now,
+)
+from kontext_pipeline.notify import publish_notification
+from kontext_pipeline.polling import PollPlan
+from kontext_pipeline.storage import (
+    SIDECAR_SUFFIXES,
+    OutputPolicy,
+    copy_output,
+    inspect_source,
+    output_folder,
+    presign_source,
+    read_manifest,
+    read_sidecar,
+    source_as_data_uri,
+    write_manifest,
+)
+
+logger = Logger(child=True)
+
+EXECUTION_NAME_MAX = 80
+MANIFEST_NAME = "manifest.json"
+_REASON = re.compile(r"^[a-z][a-z0-9_]{2,63}$")
+
+
+# --- start ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StartOutcome:
+    source: SourceObject
+    outcome: str  # started | duplicate | skipped
+    detail: str
+
+
+def source_from_s3_record(record: Mapping[str, Any]) -> SourceObject:
+    """An S3 event record's object; event keys are URL-encoded with `+` for spaces."""
+    s3 = record["s3"]
+    obj = s3["object"]
+    return SourceObject(
+        bucket=s3["bucket"]["name"],
+        key=unquote_plus(obj["key"]),
+        version_id=obj.get("versionId"),
+        sequencer=obj.get("sequencer"),
+        size=obj.get("size"),
+        etag=obj.get("eTag"),
+    )
+
+
+def execution_name_for(source: SourceObject) -> str:
+    """One name per object version: a repeated event cannot start a second execution.
+
+    The version id identifies a write in a versioned bucket; the sequencer does in any
+    bucket (duplicate deliveries of one event carry the same sequencer, an overwrite a new one).
+    """
+    identity = "\n".join(
+        (source.bucket, source.key, source.version_id or "", source.sequencer or "")
+    )
+    digest = hashlib.sha256(identity.encode()).hexdigest()[:32]
+    stem = source.key.rsplit("/", 1)[-1].rsplit(".", 1)[0]
+    slug = re.sub(r"[^A-Za-z0-9_-]+", "-", stem).strip("-")[:40] or "object"
+    return f"{slug}-{digest}"[:EXECUTION_NAME_MAX]
+
+
+def skip_reason(source: SourceObject, settings: PipelineSettings) -> str | None:
+    """Why an event must not become a job, or None. This is the recursion guard in code."""
+    if not source.key.startswith(settings.input_prefix):
+        return f"outside the input prefix {settings.input_prefix!r}"
+    output_bucket = settings.output_bucket or source.bucket
+    if output_bucket == source.bucket and source.key.startswith(settings.output_prefix):
+        return "written by this pipeline (output prefix): never processed again"
+    if source.key.endswith("/"):
+        return "a folder marker"
+    if source.key.lower().endswith(SIDECAR_SUFFIXES):
+        return "a prompt sidecar, read by the job of the image it belongs to"
+    return None
+
+
+def start_edit_jobs(
+    records: Iterable[Mapping[str, Any]],
+    *,
+    stepfunctions: Any,
+    state_machine_arn: str,
+    settings: PipelineSettings,
+) -> list[StartOutcome]:
+    outcomes = []
+    for record in records:
+        if not str(record.get("eventName", "")).startswith("ObjectCreated"):
+            continue
+        source = source_from_s3_record(record)
+        reason = skip_reason(source, settings)
+        if reason:
+            logger.info("skipping object", extra={"object_key": source.key, "why": reason})
+            outcomes.append(StartOutcome(source, "skipped", reason))
+            continue
+        outcomes.append(_start_one(stepfunctions, state_machine_arn, source))
+    return outcomes
+
+
+def _start_one(stepfunctions: Any, state_machine_arn: str, source: SourceObject) -> StartOutcome:
+    name = execution_name_for(source)
+    # received_at differs between deliveries, so a replay fails with ExecutionAlreadyExists
+    # (same name, other input) and is counted as a duplicate, rather than being silently
+    # answered with the running execution as an identical input would be.
+    start = JobStart(source=source, received_at=utc_now())
+    try:
+        response = stepfunctions.start_execution(
+            stateMachineArn=state_machine_arn, name=name, input=start.model_dump_json()
+        )
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") == "ExecutionAlreadyExists":
+            logger.info("duplicate event: job already exists", extra={"execution_name": name})
+            return StartOutcome(source, "duplicate", name)
+        raise
+    logger.info("job started", extra={"execution_arn": response["executionArn"]})
+    return StartOutcome(source, "started", response["executionArn"])
+
+
+# --- submit -----------------------------------------------------------------------------
+
+
+def submit_edit(
+    start: JobStart,
+    *,
+    s3: Any,
+    fal: FalQueueClient,
+    settings: PipelineSettings,
+    poll_plan: PollPlan,
+    webhook_url: str | None = None,
+) -> ModelJob:
+    """Validate everything that can be validated, then submit exactly once."""
+    inspected = inspect_source(s3, start.source, max_bytes=settings.max_input_bytes)
+    sidecar_name, sidecar = None, None
+    if not normalise_metadata(inspected.metadata).get(PROMPT_FIELD):
+        found = read_sidecar(s3, inspected.source)
+        if found:
+            sidecar_name, text = found
+            sidecar = parse_sidecar(text, name=sidecar_name)
+    spec = build_edit_spec(
+        inspected.metadata,
+        sidecar=sidecar,
+        sidecar_name=sidecar_name,
+        default_prompt=settings.default_prompt,
+        default_options=settings.default_options,
+    )
+    if spec.ignored_keys:
+        logger.warning("ignoring unknown metadata", extra={"keys": list(spec.ignored_keys)})
+    if settings.input_transfer == "data_uri":
+        image_url = source_as_data_uri(s3, inspected)
+    else:
+        image_url = presign_source(
+            s3, inspected.source, expires_seconds=settings.presign_expires_seconds
+        )
+    request = EditRequest(
+        prompt=spec.prompt, image_url=image_url, **spec.options.model_dump(exclude_none=True)
+    )
+    submission = fal.submit(request.to_body(), webhook_url=webhook_url)
+    submitted_at = utc_now()
+    logger.append_keys(model_request_id=submission.request_id)
+    logger.info(
+        "model request submitted",
+        extra={"prompt_source": spec.prompt_source, "queue_position": submission.queue_position},
+    )
+    return ModelJob(
+        source=inspected.source,
+        prompt=spec.prompt,
+        options=spec.options,
+        request_id=submission.request_id,
+        status_url=submission.status_url,
+        response_url=submission.response_url,
+        cancel_url=submission.cancel_url,
+        submitted_at=submitted_at,
+        deadline_at=submitted_at + timedelta(seconds=settings.deadline_seconds),
+        queue_position=submission.queue_position,
+        next_poll_seconds=poll_plan.after_submit(submission.queue_position),
+    )
+
+
+# --- poll -------------------------------------------------------------------------------
+
+
+def check_status(
+    job: ModelJob, *, fal: FalQueueClient, poll_plan: PollPlan, now: datetime | None = None
+) -> ModelJob:
+    """Ask the queue once. COMPLETED moves on; an error or a passed deadline fails the job."""
+    status = fal.status(job.status_url)
+    now = now or utc_now()
+    polls = job.polls + 1
+    if status.status == "COMPLETED":
+        if status.error:
+            raise ModelRequestFailedError(
+                f"the model reported: {status.error}",
+                reason=f"model_{status.error_type}" if status.error_type else None,
+            )
+        return job.model_copy(
+            update={
+                "status": "COMPLETED",
+                "polls": polls,
+                "queue_position": None,
+                "next_poll_seconds": 0,
+            }
+        )
+    if now >= job.deadline_at:
+        raise ModelDeadlineExceededError(
+            f"request {job.request_id} still {status.status} after "
+            f"{(now - job.submitted_at).total_seconds():.0f} s (deadline)"
+        )
+    if status.status == "IN_QUEUE":
+        running_since = None
+        wait = poll_plan.while_queued(status.queue_position)
+    else:
+        running_since = job.in_progress_since or now
+        overdue = polls if job.in_progress_since else 0
+        wait = poll_plan.while_running(running_since, now, overdue)
+    # Never sleep past the deadline: the last poll lands on it, so the cancel is prompt.
+    until_deadline = max(1, math.ceil((job.deadline_at - now).total_seconds()))
+    return job.model_copy(
+        update={
+            "status": status.status,
+            "queue_position": status.queue_position,
+            "in_progress_since": running_since,
+            "polls": polls,
+            "next_poll_seconds": min(wait, until_deadline),
+        }
+    )
+
+
+# --- collect ----------------------------------------------------------------------------
+
+
+def collect_outputs(
+    job: ModelJob,
+    *,
+    s3: Any,
+    sns: Any,
+    http: httpx.Client,
+    fal: FalQueueClient,
+    settings: PipelineSettings,
+    policy: OutputPolicy,
+    execution_id: str | None = None,
+) -> Notification:
+    """Copy every output into S3, write the manifest last, publish the success notification.
+
+    Safe to run twice: output keys are fixed by the request id, and an existing manifest
+    means the copy already completed, so a retry only publishes.
+    """
+    bucket = settings.output_bucket or job.source.bucket
+    folder = output_folder(
+        job.source,
+        input_prefix=settings.input_prefix,
+        output_prefix=settings.output_prefix,
+        job=job.request_id,
+    )
+    manifest_key = folder + MANIFEST_NAME
+    manifest = read_manifest(s3, bucket=bucket, key=manifest_key)
+    if manifest is None:
+        manifest = _copy_all(
+            job, s3=s3, http=http, fal=fal, bucket=bucket, folder=folder, policy=policy
+        )
+        write_manifest(s3, manifest, bucket=bucket, key=manifest_key)
+    else:
+        logger.info("outputs already complete; publishing only", extra={"manifest": manifest_key})
+    notification = Notification(
+        status="SUCCEEDED",
+        source=job.source,
+        request_id=job.request_id,
+        prompt=job.prompt,
+        outputs=manifest.outputs,
+        manifest_uri=f"s3://{bucket}/{manifest_key}",
+        seed=manifest.seed,
+        has_nsfw_concepts=manifest.has_nsfw_concepts,
+        timings=manifest.timings,
+        execution=execution_id,
+    )
+    publish_notification(sns, _topic(settings), notification)
+    return notification
+
+
+def _copy_all(
+    job: ModelJob,
+    *,
+    s3: Any,
+    http: httpx.Client,
+    fal: FalQueueClient,
+    bucket: str,
+    folder: str,
+    policy: OutputPolicy,
+) -> Manifest:
+    result = fal.result(job.response_url)
+    if not result.images:
+        raise ModelRequestFailedError("the model returned no images", reason="no_outputs")
+    expected_type = CONTENT_TYPES[job.options.output_format]
+    lineage = {
+        "source-key": job.source.key,
+        "source-bucket": job.source.bucket,
+        "source-version": job.source.version_id or "",
+        "request-id": job.request_id,
+        "prompt": job.prompt,
+        "seed": "" if result.seed is None else str(result.seed),
+    }
+    outputs: list[StoredOutput] = []
+    for index, image in enumerate(result.images):
+        stored = copy_output(
+            s3,
+            http,
+            image.url,
+            bucket=bucket,
+            key_stem=f"{folder}{index}",
+            expected_type=image.content_type or expected_type,
+            policy=policy,
+            lineage=lineage,
+        )
+        outputs.append(stored.model_copy(update={"width": image.width, "height": image.height}))
+    logger.info("outputs copied", extra={"count": len(outputs), "folder": folder})
+    return Manifest(
+        source=job.source,
+        request_id=job.request_id,
+        prompt=job.prompt,
+        options=job.options,
+        seed=result.seed,
+        has_nsfw_concepts=result.has_nsfw_concepts,
+        timings=result.timings,
+        outputs=outputs,
+    )
+
+
+# --- failure ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CaughtError:
+    """What a Step Functions Catch put at `$.error`: {"Error": name, "Cause": text}."""
+
+    error: str
+    reason: str
+    message: str
+
+    @classmethod
+    def from_state(cls, caught: Mapping[str, Any]) -> CaughtError:
+        error = str(caught.get("Error") or "States.Unknown")
+        cause = caught.get("Cause") or ""
+        message = str(cause)
+        try:
+            document = json.loads(cause) if isinstance(cause, str) else cause
+        except json.JSONDecodeError:
+            document = None
+        if isinstance(document, dict) and "errorMessage" in document:
+            message = str(document["errorMessage"])  # the stack trace stays out
+        prefix, separator, rest = message.partition(": ")
+        if separator and _REASON.match(prefix):
+            return cls(error, prefix, rest)
+        return cls(error, _reason_for_error_name(error), message or error)
+
+
+def report_failure(
+    state: Mapping[str, Any],
+    *,
+    sns: Any,
+    fal: FalQueueClient | None,
+    settings: PipelineSettings,
+    execution_id: str | None = None,
+) -> Notification:
+    """Cancel what may still be running (so it is not billed), then publish the failure."""
+    caught = CaughtError.from_state(state.get("error") or {})
+    try:
+        source = SourceObject.model_validate(state["source"])
+    except (KeyError, ValidationError) as exc:
+        raise ConfigurationError(f"failure state without a source object: {exc}") from exc
+    request_id = state.get("request_id")
+    cancel_url = state.get("cancel_url")
+    if fal is not None and cancel_url and state.get("status") != "COMPLETED":
+        _cancel_quietly(fal, str(cancel_url), request_id)
+    notification = Notification(
+        status="FAILED",
+        source=source,
+        request_id=request_id,
+        prompt=state.get("prompt"),
+        failure=FailureDetail(reason=caught.reason, error=caught.error, message=caught.message),
+        execution=execution_id,
+    )
+    publish_notification(sns, _topic(settings), notification)
+    logger.warning("job failed", extra={"reason": caught.reason, "error": caught.error})
+    return notification
+
+
+def _cancel_quietly(fal: FalQueueClient, cancel_url: str, request_id: Any) -> None:
+    # Reporting the failure matters more than the cancel: never let the cancel stop it.
+    try:
+        outcome = fal.cancel(cancel_url)
+    except (PipelineError, httpx.HTTPError) as exc:
+        logger.warning("cancel failed", extra={"model_request_id": request_id, "why": str(exc)})
+        return
+    logger.info(
+        "model request cancel", extra={"model_request_id": request_id, "outcome": outcome.status}
+    )
+
+
+def _reason_for_error_name(error: str) -> str:
+    known = {
+        "States.Timeout": "timeout",
+        "States.HeartbeatTimeout": "timeout",
+        "States.TaskFailed": "task_failed",
+        "States.Runtime": "state_machine_error",
+    }
+    if error in known:
+        return known[error]
+    if error.startswith("Lambda."):
+        return "lambda_error"
+    return "unexpected_error"
+
+
+def _topic(settings: PipelineSettings) -> str:
+    if not settings.topic_arn:
+        raise ConfigurationError("TOPIC_ARN is not set", reason="missing_setting")
+    return settings.topic_arn

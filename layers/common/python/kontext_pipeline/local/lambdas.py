@@ -1,0 +1,166 @@
+"""Run the project's own Lambda handlers in-process when moto invokes a function.
+
+moto reaches `LambdaFunction._invoke_lambda(self, event)` for every invocation (S3
+notifications, `arn:aws:states:::lambda:invoke` tasks, direct Invoke) and would start a
+Docker container there. This adapter runs the handler from the function's CodeUri
+instead, in this process, with the function's environment and a Lambda context, and
+answers the way Lambda does: the JSON result, or `{"errorMessage", "errorType",
+"stackTrace"}` with the error flag, and "Sandbox.Timedout" past the function's timeout.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import threading
+import traceback
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from kontext_pipeline.local.stack import FunctionSource
+
+
+@dataclass
+class LocalLambdaContext:
+    """The attributes of Lambda's context object that handlers and Powertools read."""
+
+    function_name: str
+    memory_limit_in_mb: int
+    invoked_function_arn: str
+    timeout_seconds: float
+    aws_request_id: str = ""
+    function_version: str = "$LATEST"
+    log_group_name: str = ""
+    log_stream_name: str = ""
+
+    def __post_init__(self) -> None:
+        self._deadline = _monotonic() + self.timeout_seconds
+
+    def get_remaining_time_in_millis(self) -> int:
+        return max(0, int((self._deadline - _monotonic()) * 1000))
+
+
+def _monotonic() -> float:
+    import time  # noqa: PLC0415 - keep the module's import surface small
+
+    return time.monotonic()
+
+
+@dataclass
+class InvocationRecord:
+    function_name: str
+    event: Any
+    errored: bool
+    error_type: str | None
+
+
+class InProcessLambdas:
+    """Registry of the stack's functions and the patch that routes moto's invocations here."""
+
+    def __init__(self, functions: dict[str, FunctionSource], deployment_id: str) -> None:
+        self._functions = functions
+        self._deployment_id = deployment_id
+        self._modules: dict[str, ModuleType] = {}
+        self._lock = threading.Lock()
+        self.invocations: list[InvocationRecord] = []
+
+    @contextmanager
+    def patched(self) -> Iterator[None]:
+        from moto.awslambda.models import LambdaFunction  # noqa: PLC0415 - local run only
+
+        original: Callable[..., tuple[str, bool, str]] = LambdaFunction._invoke_lambda
+        registry = self
+
+        def _invoke_lambda(self: Any, event: Any = None) -> tuple[str, bool, str]:
+            if self.function_name not in registry._functions:
+                return original(self, event)
+            return registry.invoke(
+                self.function_name,
+                event,
+                environment=dict(self.environment_vars),
+                timeout=float(self.timeout),
+                memory=int(self.memory_size),
+                arn=self.function_arn,
+            )
+
+        LambdaFunction._invoke_lambda = _invoke_lambda
+        try:
+            yield
+        finally:
+            LambdaFunction._invoke_lambda = original
+
+    def invoke(
+        self,
+        function_name: str,
+        event: Any,
+        *,
+        environment: dict[str, str],
+        timeout: float,
+        memory: int,
+        arn: str,
+    ) -> tuple[str, bool, str]:
+        module = self._load(function_name, environment)
+        source = self._functions[function_name]
+        handler = getattr(module, source.handler.rsplit(".", 1)[1])
+        context = LocalLambdaContext(
+            function_name=function_name,
+            memory_limit_in_mb=memory,
+            invoked_function_arn=arn,
+            timeout_seconds=timeout,
+            aws_request_id=str(uuid.uuid4()),
+        )
+        outcome: dict[str, Any] = {}
+
+        def run() -> None:
+            try:
+                outcome["result"] = handler(event if event is not None else {}, context)
+            except Exception as exc:  # any failure is reported to the caller, as Lambda does
+                outcome["error"] = {
+                    "errorMessage": str(exc),
+                    "errorType": type(exc).__name__,
+                    "stackTrace": traceback.format_exception(exc)[-6:],
+                }
+
+        worker = threading.Thread(target=run, name=f"lambda-{function_name}", daemon=True)
+        worker.start()
+        worker.join(timeout)
+        if worker.is_alive():
+            # Like Lambda, the caller sees a timeout; the abandoned work may still finish.
+            outcome = {
+                "error": {
+                    "errorMessage": f"Task timed out after {timeout:.2f} seconds",
+                    "errorType": "Sandbox.Timedout",
+                }
+            }
+        errored = "error" in outcome
+        self.invocations.append(
+            InvocationRecord(
+                function_name, event, errored, outcome["error"]["errorType"] if errored else None
+            )
+        )
+        body = outcome["error"] if errored else outcome.get("result")
+        return json.dumps(body, default=str), errored, ""
+
+    def _load(self, function_name: str, environment: dict[str, str]) -> ModuleType:
+        """Import the handler module once per function, with its environment: a cold start."""
+        with self._lock:
+            module = self._modules.get(function_name)
+            if module is not None:
+                return module
+            source = self._functions[function_name]
+            os.environ.update(environment)
+            module_file = Path(source.code_dir) / (source.handler.rsplit(".", 1)[0] + ".py")
+            module_name = f"kontext_local_{self._deployment_id}_{source.logical_id}"
+            spec = importlib.util.spec_from_file_location(module_name, module_file)
+            if spec is None or spec.loader is None:
+                raise ImportError(f"cannot load {module_file}")
+            module = importlib.util.module_from_spec(spec)
+            spec.loader.exec_module(module)
+            self._modules[function_name] = module
+            return module

@@ -1,0 +1,223 @@
+"""Payloads: the model's request and result, the job that travels through the state machine,
+and the notification every job ends with.
+
+The job is what Step Functions carries between states, so it holds references (S3 keys,
+queue URLs), never image bytes: a state's payload is capped at 256 KB.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any, Generic, Literal, TypeVar, get_args
+from urllib.parse import quote
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+QueueStatusName = Literal["IN_QUEUE", "IN_PROGRESS", "COMPLETED"]
+OutputFormat = Literal["jpeg", "png"]
+AspectRatio = Literal["21:9", "16:9", "4:3", "3:2", "1:1", "2:3", "3:4", "9:16", "9:21"]
+SafetyTolerance = Literal["1", "2", "3", "4", "5", "6"]
+
+ASPECT_RATIOS: tuple[str, ...] = get_args(AspectRatio)
+OUTPUT_FORMATS: tuple[str, ...] = get_args(OutputFormat)
+SAFETY_TOLERANCES: tuple[str, ...] = get_args(SafetyTolerance)
+CONTENT_TYPES: dict[str, str] = {"jpeg": "image/jpeg", "png": "image/png"}
+EXTENSIONS: dict[str, str] = {"image/jpeg": "jpg", "image/png": "png", "image/webp": "webp"}
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class EditOptions(BaseModel):
+    """The model's optional fields, with its own rules (see docs/metadata.md)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    seed: int | None = Field(None, ge=0, le=2**32 - 1)
+    guidance_scale: float | None = Field(None, ge=1, le=20)
+    num_images: int = Field(1, ge=1, le=4)
+    safety_tolerance: SafetyTolerance | None = None
+    output_format: OutputFormat = "jpeg"
+    aspect_ratio: AspectRatio | None = None
+    sync_mode: bool = False
+    enhance_prompt: bool | None = None
+
+    @field_validator("safety_tolerance", mode="before")
+    @classmethod
+    def _tolerance_as_text(cls, value: Any) -> Any:
+        # The model wants a string; JSON defaults and hand-written metadata often give a number.
+        if isinstance(value, int) and not isinstance(value, bool):
+            return str(value)
+        return value
+
+    @field_validator("output_format", mode="before")
+    @classmethod
+    def _jpg_is_jpeg(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = value.strip().lower()
+            return "jpeg" if value == "jpg" else value
+        return value
+
+
+class EditRequest(EditOptions):
+    """The body of `POST {base}/{model_path}`: the prompt, the input and the options."""
+
+    prompt: str = Field(min_length=1)
+    image_url: str = Field(min_length=1)
+
+    def to_body(self) -> dict[str, Any]:
+        return self.model_dump(exclude_none=True)
+
+
+class SourceObject(BaseModel):
+    """The uploaded object one job is for: one object version, one job."""
+
+    model_config = ConfigDict(frozen=True)
+
+    bucket: str
+    key: str
+    version_id: str | None = None
+    sequencer: str | None = None
+    size: int | None = None
+    etag: str | None = None
+
+    @property
+    def s3_uri(self) -> str:
+        return f"s3://{self.bucket}/{self.key}"
+
+
+class QueueSubmission(BaseModel):
+    """The queue's answer to a submit: the request id and the three URLs to use from now on."""
+
+    request_id: str
+    status_url: str
+    response_url: str
+    cancel_url: str
+    queue_position: int | None = None
+
+
+class QueueStatus(BaseModel):
+    status: QueueStatusName
+    queue_position: int | None = None
+    error: str | None = None
+    error_type: str | None = None
+    logs: list[dict[str, Any]] | None = None
+    metrics: dict[str, Any] = Field(default_factory=dict)
+
+
+class ResultImage(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    url: str
+    width: int | None = None
+    height: int | None = None
+    content_type: str | None = None
+    file_name: str | None = None
+    file_size: int | None = None
+
+
+class ModelResult(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    images: list[ResultImage]
+    seed: int | None = None
+    has_nsfw_concepts: list[bool] = Field(default_factory=list)
+    timings: dict[str, Any] = Field(default_factory=dict)
+    prompt: str | None = None
+
+
+class JobStart(BaseModel):
+    """The execution's input, written by the trigger."""
+
+    source: SourceObject
+    received_at: datetime = Field(default_factory=utc_now)
+
+
+class ModelJob(BaseModel):
+    """The state the state machine carries from submit to collect."""
+
+    source: SourceObject
+    prompt: str
+    options: EditOptions
+    request_id: str
+    status_url: str
+    response_url: str
+    cancel_url: str
+    submitted_at: datetime
+    deadline_at: datetime
+    status: QueueStatusName = "IN_QUEUE"
+    queue_position: int | None = None
+    in_progress_since: datetime | None = None
+    polls: int = 0
+    next_poll_seconds: int = 1
+
+
+class StoredOutput(BaseModel):
+    """One output image as it now stands in S3."""
+
+    s3_uri: str
+    bucket: str
+    key: str
+    size: int
+    content_type: str
+    width: int | None = None
+    height: int | None = None
+    sha256: str
+
+
+class Manifest(BaseModel):
+    """Written beside the outputs, last: its presence means the outputs are complete."""
+
+    source: SourceObject
+    request_id: str
+    prompt: str
+    options: EditOptions
+    seed: int | None
+    has_nsfw_concepts: list[bool]
+    timings: dict[str, Any]
+    outputs: list[StoredOutput]
+    created_at: datetime = Field(default_factory=utc_now)
+
+
+class FailureDetail(BaseModel):
+    reason: str
+    error: str
+    message: str
+
+
+class Notification(BaseModel):
+    """The one SNS message each job ends with, success or failure."""
+
+    version: Literal["1"] = "1"
+    status: Literal["SUCCEEDED", "FAILED"]
+    source: SourceObject
+    request_id: str | None = None
+    prompt: str | None = None
+    outputs: list[StoredOutput] = Field(default_factory=list)
+    manifest_uri: str | None = None
+    seed: int | None = None
+    has_nsfw_concepts: list[bool] = Field(default_factory=list)
+    timings: dict[str, Any] = Field(default_factory=dict)
+    failure: FailureDetail | None = None
+    execution: str | None = None
+    created_at: datetime = Field(default_factory=utc_now)
+
+    def subject(self) -> str:
+        # SNS subjects are ASCII, under 100 characters, no line breaks.
+        key = quote(self.source.key, safe="/")
+        text = f"kontext-pipeline {self.status}: {key}"
+        return text if len(text) <= 99 else text[:96] + "..."
+
+
+StateT = TypeVar("StateT")
+
+
+class TaskEnvelope(BaseModel, Generic[StateT]):
+    """What the state machine hands a task: the state so far and the execution's id.
+
+    The ASL builds it as `{"job.$": "$", "execution_id.$": "$$.Execution.Id"}`.
+    """
+
+    job: StateT
+    execution_id: str | None = None

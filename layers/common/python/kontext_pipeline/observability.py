@@ -1,0 +1,22 @@
+"""Powertools Logger, Tracer and Metrics, shared by every handler.
+
+Service name, metrics namespace and log level come from POWERTOOLS_* variables set in
+template.yaml. Log lines carry the object key and the model request id once known.
+"""
+
+from __future__ import annotations
+
+import os
+
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.metrics import MetricUnit
+
+SERVICE = "kontext-pipeline"
+
+logger = Logger(service=SERVICE)
+tracer = Tracer(service=SERVICE)
+metrics = Metrics(
+    service=SERVICE, namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "KontextPipeline")
+)
+
+__all__ = ["SERVICE", "MetricUnit", "logger", "metrics", "tracer"]

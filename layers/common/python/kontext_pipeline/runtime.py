@@ -1,0 +1,85 @@
+"""The clients a function needs, built once per cold start and only when first used.
+
+Handlers get everything from here, so they never touch boto3 or httpx themselves, and the
+local run and the tests can hand in clients of their own.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any
+
+import boto3
+import httpx
+from botocore.config import Config
+
+from kontext_pipeline.api_key import resolve_api_key
+from kontext_pipeline.config import PipelineSettings, load_settings
+from kontext_pipeline.fal import FalQueueClient, RetryPolicy
+from kontext_pipeline.polling import PollPlan
+from kontext_pipeline.storage import OutputPolicy
+
+# Standard retry mode: throttling and 5xx from AWS services are retried with backoff.
+BOTO_CONFIG = Config(
+    retries={"max_attempts": 5, "mode": "standard"}, connect_timeout=5, read_timeout=30
+)
+
+
+@dataclass
+class Runtime:
+    settings: PipelineSettings = field(default_factory=load_settings)
+
+    @cached_property
+    def s3(self) -> Any:
+        return boto3.client("s3", config=BOTO_CONFIG)
+
+    @cached_property
+    def sns(self) -> Any:
+        return boto3.client("sns", config=BOTO_CONFIG)
+
+    @cached_property
+    def stepfunctions(self) -> Any:
+        return boto3.client("stepfunctions", config=BOTO_CONFIG)
+
+    @cached_property
+    def secretsmanager(self) -> Any:
+        return boto3.client("secretsmanager", config=BOTO_CONFIG)
+
+    @cached_property
+    def http(self) -> httpx.Client:
+        timeout = httpx.Timeout(
+            self.settings.http_read_timeout_seconds,
+            connect=self.settings.http_connect_timeout_seconds,
+        )
+        # Redirects are not followed: a redirect could lead the API key or a download elsewhere.
+        return httpx.Client(timeout=timeout, follow_redirects=False)
+
+    def fal(self) -> FalQueueClient:
+        """Built per call: the key comes from the Parameters cache, so a rotation lands."""
+        key = resolve_api_key(self.settings, self.secretsmanager)
+        return FalQueueClient(
+            self.http,
+            base_url=self.settings.fal_base_url,
+            model_path=self.settings.fal_model_path,
+            api_key=key.get_secret_value() if key else None,
+            auth_header=self.settings.fal_auth_header,
+            auth_scheme=self.settings.fal_auth_scheme,
+            retry=RetryPolicy(max_attempts=self.settings.fal_max_attempts),
+        )
+
+    @cached_property
+    def poll_plan(self) -> PollPlan:
+        return PollPlan(
+            min_seconds=self.settings.poll_min_seconds,
+            max_seconds=self.settings.poll_max_seconds,
+            expected_model_seconds=self.settings.expected_model_seconds,
+        )
+
+    @cached_property
+    def output_policy(self) -> OutputPolicy:
+        return OutputPolicy(
+            allowed_hosts=self.settings.output_url_hosts,
+            allow_http=self.settings.allow_http_output_urls,
+            max_bytes=self.settings.max_output_bytes,
+        )

@@ -1,0 +1,419 @@
+"""S3: inspect the uploaded object, presign it for the model, stream outputs back in.
+
+Every function takes its boto3 S3 client (and httpx client) as an argument. boto errors
+are translated here into the pipeline's own errors, so they never leak upward.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import io
+import ipaddress
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote, unquote_to_bytes, urlsplit
+
+import httpx
+from boto3.s3.transfer import TransferConfig
+from botocore.exceptions import ClientError
+
+from kontext_pipeline.errors import (
+    ConfigurationError,
+    InvalidInputError,
+    OutputCopyError,
+    OutputFetchTransientError,
+    StorageUnavailableError,
+)
+from kontext_pipeline.models import EXTENSIONS, Manifest, SourceObject, StoredOutput
+
+# Bytes enough to recognise every format the model accepts.
+SNIFF_BYTES = 32
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".gif", ".avif")
+SIDECAR_SUFFIXES = (".prompt.txt", ".prompt.json")
+MAX_SIDECAR_BYTES = 64 * 1024
+# Streamed multipart upload: memory stays near chunk size x concurrency, whatever the image size.
+STREAM_CHUNK_BYTES = 8 * 1024 * 1024
+TRANSFER_CONFIG = TransferConfig(
+    multipart_threshold=STREAM_CHUNK_BYTES,
+    multipart_chunksize=STREAM_CHUNK_BYTES,
+    max_concurrency=4,
+    use_threads=True,
+)
+# S3 caps all user metadata at 2 KB; lineage values are cut to leave room for the rest.
+MAX_LINEAGE_VALUE_BYTES = 512
+
+
+@dataclass(frozen=True)
+class InspectedObject:
+    source: SourceObject
+    metadata: dict[str, str]
+    content_type: str
+    image_type: str
+
+
+def sniff_image_type(head: bytes) -> str | None:
+    """The image's MIME type from its first bytes, or None when it is not an image we know."""
+    if head.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "image/png"
+    if head.startswith(b"\xff\xd8\xff"):
+        return "image/jpeg"
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "image/webp"
+    if head[:6] in (b"GIF87a", b"GIF89a"):
+        return "image/gif"
+    if head[4:12] in (b"ftypavif", b"ftypavis"):
+        return "image/avif"
+    return None
+
+
+def inspect_source(s3: Any, source: SourceObject, *, max_bytes: int) -> InspectedObject:
+    """Check the object is there, non-empty, not too large and really an image."""
+    head = _head(s3, source)
+    size = int(head["ContentLength"])
+    if size == 0:
+        raise InvalidInputError(f"{source.s3_uri} is empty (0 bytes)", reason="empty_object")
+    if size > max_bytes:
+        raise InvalidInputError(
+            f"{source.s3_uri} is {size} bytes; the limit is {max_bytes}", reason="object_too_large"
+        )
+    first_bytes = _get_range(s3, source, f"bytes=0-{SNIFF_BYTES - 1}")
+    image_type = sniff_image_type(first_bytes)
+    if image_type is None:
+        raise InvalidInputError(
+            f"{source.s3_uri} is not a JPEG, PNG, WebP, GIF or AVIF image "
+            f"(Content-Type {head.get('ContentType', 'unknown')!r})",
+            reason="not_an_image",
+        )
+    pinned = source.model_copy(
+        update={"version_id": head.get("VersionId") or source.version_id, "size": size}
+    )
+    return InspectedObject(
+        source=pinned,
+        metadata=dict(head.get("Metadata") or {}),
+        content_type=head.get("ContentType", image_type),
+        image_type=image_type,
+    )
+
+
+def read_sidecar(s3: Any, source: SourceObject) -> tuple[str, str] | None:
+    """The first `<key>.prompt.txt` / `<key>.prompt.json` beside the object, as (name, text)."""
+    for suffix in SIDECAR_SUFFIXES:
+        key = source.key + suffix
+        try:
+            response = s3.get_object(
+                Bucket=source.bucket, Key=key, Range=f"bytes=0-{MAX_SIDECAR_BYTES - 1}"
+            )
+        except ClientError as exc:
+            if _is_missing(exc):
+                continue
+            raise _translate(exc, f"s3://{source.bucket}/{key}") from exc
+        body: bytes = response["Body"].read()
+        try:
+            return key, body.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise InvalidInputError(
+                f"sidecar s3://{source.bucket}/{key} is not UTF-8 text", reason="invalid_sidecar"
+            ) from exc
+    return None
+
+
+def presign_source(s3: Any, source: SourceObject, *, expires_seconds: int) -> str:
+    """A GET URL the model can fetch the input from, pinned to the object's version."""
+    params: dict[str, str] = {"Bucket": source.bucket, "Key": source.key}
+    if source.version_id and source.version_id != "null":
+        params["VersionId"] = source.version_id
+    url: str = s3.generate_presigned_url("get_object", Params=params, ExpiresIn=expires_seconds)
+    return url
+
+
+def source_as_data_uri(s3: Any, inspected: InspectedObject) -> str:
+    """The whole object inline, for a model that cannot reach the bucket. Size was checked."""
+    body = _get_range(s3, inspected.source, f"bytes=0-{(inspected.source.size or 1) - 1}")
+    return f"data:{inspected.image_type};base64,{base64.b64encode(body).decode('ascii')}"
+
+
+def output_folder(source: SourceObject, *, input_prefix: str, output_prefix: str, job: str) -> str:
+    """`outputs/<input key without prefix and extension>/<job>/`: traceable to the input."""
+    relative = source.key.removeprefix(input_prefix)
+    stem, dot, extension = relative.rpartition(".")
+    name = stem if dot and "/" not in extension else relative
+    return f"{output_prefix}{name}/{job}/"
+
+
+@dataclass(frozen=True)
+class OutputPolicy:
+    """Where outputs may come from and how large they may be."""
+
+    allowed_hosts: tuple[str, ...]
+    allow_http: bool
+    max_bytes: int
+
+    def check_url(self, url: str) -> None:
+        """Refuse schemes and hosts an output must not come from (SSRF guard)."""
+        parts = urlsplit(url)
+        host = (parts.hostname or "").lower()
+        if parts.scheme not in ("https", "http") or (
+            parts.scheme == "http" and not self.allow_http
+        ):
+            raise OutputCopyError(
+                f"output URL scheme {parts.scheme!r} is not allowed", reason="output_url_refused"
+            )
+        if not any(
+            host == allowed or host.endswith("." + allowed) for allowed in self.allowed_hosts
+        ):
+            raise OutputCopyError(
+                f"output host {host!r} is not on the allowlist", reason="output_url_refused"
+            )
+        if _is_internal_address(host) and host not in self.allowed_hosts:
+            raise OutputCopyError(
+                f"output host {host!r} is an internal address", reason="output_url_refused"
+            )
+
+
+def copy_output(
+    s3: Any,
+    http: httpx.Client,
+    url: str,
+    *,
+    bucket: str,
+    key_stem: str,
+    expected_type: str,
+    policy: OutputPolicy,
+    lineage: dict[str, str],
+) -> StoredOutput:
+    """Stream one output image (https URL or data: URI) into S3 and describe what landed."""
+    if url.startswith("data:"):
+        content_type, payload = decode_data_uri(url)
+        return _store(
+            s3,
+            iter([payload]),
+            bucket=bucket,
+            key_stem=key_stem,
+            content_type=content_type or expected_type,
+            policy=policy,
+            lineage=lineage,
+            declared_size=len(payload),
+        )
+    policy.check_url(url)
+    try:
+        with http.stream("GET", url) as response:
+            if response.status_code >= 500 or response.status_code in (408, 429):
+                raise OutputFetchTransientError(f"output download answered {response.status_code}")
+            if response.status_code >= 400:
+                raise OutputCopyError(
+                    f"output download answered {response.status_code} (expired or forbidden URL?)",
+                    reason="output_unavailable",
+                )
+            declared = response.headers.get("content-length")
+            content_type = response.headers.get("content-type", "").split(";")[0].strip()
+            if content_type and not content_type.startswith("image/"):
+                raise OutputCopyError(
+                    f"output is {content_type!r}, not an image", reason="output_not_an_image"
+                )
+            if declared is not None and int(declared) > policy.max_bytes:
+                raise OutputCopyError(
+                    f"output is {declared} bytes; the limit is {policy.max_bytes}",
+                    reason="output_too_large",
+                )
+            return _store(
+                s3,
+                response.iter_bytes(STREAM_CHUNK_BYTES // 8),
+                bucket=bucket,
+                key_stem=key_stem,
+                content_type=content_type or expected_type,
+                policy=policy,
+                lineage=lineage,
+                declared_size=int(declared) if declared is not None else None,
+            )
+    except (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError) as exc:
+        raise OutputFetchTransientError(f"output download failed: {type(exc).__name__}") from exc
+
+
+def write_manifest(s3: Any, manifest: Manifest, *, bucket: str, key: str) -> str:
+    """Written last, after every output: a manifest means the job's outputs are complete."""
+    _put(
+        s3,
+        bucket,
+        key,
+        manifest.model_dump_json(indent=2).encode(),
+        content_type="application/json",
+    )
+    return f"s3://{bucket}/{key}"
+
+
+def read_manifest(s3: Any, *, bucket: str, key: str) -> Manifest | None:
+    try:
+        body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+    except ClientError as exc:
+        if _is_missing(exc):
+            return None
+        raise _translate(exc, f"s3://{bucket}/{key}") from exc
+    return Manifest.model_validate_json(body)
+
+
+def lineage_metadata(values: dict[str, str]) -> dict[str, str]:
+    """S3 metadata is ASCII and small: percent-encode, cut long values (the manifest has all)."""
+    encoded = {}
+    for name, value in values.items():
+        text = quote(value, safe="/:=@,. ")
+        encoded[name] = text[:MAX_LINEAGE_VALUE_BYTES]
+    return encoded
+
+
+def decode_data_uri(uri: str) -> tuple[str, bytes]:
+    header, _, data = uri.partition(",")
+    media_type = header.removeprefix("data:").split(";")[0]
+    try:
+        payload = (
+            base64.b64decode(data, validate=True)
+            if header.endswith(";base64")
+            else (unquote_to_bytes(data))
+        )
+    except (binascii.Error, ValueError) as exc:
+        raise OutputCopyError(
+            "output data: URI is not valid base64", reason="output_corrupt"
+        ) from exc
+    return media_type, payload
+
+
+class _CheckedStream(io.RawIOBase):
+    """A readable file over the download that hashes, counts, sniffs and enforces the limit."""
+
+    def __init__(self, chunks: Iterator[bytes], max_bytes: int) -> None:
+        self._chunks = chunks
+        self._buffer = b""
+        self._max_bytes = max_bytes
+        self.size = 0
+        self.sha256 = hashlib.sha256()
+        self.head = b""
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, target: Any) -> int:
+        while not self._buffer:
+            chunk = next(self._chunks, None)
+            if chunk is None:
+                return 0
+            self._accept(chunk)
+            self._buffer = chunk
+        count = min(len(target), len(self._buffer))
+        target[:count] = self._buffer[:count]
+        self._buffer = self._buffer[count:]
+        return count
+
+    def _accept(self, chunk: bytes) -> None:
+        self.size += len(chunk)
+        if self.size > self._max_bytes:
+            raise OutputCopyError(
+                f"output exceeds the limit of {self._max_bytes} bytes", reason="output_too_large"
+            )
+        if len(self.head) < SNIFF_BYTES:
+            self.head += chunk[: SNIFF_BYTES - len(self.head)]
+        self.sha256.update(chunk)
+
+
+def _store(
+    s3: Any,
+    chunks: Iterator[bytes],
+    *,
+    bucket: str,
+    key_stem: str,
+    content_type: str,
+    policy: OutputPolicy,
+    lineage: dict[str, str],
+    declared_size: int | None,
+) -> StoredOutput:
+    stream = _CheckedStream(chunks, policy.max_bytes)
+    extension = EXTENSIONS.get(content_type, "bin")
+    key = f"{key_stem}.{extension}"
+    # Reading the first chunk before the upload starts keeps a non-image out of S3 entirely.
+    first = io.BufferedReader(stream, buffer_size=STREAM_CHUNK_BYTES // 8)
+    first.peek(SNIFF_BYTES)
+    sniffed = sniff_image_type(stream.head)
+    if sniffed is None:
+        raise OutputCopyError("output bytes are not an image", reason="output_not_an_image")
+    if sniffed != content_type:
+        content_type, key = sniffed, f"{key_stem}.{EXTENSIONS.get(sniffed, 'bin')}"
+    try:
+        s3.upload_fileobj(
+            first,
+            bucket,
+            key,
+            ExtraArgs={"ContentType": content_type, "Metadata": lineage_metadata(lineage)},
+            Config=TRANSFER_CONFIG,
+        )
+    except ClientError as exc:
+        raise _translate(exc, f"s3://{bucket}/{key}") from exc
+    if declared_size is not None and stream.size != declared_size:
+        raise OutputFetchTransientError(
+            f"output was truncated: {stream.size} of {declared_size} bytes arrived"
+        )
+    return StoredOutput(
+        s3_uri=f"s3://{bucket}/{key}",
+        bucket=bucket,
+        key=key,
+        size=stream.size,
+        content_type=content_type,
+        sha256=stream.sha256.hexdigest(),
+    )
+
+
+def _put(s3: Any, bucket: str, key: str, body: bytes, *, content_type: str) -> None:
+    try:
+        s3.put_object(Bucket=bucket, Key=key, Body=body, ContentType=content_type)
+    except ClientError as exc:
+        raise _translate(exc, f"s3://{bucket}/{key}") from exc
+
+
+def _head(s3: Any, source: SourceObject) -> dict[str, Any]:
+    params = _object_params(source)
+    try:
+        head: dict[str, Any] = s3.head_object(**params)
+    except ClientError as exc:
+        raise _translate(exc, source.s3_uri) from exc
+    return head
+
+
+def _get_range(s3: Any, source: SourceObject, byte_range: str) -> bytes:
+    try:
+        body: bytes = s3.get_object(**_object_params(source), Range=byte_range)["Body"].read()
+    except ClientError as exc:
+        raise _translate(exc, source.s3_uri) from exc
+    return body
+
+
+def _object_params(source: SourceObject) -> dict[str, str]:
+    params = {"Bucket": source.bucket, "Key": source.key}
+    if source.version_id and source.version_id != "null":
+        params["VersionId"] = source.version_id
+    return params
+
+
+def _is_missing(exc: ClientError) -> bool:
+    code = exc.response.get("Error", {}).get("Code", "")
+    return code in ("404", "NoSuchKey", "NotFound", "NoSuchVersion")
+
+
+def _translate(exc: ClientError, where: str) -> Exception:
+    code = exc.response.get("Error", {}).get("Code", "")
+    if _is_missing(exc):
+        return InvalidInputError(
+            f"{where} no longer exists (deleted before processing?)", reason="object_not_found"
+        )
+    if code in ("403", "AccessDenied"):
+        return ConfigurationError(
+            f"access denied to {where}: check the function's policy", reason="access_denied"
+        )
+    return StorageUnavailableError(f"S3 call on {where} failed: {code}")
+
+
+def _is_internal_address(host: str) -> bool:
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return host in ("localhost",) or host.endswith(".internal")
+    return address.is_private or address.is_loopback or address.is_link_local

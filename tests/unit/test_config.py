@@ -1,0 +1,50 @@
+"""Settings: defaults, parsing from the environment, and the recursion guard at start-up."""
+
+from __future__ import annotations
+
+import pytest
+
+from kontext_pipeline.config import load_settings
+from kontext_pipeline.errors import ConfigurationError
+
+
+def test_defaults_are_fals_own_values(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("FAL_BASE_URL", "FAL_MODEL_PATH", "FAL_KEY", "OUTPUT_URL_HOSTS"):
+        monkeypatch.delenv(name, raising=False)
+    settings = load_settings()
+    assert settings.fal_base_url == "https://queue.fal.run"
+    assert settings.fal_model_path == "fal-ai/flux-pro/kontext/max"
+    assert settings.fal_key is None
+
+
+def test_environment_is_parsed(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Given the variables template.yaml sets
+    monkeypatch.setenv("INPUT_PREFIX", "uploads")
+    monkeypatch.setenv("OUTPUT_URL_HOSTS", "fal.media, cdn.example.com")
+    monkeypatch.setenv("DEFAULT_OPTIONS", '{"output_format": "png"}')
+    monkeypatch.setenv("FAL_KEY", "")
+    # When loaded
+    settings = load_settings()
+    # Then they are normalised
+    assert settings.input_prefix == "uploads/"
+    assert settings.output_url_hosts == ("fal.media", "cdn.example.com")
+    assert settings.default_options == {"output_format": "png"}
+    assert settings.fal_key is None
+
+
+@pytest.mark.parametrize(
+    ("inputs", "outputs"),
+    [("inputs/", "inputs/"), ("inputs/", "inputs/out/"), ("data/", "data/inputs/")],
+)
+def test_overlapping_prefixes_are_refused_at_cold_start(inputs: str, outputs: str) -> None:
+    # Given outputs that would land where the trigger listens
+    # When the settings load / Then start-up fails, naming the loop
+    with pytest.raises(ConfigurationError, match="re-trigger"):
+        load_settings(input_prefix=inputs, output_prefix=outputs)
+
+
+def test_api_key_is_never_shown(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FAL_KEY", "sk-very-secret")
+    settings = load_settings()
+    assert "sk-very-secret" not in repr(settings)
+    assert "sk-very-secret" not in str(settings.model_dump())

@@ -1,0 +1,101 @@
+"""The trigger: one execution per object version, and nothing for what must not run."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from kontext_pipeline.config import PipelineSettings
+from kontext_pipeline.jobs import execution_name_for, source_from_s3_record, start_edit_jobs
+from tests.conftest import load_event
+
+SETTINGS = PipelineSettings(input_prefix="inputs/", output_prefix="outputs/")
+
+
+@pytest.fixture
+def state_machine(aws: Any) -> tuple[Any, str]:
+    sfn = aws.client("stepfunctions")
+    definition = {"StartAt": "Done", "States": {"Done": {"Type": "Succeed"}}}
+    arn = sfn.create_state_machine(
+        name="edit",
+        definition=json.dumps(definition),
+        roleArn="arn:aws:iam::123456789012:role/sfn",
+    )["stateMachineArn"]
+    return sfn, arn
+
+
+def run(event_name: str, sfn: Any, arn: str) -> list[str]:
+    outcomes = start_edit_jobs(
+        load_event(event_name)["Records"],
+        stepfunctions=sfn,
+        state_machine_arn=arn,
+        settings=SETTINGS,
+    )
+    return [outcome.outcome for outcome in outcomes]
+
+
+def test_an_upload_starts_one_execution(state_machine: tuple[Any, str]) -> None:
+    # Given the state machine and a plain S3 put event
+    sfn, arn = state_machine
+    # When the trigger handles it
+    assert run("s3_put", sfn, arn) == ["started"]
+    # Then one execution runs with the object in its input
+    executions = sfn.list_executions(stateMachineArn=arn)["executions"]
+    assert len(executions) == 1
+    started = json.loads(
+        sfn.describe_execution(executionArn=executions[0]["executionArn"])["input"]
+    )
+    assert started["source"]["key"] == "inputs/kitchen-table.jpg"
+    assert started["source"]["version_id"] == "3HL4kqtJlcpXroDTDmJ.rmSpXd3dIbrHY"
+
+
+def test_a_duplicate_delivery_starts_nothing_more(state_machine: tuple[Any, str]) -> None:
+    # Given an event delivered twice in one batch, then once more later
+    sfn, arn = state_machine
+    # When the trigger handles both
+    first = run("s3_put_duplicate", sfn, arn)
+    again = run("s3_put", sfn, arn)
+    # Then exactly one execution exists
+    assert first == ["started", "duplicate"]
+    assert again == ["duplicate"]
+    assert len(sfn.list_executions(stateMachineArn=arn)["executions"]) == 1
+
+
+def test_an_overwrite_is_a_new_job(state_machine: tuple[Any, str]) -> None:
+    sfn, arn = state_machine
+    assert run("s3_put", sfn, arn) == ["started"]
+    assert run("s3_put_overwrite", sfn, arn) == ["started"]
+    assert len(sfn.list_executions(stateMachineArn=arn)["executions"]) == 2
+
+
+@pytest.mark.parametrize(
+    "event_name", ["s3_put_other_prefix", "s3_put_output_prefix", "s3_put_sidecar", "s3_delete"]
+)
+def test_what_is_not_an_upload_to_edit_starts_nothing(
+    state_machine: tuple[Any, str], event_name: str
+) -> None:
+    # Given events for other prefixes, the pipeline's own outputs, a sidecar, a delete
+    sfn, arn = state_machine
+    # When handled / Then no execution starts (the output case is the recursion guard)
+    outcomes = run(event_name, sfn, arn)
+    assert set(outcomes) <= {"skipped"}
+    assert sfn.list_executions(stateMachineArn=arn)["executions"] == []
+
+
+def test_event_keys_are_url_decoded() -> None:
+    # Given a key with spaces (+), an apostrophe and non-ASCII characters, URL-encoded
+    record = load_event("s3_put_unicode_key")["Records"][0]
+    # When read / Then the key is the object's real key
+    assert source_from_s3_record(record).key == "inputs/holiday photos/café à l'aube ☕.png"
+
+
+def test_execution_names_are_valid_and_stable() -> None:
+    # Given the unicode-key object
+    source = source_from_s3_record(load_event("s3_put_unicode_key")["Records"][0])
+    # When named twice / Then the name is deterministic and only uses allowed characters
+    name = execution_name_for(source)
+    assert name == execution_name_for(source)
+    assert len(name) <= 80
+    assert all(ch.isascii() and (ch.isalnum() or ch in "-_") for ch in name)
