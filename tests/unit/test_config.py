@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from kontext_pipeline.config import load_settings
 from kontext_pipeline.errors import ConfigurationError
 

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import pytest
-
 from kontext_pipeline.errors import InvalidInputError
-from kontext_pipeline.local.pipeline import encode_metadata_value
-from kontext_pipeline.metadata import build_edit_spec, decode_metadata_value, parse_sidecar
+from kontext_pipeline.metadata import (
+    build_edit_spec,
+    decode_metadata_value,
+    encode_metadata_value,
+    parse_sidecar,
+)
 
 
 def test_prompt_and_options_are_read_with_dashes_or_underscores() -> None:

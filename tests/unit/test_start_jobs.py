@@ -6,9 +6,9 @@ import json
 from typing import Any
 
 import pytest
-
 from kontext_pipeline.config import PipelineSettings
 from kontext_pipeline.jobs import execution_name_for, source_from_s3_record, start_edit_jobs
+
 from tests.conftest import load_event
 
 SETTINGS = PipelineSettings(input_prefix="inputs/", output_prefix="outputs/")

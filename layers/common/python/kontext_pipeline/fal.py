@@ -115,8 +115,14 @@ class FalQueueClient:
         )
 
     def status(self, status_url: str) -> QueueStatus:
-        response = self._send("GET", self.on_configured_host(status_url), params={"logs": "1"})
-        return self._parse(response, QueueStatus, what="status")
+        url = self.on_configured_host(status_url)
+        response = self._send("GET", url, params={"logs": "1"})
+        try:
+            return self._parse(response, QueueStatus, what="status")
+        except ModelQueueUnavailableError:
+            # A cut or garbled answer is usually the connection, not the queue: ask once more.
+            self._sleep(self._retry.delay(0))
+        return self._parse(self._send("GET", url, params={"logs": "1"}), QueueStatus, what="status")
 
     def result(self, response_url: str) -> ModelResult:
         response = self._send("GET", self.on_configured_host(response_url), accept_errors=True)

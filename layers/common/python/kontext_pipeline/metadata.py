@@ -11,7 +11,7 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from email.errors import HeaderParseError
-from email.header import decode_header, make_header
+from email.header import Header, decode_header, make_header
 from typing import Any
 
 from pydantic import ValidationError
@@ -46,6 +46,13 @@ def decode_metadata_value(value: str) -> str:
             f"metadata value {value[:40]!r} is not valid RFC 2047 text: {exc}",
             reason="invalid_metadata",
         ) from exc
+
+
+def encode_metadata_value(value: str) -> str:
+    """For uploads: non-ASCII text goes RFC 2047-encoded, the form S3 returns it in."""
+    if value.isascii():
+        return value
+    return Header(value, "utf-8").encode(maxlinelen=10_000).replace("\n", "")
 
 
 def normalise_metadata(metadata: Mapping[str, str]) -> dict[str, str]:

@@ -21,12 +21,12 @@ import uuid
 from collections.abc import Callable, Mapping
 from contextlib import ExitStack
 from dataclasses import dataclass
-from email.header import Header
 from pathlib import Path
 from typing import Any
 
 from kontext_pipeline.local.lambdas import InProcessLambdas
 from kontext_pipeline.local.stack import REGION, LocalStack, deploy_stack
+from kontext_pipeline.metadata import encode_metadata_value
 from kontext_pipeline.models import Notification, SourceObject
 
 PROJECT_ROOT = Path(__file__).resolve().parents[5]
@@ -333,13 +333,6 @@ class LocalPipeline:
             target.write_bytes(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
             written.append(target)
         return written
-
-
-def encode_metadata_value(value: str) -> str:
-    """S3 metadata travels in HTTP headers: non-ASCII text goes RFC 2047-encoded, as S3 returns it."""
-    if value.isascii():
-        return value
-    return Header(value, "utf-8").encode(maxlinelen=10_000).replace("\n", "")
 
 
 def _fetch_through_moto(url: str) -> bytes:

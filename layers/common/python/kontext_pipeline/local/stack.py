@@ -424,7 +424,8 @@ class _Deployer:
             iam.put_role_policy(
                 RoleName=name,
                 PolicyName=policy["PolicyName"],
-                PolicyDocument=json.dumps(policy["PolicyDocument"]),
+                # IAM's API wants the version that CloudFormation fills in by itself.
+                PolicyDocument=json.dumps({"Version": "2012-10-17", **policy["PolicyDocument"]}),
             )
         self._set(logical_id, name, Arn=arn)
 

@@ -1,0 +1,252 @@
+"""The queue client: protocol against the emulator over loopback; host, retry and
+no-double-submit rules against a scripted transport that records every request."""
+
+from __future__ import annotations
+
+import base64
+import time
+from collections.abc import Callable, Iterator
+
+import httpx
+import pytest
+from kontext_pipeline.emulator import EmulatorTiming, FalQueueEmulator
+from kontext_pipeline.errors import (
+    ModelQueueUnavailableError,
+    ModelRequestFailedError,
+    ModelRequestRejectedError,
+    ModelSubmitUncertainError,
+)
+from kontext_pipeline.fal import FalQueueClient, RetryPolicy
+
+from tests.conftest import load_event, make_image
+
+KEY = "test-key-123"
+TIMEOUT = httpx.Timeout(5.0, connect=2.0)
+
+
+def data_uri(image: bytes) -> str:
+    return "data:image/png;base64," + base64.b64encode(image).decode()
+
+
+@pytest.fixture
+def emulator() -> Iterator[FalQueueEmulator]:
+    with FalQueueEmulator(
+        timing=EmulatorTiming(queue_seconds=0.05, run_seconds=0.1), api_key=KEY
+    ) as running:
+        yield running
+
+
+@pytest.fixture
+def client(emulator: FalQueueEmulator) -> Iterator[FalQueueClient]:
+    with httpx.Client(timeout=TIMEOUT) as http:
+        yield FalQueueClient(
+            http,
+            base_url=emulator.base_url,
+            model_path="fal-ai/flux-pro/kontext/max",
+            api_key=KEY,
+            retry=RetryPolicy(max_attempts=3, base_delay=0.01),
+        )
+
+
+def wait_completed(client: FalQueueClient, status_url: str) -> None:
+    deadline = time.monotonic() + 5
+    while client.status(status_url).status != "COMPLETED":
+        assert time.monotonic() < deadline, "request never completed"
+        time.sleep(0.02)
+
+
+def test_submit_poll_and_collect(client: FalQueueClient, emulator: FalQueueEmulator) -> None:
+    # Given a valid request
+    body = {
+        "prompt": "make it blue",
+        "image_url": data_uri(make_image()),
+        "num_images": 2,
+        "output_format": "png",
+    }
+    # When it is submitted and polled to completion
+    submission = client.submit(body)
+    wait_completed(client, submission.status_url)
+    result = client.result(submission.response_url)
+    # Then the URLs name the owner/app only, and the result holds two images
+    assert "/fal-ai/flux-pro/requests/" in submission.status_url
+    assert "/kontext/max/requests/" not in submission.status_url
+    assert len(result.images) == 2
+    assert emulator.submit_count == 1
+
+
+def test_model_failure_is_a_failed_result(client: FalQueueClient) -> None:
+    # Given a request the model will reject (a 5:4 aspect ratio it does not know)
+    submission = client.submit(
+        {"prompt": "x", "image_url": data_uri(make_image()), "aspect_ratio": "5:4"}
+    )
+    # When it completes / Then the status carries the error and the result explains it
+    wait_completed(client, submission.status_url)
+    assert client.status(submission.status_url).error
+    with pytest.raises(ModelRequestFailedError) as caught:
+        client.result(submission.response_url)
+    assert caught.value.reason == "model_validation_error"
+    assert "aspect_ratio" in caught.value.message
+
+
+def test_cancel_outcomes(client: FalQueueClient) -> None:
+    submission = client.submit(
+        {"prompt": "x [fault:stuck-in-queue]", "image_url": data_uri(make_image())}
+    )
+    assert client.cancel(submission.cancel_url).status == "CANCELLATION_REQUESTED"
+    assert client.cancel(submission.cancel_url).status == "ALREADY_COMPLETED"
+    unknown = submission.cancel_url.replace(submission.request_id, "0" * 36)
+    assert client.cancel(unknown).status == "NOT_FOUND"
+
+
+def test_wrong_key_is_rejected_without_retry(emulator: FalQueueEmulator) -> None:
+    with httpx.Client(timeout=TIMEOUT) as http:
+        client = FalQueueClient(
+            http,
+            base_url=emulator.base_url,
+            model_path="fal-ai/flux-pro/kontext/max",
+            api_key="wrong",
+        )
+        with pytest.raises(ModelRequestRejectedError) as caught:
+            client.submit({"prompt": "x", "image_url": data_uri(make_image())})
+    assert caught.value.reason == "model_auth_failed"
+    assert emulator.submit_count == 0
+
+
+# --- scripted transport ------------------------------------------------------------------
+
+
+def scripted(
+    responses: list[httpx.Response | Exception], seen: list[httpx.Request]
+) -> Callable[[httpx.Request], httpx.Response]:
+    def handle(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        answer = responses.pop(0)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    return handle
+
+
+def scripted_client(
+    responses: list[httpx.Response | Exception], seen: list[httpx.Request]
+) -> FalQueueClient:
+    http = httpx.Client(transport=httpx.MockTransport(scripted(responses, seen)))
+    return FalQueueClient(
+        http,
+        base_url="https://queue.example.com/proxy",
+        model_path="fal-ai/flux-pro/kontext/max",
+        api_key=KEY,
+        auth_header="X-Api-Key",
+        auth_scheme="",
+        retry=RetryPolicy(max_attempts=4, base_delay=0.0),
+        sleep=lambda _: None,
+    )
+
+
+def test_urls_on_other_hosts_are_rebuilt_on_the_configured_one() -> None:
+    # Given a queue answer whose URLs point at another host (the seed's queue.fal.run)
+    seen: list[httpx.Request] = []
+    client = scripted_client(
+        [
+            httpx.Response(200, json=load_event("fal_submit_response")),
+            httpx.Response(202, json=load_event("fal_status_in_queue")),
+        ],
+        seen,
+    )
+    # When submitted and polled
+    submission = client.submit({"prompt": "x", "image_url": "https://example.com/a.png"})
+    client.status(submission.status_url)
+    # Then every request, with its key, went to the configured host only
+    assert {request.url.host for request in seen} == {"queue.example.com"}
+    assert (
+        seen[1].url.path
+        == "/proxy/fal-ai/flux-pro/requests/e36fc67f-afa7-416a-a288-50d90a630d7a/status"
+    )
+    assert all(request.headers["X-Api-Key"] == KEY for request in seen)
+
+
+def test_rate_limits_and_gateway_errors_are_retried_then_succeed() -> None:
+    seen: list[httpx.Request] = []
+    client = scripted_client(
+        [
+            httpx.Response(429),
+            httpx.Response(503),
+            httpx.Response(504),
+            httpx.Response(202, json=load_event("fal_status_in_progress")),
+        ],
+        seen,
+    )
+    assert client.status("https://queue.example.com/proxy/x/status").status == "IN_PROGRESS"
+    assert len(seen) == 4
+
+
+def test_retries_are_bounded() -> None:
+    seen: list[httpx.Request] = []
+    client = scripted_client([httpx.Response(503)] * 4, seen)
+    with pytest.raises(ModelQueueUnavailableError, match="failed 4 times"):
+        client.status("https://queue.example.com/proxy/x/status")
+    assert len(seen) == 4
+
+
+def test_validation_errors_are_never_retried() -> None:
+    seen: list[httpx.Request] = []
+    client = scripted_client([httpx.Response(422, json=load_event("fal_result_422"))], seen)
+    with pytest.raises(ModelRequestRejectedError, match="num_images"):
+        client.submit({"prompt": "x", "image_url": "https://example.com/a.png"})
+    assert len(seen) == 1
+
+
+def test_a_submit_whose_answer_is_lost_is_not_sent_again() -> None:
+    # Given a submit that times out after being sent
+    seen: list[httpx.Request] = []
+    client = scripted_client([httpx.ReadTimeout("read timed out")], seen)
+    # When submitted / Then the client refuses to resubmit (it may have been accepted)
+    with pytest.raises(ModelSubmitUncertainError):
+        client.submit({"prompt": "x", "image_url": "https://example.com/a.png"})
+    assert len(seen) == 1
+
+
+def test_a_submit_that_never_connected_is_retried() -> None:
+    seen: list[httpx.Request] = []
+    client = scripted_client(
+        [
+            httpx.ConnectError("refused"),
+            httpx.Response(200, json=load_event("fal_submit_response")),
+        ],
+        seen,
+    )
+    assert client.submit({"prompt": "x", "image_url": "https://example.com/a.png"}).request_id
+    assert len(seen) == 2
+
+
+def test_a_garbled_submit_answer_is_uncertain_not_retried() -> None:
+    seen: list[httpx.Request] = []
+    client = scripted_client([httpx.Response(200, content=b'{"request_id": "e36f')], seen)
+    with pytest.raises(ModelSubmitUncertainError):
+        client.submit({"prompt": "x", "image_url": "https://example.com/a.png"})
+    assert len(seen) == 1
+
+
+def test_a_malformed_status_answer_is_read_again() -> None:
+    # Given a status answer cut off once, then a good one
+    seen: list[httpx.Request] = []
+    client = scripted_client(
+        [
+            httpx.Response(200, content=b'{"status": "COMPL'),
+            httpx.Response(200, json=load_event("fal_status_completed")),
+        ],
+        seen,
+    )
+    # When polled / Then the second read is used, with logs asked for
+    assert client.status("https://queue.example.com/proxy/x/status").status == "COMPLETED"
+    assert len(seen) == 2
+    assert seen[0].url.params["logs"] == "1"
+
+
+def test_status_that_stays_malformed_is_transient_error() -> None:
+    seen: list[httpx.Request] = []
+    client = scripted_client([httpx.Response(200, content=b"<html>oops")] * 2, seen)
+    with pytest.raises(ModelQueueUnavailableError) as caught:
+        client.status("https://queue.example.com/proxy/x/status")
+    assert caught.value.reason == "malformed_queue_response"

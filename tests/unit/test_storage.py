@@ -1,0 +1,192 @@
+"""Input inspection and output copying, on moto S3, with outputs served over loopback."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import http.server
+import threading
+from collections.abc import Iterator
+from typing import Any, ClassVar
+
+import httpx
+import pytest
+from kontext_pipeline.errors import InvalidInputError, OutputCopyError, OutputFetchTransientError
+from kontext_pipeline.models import SourceObject
+from kontext_pipeline.storage import (
+    OutputPolicy,
+    copy_output,
+    inspect_source,
+    output_folder,
+    sniff_image_type,
+)
+
+from tests.conftest import make_image
+
+BUCKET = "kontext-images-test"
+POLICY = OutputPolicy(allowed_hosts=("127.0.0.1",), allow_http=True, max_bytes=5_000_000)
+
+
+class _Files(http.server.BaseHTTPRequestHandler):
+    """Serves a few canned answers the way a CDN would, including broken ones."""
+
+    routes: ClassVar[dict[str, tuple[int, str, bytes, int | None]]] = {}
+
+    def do_GET(self) -> None:
+        status, content_type, body, declared = self.routes[self.path]
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(declared if declared is not None else len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: Any) -> None:
+        return
+
+
+@pytest.fixture
+def cdn() -> Iterator[str]:
+    png = make_image("PNG", (80, 60))
+    _Files.routes = {
+        "/ok.png": (200, "image/png", png, None),
+        "/expired.png": (403, "text/plain", b"AccessDenied", None),
+        "/page.png": (200, "text/html", b"<html>login</html>", None),
+        "/lying.png": (200, "image/png", b"<html>not really</html>", None),
+        "/truncated.png": (200, "image/png", png[:100], len(png)),
+        "/busy.png": (503, "text/plain", b"busy", None),
+    }
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Files)
+    thread = threading.Thread(
+        target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+    )
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.fixture
+def s3(aws: Any) -> Any:
+    client = aws.client("s3")
+    client.create_bucket(Bucket=BUCKET)
+    return client
+
+
+def copy(s3: Any, url: str, policy: OutputPolicy = POLICY) -> Any:
+    with httpx.Client(timeout=httpx.Timeout(5.0, connect=2.0)) as http:
+        return copy_output(
+            s3,
+            http,
+            url,
+            bucket=BUCKET,
+            key_stem="outputs/a/req/0",
+            expected_type="image/png",
+            policy=policy,
+            lineage={"source-key": "inputs/café.png", "prompt": "x" * 3000},
+        )
+
+
+def test_an_output_is_streamed_in_with_type_checksum_and_lineage(s3: Any, cdn: str) -> None:
+    stored = copy(s3, f"{cdn}/ok.png")
+    head = s3.head_object(Bucket=BUCKET, Key=stored.key)
+    body = s3.get_object(Bucket=BUCKET, Key=stored.key)["Body"].read()
+    assert stored.key == "outputs/a/req/0.png"
+    assert head["ContentType"] == "image/png"
+    assert stored.sha256 == hashlib.sha256(body).hexdigest()
+    assert head["Metadata"]["source-key"] == "inputs/caf%C3%A9.png"
+    assert len(head["Metadata"]["prompt"]) <= 512
+
+
+def test_a_data_uri_output_is_stored(s3: Any) -> None:
+    jpeg = make_image("JPEG")
+    stored = copy(s3, "data:image/jpeg;base64," + base64.b64encode(jpeg).decode())
+    assert (stored.key, stored.size) == ("outputs/a/req/0.jpg", len(jpeg))
+
+
+@pytest.mark.parametrize(
+    ("path", "error", "reason"),
+    [
+        ("/expired.png", OutputCopyError, "output_unavailable"),
+        ("/page.png", OutputCopyError, "output_not_an_image"),
+        ("/lying.png", OutputCopyError, "output_not_an_image"),
+        ("/truncated.png", OutputFetchTransientError, "output_fetch_transient"),
+        ("/busy.png", OutputFetchTransientError, "output_fetch_transient"),
+    ],
+)
+def test_broken_outputs_are_refused_and_nothing_half_written(
+    s3: Any, cdn: str, path: str, error: type[Exception], reason: str
+) -> None:
+    with pytest.raises(error) as caught:
+        copy(s3, cdn + path)
+    assert getattr(caught.value, "reason", None) == reason
+    if reason != "output_fetch_transient":
+        assert "Contents" not in s3.list_objects_v2(Bucket=BUCKET)
+
+
+def test_an_output_over_the_limit_is_refused(s3: Any, cdn: str) -> None:
+    with pytest.raises(OutputCopyError) as caught:
+        copy(s3, f"{cdn}/ok.png", OutputPolicy(("127.0.0.1",), True, max_bytes=50))
+    assert caught.value.reason == "output_too_large"
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://169.254.169.254/latest/meta-data/",
+        "https://evil.example.com/x.png",
+        "file:///etc/passwd",
+        "https://fal.media.evil.com/x.png",
+    ],
+)
+def test_outputs_only_come_from_allowed_hosts(s3: Any, url: str) -> None:
+    policy = OutputPolicy(allowed_hosts=("fal.media",), allow_http=False, max_bytes=10)
+    with pytest.raises(OutputCopyError) as caught:
+        copy(s3, url, policy)
+    assert caught.value.reason == "output_url_refused"
+
+
+def test_inspection_rejects_what_the_model_cannot_use(s3: Any) -> None:
+    s3.put_object(Bucket=BUCKET, Key="inputs/empty.png", Body=b"")
+    s3.put_object(Bucket=BUCKET, Key="inputs/text.png", Body=b"hello world, not an image")
+    s3.put_object(Bucket=BUCKET, Key="inputs/big.png", Body=make_image())
+    cases = {
+        "inputs/empty.png": "empty_object",
+        "inputs/text.png": "not_an_image",
+        "inputs/big.png": "object_too_large",
+        "inputs/gone.png": "object_not_found",
+    }
+    for key, reason in cases.items():
+        with pytest.raises(InvalidInputError) as caught:
+            inspect_source(s3, SourceObject(bucket=BUCKET, key=key), max_bytes=100)
+        assert caught.value.reason == reason, key
+
+
+def test_inspection_reads_metadata_and_pins_the_version(s3: Any) -> None:
+    s3.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
+    put = s3.put_object(
+        Bucket=BUCKET, Key="inputs/a.png", Body=make_image(), Metadata={"prompt": "hello"}
+    )
+    inspected = inspect_source(
+        s3, SourceObject(bucket=BUCKET, key="inputs/a.png"), max_bytes=10_000_000
+    )
+    assert inspected.metadata == {"prompt": "hello"}
+    assert inspected.image_type == "image/png"
+    assert inspected.source.version_id == put["VersionId"]
+
+
+def test_image_types_are_sniffed_from_bytes() -> None:
+    assert sniff_image_type(make_image("PNG")) == "image/png"
+    assert sniff_image_type(make_image("JPEG")) == "image/jpeg"
+    assert sniff_image_type(make_image("WEBP")) == "image/webp"
+    assert sniff_image_type(b"GIF89a....") == "image/gif"
+    assert sniff_image_type(b"%PDF-1.7") is None
+
+
+def test_output_folder_is_traceable_to_the_input() -> None:
+    source = SourceObject(bucket=BUCKET, key="inputs/trips/rome.v2.jpg")
+    assert (
+        output_folder(source, input_prefix="inputs/", output_prefix="outputs/", job="req-1")
+        == "outputs/trips/rome.v2/req-1/"
+    )
