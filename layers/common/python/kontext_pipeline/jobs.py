@@ -103,9 +103,16 @@ def execution_name_for(source: SourceObject) -> str:
 
     The version id identifies a write in a versioned bucket; the sequencer does in any
     bucket (duplicate deliveries of one event carry the same sequencer, an overwrite a new one).
+    The ETag only matters where an event carries neither (moto's S3 events, for one).
     """
     identity = "\n".join(
-        (source.bucket, source.key, source.version_id or "", source.sequencer or "")
+        (
+            source.bucket,
+            source.key,
+            source.version_id or "",
+            source.sequencer or "",
+            source.etag or "",
+        )
     )
     digest = hashlib.sha256(identity.encode()).hexdigest()[:32]
     stem = source.key.rsplit("/", 1)[-1].rsplit(".", 1)[0]

@@ -6,8 +6,10 @@ ordinary boto3 APIs, in dependency order, resolving the intrinsic functions the 
 uses. So the local run exercises the very resources, names, environment and state machine
 definition that AWS gets, and nothing is described twice.
 
-Resource types with no meaning in a single-process emulation (alarms, dashboards, log
-groups) are listed in `LocalStack.not_emulated` rather than silently dropped.
+Resource types with no meaning in a single-process emulation are listed in
+`LocalStack.not_emulated` rather than silently dropped. Bucket policies are among them:
+the template's only statement denies non-TLS access, and in-process calls carry no
+transport for moto to judge.
 """
 
 from __future__ import annotations
@@ -310,7 +312,6 @@ class _Deployer:
         self._environment_overrides = environment_overrides
         self._handlers: dict[str, Callable[[str, dict[str, Any]], None]] = {
             "AWS::S3::Bucket": self._bucket,
-            "AWS::S3::BucketPolicy": self._bucket_policy,
             "AWS::SNS::Topic": self._topic,
             "AWS::SNS::Subscription": self._subscription,
             "AWS::SQS::Queue": self._queue,
@@ -322,6 +323,7 @@ class _Deployer:
             "AWS::Lambda::EventInvokeConfig": self._event_invoke_config,
             "AWS::StepFunctions::StateMachine": self._state_machine,
             "AWS::DynamoDB::Table": self._table,
+            "AWS::CloudWatch::Alarm": self._alarm,
         }
 
     def client(self, service: str) -> Any:
@@ -375,12 +377,6 @@ class _Deployer:
         self._set(
             logical_id, name, Arn=f"arn:aws:s3:::{name}", DomainName=f"{name}.s3.amazonaws.com"
         )
-
-    def _bucket_policy(self, logical_id: str, props: dict[str, Any]) -> None:
-        self.client("s3").put_bucket_policy(
-            Bucket=props["Bucket"], Policy=json.dumps(props["PolicyDocument"])
-        )
-        self._set(logical_id, props["Bucket"])
 
     def _topic(self, logical_id: str, props: dict[str, Any]) -> None:
         name = props.get("TopicName") or self._name(logical_id)
@@ -497,3 +493,17 @@ class _Deployer:
         if ttl:
             dynamodb.update_time_to_live(TableName=name, TimeToLiveSpecification=ttl)
         self._set(logical_id, name, Arn=arn)
+
+    def _alarm(self, logical_id: str, props: dict[str, Any]) -> None:
+        name = props.get("AlarmName") or self._name(logical_id)
+        fields = {k: v for k, v in props.items() if k != "AlarmName"}
+        for number in ("Period", "EvaluationPeriods"):
+            if number in fields:
+                fields[number] = int(fields[number])
+        if "Threshold" in fields:
+            fields["Threshold"] = float(fields["Threshold"])
+        for metric in fields.get("Metrics", []):
+            if "MetricStat" in metric:
+                metric["MetricStat"]["Period"] = int(metric["MetricStat"]["Period"])
+        self.client("cloudwatch").put_metric_alarm(AlarmName=name, **fields)
+        self._set(logical_id, name, Arn=f"arn:aws:cloudwatch:{REGION}:{ACCOUNT_ID}:alarm:{name}")
