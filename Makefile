@@ -9,7 +9,7 @@ SAMPLE_IMAGE ?= samples/kitchen-table.jpg
 SAMPLE_PROMPT ?= Put a donut next to the flour.
 DEMO_OUT ?= demo-output
 
-.PHONY: help install demo test lint typecheck cfn-lint unit integration bench clean
+.PHONY: help install demo test lint typecheck cfn-lint security unit integration bench clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -26,7 +26,9 @@ demo: $(INSTALLED) ## run the whole pipeline locally on the sample image and pri
 	$(BIN)/kontext-pipeline local --image "$(SAMPLE_IMAGE)" --prompt "$(SAMPLE_PROMPT)" \
 		--num-images 2 --output-format png --out "$(DEMO_OUT)"
 
-test: lint typecheck cfn-lint unit integration ## everything CI runs
+CHECKOV_VENV := .venv-checkov
+
+test: lint typecheck cfn-lint security unit integration ## everything CI runs
 
 lint: $(INSTALLED) ## ruff lint + format check
 	$(BIN)/ruff check .
@@ -38,6 +40,16 @@ typecheck: $(INSTALLED) ## mypy, strict on the package
 cfn-lint: $(INSTALLED) ## validate template.yaml
 	$(BIN)/cfn-lint template.yaml
 
+# checkov pins its own dependency versions, so it lives in a virtualenv of its own.
+$(CHECKOV_VENV)/.installed:
+	$(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(CHECKOV_VENV)/bin/python -m pip install --quiet "checkov>=3.2,<4"
+	touch $@
+
+security: $(CHECKOV_VENV)/.installed ## checkov on template.yaml (skips explained in .checkov.yaml)
+	$(CHECKOV_VENV)/bin/checkov -f template.yaml --config-file .checkov.yaml
+
 unit: $(INSTALLED) ## unit tests
 	$(BIN)/pytest tests/unit -q
 
@@ -48,4 +60,4 @@ bench: $(INSTALLED) ## benchmarks: print figures, write benchmarks/results/
 	$(BIN)/python -m benchmarks.run
 
 clean: ## remove the virtualenv and local outputs
-	rm -rf $(VENV) $(DEMO_OUT) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(CHECKOV_VENV) $(DEMO_OUT) .pytest_cache .mypy_cache .ruff_cache

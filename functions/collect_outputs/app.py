@@ -22,9 +22,9 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     notification = collect_outputs(
         envelope.job,
         s3=RUNTIME.s3,
-        sns=RUNTIME.sns,
         http=RUNTIME.http,
         fal=RUNTIME.fal(),
+        notifier=RUNTIME.notifier(context),
         settings=RUNTIME.settings,
         policy=RUNTIME.output_policy,
         execution_id=envelope.execution_id,

@@ -29,9 +29,8 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         fal = None
     notification = report_failure(
         envelope.job,
-        sns=RUNTIME.sns,
         fal=fal,
-        settings=RUNTIME.settings,
+        notifier=RUNTIME.notifier(context),
         execution_id=envelope.execution_id,
     )
     reason = notification.failure.reason if notification.failure else "unknown"

@@ -23,6 +23,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         envelope.job,
         s3=RUNTIME.s3,
         fal=RUNTIME.fal(),
+        ledger=RUNTIME.ledger,
         settings=RUNTIME.settings,
         poll_plan=RUNTIME.poll_plan,
     )

@@ -144,7 +144,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        result: int = args.run(args)
+        result = int(args.run(args))
     except InvalidInputError as exc:
         print(f"error: {exc.message}", file=sys.stderr)
         return 2

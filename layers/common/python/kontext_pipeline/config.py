@@ -38,6 +38,9 @@ class PipelineSettings(BaseSettings):
     topic_arn: str | None = Field(
         None, description="SNS topic that receives one notification per job."
     )
+    jobs_table: str | None = Field(
+        None, description="DynamoDB table recording each job's submit (and webhook tokens)."
+    )
     state_machine_arn: str | None = Field(
         None, description="State machine the trigger starts (set on the trigger function only)."
     )
@@ -75,7 +78,7 @@ class PipelineSettings(BaseSettings):
         20.0, gt=0, description="Typical model run time; the first poll waits about this long."
     )
     deadline_seconds: int = Field(
-        900, ge=30, description="A job not completed this long after submit is cancelled."
+        900, ge=5, description="A job not completed this long after submit is cancelled."
     )
     input_transfer: Literal["presigned", "data_uri"] = Field(
         "presigned",

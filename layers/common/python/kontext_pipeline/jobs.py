@@ -30,10 +30,14 @@ from kontext_pipeline.config import PipelineSettings
 from kontext_pipeline.errors import (
     ConfigurationError,
     ModelDeadlineExceededError,
+    ModelQueueUnavailableError,
     ModelRequestFailedError,
+    ModelRequestRejectedError,
     PipelineError,
+    StorageUnavailableError,
 )
 from kontext_pipeline.fal import FalQueueClient
+from kontext_pipeline.ledger import JobLedger
 from kontext_pipeline.metadata import (
     PROMPT_FIELD,
     build_edit_spec,
@@ -52,7 +56,7 @@ from kontext_pipeline.models import (
     StoredOutput,
     utc_now,
 )
-from kontext_pipeline.notify import publish_notification
+from kontext_pipeline.notify import Notifier
 from kontext_pipeline.polling import PollPlan
 from kontext_pipeline.storage import (
     SIDECAR_SUFFIXES,
@@ -182,11 +186,12 @@ def submit_edit(
     *,
     s3: Any,
     fal: FalQueueClient,
+    ledger: JobLedger,
     settings: PipelineSettings,
     poll_plan: PollPlan,
     webhook_url: str | None = None,
 ) -> ModelJob:
-    """Validate everything that can be validated, then submit exactly once."""
+    """Validate everything that can be validated, then submit exactly once (see ledger.py)."""
     inspected = inspect_source(s3, start.source, max_bytes=settings.max_input_bytes)
     sidecar_name, sidecar = None, None
     if not normalise_metadata(inspected.metadata).get(PROMPT_FIELD):
@@ -212,7 +217,24 @@ def submit_edit(
     request = EditRequest(
         prompt=spec.prompt, image_url=image_url, **spec.options.model_dump(exclude_none=True)
     )
-    submission = fal.submit(request.to_body(), webhook_url=webhook_url)
+    job_key = execution_name_for(start.source)
+    submission = ledger.claim_submit(job_key)
+    if submission is not None:
+        logger.warning(
+            "reusing the request an earlier attempt submitted",
+            extra={"model_request_id": submission.request_id},
+        )
+    else:
+        try:
+            submission = fal.submit(request.to_body(), webhook_url=webhook_url)
+        except (ModelQueueUnavailableError, ModelRequestRejectedError):
+            ledger.release_claim(job_key)  # nothing was accepted, so a retry may submit
+            raise
+        try:
+            ledger.record_submit(job_key, submission)
+        except StorageUnavailableError:
+            # The execution history still gets the request id from this task's result.
+            logger.exception("submitted but not recorded in the jobs table")
     submitted_at = utc_now()
     logger.append_keys(model_request_id=submission.request_id)
     logger.info(
@@ -290,9 +312,9 @@ def collect_outputs(
     job: ModelJob,
     *,
     s3: Any,
-    sns: Any,
     http: httpx.Client,
     fal: FalQueueClient,
+    notifier: Notifier,
     settings: PipelineSettings,
     policy: OutputPolicy,
     execution_id: str | None = None,
@@ -330,7 +352,7 @@ def collect_outputs(
         timings=manifest.timings,
         execution=execution_id,
     )
-    publish_notification(sns, _topic(settings), notification)
+    notifier.publish_once(notification)
     return notification
 
 
@@ -413,9 +435,8 @@ class CaughtError:
 def report_failure(
     state: Mapping[str, Any],
     *,
-    sns: Any,
     fal: FalQueueClient | None,
-    settings: PipelineSettings,
+    notifier: Notifier,
     execution_id: str | None = None,
 ) -> Notification:
     """Cancel what may still be running (so it is not billed), then publish the failure."""
@@ -436,7 +457,7 @@ def report_failure(
         failure=FailureDetail(reason=caught.reason, error=caught.error, message=caught.message),
         execution=execution_id,
     )
-    publish_notification(sns, _topic(settings), notification)
+    notifier.publish_once(notification)
     logger.warning("job failed", extra={"reason": caught.reason, "error": caught.error})
     return notification
 
@@ -465,9 +486,3 @@ def _reason_for_error_name(error: str) -> str:
     if error.startswith("Lambda."):
         return "lambda_error"
     return "unexpected_error"
-
-
-def _topic(settings: PipelineSettings) -> str:
-    if not settings.topic_arn:
-        raise ConfigurationError("TOPIC_ARN is not set", reason="missing_setting")
-    return settings.topic_arn

@@ -1,17 +1,31 @@
-"""SNS: one notification per job, success or failure.
+"""SNS: exactly one notification per job, success or failure.
 
 The body is the Notification JSON; the message attributes repeat the fields subscribers
 filter on (status, reason, bucket, nsfw), since SNS filter policies read attributes.
+
+A task retried after its publish went out (a timeout on the way back, say) would publish
+again; Powertools Idempotency, on the jobs table, remembers each (job, status) it
+published and answers a repeat with the first message id instead.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
+from aws_lambda_powertools.utilities.idempotency import (
+    DynamoDBPersistenceLayer,
+    IdempotencyConfig,
+    idempotent_function,
+)
 from botocore.exceptions import ClientError
 
 from kontext_pipeline.errors import NotificationError
+from kontext_pipeline.ledger import RECORD_TTL_SECONDS
 from kontext_pipeline.models import Notification
+
+# One job publishes at most once per status, whatever the retries.
+IDEMPOTENCY_KEY = "[source.bucket, source.key, source.version_id, request_id, status]"
 
 
 def notification_attributes(notification: Notification) -> dict[str, dict[str, str]]:
@@ -41,3 +55,41 @@ def publish_notification(sns: Any, topic_arn: str, notification: Notification) -
         raise NotificationError(f"SNS publish to {topic_arn} failed: {code}") from exc
     message_id: str = response["MessageId"]
     return message_id
+
+
+@dataclass(frozen=True)
+class Notifier:
+    """Publishes a job's notification once, remembering it in the jobs table."""
+
+    sns: Any
+    topic_arn: str
+    dynamodb: Any
+    table_name: str
+    lambda_context: Any = None
+
+    def publish_once(self, notification: Notification) -> str:
+        config = IdempotencyConfig(
+            event_key_jmespath=IDEMPOTENCY_KEY,
+            raise_on_no_idempotency_key=True,
+            expires_after_seconds=RECORD_TTL_SECONDS,
+        )
+        if self.lambda_context is not None:
+            config.register_lambda_context(self.lambda_context)
+        persistence = DynamoDBPersistenceLayer(
+            table_name=self.table_name,
+            key_attr="pk",
+            expiry_attr="expires_at",
+            boto3_client=self.dynamodb,
+        )
+
+        @idempotent_function(  # type: ignore[untyped-decorator]  # Powertools types it as Any
+            data_keyword_argument="notification",
+            persistence_store=persistence,
+            config=config,
+            key_prefix="notification",
+        )
+        def publish(notification: Notification) -> str:
+            return publish_notification(self.sns, self.topic_arn, notification)
+
+        message_id: str = publish(notification=notification)
+        return message_id

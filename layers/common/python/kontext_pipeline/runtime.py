@@ -16,7 +16,10 @@ from botocore.config import Config
 
 from kontext_pipeline.api_key import resolve_api_key
 from kontext_pipeline.config import PipelineSettings, load_settings
+from kontext_pipeline.errors import ConfigurationError
 from kontext_pipeline.fal import FalQueueClient, RetryPolicy
+from kontext_pipeline.ledger import JobLedger
+from kontext_pipeline.notify import Notifier
 from kontext_pipeline.polling import PollPlan
 from kontext_pipeline.storage import OutputPolicy
 
@@ -41,6 +44,29 @@ class Runtime:
     @cached_property
     def stepfunctions(self) -> Any:
         return boto3.client("stepfunctions", config=BOTO_CONFIG)
+
+    @cached_property
+    def dynamodb(self) -> Any:
+        return boto3.client("dynamodb", config=BOTO_CONFIG)
+
+    @cached_property
+    def ledger(self) -> JobLedger:
+        if not self.settings.jobs_table:
+            raise ConfigurationError("JOBS_TABLE is not set", reason="missing_setting")
+        return JobLedger(self.dynamodb, self.settings.jobs_table)
+
+    def notifier(self, lambda_context: Any = None) -> Notifier:
+        if not self.settings.topic_arn or not self.settings.jobs_table:
+            raise ConfigurationError(
+                "TOPIC_ARN and JOBS_TABLE must be set", reason="missing_setting"
+            )
+        return Notifier(
+            self.sns,
+            self.settings.topic_arn,
+            self.dynamodb,
+            self.settings.jobs_table,
+            lambda_context,
+        )
 
     @cached_property
     def secretsmanager(self) -> Any:

@@ -63,8 +63,17 @@ class InvocationRecord:
 class InProcessLambdas:
     """Registry of the stack's functions and the patch that routes moto's invocations here."""
 
-    def __init__(self, functions: dict[str, FunctionSource], deployment_id: str) -> None:
+    def __init__(
+        self,
+        functions: dict[str, FunctionSource],
+        deployment_id: str,
+        *,
+        async_configs: dict[str, dict[str, Any]] | None = None,
+        sqs: Any = None,
+    ) -> None:
         self._functions = functions
+        self._async_configs = async_configs or {}
+        self._sqs = sqs
         self._deployment_id = deployment_id
         self._modules: dict[str, ModuleType] = {}
         self._lock = threading.Lock()
@@ -80,6 +89,15 @@ class InProcessLambdas:
         def _invoke_lambda(self: Any, event: Any = None) -> tuple[str, bool, str]:
             if self.function_name not in registry._functions:
                 return original(self, event)
+            if _is_s3_notification(event):
+                return registry.invoke_async(
+                    self.function_name,
+                    event,
+                    environment=dict(self.environment_vars),
+                    timeout=float(self.timeout),
+                    memory=int(self.memory_size),
+                    arn=self.function_arn,
+                )
             return registry.invoke(
                 self.function_name,
                 event,
@@ -89,11 +107,11 @@ class InProcessLambdas:
                 arn=self.function_arn,
             )
 
-        LambdaFunction._invoke_lambda = _invoke_lambda
+        LambdaFunction._invoke_lambda = _invoke_lambda  # type: ignore[method-assign]
         try:
             yield
         finally:
-            LambdaFunction._invoke_lambda = original
+            LambdaFunction._invoke_lambda = original  # type: ignore[method-assign]
 
     def invoke(
         self,
@@ -147,6 +165,53 @@ class InProcessLambdas:
         body = outcome["error"] if errored else outcome.get("result")
         return json.dumps(body, default=str), errored, ""
 
+    def invoke_async(
+        self,
+        function_name: str,
+        event: Any,
+        *,
+        environment: dict[str, str],
+        timeout: float,
+        memory: int,
+        arn: str,
+    ) -> tuple[str, bool, str]:
+        """S3 invokes asynchronously: Lambda retries a failure, then hands the event to the
+        on-failure destination. (AWS waits a minute or two between attempts; here, none.)"""
+        config = self._async_configs.get(function_name, {})
+        attempts = 1 + int(config.get("MaximumRetryAttempts", 2))
+        for _ in range(attempts):
+            payload, errored, logs = self.invoke(
+                function_name,
+                event,
+                environment=environment,
+                timeout=timeout,
+                memory=memory,
+                arn=arn,
+            )
+            if not errored:
+                return payload, errored, logs
+        destination = config.get("DestinationConfig", {}).get("OnFailure", {}).get("Destination")
+        if destination and self._sqs is not None:
+            self._sqs.send_message(
+                QueueUrl=self._sqs.get_queue_url(QueueName=destination.rsplit(":", 1)[-1])[
+                    "QueueUrl"
+                ],
+                MessageBody=json.dumps(
+                    {
+                        "version": "1.0",
+                        "requestContext": {
+                            "functionArn": arn,
+                            "condition": "RetriesExhausted",
+                            "approximateInvokeCount": attempts,
+                        },
+                        "requestPayload": event,
+                        "responseContext": {"functionError": "Unhandled"},
+                        "responsePayload": json.loads(payload),
+                    }
+                ),
+            )
+        return payload, errored, logs
+
     def _load(self, function_name: str, environment: dict[str, str]) -> ModuleType:
         """Import the handler module once per function, with its environment: a cold start."""
         with self._lock:
@@ -164,3 +229,10 @@ class InProcessLambdas:
             spec.loader.exec_module(module)
             self._modules[function_name] = module
             return module
+
+
+def _is_s3_notification(event: Any) -> bool:
+    records = event.get("Records") if isinstance(event, dict) else None
+    return (
+        bool(records) and isinstance(records, list) and (records[0].get("eventSource") == "aws:s3")
+    )

@@ -150,7 +150,12 @@ class LocalPipeline:
             self.client("secretsmanager").put_secret_value(
                 SecretId=self.stack.outputs["FalApiKeySecretArn"], SecretString=api_key
             )
-        self.lambdas = InProcessLambdas(self.stack.functions, deployment_id)
+        self.lambdas = InProcessLambdas(
+            self.stack.functions,
+            deployment_id,
+            async_configs=self.stack.async_configs,
+            sqs=self.client("sqs"),
+        )
         self._exit.enter_context(self.lambdas.patched())
         self._subscribe_queue()
 

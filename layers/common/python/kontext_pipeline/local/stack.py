@@ -53,6 +53,8 @@ class LocalStack:
     attributes: dict[str, dict[str, str]] = field(default_factory=dict)
     outputs: dict[str, str] = field(default_factory=dict)
     functions: dict[str, FunctionSource] = field(default_factory=dict)  # by function name
+    # Asynchronous invocation settings by function name: retries and on-failure destination.
+    async_configs: dict[str, dict[str, Any]] = field(default_factory=dict)
     not_emulated: list[str] = field(default_factory=list)
 
 
@@ -465,6 +467,8 @@ class _Deployer:
         if "DestinationConfig" in props:
             config["DestinationConfig"] = props["DestinationConfig"]
         self.client("lambda").put_function_event_invoke_config(**config)
+        function_name = str(props["FunctionName"]).rsplit(":", 1)[-1]
+        self._stack.async_configs[function_name] = config
         self._set(logical_id, self._name(logical_id))
 
     def _state_machine(self, logical_id: str, props: dict[str, Any]) -> None:
