@@ -80,6 +80,21 @@ class PipelineSettings(BaseSettings):
     deadline_seconds: int = Field(
         900, ge=5, description="A job not completed this long after submit is cancelled."
     )
+    completion_mode: Literal["poll", "webhook"] = Field(
+        "poll",
+        description="How a job learns its request finished: polling, or the model's signed "
+        "webhook (polling stays as the fallback).",
+    )
+    webhook_url: str | None = Field(
+        None, description="Public URL of the ReceiveWebhook function (webhook mode)."
+    )
+    webhook_jwks_url: str = Field(
+        "https://rest.alpha.fal.ai/.well-known/jwks.json",
+        description="JWKS with the model's webhook signing keys.",
+    )
+    webhook_wait_seconds: int = Field(
+        120, ge=1, description="How long to wait for a webhook before falling back to polling."
+    )
     input_transfer: Literal["presigned", "data_uri"] = Field(
         "presigned",
         description="How the model gets the input: a presigned S3 URL, or the bytes inline as a "

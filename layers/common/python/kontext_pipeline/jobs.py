@@ -189,7 +189,6 @@ def submit_edit(
     ledger: JobLedger,
     settings: PipelineSettings,
     poll_plan: PollPlan,
-    webhook_url: str | None = None,
 ) -> ModelJob:
     """Validate everything that can be validated, then submit exactly once (see ledger.py)."""
     inspected = inspect_source(s3, start.source, max_bytes=settings.max_input_bytes)
@@ -226,7 +225,7 @@ def submit_edit(
         )
     else:
         try:
-            submission = fal.submit(request.to_body(), webhook_url=webhook_url)
+            submission = fal.submit(request.to_body(), webhook_url=webhook_url_for(settings))
         except (ModelQueueUnavailableError, ModelRequestRejectedError):
             ledger.release_claim(job_key)  # nothing was accepted, so a retry may submit
             raise
@@ -253,7 +252,19 @@ def submit_edit(
         deadline_at=submitted_at + timedelta(seconds=settings.deadline_seconds),
         queue_position=submission.queue_position,
         next_poll_seconds=poll_plan.after_submit(submission.queue_position),
+        completion_mode=settings.completion_mode,
+        webhook_wait_seconds=settings.webhook_wait_seconds,
     )
+
+
+def webhook_url_for(settings: PipelineSettings) -> str | None:
+    if settings.completion_mode != "webhook":
+        return None
+    if not settings.webhook_url:
+        raise ConfigurationError(
+            "COMPLETION_MODE is webhook but WEBHOOK_URL is not set", reason="missing_setting"
+        )
+    return settings.webhook_url
 
 
 # --- poll -------------------------------------------------------------------------------

@@ -151,6 +151,8 @@ class ModelJob(BaseModel):
     in_progress_since: datetime | None = None
     polls: int = 0
     next_poll_seconds: int = 1
+    completion_mode: Literal["poll", "webhook"] = "poll"
+    webhook_wait_seconds: int = 0
 
 
 class StoredOutput(BaseModel):

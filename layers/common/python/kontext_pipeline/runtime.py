@@ -22,6 +22,7 @@ from kontext_pipeline.ledger import JobLedger
 from kontext_pipeline.notify import Notifier
 from kontext_pipeline.polling import PollPlan
 from kontext_pipeline.storage import OutputPolicy
+from kontext_pipeline.webhooks import JwksCache, WebhookRendezvous
 
 # Standard retry mode: throttling and 5xx from AWS services are retried with backoff.
 BOTO_CONFIG = Config(
@@ -54,6 +55,16 @@ class Runtime:
         if not self.settings.jobs_table:
             raise ConfigurationError("JOBS_TABLE is not set", reason="missing_setting")
         return JobLedger(self.dynamodb, self.settings.jobs_table)
+
+    @cached_property
+    def webhook_rendezvous(self) -> WebhookRendezvous:
+        if not self.settings.jobs_table:
+            raise ConfigurationError("JOBS_TABLE is not set", reason="missing_setting")
+        return WebhookRendezvous(self.dynamodb, self.stepfunctions, self.settings.jobs_table)
+
+    @cached_property
+    def jwks(self) -> JwksCache:
+        return JwksCache(self.http, self.settings.webhook_jwks_url)
 
     def notifier(self, lambda_context: Any = None) -> Notifier:
         if not self.settings.topic_arn or not self.settings.jobs_table:

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from kontext_pipeline.local.gateway import FunctionUrlGateway
 from kontext_pipeline.local.lambdas import InProcessLambdas
 from kontext_pipeline.local.stack import REGION, LocalStack, deploy_stack
 from kontext_pipeline.metadata import encode_metadata_value
@@ -139,12 +140,17 @@ class LocalPipeline:
             parameters["OutputUrlHosts"] = host
             environment["ALLOW_HTTP_OUTPUT_URLS"] = "true"
         deployment_id = uuid.uuid4().hex[:8]
+        gateway = FunctionUrlGateway(self.client("lambda")).start()
+        self._exit.callback(gateway.stop)
+        if self.emulator is not None:
+            parameters["WebhookJwksUrl"] = self.emulator.jwks_url
         self.stack = deploy_stack(
             self.template_path,
             session=self._session,
             stack_name=f"kontext-local-{deployment_id}",
             parameters=parameters,
             environment_overrides=environment,
+            function_url_for=gateway.url_for,
         )
         if api_key:
             self.client("secretsmanager").put_secret_value(

@@ -125,17 +125,29 @@ def deploy_stack(
     stack_name: str = "kontext-local",
     parameters: Mapping[str, str] | None = None,
     environment_overrides: Mapping[str, str] | None = None,
+    function_url_for: Callable[[str], str] | None = None,
 ) -> LocalStack:
-    """Create every resource of the template on the (moto-backed) boto3 session."""
+    """Create every resource of the template on the (moto-backed) boto3 session.
+
+    `function_url_for(function_name)` serves a function URL locally and returns it.
+    """
     given = dict(parameters or {})
     cfn, sources = translate_template(template_path, given)
     stack = LocalStack(name=stack_name, template=cfn)
     resolver = _Resolver(stack, _parameter_values(cfn, given))
-    deployer = _Deployer(session, stack, resolver, sources, dict(environment_overrides or {}))
+    deployer = _Deployer(
+        session,
+        stack,
+        resolver,
+        sources=sources,
+        environment_overrides=dict(environment_overrides or {}),
+        function_url_for=function_url_for,
+    )
     for logical_id in _creation_order(cfn["Resources"]):
         deployer.create(logical_id, cfn["Resources"][logical_id])
     for name, output in cfn.get("Outputs", {}).items():
-        stack.outputs[name] = str(resolver.resolve(output["Value"]))
+        if "Condition" not in output or resolver.condition(output["Condition"]):
+            stack.outputs[name] = str(resolver.resolve(output["Value"]))
     return stack
 
 
@@ -304,9 +316,12 @@ class _Deployer:
         session: Any,
         stack: LocalStack,
         resolver: _Resolver,
+        *,
         sources: dict[str, FunctionSource],
         environment_overrides: dict[str, str],
+        function_url_for: Callable[[str], str] | None,
     ) -> None:
+        self._function_url_for = function_url_for
         self._session = session
         self._stack = stack
         self._resolver = resolver
@@ -326,6 +341,7 @@ class _Deployer:
             "AWS::StepFunctions::StateMachine": self._state_machine,
             "AWS::DynamoDB::Table": self._table,
             "AWS::CloudWatch::Alarm": self._alarm,
+            "AWS::Lambda::Url": self._function_url,
         }
 
     def client(self, service: str) -> Any:
@@ -511,3 +527,11 @@ class _Deployer:
                 metric["MetricStat"]["Period"] = int(metric["MetricStat"]["Period"])
         self.client("cloudwatch").put_metric_alarm(AlarmName=name, **fields)
         self._set(logical_id, name, Arn=f"arn:aws:cloudwatch:{REGION}:{ACCOUNT_ID}:alarm:{name}")
+
+    def _function_url(self, logical_id: str, props: dict[str, Any]) -> None:
+        if self._function_url_for is None:
+            self._stack.not_emulated.append(f"{logical_id} (AWS::Lambda::Url)")
+            url = f"https://{logical_id.lower()}.lambda-url.{REGION}.on.aws/"
+        else:
+            url = self._function_url_for(str(props["TargetFunctionArn"]))
+        self._set(logical_id, url, FunctionUrl=url)

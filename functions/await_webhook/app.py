@@ -1,0 +1,27 @@
+"""State machine task (waitForTaskToken): park the job's task token until its webhook comes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from kontext_pipeline.models import ModelJob, TaskEnvelope
+from kontext_pipeline.observability import logger, metrics, tracer
+from kontext_pipeline.runtime import Runtime
+
+RUNTIME = Runtime()
+
+
+class AwaitEnvelope(TaskEnvelope[ModelJob]):
+    task_token: str
+
+
+@logger.inject_lambda_context(clear_state=True)
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    envelope = AwaitEnvelope.model_validate(event)
+    logger.append_keys(object_key=envelope.job.source.key, model_request_id=envelope.job.request_id)
+    outcome = RUNTIME.webhook_rendezvous.register_token(envelope.job, envelope.task_token)
+    logger.info("waiting for the model's webhook", extra={"outcome": outcome})
+    return {"outcome": outcome}

@@ -1,0 +1,102 @@
+"""Lambda function URLs, locally: an HTTP server on 127.0.0.1 that turns each request into a
+function URL event (payload format 2.0), invokes the function through the (moto) Lambda
+API, and answers with the function's response, as the function URL service does.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import threading
+import time
+import uuid
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import urlsplit
+
+
+class FunctionUrlGateway:
+    def __init__(self, lambda_client: Any) -> None:
+        self._lambda = lambda_client
+        self._functions: dict[str, str] = {}  # path segment -> function name
+        gateway = self
+
+        class _Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                gateway._serve(self)
+
+            def do_POST(self) -> None:
+                gateway._serve(self)
+
+            def log_message(self, *args: Any) -> None:
+                return
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self._server.server_address[1]}"
+
+    def start(self) -> FunctionUrlGateway:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    def url_for(self, function_name: str) -> str:
+        segment = function_name.rsplit(":", 1)[-1]
+        self._functions[segment] = function_name
+        return f"{self.base_url}/{segment}/"
+
+    def _serve(self, request: BaseHTTPRequestHandler) -> None:
+        parts = urlsplit(request.path)
+        segment, _, rest = parts.path.lstrip("/").partition("/")
+        function_name = self._functions.get(segment)
+        if function_name is None:
+            request.send_error(404)
+            return
+        length = int(request.headers.get("Content-Length") or 0)
+        body = request.rfile.read(length) if length else b""
+        event = {
+            "version": "2.0",
+            "routeKey": "$default",
+            "rawPath": "/" + rest,
+            "rawQueryString": parts.query,
+            "headers": {name.lower(): value for name, value in request.headers.items()},
+            "requestContext": {
+                "http": {
+                    "method": request.command,
+                    "path": "/" + rest,
+                    "protocol": "HTTP/1.1",
+                    "sourceIp": request.client_address[0],
+                    "userAgent": request.headers.get("User-Agent", ""),
+                },
+                "requestId": str(uuid.uuid4()),
+                "timeEpoch": int(time.time() * 1000),
+            },
+            "body": base64.b64encode(body).decode(),
+            "isBase64Encoded": True,
+        }
+        answer = self._lambda.invoke(FunctionName=function_name, Payload=json.dumps(event))
+        result = json.loads(answer["Payload"].read() or b"null")
+        headers: dict[str, Any] = {"Content-Type": "application/json"}
+        if answer.get("FunctionError"):
+            status, text = 502, json.dumps(result)
+        elif isinstance(result, dict) and "statusCode" in result:
+            status = int(result["statusCode"])
+            headers = result.get("headers") or {}
+            text = str(result.get("body", ""))
+        else:
+            status, text = 200, json.dumps(result)
+        payload = text.encode()
+        request.send_response(status)
+        for name, value in headers.items():
+            request.send_header(name, str(value))
+        request.send_header("Content-Length", str(len(payload)))
+        request.end_headers()
+        request.wfile.write(payload)

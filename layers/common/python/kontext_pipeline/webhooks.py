@@ -1,0 +1,218 @@
+"""Completion by the model's signed webhook, with polling as the fallback.
+
+Flow (completion mode `webhook`): SubmitEdit submits with `fal_webhook=<our URL>`; the
+state machine's AwaitWebhook task (`lambda:invoke.waitForTaskToken`) records its task
+token against the request id; the model POSTs to ReceiveWebhook when the request ends;
+a verified webhook resumes the execution (SendTaskSuccess, or SendTaskFailure for an
+ERROR). If no webhook comes in time, the task times out into the ordinary poll loop.
+
+The webhook and the token can arrive in either order, and the model retries webhooks up
+to 10 times over 2 hours, so both sides write to one jobs-table item and whoever finds
+the other's half completes the task; Step Functions accepts a token once, so a second
+completion, a duplicate or a late webhook is a no-op.
+
+Verification (fal's scheme): Ed25519 over
+`request_id \\n user_id \\n timestamp \\n hex(sha256(raw body))`, public keys from a JWKS
+(cached, refetched when a signature fails with keys older than a few minutes: rotation),
+timestamps at most 300 s off. Nothing in the body is trusted before that.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+from botocore.exceptions import ClientError
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from kontext_pipeline.errors import PipelineError, StorageUnavailableError
+from kontext_pipeline.ledger import RECORD_TTL_SECONDS
+from kontext_pipeline.models import ModelJob
+
+SIGNATURE_TOLERANCE_SECONDS = 300
+JWKS_CACHE_SECONDS = 24 * 3600
+JWKS_REFRESH_AFTER_SECONDS = 300
+HEADERS = (
+    "x-fal-webhook-request-id",
+    "x-fal-webhook-user-id",
+    "x-fal-webhook-timestamp",
+    "x-fal-webhook-signature",
+)
+
+
+class WebhookRejectedError(PipelineError):
+    """A webhook that failed verification; answered 401 and never acted on."""
+
+    default_reason = "webhook_rejected"
+
+
+@dataclass
+class JwksCache:
+    """Ed25519 public keys from a JWKS URL, cached per warm function."""
+
+    http: httpx.Client
+    url: str
+    clock: Callable[[], float] = time.time
+    _keys: list[Ed25519PublicKey] = field(default_factory=list)
+    _fetched_at: float = 0.0
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def keys(self, *, refresh: bool = False) -> list[Ed25519PublicKey]:
+        with self._lock:
+            age = self.clock() - self._fetched_at
+            stale = not self._keys or age > JWKS_CACHE_SECONDS
+            if stale or (refresh and age > JWKS_REFRESH_AFTER_SECONDS):
+                self._keys = self._fetch()
+                self._fetched_at = self.clock()
+            return list(self._keys)
+
+    def _fetch(self) -> list[Ed25519PublicKey]:
+        response = self.http.get(self.url)
+        response.raise_for_status()
+        keys = []
+        for jwk in response.json().get("keys", []):
+            if jwk.get("kty") == "OKP" and jwk.get("crv") == "Ed25519" and jwk.get("x"):
+                raw = base64.urlsafe_b64decode(jwk["x"] + "=" * (-len(jwk["x"]) % 4))
+                keys.append(Ed25519PublicKey.from_public_bytes(raw))
+        return keys
+
+
+@dataclass(frozen=True)
+class VerifiedWebhook:
+    request_id: str
+    status: str  # OK | ERROR
+    error: str | None
+
+
+def verify_webhook(
+    headers: Mapping[str, str], body: bytes, jwks: JwksCache, *, now: float | None = None
+) -> VerifiedWebhook:
+    """Check signature and freshness; only then read the body."""
+    lowered = {name.lower(): value for name, value in headers.items()}
+    missing = [name for name in HEADERS if not lowered.get(name)]
+    if missing:
+        raise WebhookRejectedError(f"missing headers: {', '.join(missing)}")
+    request_id, user_id, timestamp, signature_hex = (lowered[name] for name in HEADERS)
+    try:
+        skew = abs((now if now is not None else time.time()) - int(timestamp))
+        signature = bytes.fromhex(signature_hex)
+    except ValueError as exc:
+        raise WebhookRejectedError("malformed timestamp or signature") from exc
+    if skew > SIGNATURE_TOLERANCE_SECONDS:
+        raise WebhookRejectedError(
+            f"timestamp {skew:.0f} s off (limit {SIGNATURE_TOLERANCE_SECONDS})"
+        )
+    message = "\n".join((request_id, user_id, timestamp, hashlib.sha256(body).hexdigest())).encode()
+    if not (
+        _verified(jwks.keys(), signature, message)
+        or _verified(jwks.keys(refresh=True), signature, message)
+    ):
+        raise WebhookRejectedError("signature does not verify against the JWKS")
+    try:
+        document = json.loads(body)
+    except json.JSONDecodeError as exc:
+        raise WebhookRejectedError("signed body is not JSON") from exc
+    if document.get("request_id") != request_id:
+        raise WebhookRejectedError("body and header name different requests")
+    status = str(document.get("status", ""))
+    if status not in ("OK", "ERROR"):
+        raise WebhookRejectedError(f"unknown webhook status {status!r}")
+    error = document.get("error") or document.get("payload_error")
+    return VerifiedWebhook(request_id, status, str(error) if error else None)
+
+
+def _verified(keys: list[Ed25519PublicKey], signature: bytes, message: bytes) -> bool:
+    for key in keys:
+        try:
+            key.verify(signature, message)
+        except InvalidSignature:
+            continue
+        return True
+    return False
+
+
+@dataclass(frozen=True)
+class WebhookRendezvous:
+    """Where the waiting task's token and the model's webhook meet (one jobs-table item)."""
+
+    dynamodb: Any
+    stepfunctions: Any
+    table_name: str
+
+    def register_token(self, job: ModelJob, task_token: str) -> str:
+        """Called by AwaitWebhook. Completes at once if the webhook came first."""
+        item = self._update(
+            job.request_id,
+            "SET task_token = :token, job = :job",
+            {":token": {"S": task_token}, ":job": {"S": job.model_dump_json()}},
+        )
+        return self._complete_if_ready(item)
+
+    def record_webhook(self, webhook: VerifiedWebhook) -> str:
+        """Called by ReceiveWebhook after verification. Completes if the token is there."""
+        values: dict[str, Any] = {":status": {"S": webhook.status}}
+        expression = "SET webhook_status = :status"
+        if webhook.error:
+            expression += ", webhook_error = :error"
+            values[":error"] = {"S": webhook.error[:2000]}
+        item = self._update(webhook.request_id, expression, values)
+        return self._complete_if_ready(item)
+
+    def _update(self, request_id: str, expression: str, values: dict[str, Any]) -> dict[str, Any]:
+        try:
+            response = self.dynamodb.update_item(
+                TableName=self.table_name,
+                Key={"pk": {"S": f"webhook#{request_id}"}},
+                UpdateExpression=expression + ", expires_at = if_not_exists(expires_at, :ttl)",
+                ExpressionAttributeValues={
+                    **values,
+                    ":ttl": {"N": str(int(time.time()) + RECORD_TTL_SECONDS)},
+                },
+                ReturnValues="ALL_NEW",
+            )
+        except ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code", "unknown")
+            raise StorageUnavailableError(f"jobs table unavailable: {code}") from exc
+        attributes: dict[str, Any] = response["Attributes"]
+        return attributes
+
+    def _complete_if_ready(self, item: dict[str, Any]) -> str:
+        """Resume the execution once both halves are there; a used token is a no-op."""
+        if "task_token" not in item or "webhook_status" not in item:
+            return "waiting"
+        token = item["task_token"]["S"]
+        job = ModelJob.model_validate_json(item["job"]["S"])
+        try:
+            if item["webhook_status"]["S"] == "OK":
+                completed = job.model_copy(
+                    update={"status": "COMPLETED", "queue_position": None, "next_poll_seconds": 0}
+                )
+                self.stepfunctions.send_task_success(
+                    taskToken=token, output=completed.model_dump_json()
+                )
+            else:
+                error = item.get("webhook_error", {}).get("S", "the model reported an error")
+                self.stepfunctions.send_task_failure(
+                    taskToken=token,
+                    error="ModelRequestFailedError",
+                    cause=json.dumps(
+                        {
+                            "errorMessage": f"model_request_failed: {error}",
+                            "errorType": "ModelRequestFailedError",
+                        }
+                    ),
+                )
+        except ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code", "")
+            if code in ("TaskTimedOut", "InvalidToken", "TaskDoesNotExist"):
+                return "already_completed"  # a duplicate, a late webhook, or polling won
+            raise StorageUnavailableError(f"could not resume the execution: {code}") from exc
+        return "completed"

@@ -1,0 +1,189 @@
+"""Fault injection on the real state machine: every fault ends in the right notification,
+one paid submit per upload, nothing half-written, the key never leaks.
+
+The emulator's fault modes are selected per request by a `[fault:NAME]` marker in the
+prompt (see kontext_pipeline/emulator.py).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from kontext_pipeline.emulator import EmulatorTiming
+from kontext_pipeline.local.pipeline import LocalPipeline, ReceivedNotification
+from kontext_pipeline.models import SourceObject
+
+from tests.conftest import load_event, make_image
+
+API_KEY = "fal-test-key-0123456789abcdef"
+# Short clocks so faults resolve in seconds: a 1 s read timeout (the emulator hangs 3 s),
+# a 6 s deadline, outputs capped at 2 MB.
+FAULT_ENVIRONMENT = {"HTTP_READ_TIMEOUT_SECONDS": "1", "MAX_OUTPUT_BYTES": str(2 * 1024 * 1024)}
+FAULT_PARAMETERS = {"DeadlineSeconds": "6"}
+
+
+@pytest.fixture(scope="module")
+def pipeline() -> Iterator[LocalPipeline]:
+    with LocalPipeline(
+        fal_key=API_KEY,
+        emulator_timing=EmulatorTiming(queue_seconds=0.1, run_seconds=0.3),
+        parameters=FAULT_PARAMETERS,
+        environment=FAULT_ENVIRONMENT,
+    ) as running:
+        yield running
+
+
+def run_job(
+    pipeline: LocalPipeline, name: str, prompt: str, **options: Any
+) -> tuple[SourceObject, ReceivedNotification]:
+    source = pipeline.upload(
+        make_image(size=(96, 64)), key=f"inputs/faults/{name}.png", prompt=prompt, options=options
+    )
+    return source, pipeline.wait_for_notification(source, timeout=90)
+
+
+def submits_for(pipeline: LocalPipeline, marker: str) -> int:
+    return sum(
+        1
+        for request in pipeline.emulator.requests()
+        if marker in str(request.body.get("prompt", ""))
+    )
+
+
+@pytest.mark.parametrize(
+    "fault",
+    [
+        "submit-429*3",
+        "submit-503*2",
+        "status-429*2",
+        "status-502*2",
+        "status-timeout*1",
+        "status-malformed*1",
+        "status-truncated*1",
+    ],
+)
+def test_transient_queue_faults_are_retried_to_success(pipeline: LocalPipeline, fault: str) -> None:
+    # Given the queue fails transiently in one way
+    marker = f"[fault:{fault}]"
+    # When a job runs through it
+    _, received = run_job(pipeline, fault.replace("*", "-x"), f"make it blue {marker}")
+    # Then it succeeds, with exactly one paid submit
+    assert received.notification.status == "SUCCEEDED", received.notification.failure
+    assert submits_for(pipeline, marker) == 1
+
+
+@pytest.mark.parametrize(
+    ("fault", "reason"),
+    [
+        ("model-error", "model_"),
+        ("validation-error", "model_"),
+        ("result-404", "model_request_failed"),
+        ("output-403", "output_unavailable"),
+        ("output-not-image", "output_not_an_image"),
+        ("output-huge=3", "output_too_large"),
+        ("submit-timeout", "model_submit_uncertain"),
+    ],
+)
+def test_permanent_faults_end_in_a_failure_notification_with_the_reason(
+    pipeline: LocalPipeline, fault: str, reason: str
+) -> None:
+    marker = f"[fault:{fault}]"
+    source, received = run_job(pipeline, fault.replace("=", "-"), f"make it red {marker}")
+    notification = received.notification
+    assert notification.status == "FAILED"
+    assert notification.failure is not None
+    assert notification.failure.reason.startswith(reason), notification.failure
+    assert received.envelope["MessageAttributes"]["reason"]["Value"] == notification.failure.reason
+    assert submits_for(pipeline, marker) <= 1
+    # And nothing half-written stands under the outputs prefix for it
+    listing = pipeline.client("s3").list_objects_v2(
+        Bucket=pipeline.bucket, Prefix=f"outputs/faults/{source.key[14:-4]}/"
+    )
+    assert "Contents" not in listing
+
+
+def test_a_request_stuck_past_the_deadline_is_cancelled_and_reported(
+    pipeline: LocalPipeline,
+) -> None:
+    # Given a request that never leaves the queue
+    _, received = run_job(pipeline, "stuck", "make it snow [fault:stuck-in-queue]")
+    # When the deadline passes / Then the job fails with the reason and the request is cancelled
+    notification = received.notification
+    assert notification.status == "FAILED"
+    assert notification.failure is not None
+    assert notification.failure.reason == "deadline_exceeded"
+    assert notification.request_id
+    assert pipeline.emulator.get(notification.request_id).cancelled
+
+
+def test_a_copy_that_breaks_midway_is_redone_without_duplicates(pipeline: LocalPipeline) -> None:
+    # Given two outputs, the first download cut short once (a crash mid-copy)
+    source, received = run_job(
+        pipeline, "truncated", "make it teal [fault:output-truncated*1]", num_images=2
+    )
+    # When the collect step is retried by the state machine
+    notification = received.notification
+    # Then the job succeeds with exactly two outputs, one manifest and one notification
+    assert notification.status == "SUCCEEDED", notification.failure
+    assert len(notification.outputs) == 2
+    folder = notification.outputs[0].key.rsplit("/", 1)[0] + "/"
+    keys = [
+        item["Key"]
+        for item in pipeline.client("s3").list_objects_v2(Bucket=pipeline.bucket, Prefix=folder)[
+            "Contents"
+        ]
+    ]
+    assert sorted(key.rsplit("/", 1)[1] for key in keys) == ["0.png", "1.png", "manifest.json"]
+    keys_notified = [n.notification.source.key for n in pipeline.notifications()]
+    assert keys_notified.count(source.key) == 1
+
+
+def test_nsfw_flags_reach_the_notification_and_its_attributes(pipeline: LocalPipeline) -> None:
+    _, received = run_job(pipeline, "nsfw", "make it pink [fault:nsfw]")
+    assert received.notification.has_nsfw_concepts == [True]
+    assert received.envelope["MessageAttributes"]["has_nsfw_concepts"]["Value"] == "true"
+
+
+def test_the_api_key_never_leaves_the_queue_calls(
+    pipeline: LocalPipeline, capfd: pytest.CaptureFixture[str]
+) -> None:
+    # Given a job that succeeds and one that fails (so both branches have run)
+    run_job(pipeline, "secret-ok", "make it gold")
+    run_job(pipeline, "secret-fail", "make it gold [fault:model-error]")
+    # When everything the pipeline wrote is gathered: logs, histories, notifications, outputs
+    written = [capfd.readouterr().out]
+    for execution in pipeline.executions():
+        written.append(json.dumps(pipeline.history(execution["executionArn"]), default=str))
+    written += [json.dumps(item.envelope) for item in pipeline.notifications()]
+    s3 = pipeline.client("s3")
+    for item in s3.list_objects_v2(Bucket=pipeline.bucket, Prefix="outputs/")["Contents"]:
+        written.append(
+            json.dumps(s3.head_object(Bucket=pipeline.bucket, Key=item["Key"])["Metadata"])
+        )
+    # Then the key appears nowhere, and the queue saw it on every call
+    assert all(API_KEY not in text for text in written)
+    assert set(pipeline.emulator.auth_headers_seen()) == {f"Key {API_KEY}"}
+
+
+def test_an_upload_deleted_before_processing_is_reported(pipeline: LocalPipeline) -> None:
+    # Given an S3 event for an object that was deleted before its job could read it
+    event = load_event("s3_put")
+    event["Records"][0]["s3"]["bucket"]["name"] = pipeline.bucket
+    event["Records"][0]["s3"]["object"]["key"] = "inputs/faults/vanished.png"
+    submits = pipeline.emulator.submit_count
+    # When the trigger receives it
+    pipeline.client("lambda").invoke(
+        FunctionName=pipeline.stack.physical_ids["StartEditFunction"],  # type: ignore[union-attr]
+        InvocationType="Event",
+        Payload=json.dumps(event).encode(),
+    )
+    # Then the job fails as object_not_found, without a model call
+    source = SourceObject(bucket=pipeline.bucket, key="inputs/faults/vanished.png")
+    notification = pipeline.wait_for_notification(source, timeout=60).notification
+    assert notification.status == "FAILED"
+    assert notification.failure is not None
+    assert notification.failure.reason == "object_not_found"
+    assert pipeline.emulator.submit_count == submits
