@@ -38,6 +38,9 @@ class PipelineSettings(BaseSettings):
     topic_arn: str | None = Field(
         None, description="SNS topic that receives one notification per job."
     )
+    event_bus_name: str = Field(
+        "default", description="EventBridge bus that receives each job's outcome event."
+    )
     jobs_table: str | None = Field(
         None, description="DynamoDB table recording each job's submit (and webhook tokens)."
     )

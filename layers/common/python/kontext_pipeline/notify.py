@@ -3,6 +3,10 @@
 The body is the Notification JSON; the message attributes repeat the fields subscribers
 filter on (status, reason, bucket, nsfw), since SNS filter policies read attributes.
 
+The same message goes to EventBridge (source `kontext-pipeline`, detail-type
+`Kontext Edit Succeeded` / `Kontext Edit Failed`) so other pipelines can chain on it
+with rules instead of subscriptions.
+
 A task retried after its publish went out (a timeout on the way back, say) would publish
 again; Powertools Idempotency, on the jobs table, remembers each (job, status) it
 published and answers a repeat with the first message id instead.
@@ -24,6 +28,8 @@ from kontext_pipeline.errors import NotificationError
 from kontext_pipeline.ledger import RECORD_TTL_SECONDS
 from kontext_pipeline.models import Notification
 
+EVENT_SOURCE = "kontext-pipeline"
+DETAIL_TYPES = {"SUCCEEDED": "Kontext Edit Succeeded", "FAILED": "Kontext Edit Failed"}
 # One job publishes at most once per status, whatever the retries.
 IDEMPOTENCY_KEY = "[source.bucket, source.key, source.version_id, request_id, status]"
 
@@ -57,12 +63,34 @@ def publish_notification(sns: Any, topic_arn: str, notification: Notification) -
     return message_id
 
 
+def put_notification_event(events: Any, event_bus_name: str, notification: Notification) -> None:
+    try:
+        response = events.put_events(
+            Entries=[
+                {
+                    "Source": EVENT_SOURCE,
+                    "DetailType": DETAIL_TYPES[notification.status],
+                    "Detail": notification.model_dump_json(),
+                    "EventBusName": event_bus_name,
+                    "Resources": [f"arn:aws:s3:::{notification.source.bucket}"],
+                }
+            ]
+        )
+    except ClientError as exc:
+        code = exc.response.get("Error", {}).get("Code", "unknown")
+        raise NotificationError(f"EventBridge put to {event_bus_name} failed: {code}") from exc
+    if response.get("FailedEntryCount"):
+        raise NotificationError(f"EventBridge refused the event: {response['Entries']}")
+
+
 @dataclass(frozen=True)
 class Notifier:
-    """Publishes a job's notification once, remembering it in the jobs table."""
+    """Publishes a job's notification once (SNS + EventBridge), remembering it in the jobs table."""
 
     sns: Any
     topic_arn: str
+    events: Any
+    event_bus_name: str
     dynamodb: Any
     table_name: str
     lambda_context: Any = None
@@ -89,7 +117,9 @@ class Notifier:
             key_prefix="notification",
         )
         def publish(notification: Notification) -> str:
-            return publish_notification(self.sns, self.topic_arn, notification)
+            message_id = publish_notification(self.sns, self.topic_arn, notification)
+            put_notification_event(self.events, self.event_bus_name, notification)
+            return message_id
 
         message_id: str = publish(notification=notification)
         return message_id

@@ -43,6 +43,10 @@ class Runtime:
         return boto3.client("sns", config=BOTO_CONFIG)
 
     @cached_property
+    def events(self) -> Any:
+        return boto3.client("events", config=BOTO_CONFIG)
+
+    @cached_property
     def stepfunctions(self) -> Any:
         return boto3.client("stepfunctions", config=BOTO_CONFIG)
 
@@ -72,11 +76,13 @@ class Runtime:
                 "TOPIC_ARN and JOBS_TABLE must be set", reason="missing_setting"
             )
         return Notifier(
-            self.sns,
-            self.settings.topic_arn,
-            self.dynamodb,
-            self.settings.jobs_table,
-            lambda_context,
+            sns=self.sns,
+            topic_arn=self.settings.topic_arn,
+            events=self.events,
+            event_bus_name=self.settings.event_bus_name,
+            dynamodb=self.dynamodb,
+            table_name=self.settings.jobs_table,
+            lambda_context=lambda_context,
         )
 
     @cached_property
