@@ -1,0 +1,172 @@
+"""Webhook completion mode on the real state machine, and the downstream integrations:
+an HTTPS subscriber with a filter policy, and EventBridge rules."""
+
+from __future__ import annotations
+
+import http.server
+import json
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any, ClassVar
+
+import pytest
+from kontext_pipeline.emulator import EmulatorTiming
+from kontext_pipeline.local.pipeline import LocalPipeline
+
+from tests.conftest import make_image
+
+WEBHOOK_MODE = {
+    "CompletionMode": "webhook",
+    "WebhookWaitSeconds": "20",
+    "ExpectedModelSeconds": "30",
+    "PollMaxSeconds": "30",
+}
+
+
+@pytest.fixture(scope="module")
+def pipeline() -> Iterator[LocalPipeline]:
+    # A poll plan that would wait 30 s first: a job finishing in ~1 s proves the webhook did it.
+    with LocalPipeline(
+        emulator_timing=EmulatorTiming(queue_seconds=0.1, run_seconds=0.5), parameters=WEBHOOK_MODE
+    ) as running:
+        yield running
+
+
+def states_entered(pipeline: LocalPipeline, source: Any) -> list[str]:
+    execution = pipeline.execution_for(source)
+    assert execution is not None
+    return [
+        event["stateEnteredEventDetails"]["name"]
+        for event in pipeline.history(execution["executionArn"])
+        if "stateEnteredEventDetails" in event
+    ]
+
+
+def test_a_signed_webhook_completes_the_job_without_polling(pipeline: LocalPipeline) -> None:
+    # Given webhook mode and an upload
+    started = time.monotonic()
+    source = pipeline.upload(make_image(), key="inputs/hook/ok.png", prompt="make it blue")
+    # When the model finishes and calls back
+    notification = pipeline.wait_for_notification(source, timeout=30).notification
+    # Then the job completes at once, without a single status poll
+    assert notification.status == "SUCCEEDED", notification.failure
+    assert time.monotonic() - started < 10
+    states = states_entered(pipeline, source)
+    assert "AwaitWebhook" in states
+    assert "CheckStatus" not in states
+    assert pipeline.emulator.get(notification.request_id or "").status_polls == 0
+
+
+@pytest.mark.parametrize("fault", ["webhook-duplicate", "webhook-forged", "webhook-late"])
+def test_duplicate_forged_and_late_webhooks_complete_exactly_once(
+    pipeline: LocalPipeline, fault: str
+) -> None:
+    source = pipeline.upload(
+        make_image(), key=f"inputs/hook/{fault}.png", prompt=f"make it green [fault:{fault}]"
+    )
+    notification = pipeline.wait_for_notification(source, timeout=40).notification
+    assert notification.status == "SUCCEEDED", notification.failure
+    time.sleep(1.5)  # room for a duplicate or late delivery to do harm, if it could
+    keys = [item.notification.source.key for item in pipeline.notifications()]
+    assert keys.count(source.key) == 1
+
+
+def test_an_error_webhook_fails_the_job_with_the_models_reason(pipeline: LocalPipeline) -> None:
+    source = pipeline.upload(
+        make_image(), key="inputs/hook/error.png", prompt="make it red [fault:model-error]"
+    )
+    notification = pipeline.wait_for_notification(source, timeout=30).notification
+    assert notification.status == "FAILED"
+    assert notification.failure is not None
+    assert notification.failure.error == "ModelRequestFailedError"
+
+
+def test_without_a_webhook_polling_takes_over() -> None:
+    # Given a model that never calls back and a short webhook wait
+    parameters = {**WEBHOOK_MODE, "WebhookWaitSeconds": "2", "ExpectedModelSeconds": "1"}
+    with LocalPipeline(
+        emulator_timing=EmulatorTiming(queue_seconds=0.1, run_seconds=0.3), parameters=parameters
+    ) as pipeline:
+        source = pipeline.upload(
+            make_image(), key="inputs/hook/silent.png", prompt="make it gold [fault:webhook-none]"
+        )
+        # When the wait times out / Then the poll loop completes the job
+        notification = pipeline.wait_for_notification(source, timeout=40).notification
+        assert notification.status == "SUCCEEDED", notification.failure
+        assert "CheckStatus" in states_entered(pipeline, source)
+
+
+# --- downstream integrations --------------------------------------------------------------
+
+
+class _Subscriber(http.server.BaseHTTPRequestHandler):
+    received: ClassVar[list[dict[str, Any]]] = []
+
+    def do_POST(self) -> None:
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        _Subscriber.received.append(body)
+        self.send_response(200)
+        self.end_headers()
+
+    def log_message(self, *args: Any) -> None:
+        return
+
+
+@pytest.fixture
+def https_subscriber() -> Iterator[str]:
+    _Subscriber.received = []
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Subscriber)
+    threading.Thread(
+        target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+    ).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/kontext-events"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_an_http_subscriber_filtered_on_status_gets_only_failures(
+    pipeline: LocalPipeline, https_subscriber: str
+) -> None:
+    # Given an HTTP(S) endpoint subscribed with a filter policy on the status attribute
+    sns = pipeline.client("sns")
+    sns.subscribe(
+        TopicArn=pipeline.outputs["NotificationsTopicArn"],
+        Protocol="http",
+        Endpoint=https_subscriber,
+        Attributes={"FilterPolicy": json.dumps({"status": ["FAILED"]})},
+    )
+    # When one job succeeds and one fails
+    ok = pipeline.upload(make_image(), key="inputs/hook/sub-ok.png", prompt="make it blue")
+    bad = pipeline.upload(make_image(), key="inputs/hook/sub-bad.png", metadata={})
+    pipeline.wait_for_notification(ok, timeout=30)
+    pipeline.wait_for_notification(bad, timeout=30)
+    # Then the endpoint received the failure only
+    deliveries = [item for item in _Subscriber.received if item.get("Type") == "Notification"]
+    assert [json.loads(item["Message"])["source"]["key"] for item in deliveries] == [bad.key]
+
+
+def test_eventbridge_rules_can_chain_on_outcomes(pipeline: LocalPipeline) -> None:
+    # Given a rule on the default bus for succeeded edits, targeting a queue
+    events, sqs = pipeline.client("events"), pipeline.client("sqs")
+    queue_url = sqs.create_queue(QueueName="chained-pipeline")["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])[
+        "Attributes"
+    ]["QueueArn"]
+    events.put_rule(
+        Name="edits-succeeded",
+        EventPattern=json.dumps(
+            {"source": ["kontext-pipeline"], "detail-type": ["Kontext Edit Succeeded"]}
+        ),
+    )
+    events.put_targets(Rule="edits-succeeded", Targets=[{"Id": "queue", "Arn": queue_arn}])
+    # When a job succeeds
+    source = pipeline.upload(make_image(), key="inputs/hook/chained.png", prompt="make it teal")
+    pipeline.wait_for_notification(source, timeout=30)
+    # Then the next pipeline's queue holds the event with the outputs
+    messages = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10)["Messages"]
+    details = [json.loads(message["Body"])["detail"] for message in messages]
+    assert [detail["source"]["key"] for detail in details] == [source.key]
+    assert details[0]["outputs"][0]["s3_uri"].startswith("s3://")
