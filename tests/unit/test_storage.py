@@ -16,6 +16,7 @@ from kontext_pipeline.models import SourceObject
 from kontext_pipeline.storage import (
     OutputPolicy,
     copy_output,
+    image_dimensions,
     inspect_source,
     output_folder,
     sniff_image_type,
@@ -159,7 +160,9 @@ def test_inspection_rejects_what_the_model_cannot_use(s3: Any) -> None:
     }
     for key, reason in cases.items():
         with pytest.raises(InvalidInputError) as caught:
-            inspect_source(s3, SourceObject(bucket=BUCKET, key=key), max_bytes=100)
+            inspect_source(
+                s3, SourceObject(bucket=BUCKET, key=key), max_bytes=100, max_pixels=10_000
+            )
         assert caught.value.reason == reason, key
 
 
@@ -169,11 +172,32 @@ def test_inspection_reads_metadata_and_pins_the_version(s3: Any) -> None:
         Bucket=BUCKET, Key="inputs/a.png", Body=make_image(), Metadata={"prompt": "hello"}
     )
     inspected = inspect_source(
-        s3, SourceObject(bucket=BUCKET, key="inputs/a.png"), max_bytes=10_000_000
+        s3,
+        SourceObject(bucket=BUCKET, key="inputs/a.png"),
+        max_bytes=10_000_000,
+        max_pixels=10_000,
     )
     assert inspected.metadata == {"prompt": "hello"}
     assert inspected.image_type == "image/png"
     assert inspected.source.version_id == put["VersionId"]
+
+
+def test_an_image_with_too_many_pixels_is_refused(s3: Any) -> None:
+    s3.put_object(Bucket=BUCKET, Key="inputs/wide.png", Body=make_image(size=(200, 100)))
+    with pytest.raises(InvalidInputError) as caught:
+        inspect_source(
+            s3,
+            SourceObject(bucket=BUCKET, key="inputs/wide.png"),
+            max_bytes=10_000_000,
+            max_pixels=19_999,
+        )
+    assert caught.value.reason == "image_too_large"
+    assert "200x100" in caught.value.message
+
+
+@pytest.mark.parametrize("fmt", ["PNG", "JPEG", "GIF", "WEBP"])
+def test_dimensions_are_read_from_the_header(fmt: str) -> None:
+    assert image_dimensions(make_image(fmt, (123, 45))) == (123, 45)
 
 
 def test_image_types_are_sniffed_from_bytes() -> None:

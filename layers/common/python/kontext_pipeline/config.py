@@ -109,6 +109,9 @@ class PipelineSettings(BaseSettings):
     max_input_bytes: int = Field(
         25 * 1024 * 1024, gt=0, description="Largest input image accepted."
     )
+    max_input_pixels: int = Field(
+        40_000_000, gt=0, description="Largest input image accepted, in pixels (width x height)."
+    )
     max_output_bytes: int = Field(
         100 * 1024 * 1024, gt=0, description="Largest output image copied."
     )

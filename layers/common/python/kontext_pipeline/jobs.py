@@ -191,7 +191,12 @@ def submit_edit(
     poll_plan: PollPlan,
 ) -> ModelJob:
     """Validate everything that can be validated, then submit exactly once (see ledger.py)."""
-    inspected = inspect_source(s3, start.source, max_bytes=settings.max_input_bytes)
+    inspected = inspect_source(
+        s3,
+        start.source,
+        max_bytes=settings.max_input_bytes,
+        max_pixels=settings.max_input_pixels,
+    )
     sidecar_name, sidecar = None, None
     if not normalise_metadata(inspected.metadata).get(PROMPT_FIELD):
         found = read_sidecar(s3, inspected.source)

@@ -31,6 +31,8 @@ from kontext_pipeline.models import EXTENSIONS, Manifest, SourceObject, StoredOu
 
 # Bytes enough to recognise every format the model accepts.
 SNIFF_BYTES = 32
+# Bytes enough to find the dimensions in any common header (JPEG's may follow EXIF).
+HEADER_BYTES = 64 * 1024
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".gif", ".avif")
 SIDECAR_SUFFIXES = (".prompt.txt", ".prompt.json")
 MAX_SIDECAR_BYTES = 64 * 1024
@@ -69,7 +71,51 @@ def sniff_image_type(head: bytes) -> str | None:
     return None
 
 
-def inspect_source(s3: Any, source: SourceObject, *, max_bytes: int) -> InspectedObject:
+def image_dimensions(head: bytes) -> tuple[int, int] | None:
+    """(width, height) from an image's first bytes, where the format puts them early."""
+    if head.startswith(b"\x89PNG\r\n\x1a\n") and len(head) >= 24:
+        return int.from_bytes(head[16:20], "big"), int.from_bytes(head[20:24], "big")
+    if head[:6] in (b"GIF87a", b"GIF89a") and len(head) >= 10:
+        return int.from_bytes(head[6:8], "little"), int.from_bytes(head[8:10], "little")
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP" and len(head) >= 30:
+        return _webp_dimensions(head)
+    if head.startswith(b"\xff\xd8"):
+        return _jpeg_dimensions(head)
+    return None
+
+
+def _webp_dimensions(head: bytes) -> tuple[int, int] | None:
+    chunk = head[12:16]
+    if chunk == b"VP8X":
+        return 1 + int.from_bytes(head[24:27], "little"), 1 + int.from_bytes(head[27:30], "little")
+    if chunk == b"VP8L":
+        bits = int.from_bytes(head[21:25], "little")
+        return 1 + (bits & 0x3FFF), 1 + ((bits >> 14) & 0x3FFF)
+    if chunk == b"VP8 ":
+        width = int.from_bytes(head[26:28], "little") & 0x3FFF
+        return width, int.from_bytes(head[28:30], "little") & 0x3FFF
+    return None
+
+
+def _jpeg_dimensions(head: bytes) -> tuple[int, int] | None:
+    position = 2
+    while position + 9 < len(head):
+        if head[position] != 0xFF:
+            return None
+        marker = head[position + 1]
+        length = int.from_bytes(head[position + 2 : position + 4], "big")
+        # SOF0-SOF15 carry the frame size, except DHT (C4), JPG (C8) and DAC (CC).
+        if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
+            height = int.from_bytes(head[position + 5 : position + 7], "big")
+            width = int.from_bytes(head[position + 7 : position + 9], "big")
+            return width, height
+        position += 2 + length
+    return None
+
+
+def inspect_source(
+    s3: Any, source: SourceObject, *, max_bytes: int, max_pixels: int
+) -> InspectedObject:
     """Check the object is there, non-empty, not too large and really an image."""
     head = _head(s3, source)
     size = int(head["ContentLength"])
@@ -79,13 +125,20 @@ def inspect_source(s3: Any, source: SourceObject, *, max_bytes: int) -> Inspecte
         raise InvalidInputError(
             f"{source.s3_uri} is {size} bytes; the limit is {max_bytes}", reason="object_too_large"
         )
-    first_bytes = _get_range(s3, source, f"bytes=0-{SNIFF_BYTES - 1}")
+    first_bytes = _get_range(s3, source, f"bytes=0-{HEADER_BYTES - 1}")
     image_type = sniff_image_type(first_bytes)
     if image_type is None:
         raise InvalidInputError(
             f"{source.s3_uri} is not a JPEG, PNG, WebP, GIF or AVIF image "
             f"(Content-Type {head.get('ContentType', 'unknown')!r})",
             reason="not_an_image",
+        )
+    dimensions = image_dimensions(first_bytes)
+    if dimensions and dimensions[0] * dimensions[1] > max_pixels:
+        raise InvalidInputError(
+            f"{source.s3_uri} is {dimensions[0]}x{dimensions[1]} pixels; the model takes at "
+            f"most {max_pixels:,} pixels",
+            reason="image_too_large",
         )
     pinned = source.model_copy(
         update={"version_id": head.get("VersionId") or source.version_id, "size": size}
