@@ -129,7 +129,10 @@ def test_a_replayed_event_makes_no_second_job(pipeline: LocalPipeline) -> None:
     record = event["Records"][0]
     record["s3"]["bucket"]["name"] = source.bucket
     record["s3"]["object"].update(
-        key="inputs/replay.png", versionId=started["version_id"], sequencer=started["sequencer"]
+        key="inputs/replay.png",
+        versionId=started["version_id"],
+        sequencer=started["sequencer"],
+        eTag=started["etag"],
     )
     answer = pipeline.client("lambda").invoke(
         FunctionName=pipeline.stack.physical_ids["StartEditFunction"],  # type: ignore[union-attr]

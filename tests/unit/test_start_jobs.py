@@ -99,3 +99,20 @@ def test_execution_names_are_valid_and_stable() -> None:
     assert name == execution_name_for(source)
     assert len(name) <= 80
     assert all(ch.isascii() and (ch.isalnum() or ch in "-_") for ch in name)
+
+
+def test_concurrent_deliveries_start_one_execution(state_machine: tuple[Any, str]) -> None:
+    # Given the same event delivered to eight trigger instances at once
+    from concurrent.futures import ThreadPoolExecutor
+
+    sfn, arn = state_machine
+    # When they all run
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        outcomes = [
+            item
+            for batch in pool.map(lambda _: run("s3_put", sfn, arn), range(8))
+            for item in batch
+        ]
+    # Then exactly one started the job and seven saw a duplicate
+    assert sorted(outcomes) == ["duplicate"] * 7 + ["started"]
+    assert len(sfn.list_executions(stateMachineArn=arn)["executions"]) == 1

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
-from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.metrics import MetricUnit, single_metric
 
 SERVICE = "kontext-pipeline"
 
@@ -19,4 +19,4 @@ metrics = Metrics(
     service=SERVICE, namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "KontextPipeline")
 )
 
-__all__ = ["SERVICE", "MetricUnit", "logger", "metrics", "tracer"]
+__all__ = ["SERVICE", "MetricUnit", "logger", "metrics", "single_metric", "tracer"]
