@@ -136,7 +136,7 @@ def test_a_copy_that_breaks_midway_is_redone_without_duplicates(pipeline: LocalP
             "Contents"
         ]
     ]
-    assert sorted(key.rsplit("/", 1)[1] for key in keys) == ["0.png", "1.png", "manifest.json"]
+    assert sorted(key.rsplit("/", 1)[1] for key in keys) == ["0.jpg", "1.jpg", "manifest.json"]
     keys_notified = [n.notification.source.key for n in pipeline.notifications()]
     assert keys_notified.count(source.key) == 1
 
