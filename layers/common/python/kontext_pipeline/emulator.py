@@ -786,9 +786,11 @@ def _edit(source: Any, body: dict[str, Any], seed: int) -> list[Any]:
         )
         radius = max(3, min(variant.size) // 10)
         x, y = rng.randrange(variant.width), rng.randrange(max(1, variant.height - banner))
+        # A ring: the sample prompt asks for a donut, and a ring reads as one.
         draw.ellipse(
             (x - radius, y - radius, x + radius, y + radius),
-            fill=(rng.randrange(256), rng.randrange(256), rng.randrange(256)),
+            outline=(rng.randrange(256), rng.randrange(256), rng.randrange(256)),
+            width=max(2, radius // 2),
         )
         outputs.append(variant)
     return outputs
