@@ -1,0 +1,173 @@
+"""The model-queue emulator speaks fal's protocol, over real HTTP on 127.0.0.1."""
+
+from __future__ import annotations
+
+import base64
+import io
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, ClassVar
+
+import httpx
+import pytest
+from kontext_pipeline.emulator import EmulatorTiming, FalQueueEmulator
+from kontext_pipeline.webhooks import JwksCache, verify_webhook
+from PIL import Image
+
+from tests.conftest import make_image
+
+KEY = "emulator-test-key"
+AUTH = {"Authorization": f"Key {KEY}"}
+
+
+def data_uri(image: bytes) -> str:
+    return "data:image/png;base64," + base64.b64encode(image).decode()
+
+
+@pytest.fixture
+def emulator() -> Iterator[FalQueueEmulator]:
+    with FalQueueEmulator(
+        timing=EmulatorTiming(queue_seconds=0.2, run_seconds=0.2), api_key=KEY
+    ) as running:
+        yield running
+
+
+@pytest.fixture
+def http() -> Iterator[httpx.Client]:
+    with httpx.Client(timeout=httpx.Timeout(5.0, connect=2.0), headers=AUTH) as client:
+        yield client
+
+
+def submit(http: httpx.Client, emulator: FalQueueEmulator, **body: Any) -> dict[str, Any]:
+    body.setdefault("image_url", data_uri(make_image(size=(120, 80))))
+    response = http.post(f"{emulator.base_url}/fal-ai/flux-pro/kontext/max", json=body)
+    assert response.status_code == 200
+    answer: dict[str, Any] = response.json()
+    return answer
+
+
+def test_status_moves_from_queue_to_progress_to_completed(
+    emulator: FalQueueEmulator, http: httpx.Client
+) -> None:
+    # Given a submitted request
+    answer = submit(http, emulator, prompt="make it blue")
+    assert answer["status"] == "IN_QUEUE"
+    # When its status is followed / Then it passes through the three states in order
+    seen = []
+    deadline = time.monotonic() + 5
+    while not seen or seen[-1] != "COMPLETED":
+        assert time.monotonic() < deadline
+        response = http.get(answer["status_url"], params={"logs": "1"})
+        status = response.json()["status"]
+        assert response.status_code == (200 if status == "COMPLETED" else 202)
+        if not seen or seen[-1] != status:
+            seen.append(status)
+        time.sleep(0.02)
+    assert seen == ["IN_QUEUE", "IN_PROGRESS", "COMPLETED"]
+
+
+def test_urls_name_the_owner_and_app_only(emulator: FalQueueEmulator, http: httpx.Client) -> None:
+    answer = submit(http, emulator, prompt="x")
+    assert answer["status_url"].endswith(f"/fal-ai/flux-pro/requests/{answer['request_id']}/status")
+    wrong = (
+        f"{emulator.base_url}/fal-ai/flux-pro/kontext/max/requests/{answer['request_id']}/status"
+    )
+    assert http.get(wrong).status_code == 404
+
+
+def test_a_key_is_required(emulator: FalQueueEmulator) -> None:
+    response = httpx.post(
+        f"{emulator.base_url}/fal-ai/flux-pro/kontext/max",
+        timeout=5,
+        json={"prompt": "x", "image_url": "https://example.com/a.png"},
+    )
+    assert response.status_code == 401
+    assert emulator.submit_count == 0
+
+
+def test_outputs_are_real_images_in_the_asked_format(
+    emulator: FalQueueEmulator, http: httpx.Client
+) -> None:
+    answer = submit(
+        http,
+        emulator,
+        prompt="make it red",
+        num_images=3,
+        output_format="png",
+        aspect_ratio="1:1",
+        seed=5,
+    )
+    time.sleep(0.5)
+    result = http.get(answer["response_url"]).json()
+    images = [Image.open(io.BytesIO(http.get(item["url"]).content)) for item in result["images"]]
+    assert [image.format for image in images] == ["PNG"] * 3
+    assert {image.size for image in images} == {(80, 80)}
+    assert len({image.tobytes() for image in images}) == 3
+    assert result["seed"] == 5
+
+
+def test_sync_mode_returns_data_uris(emulator: FalQueueEmulator, http: httpx.Client) -> None:
+    answer = submit(http, emulator, prompt="x", sync_mode=True)
+    time.sleep(0.5)
+    url = http.get(answer["response_url"]).json()["images"][0]["url"]
+    assert url.startswith("data:image/jpeg;base64,")
+
+
+def test_cancelled_in_queue_costs_nothing(emulator: FalQueueEmulator, http: httpx.Client) -> None:
+    answer = submit(http, emulator, prompt="x [fault:stuck-in-queue]")
+    assert http.put(answer["cancel_url"]).status_code == 202
+    assert http.put(answer["cancel_url"]).json() == {"status": "ALREADY_COMPLETED"}
+    request = emulator.get(answer["request_id"])
+    assert request.cancelled
+    assert request.model_seconds == 0
+
+
+def test_injected_faults_hit_the_next_calls(emulator: FalQueueEmulator, http: httpx.Client) -> None:
+    emulator.inject_fault("submit-429", times=2)
+    url = f"{emulator.base_url}/fal-ai/flux-pro/kontext/max"
+    body = {"prompt": "x", "image_url": data_uri(make_image())}
+    assert [http.post(url, json=body).status_code for _ in range(3)] == [429, 429, 200]
+
+
+class _Receiver(BaseHTTPRequestHandler):
+    deliveries: ClassVar[list[tuple[dict[str, str], bytes]]] = []
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        _Receiver.deliveries.append((dict(self.headers.items()), body))
+        self.send_response(200)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *args: Any) -> None:
+        return
+
+
+def test_webhooks_are_signed_so_the_pipeline_can_verify_them(
+    emulator: FalQueueEmulator, http: httpx.Client
+) -> None:
+    # Given a receiver on 127.0.0.1 and a request that asks for a webhook
+    _Receiver.deliveries = []
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Receiver)
+    threading.Thread(
+        target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+    ).start()
+    try:
+        hook = f"http://127.0.0.1:{server.server_address[1]}/hook"
+        url = f"{emulator.base_url}/fal-ai/flux-pro/kontext/max"
+        body = {"prompt": "x", "image_url": data_uri(make_image())}
+        request_id = http.post(url, params={"fal_webhook": hook}, json=body).json()["request_id"]
+        # When the request completes
+        deadline = time.monotonic() + 5
+        while not _Receiver.deliveries:
+            assert time.monotonic() < deadline, "no webhook arrived"
+            time.sleep(0.02)
+    finally:
+        server.shutdown()
+        server.server_close()
+    # Then the webhook verifies against the emulator's JWKS, with the pipeline's own check
+    headers, raw = _Receiver.deliveries[0]
+    verified = verify_webhook(headers, raw, JwksCache(httpx.Client(timeout=5), emulator.jwks_url))
+    assert (verified.request_id, verified.status) == (request_id, "OK")
