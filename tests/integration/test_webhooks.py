@@ -3,18 +3,17 @@ an HTTPS subscriber with a filter policy, and EventBridge rules."""
 
 from __future__ import annotations
 
-import http.server
 import json
-import threading
 import time
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler
 from typing import Any, ClassVar
 
 import pytest
 from kontext_pipeline.emulator import EmulatorTiming
 from kontext_pipeline.local.pipeline import LocalPipeline
 
-from tests.conftest import make_image
+from tests.conftest import loopback_server, make_image
 
 WEBHOOK_MODE = {
     "CompletionMode": "webhook",
@@ -100,7 +99,7 @@ def test_without_a_webhook_polling_takes_over() -> None:
 # --- downstream integrations --------------------------------------------------------------
 
 
-class _Subscriber(http.server.BaseHTTPRequestHandler):
+class _Subscriber(BaseHTTPRequestHandler):
     received: ClassVar[list[dict[str, Any]]] = []
 
     def do_POST(self) -> None:
@@ -116,15 +115,8 @@ class _Subscriber(http.server.BaseHTTPRequestHandler):
 @pytest.fixture
 def https_subscriber() -> Iterator[str]:
     _Subscriber.received = []
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Subscriber)
-    threading.Thread(
-        target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-    ).start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/kontext-events"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with loopback_server(_Subscriber) as base_url:
+        yield f"{base_url}/kontext-events"
 
 
 def test_an_http_subscriber_filtered_on_status_gets_only_failures(

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import base64
 import io
-import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any, ClassVar
 
 import httpx
@@ -16,14 +14,10 @@ from kontext_pipeline.emulator import EmulatorTiming, FalQueueEmulator
 from kontext_pipeline.webhooks import JwksCache, verify_webhook
 from PIL import Image
 
-from tests.conftest import make_image
+from tests.conftest import data_uri, loopback_server, make_image
 
 KEY = "emulator-test-key"
 AUTH = {"Authorization": f"Key {KEY}"}
-
-
-def data_uri(image: bytes) -> str:
-    return "data:image/png;base64," + base64.b64encode(image).decode()
 
 
 @pytest.fixture
@@ -150,12 +144,8 @@ def test_webhooks_are_signed_so_the_pipeline_can_verify_them(
 ) -> None:
     # Given a receiver on 127.0.0.1 and a request that asks for a webhook
     _Receiver.deliveries = []
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Receiver)
-    threading.Thread(
-        target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-    ).start()
-    try:
-        hook = f"http://127.0.0.1:{server.server_address[1]}/hook"
+    with loopback_server(_Receiver) as base_url:
+        hook = f"{base_url}/hook"
         url = f"{emulator.base_url}/fal-ai/flux-pro/kontext/max"
         body = {"prompt": "x", "image_url": data_uri(make_image())}
         request_id = http.post(url, params={"fal_webhook": hook}, json=body).json()["request_id"]
@@ -164,9 +154,6 @@ def test_webhooks_are_signed_so_the_pipeline_can_verify_them(
         while not _Receiver.deliveries:
             assert time.monotonic() < deadline, "no webhook arrived"
             time.sleep(0.02)
-    finally:
-        server.shutdown()
-        server.server_close()
     # Then the webhook verifies against the emulator's JWKS, with the pipeline's own check
     headers, raw = _Receiver.deliveries[0]
     verified = verify_webhook(headers, raw, JwksCache(httpx.Client(timeout=5), emulator.jwks_url))

@@ -3,7 +3,6 @@ no-double-submit rules against a scripted transport that records every request."
 
 from __future__ import annotations
 
-import base64
 import time
 from collections.abc import Callable, Iterator
 
@@ -18,14 +17,10 @@ from kontext_pipeline.errors import (
 )
 from kontext_pipeline.fal import FalQueueClient, RetryPolicy
 
-from tests.conftest import load_event, make_image
+from tests.conftest import data_uri, load_event, make_image
 
 KEY = "test-key-123"
 TIMEOUT = httpx.Timeout(5.0, connect=2.0)
-
-
-def data_uri(image: bytes) -> str:
-    return "data:image/png;base64," + base64.b64encode(image).decode()
 
 
 @pytest.fixture

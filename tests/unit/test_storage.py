@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import http.server
-import threading
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler
 from typing import Any, ClassVar
 
 import httpx
@@ -22,13 +21,13 @@ from kontext_pipeline.storage import (
     sniff_image_type,
 )
 
-from tests.conftest import make_image
+from tests.conftest import loopback_server, make_image
 
 BUCKET = "kontext-images-test"
 POLICY = OutputPolicy(allowed_hosts=("127.0.0.1",), allow_http=True, max_bytes=5_000_000)
 
 
-class _Files(http.server.BaseHTTPRequestHandler):
+class _Files(BaseHTTPRequestHandler):
     """Serves a few canned answers the way a CDN would, including broken ones."""
 
     routes: ClassVar[dict[str, tuple[int, str, bytes, int | None]]] = {}
@@ -56,16 +55,8 @@ def cdn() -> Iterator[str]:
         "/truncated.png": (200, "image/png", png[:100], len(png)),
         "/busy.png": (503, "text/plain", b"busy", None),
     }
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Files)
-    thread = threading.Thread(
-        target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-    )
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with loopback_server(_Files) as base_url:
+        yield base_url
 
 
 @pytest.fixture

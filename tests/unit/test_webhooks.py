@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import http.server
 import json
-import threading
 import time
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler
 from typing import Any, ClassVar
 
 import httpx
@@ -24,7 +23,7 @@ from kontext_pipeline.webhooks import (
     verify_webhook,
 )
 
-from tests.conftest import load_event
+from tests.conftest import load_event, loopback_server
 
 REQUEST_ID = "e36fc67f-afa7-416a-a288-50d90a630d7a"
 
@@ -39,7 +38,7 @@ def jwk_for(key: Ed25519PrivateKey, kid: str) -> dict[str, str]:
     }
 
 
-class _Jwks(http.server.BaseHTTPRequestHandler):
+class _Jwks(BaseHTTPRequestHandler):
     document: ClassVar[dict[str, Any]] = {"keys": []}
     fetches: ClassVar[list[float]] = []
 
@@ -58,15 +57,8 @@ class _Jwks(http.server.BaseHTTPRequestHandler):
 @pytest.fixture
 def jwks_url() -> Iterator[str]:
     _Jwks.fetches = []
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Jwks)
-    threading.Thread(
-        target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-    ).start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/.well-known/jwks.json"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with loopback_server(_Jwks) as base_url:
+        yield f"{base_url}/.well-known/jwks.json"
 
 
 def signed(

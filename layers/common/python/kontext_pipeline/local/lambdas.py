@@ -52,6 +52,17 @@ def _monotonic() -> float:
     return time.monotonic()
 
 
+@dataclass(frozen=True)
+class DeployedFunction:
+    """What moto knows of the function being invoked."""
+
+    name: str
+    arn: str
+    environment: dict[str, str]
+    timeout: float
+    memory: int
+
+
 @dataclass
 class InvocationRecord:
     function_name: str
@@ -89,23 +100,16 @@ class InProcessLambdas:
         def _invoke_lambda(self: Any, event: Any = None) -> tuple[str, bool, str]:
             if self.function_name not in registry._functions:
                 return original(self, event)
-            if _is_s3_notification(event):
-                return registry.invoke_async(
-                    self.function_name,
-                    event,
-                    environment=dict(self.environment_vars),
-                    timeout=float(self.timeout),
-                    memory=int(self.memory_size),
-                    arn=self.function_arn,
-                )
-            return registry.invoke(
-                self.function_name,
-                event,
+            function = DeployedFunction(
+                name=self.function_name,
+                arn=self.function_arn,
                 environment=dict(self.environment_vars),
                 timeout=float(self.timeout),
                 memory=int(self.memory_size),
-                arn=self.function_arn,
             )
+            if _is_s3_notification(event):
+                return registry.invoke_async(function, event)
+            return registry.invoke(function, event)
 
         LambdaFunction._invoke_lambda = _invoke_lambda  # type: ignore[method-assign]
         try:
@@ -113,23 +117,15 @@ class InProcessLambdas:
         finally:
             LambdaFunction._invoke_lambda = original  # type: ignore[method-assign]
 
-    def invoke(
-        self,
-        function_name: str,
-        event: Any,
-        *,
-        environment: dict[str, str],
-        timeout: float,
-        memory: int,
-        arn: str,
-    ) -> tuple[str, bool, str]:
-        module = self._load(function_name, environment)
+    def invoke(self, function: DeployedFunction, event: Any) -> tuple[str, bool, str]:
+        function_name, timeout = function.name, function.timeout
+        module = self._load(function_name, function.environment)
         source = self._functions[function_name]
         handler = getattr(module, source.handler.rsplit(".", 1)[1])
         context = LocalLambdaContext(
             function_name=function_name,
-            memory_limit_in_mb=memory,
-            invoked_function_arn=arn,
+            memory_limit_in_mb=function.memory,
+            invoked_function_arn=function.arn,
             timeout_seconds=timeout,
             aws_request_id=str(uuid.uuid4()),
         )
@@ -165,29 +161,13 @@ class InProcessLambdas:
         body = outcome["error"] if errored else outcome.get("result")
         return json.dumps(body, default=str), errored, ""
 
-    def invoke_async(
-        self,
-        function_name: str,
-        event: Any,
-        *,
-        environment: dict[str, str],
-        timeout: float,
-        memory: int,
-        arn: str,
-    ) -> tuple[str, bool, str]:
+    def invoke_async(self, function: DeployedFunction, event: Any) -> tuple[str, bool, str]:
         """S3 invokes asynchronously: Lambda retries a failure, then hands the event to the
         on-failure destination. (AWS waits a minute or two between attempts; here, none.)"""
-        config = self._async_configs.get(function_name, {})
+        config = self._async_configs.get(function.name, {})
         attempts = 1 + int(config.get("MaximumRetryAttempts", 2))
         for _ in range(attempts):
-            payload, errored, logs = self.invoke(
-                function_name,
-                event,
-                environment=environment,
-                timeout=timeout,
-                memory=memory,
-                arn=arn,
-            )
+            payload, errored, logs = self.invoke(function, event)
             if not errored:
                 return payload, errored, logs
         destination = config.get("DestinationConfig", {}).get("OnFailure", {}).get("Destination")
@@ -200,7 +180,7 @@ class InProcessLambdas:
                     {
                         "version": "1.0",
                         "requestContext": {
-                            "functionArn": arn,
+                            "functionArn": function.arn,
                             "condition": "RetriesExhausted",
                             "approximateInvokeCount": attempts,
                         },
