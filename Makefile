@@ -9,7 +9,7 @@ SAMPLE_IMAGE ?= samples/kitchen-table.jpg
 SAMPLE_PROMPT ?= Put a donut next to the flour.
 DEMO_OUT ?= demo-output
 
-.PHONY: help install demo test lint typecheck cfn-lint security unit integration bench clean
+.PHONY: help install demo test lint typecheck cfn-lint security unit integration bench bench-quick clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -56,8 +56,11 @@ unit: $(INSTALLED) ## unit tests
 integration: $(INSTALLED) ## the real state machine on moto through the model emulator
 	$(BIN)/pytest tests/integration -q
 
-bench: $(INSTALLED) ## benchmarks: print figures, write benchmarks/results/
+bench: $(INSTALLED) ## benchmarks: print figures, write benchmarks/results/ (about 10 minutes)
 	$(BIN)/python -m benchmarks.run
+
+bench-quick: $(INSTALLED) ## the same benchmarks, smaller (a few minutes)
+	$(BIN)/python -m benchmarks.run --quick
 
 clean: ## remove the virtualenv and local outputs
 	rm -rf $(VENV) $(CHECKOV_VENV) $(DEMO_OUT) .pytest_cache .mypy_cache .ruff_cache

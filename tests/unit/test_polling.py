@@ -20,12 +20,12 @@ def test_queue_position_lengthens_the_wait_up_to_the_maximum() -> None:
 
 
 def test_running_waits_for_the_expected_remainder() -> None:
-    assert PLAN.while_running(NOW - timedelta(seconds=5), NOW, polls_overdue=0) == 15
+    assert PLAN.while_running(NOW - timedelta(seconds=5), NOW, polls_while_running=0) == 15
 
 
 def test_overdue_runs_back_off_from_the_minimum() -> None:
     late = NOW - timedelta(seconds=60)
-    waits = [PLAN.while_running(late, NOW, polls_overdue=n) for n in range(8)]
+    waits = [PLAN.while_running(late, NOW, polls_while_running=n) for n in range(8)]
     assert waits[0] == 2
     assert waits == sorted(waits)
     assert max(waits) == 30

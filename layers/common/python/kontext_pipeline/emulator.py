@@ -307,7 +307,7 @@ class FalQueueEmulator:
             self._faults.arm(request_id, prompt)
             self._requests[request_id] = request
             self._order.append(request_id)
-            position = sum(1 for r in self._requests.values() if r.status == "IN_QUEUE") - 1
+            position = self._queued_before(request)
             if webhook_url:
                 self._schedule_webhook(request)
         if hang:
@@ -329,6 +329,16 @@ class FalQueueEmulator:
             "status_url": f"{base}/status",
             "cancel_url": f"{base}/cancel",
         }
+
+    def _queued_before(self, request: EmulatedRequest) -> int:
+        """(under the lock) How many earlier requests are still waiting to start."""
+        now = time.time()
+        ahead = 0
+        for other in self._requests.values():
+            if other.submitted_at < request.submitted_at:
+                self._advance(other, now)
+                ahead += other.status == "IN_QUEUE"
+        return ahead
 
     def _completion_time(self, request: EmulatedRequest) -> float | None:
         if "stuck-in-queue" in request.faults and not request.cancelled:
@@ -380,11 +390,7 @@ class FalQueueEmulator:
                     return code, {"detail": "try again"}
             urls = self._urls(request_id)
             if request.status == "IN_QUEUE":
-                ahead = sum(
-                    1
-                    for r in self._requests.values()
-                    if r.status == "IN_QUEUE" and r.submitted_at < request.submitted_at
-                )
+                ahead = self._queued_before(request)
                 return 202, {
                     "status": "IN_QUEUE",
                     "queue_position": ahead,

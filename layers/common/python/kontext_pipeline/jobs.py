@@ -254,6 +254,7 @@ def submit_edit(
         response_url=submission.response_url,
         cancel_url=submission.cancel_url,
         submitted_at=submitted_at,
+        checked_at=submitted_at,
         deadline_at=submitted_at + timedelta(seconds=settings.deadline_seconds),
         queue_position=submission.queue_position,
         next_poll_seconds=poll_plan.after_submit(submission.queue_position),
@@ -301,13 +302,16 @@ def check_status(
             f"request {job.request_id} still {status.status} after "
             f"{(now - job.submitted_at).total_seconds():.0f} s (deadline)"
         )
+    polls_running = job.polls_running
     if status.status == "IN_QUEUE":
         running_since = None
         wait = poll_plan.while_queued(status.queue_position)
     else:
-        running_since = job.in_progress_since or now
-        overdue = polls if job.in_progress_since else 0
-        wait = poll_plan.while_running(running_since, now, overdue)
+        # The queue does not say when the run began; the last time it was seen waiting (or
+        # the submit) is the earliest it can have, so the wait never overshoots the end.
+        running_since = job.in_progress_since or job.checked_at or job.submitted_at
+        wait = poll_plan.while_running(running_since, now, polls_running)
+        polls_running += 1
     # Never sleep past the deadline: the last poll lands on it, so the cancel is prompt.
     until_deadline = max(1, math.ceil((job.deadline_at - now).total_seconds()))
     return job.model_copy(
@@ -315,7 +319,9 @@ def check_status(
             "status": status.status,
             "queue_position": status.queue_position,
             "in_progress_since": running_since,
+            "checked_at": now,
             "polls": polls,
+            "polls_running": polls_running,
             "next_poll_seconds": min(wait, until_deadline),
         }
     )

@@ -149,7 +149,9 @@ class ModelJob(BaseModel):
     status: QueueStatusName = "IN_QUEUE"
     queue_position: int | None = None
     in_progress_since: datetime | None = None
+    checked_at: datetime | None = None
     polls: int = 0
+    polls_running: int = 0
     next_poll_seconds: int = 1
     completion_mode: Literal["poll", "webhook"] = "poll"
     webhook_wait_seconds: int = 0

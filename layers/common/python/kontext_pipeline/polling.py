@@ -28,12 +28,14 @@ class PollPlan:
         ahead = max(0, queue_position or 0)
         return self._clamp(self.expected_model_seconds * (1 + 0.5 * ahead))
 
-    def while_running(self, running_since: datetime, now: datetime, polls_overdue: int) -> int:
+    def while_running(
+        self, running_since: datetime, now: datetime, polls_while_running: int
+    ) -> int:
         remaining = self.expected_model_seconds - (now - running_since).total_seconds()
         if remaining > self.min_seconds:
             return self._clamp(remaining)
-        # Past the typical run time: back off gently from the minimum.
-        return self._clamp(self.min_seconds * (1.5 ** max(0, polls_overdue)))
+        # Past the typical run time: back off gently from the minimum, poll by poll.
+        return self._clamp(self.min_seconds * (1.5 ** max(0, polls_while_running)))
 
     def _clamp(self, seconds: float) -> int:
         bounded = min(self.max_seconds, max(self.min_seconds, seconds))

@@ -41,9 +41,12 @@ STREAM_CHUNK_BYTES = 8 * 1024 * 1024
 TRANSFER_CONFIG = TransferConfig(
     multipart_threshold=STREAM_CHUNK_BYTES,
     multipart_chunksize=STREAM_CHUNK_BYTES,
-    max_concurrency=4,
+    max_concurrency=2,
     use_threads=True,
 )
+# s3transfer reads up to 10 parts of a non-seekable stream ahead by default (80 MB here);
+# two keep memory flat whatever the output's size, and still overlap download and upload.
+TRANSFER_CONFIG.max_in_memory_upload_chunks = 2
 # S3 caps all user metadata at 2 KB; lineage values are cut to leave room for the rest.
 MAX_LINEAGE_VALUE_BYTES = 512
 
@@ -337,7 +340,8 @@ class _CheckedStream(io.RawIOBase):
 
     def __init__(self, chunks: Iterator[bytes], max_bytes: int) -> None:
         self._chunks = chunks
-        self._buffer = b""
+        # A view, so handing out part of a chunk copies only that part, once.
+        self._buffer = memoryview(b"")
         self._max_bytes = max_bytes
         self.size = 0
         self.sha256 = hashlib.sha256()
@@ -352,7 +356,7 @@ class _CheckedStream(io.RawIOBase):
             if chunk is None:
                 return 0
             self._accept(chunk)
-            self._buffer = chunk
+            self._buffer = memoryview(chunk)
         count = min(len(target), len(self._buffer))
         target[:count] = self._buffer[:count]
         self._buffer = self._buffer[count:]

@@ -14,6 +14,7 @@ import importlib.util
 import json
 import os
 import threading
+import time
 import traceback
 import uuid
 from collections.abc import Callable, Iterator
@@ -40,16 +41,10 @@ class LocalLambdaContext:
     log_stream_name: str = ""
 
     def __post_init__(self) -> None:
-        self._deadline = _monotonic() + self.timeout_seconds
+        self._deadline = time.monotonic() + self.timeout_seconds
 
     def get_remaining_time_in_millis(self) -> int:
-        return max(0, int((self._deadline - _monotonic()) * 1000))
-
-
-def _monotonic() -> float:
-    import time  # noqa: PLC0415 - keep the module's import surface small
-
-    return time.monotonic()
+        return max(0, int((self._deadline - time.monotonic()) * 1000))
 
 
 @dataclass(frozen=True)
@@ -69,6 +64,8 @@ class InvocationRecord:
     event: Any
     errored: bool
     error_type: str | None
+    duration_seconds: float
+    memory_mb: int
 
 
 class InProcessLambdas:
@@ -142,8 +139,10 @@ class InProcessLambdas:
                 }
 
         worker = threading.Thread(target=run, name=f"lambda-{function_name}", daemon=True)
+        started = time.perf_counter()
         worker.start()
         worker.join(timeout)
+        duration = time.perf_counter() - started
         if worker.is_alive():
             # Like Lambda, the caller sees a timeout; the abandoned work may still finish.
             outcome = {
@@ -155,7 +154,12 @@ class InProcessLambdas:
         errored = "error" in outcome
         self.invocations.append(
             InvocationRecord(
-                function_name, event, errored, outcome["error"]["errorType"] if errored else None
+                function_name,
+                event,
+                errored,
+                outcome["error"]["errorType"] if errored else None,
+                duration,
+                function.memory,
             )
         )
         body = outcome["error"] if errored else outcome.get("result")

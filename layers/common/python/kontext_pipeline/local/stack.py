@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 import re
 import uuid
 import zipfile
@@ -90,6 +91,9 @@ def translate_template(
 ) -> tuple[dict[str, Any], dict[str, FunctionSource]]:
     """SAM -> CloudFormation with SAM's translator; local paths become placeholders in S3."""
     from samtranslator.translator.transform import transform  # noqa: PLC0415 - local run only
+
+    # The translator warns about its own usage metrics, which only `sam` publishes.
+    logging.getLogger("samtranslator.metrics").setLevel(logging.ERROR)
 
     sam = load_template(path)
     root = path.parent

@@ -1,0 +1,83 @@
+"""Run the benchmarks and print what they measured.
+
+    python -m benchmarks.run           # 20 jobs a mode, 5 s and 30 s models, 300-upload burst
+    python -m benchmarks.run --quick   # 5 jobs a mode, 5 s model, 50-upload burst
+    python -m benchmarks.run --only overhead
+
+Results go to benchmarks/results/<name>.json and benchmarks/results/latest.json, with the
+machine they ran on. Figures, not assertions: the README quotes a run of these.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from benchmarks.cold_start import cold_start
+from benchmarks.output_copy import output_copy
+from benchmarks.pipeline_runs import burst, overhead
+
+RESULTS = Path(__file__).resolve().parent / "results"
+BENCHMARKS: dict[str, Callable[[bool], dict[str, Any]]] = {
+    "overhead": overhead,
+    "output_copy": output_copy,
+    "burst": burst,
+    "cold_start": cold_start,
+}
+
+
+def machine() -> dict[str, Any]:
+    model = "unknown"
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.exists():
+        for line in cpuinfo.read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    return {
+        "cpus": os.cpu_count(),
+        "cpu": model,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--quick", action="store_true", help="smaller runs, a few minutes")
+    parser.add_argument("--only", choices=sorted(BENCHMARKS), action="append")
+    args = parser.parse_args(argv)
+    os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    report: dict[str, Any] = {
+        "machine": machine(),
+        "quick": args.quick,
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+    }
+    print(
+        f"Machine: {report['machine']['cpus']} CPUs, {report['machine']['cpu']}, "
+        f"Python {report['machine']['python']}{' (quick mode)' if args.quick else ''}"
+    )
+    for name in args.only or BENCHMARKS:
+        print(f"\n== {name}", flush=True)
+        started = time.monotonic()
+        result = BENCHMARKS[name](args.quick)
+        result["seconds"] = time.monotonic() - started
+        report[name] = result
+        (RESULTS / f"{name}.json").write_text(json.dumps(result, indent=2, default=str))
+    (RESULTS / "latest.json").write_text(json.dumps(report, indent=2, default=str))
+    print(f"\nWritten to {RESULTS}/")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
