@@ -6,7 +6,7 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from kontext_pipeline.jobs import collect_outputs
-from kontext_pipeline.models import ModelJob, TaskEnvelope
+from kontext_pipeline.models import ModelJob, TaskEnvelope, utc_now
 from kontext_pipeline.observability import MetricUnit, logger, metrics, tracer
 from kontext_pipeline.runtime import Runtime
 
@@ -30,6 +30,15 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         execution_id=envelope.execution_id,
     )
     metrics.add_metric(name="JobsSucceeded", unit=MetricUnit.Count, value=1)
+    model_seconds = float(notification.timings.get("inference") or 0.0)
+    metrics.add_metric(name="ModelSeconds", unit=MetricUnit.Seconds, value=model_seconds)
+    # From submit to outputs stored, less the model's own run (so it includes queue time).
+    job_seconds = (utc_now() - envelope.job.submitted_at).total_seconds()
+    metrics.add_metric(
+        name="PipelineOverheadSeconds",
+        unit=MetricUnit.Seconds,
+        value=max(0.0, job_seconds - model_seconds),
+    )
     metrics.add_metric(name="OutputsCopied", unit=MetricUnit.Count, value=len(notification.outputs))
     return {
         "status": notification.status,

@@ -18,5 +18,9 @@ tracer = Tracer(service=SERVICE)
 metrics = Metrics(
     service=SERVICE, namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "KontextPipeline")
 )
+# Every metric is per model, so a second model or provider gets its own lines.
+metrics.set_default_dimensions(
+    model=os.environ.get("FAL_MODEL_PATH", "fal-ai/flux-pro/kontext/max")
+)
 
 __all__ = ["SERVICE", "MetricUnit", "logger", "metrics", "single_metric", "tracer"]

@@ -346,6 +346,7 @@ class _Deployer:
             "AWS::DynamoDB::Table": self._table,
             "AWS::CloudWatch::Alarm": self._alarm,
             "AWS::Lambda::Url": self._function_url,
+            "AWS::CloudWatch::Dashboard": self._dashboard,
         }
 
     def client(self, service: str) -> Any:
@@ -539,3 +540,10 @@ class _Deployer:
         else:
             url = self._function_url_for(str(props["TargetFunctionArn"]))
         self._set(logical_id, url, FunctionUrl=url)
+
+    def _dashboard(self, logical_id: str, props: dict[str, Any]) -> None:
+        name = props.get("DashboardName") or self._name(logical_id)
+        self.client("cloudwatch").put_dashboard(
+            DashboardName=name, DashboardBody=props["DashboardBody"]
+        )
+        self._set(logical_id, name)
