@@ -9,7 +9,7 @@ SAMPLE_IMAGE ?= samples/kitchen-table.jpg
 SAMPLE_PROMPT ?= Put a donut next to the flour.
 DEMO_OUT ?= demo-output
 
-.PHONY: help install demo test lint typecheck cfn-lint security unit integration bench bench-quick clean
+.PHONY: help install demo test lint typecheck cfn-lint security unit integration bench bench-quick deploy put-key teardown clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -61,6 +61,18 @@ bench: $(INSTALLED) ## benchmarks: print figures, write benchmarks/results/ (abo
 
 bench-quick: $(INSTALLED) ## the same benchmarks, smaller (a few minutes)
 	$(BIN)/python -m benchmarks.run --quick
+
+STACK ?= kontext-pipeline
+
+deploy: ## sam build + sam deploy (needs the AWS SAM CLI and credentials)
+	@command -v sam >/dev/null || { echo "sam not found: pip install aws-sam-cli (or see https://docs.aws.amazon.com/serverless-application-model/)"; exit 2; }
+	sam build && sam deploy --stack-name "$(STACK)"
+
+put-key: $(INSTALLED) ## store the model's API key (FAL_KEY, or asked for) in the stack's secret
+	$(BIN)/kontext-pipeline put-key --stack "$(STACK)"
+
+teardown: $(INSTALLED) ## delete the stack; KEEP_BUCKET=1 keeps the images bucket and its objects
+	$(BIN)/kontext-pipeline teardown --stack "$(STACK)" $(if $(KEEP_BUCKET),--keep-bucket,)
 
 clean: ## remove the virtualenv and local outputs
 	rm -rf $(VENV) $(CHECKOV_VENV) $(DEMO_OUT) .pytest_cache .mypy_cache .ruff_cache

@@ -29,6 +29,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         policy=RUNTIME.output_policy,
         execution_id=envelope.execution_id,
     )
+    metrics.add_dimension(name="status", value=notification.status)
     metrics.add_metric(name="JobsSucceeded", unit=MetricUnit.Count, value=1)
     model_seconds = float(notification.timings.get("inference") or 0.0)
     metrics.add_metric(name="ModelSeconds", unit=MetricUnit.Seconds, value=model_seconds)

@@ -9,7 +9,7 @@ from kontext_pipeline.errors import PipelineError
 from kontext_pipeline.fal import FalQueueClient
 from kontext_pipeline.jobs import report_failure
 from kontext_pipeline.models import TaskEnvelope
-from kontext_pipeline.observability import MetricUnit, logger, metrics, single_metric, tracer
+from kontext_pipeline.observability import MetricUnit, logger, metrics, tracer
 from kontext_pipeline.runtime import Runtime
 
 RUNTIME = Runtime()
@@ -34,9 +34,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         execution_id=envelope.execution_id,
     )
     reason = notification.failure.reason if notification.failure else "unknown"
+    metrics.add_dimension(name="status", value=notification.status)
+    metrics.add_metadata(key="reason", value=reason)
     metrics.add_metric(name="JobsFailed", unit=MetricUnit.Count, value=1)
-    with single_metric(
-        name="JobsFailedByReason", unit=MetricUnit.Count, value=1, namespace=metrics.namespace
-    ) as by_reason:
-        by_reason.add_dimension(name="reason", value=reason)
     return {"status": notification.status, "reason": reason}

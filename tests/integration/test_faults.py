@@ -154,7 +154,8 @@ def test_the_api_key_never_leaves_the_queue_calls(
     run_job(pipeline, "secret-ok", "make it gold")
     run_job(pipeline, "secret-fail", "make it gold [fault:model-error]")
     # When everything the pipeline wrote is gathered: logs, histories, notifications, outputs
-    written = [capfd.readouterr().out]
+    captured = capfd.readouterr()
+    written = [captured.out, captured.err]
     for execution in pipeline.executions():
         written.append(json.dumps(pipeline.history(execution["executionArn"]), default=str))
     written += [json.dumps(item.envelope) for item in pipeline.notifications()]

@@ -263,6 +263,13 @@ def submit_edit(
     )
 
 
+def model_reason(error_type: str | None) -> str | None:
+    """The model's error_type as a reason: `image_load_error` -> `model_image_load_error`."""
+    if not error_type:
+        return None
+    return error_type if error_type.startswith("model_") else f"model_{error_type}"
+
+
 def webhook_url_for(settings: PipelineSettings) -> str | None:
     if settings.completion_mode != "webhook":
         return None
@@ -287,7 +294,7 @@ def check_status(
         if status.error:
             raise ModelRequestFailedError(
                 f"the model reported: {status.error}",
-                reason=f"model_{status.error_type}" if status.error_type else None,
+                reason=model_reason(status.error_type),
             )
         return job.model_copy(
             update={

@@ -7,13 +7,15 @@ template.yaml. Log lines carry the object key and the model request id once know
 from __future__ import annotations
 
 import os
+import sys
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
-from aws_lambda_powertools.metrics import MetricUnit, single_metric
+from aws_lambda_powertools.metrics import MetricUnit
 
 SERVICE = "kontext-pipeline"
 
-logger = Logger(service=SERVICE)
+# stderr: CloudWatch takes both streams, and a local run keeps its stdout for the command.
+logger = Logger(service=SERVICE, stream=sys.stderr)
 tracer = Tracer(service=SERVICE)
 metrics = Metrics(
     service=SERVICE, namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "KontextPipeline")
@@ -23,4 +25,4 @@ metrics.set_default_dimensions(
     model=os.environ.get("FAL_MODEL_PATH", "fal-ai/flux-pro/kontext/max")
 )
 
-__all__ = ["SERVICE", "MetricUnit", "logger", "metrics", "single_metric", "tracer"]
+__all__ = ["SERVICE", "MetricUnit", "logger", "metrics", "tracer"]

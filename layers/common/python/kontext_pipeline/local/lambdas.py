@@ -25,6 +25,7 @@ from types import ModuleType
 from typing import Any
 
 from kontext_pipeline.local.stack import FunctionSource
+from kontext_pipeline.observability import metrics
 
 
 @dataclass
@@ -151,6 +152,10 @@ class InProcessLambdas:
                     "errorType": "Sandbox.Timedout",
                 }
             }
+        # Metrics are disabled locally (there is no CloudWatch); Powertools then keeps every
+        # value until it holds 100 and prints them. Dropping them per invocation is what a
+        # flush would do.
+        metrics.clear_metrics()
         errored = "error" in outcome
         self.invocations.append(
             InvocationRecord(

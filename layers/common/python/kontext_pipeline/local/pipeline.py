@@ -24,10 +24,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from kontext_pipeline.deployed import (
+    JobProgress,
+    download_results,
+    find_execution,
+    job_progress,
+    upload_image,
+)
 from kontext_pipeline.local.gateway import FunctionUrlGateway
 from kontext_pipeline.local.lambdas import InProcessLambdas
 from kontext_pipeline.local.stack import REGION, LocalStack, deploy_stack
-from kontext_pipeline.metadata import encode_metadata_value
 from kontext_pipeline.models import Notification, SourceObject
 
 PROJECT_ROOT = Path(__file__).resolve().parents[5]
@@ -55,14 +61,6 @@ LOCAL_ENVIRONMENT = {
     "POWERTOOLS_METRICS_DISABLED": "true",
     "POWERTOOLS_DEV": "false",
 }
-
-
-@dataclass(frozen=True)
-class Progress:
-    state: str
-    status: str | None
-    queue_position: int | None
-    elapsed: float
 
 
 @dataclass(frozen=True)
@@ -216,27 +214,15 @@ class LocalPipeline:
         if key is None:
             name = image.name if isinstance(image, Path) else f"upload-{uuid.uuid4().hex[:8]}.png"
             key = self.outputs["InputPrefix"] + name
-        user_metadata = {
-            name.replace("_", "-"): str(value).lower() if isinstance(value, bool) else str(value)
-            for name, value in (options or {}).items()
-        }
-        if prompt is not None:
-            user_metadata["prompt"] = prompt
-        user_metadata.update(metadata or {})
-        suffix = Path(key).suffix.lower()
-        response = self.client("s3").put_object(
-            Bucket=self.bucket,
-            Key=key,
-            Body=body,
-            ContentType=content_type or CONTENT_TYPES.get(suffix, "application/octet-stream"),
-            Metadata={name: encode_metadata_value(value) for name, value in user_metadata.items()},
-        )
-        return SourceObject(
-            bucket=self.bucket,
-            key=key,
-            version_id=response.get("VersionId"),
-            size=len(body),
-            etag=response.get("ETag"),
+        return upload_image(
+            self.client("s3"),
+            self.bucket,
+            key,
+            body,
+            prompt=prompt,
+            options=options,
+            metadata=metadata,
+            content_type=content_type,
         )
 
     def wait_for_notification(
@@ -244,7 +230,7 @@ class LocalPipeline:
         source: SourceObject,
         *,
         timeout: float = 120.0,
-        on_progress: Callable[[Progress], None] | None = None,
+        on_progress: Callable[[JobProgress, float], None] | None = None,
     ) -> ReceivedNotification:
         """Block until the job for this object version has published its notification."""
         started = time.monotonic()
@@ -253,9 +239,9 @@ class LocalPipeline:
             if found is not None:
                 return found
             if on_progress is not None:
-                progress = self.progress(source, started)
+                progress = self.progress(source)
                 if progress is not None:
-                    on_progress(progress)
+                    on_progress(progress, time.monotonic() - started)
             time.sleep(0.1)
         raise TimeoutError(f"no notification for {source.s3_uri} within {timeout:.0f} s")
 
@@ -298,16 +284,7 @@ class LocalPipeline:
         )
 
     def execution_for(self, source: SourceObject) -> dict[str, Any] | None:
-        sfn = self.client("stepfunctions")
-        for summary in self.executions():
-            described = sfn.describe_execution(executionArn=summary["executionArn"])
-            started = json.loads(described.get("input", "{}")).get("source", {})
-            # moto's S3 events carry no version id; the ETag tells overwrites apart.
-            if started.get("key") == source.key and (
-                started.get("etag") in (None, (source.etag or "").strip('"'))
-            ):
-                return dict(described)
-        return None
+        return find_execution(self.client("stepfunctions"), self.outputs["StateMachineArn"], source)
 
     def history(self, execution_arn: str) -> list[dict[str, Any]]:
         sfn = self.client("stepfunctions")
@@ -315,36 +292,15 @@ class LocalPipeline:
             sfn.get_execution_history(executionArn=execution_arn, maxResults=1000)["events"]
         )
 
-    def progress(self, source: SourceObject, started: float) -> Progress | None:
+    def progress(self, source: SourceObject) -> JobProgress | None:
         execution = self.execution_for(source)
-        if execution is None:
-            return None
-        state, status, position = execution["status"], None, None
-        for event in self.history(execution["executionArn"]):
-            details = event.get("stateEnteredEventDetails")
-            if details:
-                state = details["name"]
-            output = (event.get("taskSucceededEventDetails") or {}).get("output")
-            if output:
-                payload = json.loads(output).get("Payload")
-                if isinstance(payload, dict) and "status" in payload:
-                    status, position = payload.get("status"), payload.get("queue_position")
-        return Progress(state, status, position, time.monotonic() - started)
+        return job_progress(self.client("stepfunctions"), execution) if execution else None
 
     def download_outputs(self, notification: Notification, out_dir: Path) -> list[Path]:
         """Copy the job's output images and manifest from the emulated S3 into a folder."""
-        out_dir.mkdir(parents=True, exist_ok=True)
-        s3 = self.client("s3")
-        written = []
-        uris = [output.s3_uri for output in notification.outputs]
-        if notification.manifest_uri:
-            uris.append(notification.manifest_uri)
-        for uri in uris:
-            bucket, key = uri.removeprefix("s3://").split("/", 1)
-            target = out_dir / key.rsplit("/", 1)[-1]
-            target.write_bytes(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
-            written.append(target)
-        return written
+        if not notification.manifest_uri:
+            return []
+        return download_results(self.client("s3"), notification.manifest_uri, out_dir)
 
 
 def _fetch_through_moto(url: str) -> bytes:

@@ -19,6 +19,7 @@ import json
 import logging
 import re
 import uuid
+import warnings
 import zipfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -152,7 +153,21 @@ def deploy_stack(
     for name, output in cfn.get("Outputs", {}).items():
         if "Condition" not in output or resolver.condition(output["Condition"]):
             stack.outputs[name] = str(resolver.resolve(output["Value"]))
+    _register_stack(session, stack)
     return stack
+
+
+def _register_stack(session: Any, stack: LocalStack) -> None:
+    """Make the stack's outputs readable through CloudFormation, as after `sam deploy`."""
+    summary = {
+        "Resources": {"Deployed": {"Type": "AWS::CloudFormation::WaitConditionHandle"}},
+        "Outputs": {name: {"Value": value} for name, value in stack.outputs.items()},
+    }
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # moto notes it does not model the placeholder
+        session.client("cloudformation", region_name=REGION).create_stack(
+            StackName=stack.name, TemplateBody=json.dumps(summary)
+        )
 
 
 def _parameter_values(cfn: Mapping[str, Any], given: Mapping[str, str]) -> dict[str, str]:
