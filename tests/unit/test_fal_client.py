@@ -245,3 +245,29 @@ def test_status_that_stays_malformed_is_transient_error() -> None:
     with pytest.raises(ModelQueueUnavailableError) as caught:
         client.status("https://queue.example.com/proxy/x/status")
     assert caught.value.reason == "malformed_queue_response"
+
+
+def test_a_result_is_read_with_its_images_seed_and_nsfw_flags() -> None:
+    seen: list[httpx.Request] = []
+    client = scripted_client([httpx.Response(200, json=load_event("fal_result"))], seen)
+    result = client.result("https://queue.example.com/proxy/fal-ai/flux-pro/requests/x")
+    assert [(image.width, image.height) for image in result.images] == [(1024, 768)]
+    assert (result.seed, result.has_nsfw_concepts) == (1234567, [False])
+
+
+def test_completed_with_an_error_fails_the_job_with_the_models_reason() -> None:
+    # Given a status answer: COMPLETED, but with the model's error
+    from kontext_pipeline.jobs import check_status
+    from kontext_pipeline.models import ModelJob
+    from kontext_pipeline.polling import PollPlan
+
+    seen: list[httpx.Request] = []
+    client = scripted_client(
+        [httpx.Response(200, json=load_event("fal_status_completed_error"))], seen
+    )
+    job = ModelJob.model_validate(load_event("task_check_status")["job"])
+    # When the job is polled / Then it fails with the model's error type as the reason
+    with pytest.raises(ModelRequestFailedError) as caught:
+        check_status(job, fal=client, poll_plan=PollPlan(2, 30, 20))
+    assert caught.value.reason == "model_image_load_error"
+    assert "could not be loaded" in caught.value.message

@@ -116,3 +116,26 @@ def test_concurrent_deliveries_start_one_execution(state_machine: tuple[Any, str
     # Then exactly one started the job and seven saw a duplicate
     assert sorted(outcomes) == ["duplicate"] * 7 + ["started"]
     assert len(sfn.list_executions(stateMachineArn=arn)["executions"]) == 1
+
+
+@pytest.mark.parametrize(
+    ("event_name", "key"),
+    [
+        ("s3_multipart_upload", "inputs/big-scan.png"),
+        ("s3_copy", "inputs/copied/kitchen-table.jpg"),
+        ("s3_put_literal_plus", "inputs/c++ notes 1+1.png"),
+        ("s3_put_unversioned", "inputs/kitchen-table.jpg"),
+        ("s3_put_long_key", "inputs/" + "/".join(["very-long-folder-name"] * 40) + "/photo.jpg"),
+    ],
+)
+def test_every_shape_of_upload_starts_its_job(
+    state_machine: tuple[Any, str], event_name: str, key: str
+) -> None:
+    # Given an S3 event in one of the shapes S3 sends
+    sfn, arn = state_machine
+    # When handled / Then one job starts, for the object's real key, under a valid name
+    assert run(event_name, sfn, arn) == ["started"]
+    [execution] = sfn.list_executions(stateMachineArn=arn)["executions"]
+    assert len(execution["name"]) <= 80
+    started = json.loads(sfn.describe_execution(executionArn=execution["executionArn"])["input"])
+    assert started["source"]["key"] == key

@@ -78,14 +78,7 @@ def signed(
     }
 
 
-BODY = json.dumps(
-    {
-        "request_id": REQUEST_ID,
-        "gateway_request_id": REQUEST_ID,
-        "status": "OK",
-        "payload": load_event("fal_result"),
-    }
-).encode()
+BODY = json.dumps(load_event("fal_webhook_ok")).encode()
 
 
 def test_a_signed_webhook_is_verified(jwks_url: str) -> None:
@@ -182,6 +175,15 @@ def rendezvous(aws: Any) -> tuple[WebhookRendezvous, Any]:
 
 def job() -> ModelJob:
     return ModelJob.model_validate(load_event("task_check_status")["job"])
+
+
+def test_an_error_webhook_carries_the_models_error(jwks_url: str) -> None:
+    key = Ed25519PrivateKey.generate()
+    _Jwks.document = {"keys": [jwk_for(key, "a")]}
+    body = json.dumps(load_event("fal_webhook_error")).encode()
+    with httpx.Client(timeout=2) as http:
+        webhook = verify_webhook(signed(key, body), body, JwksCache(http, jwks_url))
+    assert (webhook.status, webhook.error) == ("ERROR", "Invalid status code: 422")
 
 
 @pytest.mark.parametrize("token_first", [True, False])
