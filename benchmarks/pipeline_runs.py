@@ -90,6 +90,11 @@ def run_jobs(pipeline: LocalPipeline, count: int, tag: str, *, timeout: float) -
         time.sleep(0.02)
     figures = []
     for key, (notified_at, notification) in received.items():
+        end_to_end = notified_at - uploaded[key]
+        if notification.request_id is None:  # failed before the model saw it
+            reason = notification.failure.reason if notification.failure else "unknown"
+            figures.append(JobFigures(end_to_end, 0.0, end_to_end, 0, f"FAILED {reason}"))
+            continue
         request = pipeline.emulator.get(notification.request_id)
         held = (request.completed_at or notified_at) - request.submitted_at
         execution = pipeline.execution_for(notification.source)
@@ -102,10 +107,10 @@ def run_jobs(pipeline: LocalPipeline, count: int, tag: str, *, timeout: float) -
             if execution
             else 0
         )
-        end_to_end = notified_at - uploaded[key]
-        figures.append(
-            JobFigures(end_to_end - held, held, end_to_end, transitions, notification.status)
-        )
+        status = notification.status
+        if notification.failure:
+            status += f" {notification.failure.reason}"
+        figures.append(JobFigures(end_to_end - held, held, end_to_end, transitions, status))
     return figures
 
 
@@ -223,6 +228,7 @@ def burst(quick: bool) -> dict[str, Any]:
         "duplicates": len(notes) - len(set(notes)),
         "model_submits": len(submits),
         "succeeded": sum(1 for item in figures if item.status == "SUCCEEDED"),
+        "failures": sorted({item.status for item in figures if item.status != "SUCCEEDED"}),
         "wall_seconds": wall,
         "submit_rate_per_s": len(submits) / span if span else float("nan"),
     }

@@ -32,6 +32,7 @@ def test_a_trigger_that_keeps_failing_parks_the_event_in_the_dead_letter_queue(
     )
     # When an image is uploaded
     pipeline.upload(make_image(), key="inputs/parked.png", prompt="x")
+    pipeline.lambdas.drain()  # type: ignore[union-attr]
     # Then after its retries the event waits in the dead-letter queue, nothing lost
     sqs = pipeline.client("sqs")
     messages = sqs.receive_message(

@@ -149,4 +149,5 @@ def test_outputs_never_trigger_the_pipeline(pipeline: LocalPipeline) -> None:
     executions_before = len(pipeline.executions())
     pipeline.upload(make_image(), key="outputs/loop.png", prompt="would loop")
     pipeline.upload(Path(SAMPLE).read_bytes(), key="elsewhere/x.jpg", prompt="not watched")
+    pipeline.lambdas.drain()  # type: ignore[union-attr]
     assert len(pipeline.executions()) == executions_before

@@ -22,7 +22,6 @@ from typing import Any
 from urllib.parse import unquote_plus
 
 import httpx
-from aws_lambda_powertools import Logger
 from botocore.exceptions import ClientError
 from pydantic import ValidationError
 
@@ -57,6 +56,7 @@ from kontext_pipeline.models import (
     utc_now,
 )
 from kontext_pipeline.notify import Notifier
+from kontext_pipeline.observability import logger
 from kontext_pipeline.polling import PollPlan
 from kontext_pipeline.storage import (
     SIDECAR_SUFFIXES,
@@ -70,8 +70,6 @@ from kontext_pipeline.storage import (
     source_as_data_uri,
     write_manifest,
 )
-
-logger = Logger(child=True)
 
 EXECUTION_NAME_MAX = 80
 MANIFEST_NAME = "manifest.json"

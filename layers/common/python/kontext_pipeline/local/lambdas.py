@@ -25,7 +25,9 @@ from types import ModuleType
 from typing import Any
 
 from kontext_pipeline.local.stack import FunctionSource
-from kontext_pipeline.observability import metrics
+
+# The hop from S3's event to the function's start, as Lambda's async queue adds one.
+ASYNC_INVOKE_DELAY_SECONDS = 0.1
 
 
 @dataclass
@@ -86,18 +88,29 @@ class InProcessLambdas:
         self._deployment_id = deployment_id
         self._modules: dict[str, ModuleType] = {}
         self._lock = threading.Lock()
+        self._async_workers: list[threading.Thread] = []
         self.invocations: list[InvocationRecord] = []
 
     @contextmanager
     def patched(self) -> Iterator[None]:
         from moto.awslambda.models import LambdaFunction  # noqa: PLC0415 - local run only
 
-        original: Callable[..., tuple[str, bool, str]] = LambdaFunction._invoke_lambda
+        original_invoke_lambda: Callable[..., tuple[str, bool, str]] = LambdaFunction._invoke_lambda
+        original_invoke: Callable[..., Any] = LambdaFunction.invoke
         registry = self
+        invocation = threading.local()
+
+        def invoke(self: Any, body: Any, request_headers: Any, response_headers: Any) -> Any:
+            # S3 notifications arrive with no headers: they are asynchronous, like Event.
+            headers = request_headers or {}
+            invocation.type = headers.get(
+                "x-amz-invocation-type", "Event" if not headers else "RequestResponse"
+            )
+            return original_invoke(self, body, request_headers, response_headers)
 
         def _invoke_lambda(self: Any, event: Any = None) -> tuple[str, bool, str]:
             if self.function_name not in registry._functions:
-                return original(self, event)
+                return original_invoke_lambda(self, event)
             function = DeployedFunction(
                 name=self.function_name,
                 arn=self.function_arn,
@@ -105,15 +118,17 @@ class InProcessLambdas:
                 timeout=float(self.timeout),
                 memory=int(self.memory_size),
             )
-            if _is_s3_notification(event):
+            if getattr(invocation, "type", "RequestResponse") == "Event":
                 return registry.invoke_async(function, event)
             return registry.invoke(function, event)
 
+        LambdaFunction.invoke = invoke  # type: ignore[method-assign]
         LambdaFunction._invoke_lambda = _invoke_lambda  # type: ignore[method-assign]
         try:
             yield
         finally:
-            LambdaFunction._invoke_lambda = original  # type: ignore[method-assign]
+            LambdaFunction.invoke = original_invoke  # type: ignore[method-assign]
+            LambdaFunction._invoke_lambda = original_invoke_lambda  # type: ignore[method-assign]
 
     def invoke(self, function: DeployedFunction, event: Any) -> tuple[str, bool, str]:
         function_name, timeout = function.name, function.timeout
@@ -154,7 +169,10 @@ class InProcessLambdas:
             }
         # Metrics are disabled locally (there is no CloudWatch); Powertools then keeps every
         # value until it holds 100 and prints them. Dropping them per invocation is what a
-        # flush would do.
+        # flush would do. (Imported here: the package's Logger must be created after the
+        # functions' environment is in place.)
+        from kontext_pipeline.observability import metrics  # noqa: PLC0415
+
         metrics.clear_metrics()
         errored = "error" in outcome
         self.invocations.append(
@@ -171,14 +189,42 @@ class InProcessLambdas:
         return json.dumps(body, default=str), errored, ""
 
     def invoke_async(self, function: DeployedFunction, event: Any) -> tuple[str, bool, str]:
-        """S3 invokes asynchronously: Lambda retries a failure, then hands the event to the
-        on-failure destination. (AWS waits a minute or two between attempts; here, none.)"""
+        """Asynchronous invocation (S3 notifications, InvocationType=Event): the event is
+        queued, Lambda runs it a moment later, retries a failure, then hands the event to
+        the on-failure destination.
+
+        moto sends the notification from inside PutObject, before the object's metadata is
+        stored; running the function on another thread after a short hop, as Lambda's own
+        queue would, lets the upload finish first. (AWS waits a minute or two between
+        attempts; here, none.)
+        """
+        worker = threading.Thread(
+            target=self._run_async,
+            args=(function, event),
+            name=f"async-{function.name}",
+            daemon=True,
+        )
+        with self._lock:
+            self._async_workers.append(worker)
+        worker.start()
+        return "", False, ""
+
+    def drain(self, timeout: float = 60.0) -> None:
+        """Wait for the asynchronous invocations started so far to finish."""
+        with self._lock:
+            workers = list(self._async_workers)
+        deadline = time.monotonic() + timeout
+        for worker in workers:
+            worker.join(max(0.0, deadline - time.monotonic()))
+
+    def _run_async(self, function: DeployedFunction, event: Any) -> None:
+        time.sleep(ASYNC_INVOKE_DELAY_SECONDS)
         config = self._async_configs.get(function.name, {})
         attempts = 1 + int(config.get("MaximumRetryAttempts", 2))
         for _ in range(attempts):
-            payload, errored, logs = self.invoke(function, event)
+            payload, errored, _logs = self.invoke(function, event)
             if not errored:
-                return payload, errored, logs
+                return
         destination = config.get("DestinationConfig", {}).get("OnFailure", {}).get("Destination")
         if destination and self._sqs is not None:
             self._sqs.send_message(
@@ -199,7 +245,6 @@ class InProcessLambdas:
                     }
                 ),
             )
-        return payload, errored, logs
 
     def _load(self, function_name: str, environment: dict[str, str]) -> ModuleType:
         """Import the handler module once per function, with its environment: a cold start."""
@@ -218,10 +263,3 @@ class InProcessLambdas:
             spec.loader.exec_module(module)
             self._modules[function_name] = module
             return module
-
-
-def _is_s3_notification(event: Any) -> bool:
-    records = event.get("Records") if isinstance(event, dict) else None
-    return (
-        bool(records) and isinstance(records, list) and (records[0].get("eventSource") == "aws:s3")
-    )
