@@ -21,8 +21,20 @@ TIMER = (
 )
 
 
-def _import_seconds(module: str, function_dir: Path | None, repeats: int) -> float:
-    environment = {
+# The packages a handler pulls in, to say where its import time goes.
+HEAVY_PACKAGES = (
+    "boto3",
+    "aws_xray_sdk",
+    "aws_lambda_powertools",
+    "httpx",
+    "pydantic_settings",
+    "pydantic",
+    "kontext_pipeline",
+)
+
+
+def _environment(function_dir: Path | None) -> dict[str, str]:
+    return {
         **os.environ,
         "PYTHONPATH": os.pathsep.join(
             [str(ROOT / "layers" / "common" / "python")]
@@ -35,6 +47,10 @@ def _import_seconds(module: str, function_dir: Path | None, repeats: int) -> flo
         "TOPIC_ARN": "arn:aws:sns:us-east-1:123456789012:jobs",
         "JOBS_TABLE": "jobs",
     }
+
+
+def _import_seconds(module: str, function_dir: Path | None, repeats: int) -> float:
+    environment = _environment(function_dir)
     samples = []
     for _ in range(repeats):
         completed = subprocess.run(
@@ -48,6 +64,30 @@ def _import_seconds(module: str, function_dir: Path | None, repeats: int) -> flo
         )
         samples.append(float(completed.stdout.strip().splitlines()[-1]))
     return statistics.median(samples)
+
+
+def import_breakdown(function_dir: Path) -> dict[str, float]:
+    """Milliseconds of the slowest import of each heavy package (`python -X importtime`),
+    inclusive of what it imports in turn, so the figures overlap."""
+    completed = subprocess.run(
+        [sys.executable, "-X", "importtime", "-c", "import app"],
+        check=True,
+        capture_output=True,
+        text=True,
+        env=_environment(function_dir),
+        cwd=function_dir,
+        timeout=120,
+    )
+    breakdown = dict.fromkeys(HEAVY_PACKAGES, 0.0)
+    for line in completed.stderr.splitlines():
+        fields = line.removeprefix("import time:").split("|")
+        if len(fields) != 3 or not fields[1].strip().isdigit():
+            continue  # the header line
+        name = fields[2].strip()
+        package = name.split(".", 1)[0]
+        if package in breakdown:
+            breakdown[package] = max(breakdown[package], int(fields[1]) / 1000)
+    return breakdown
 
 
 def cold_start(quick: bool) -> dict[str, Any]:
@@ -68,4 +108,11 @@ def cold_start(quick: bool) -> dict[str, Any]:
             f"  {name:16} {seconds * 1000:5.0f} ms  ({seconds / boto3_seconds:.2f}x boto3)",
             flush=True,
         )
-    return {"boto3_import_ms": boto3_seconds * 1000, "rows": rows}
+    # One handler is enough to see where the time goes: they share the layer's imports.
+    breakdown = import_breakdown(ROOT / "functions" / "start_edit")
+    print(
+        "  start_edit's imports (inclusive, overlapping): "
+        + ", ".join(f"{name} {ms:.0f} ms" for name, ms in breakdown.items()),
+        flush=True,
+    )
+    return {"boto3_import_ms": boto3_seconds * 1000, "rows": rows, "breakdown_ms": breakdown}

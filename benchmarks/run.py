@@ -4,8 +4,9 @@
     python -m benchmarks.run --quick   # 5 jobs a mode, 5 s model, 50-upload burst
     python -m benchmarks.run --only overhead
 
-Results go to benchmarks/results/<name>.json and benchmarks/results/latest.json, with the
-machine they ran on. Figures, not assertions: the README quotes a run of these.
+Each result goes to benchmarks/results/<name>.json with the machine and date it ran on;
+benchmarks/results/latest.json gathers the newest of each. Figures, not assertions: the
+README quotes a run of these.
 """
 
 from __future__ import annotations
@@ -58,23 +59,27 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
     RESULTS.mkdir(parents=True, exist_ok=True)
-    report: dict[str, Any] = {
-        "machine": machine(),
-        "quick": args.quick,
-        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-    }
+    host = machine()
     print(
-        f"Machine: {report['machine']['cpus']} CPUs, {report['machine']['cpu']}, "
-        f"Python {report['machine']['python']}{' (quick mode)' if args.quick else ''}"
+        f"Machine: {host['cpus']} CPUs, {host['cpu']}, "
+        f"Python {host['python']}{' (quick mode)' if args.quick else ''}"
     )
     for name in args.only or BENCHMARKS:
         print(f"\n== {name}", flush=True)
         started = time.monotonic()
         result = BENCHMARKS[name](args.quick)
         result["seconds"] = time.monotonic() - started
-        report[name] = result
+        result["quick"] = args.quick
+        result["date"] = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+        result["machine"] = host
         (RESULTS / f"{name}.json").write_text(json.dumps(result, indent=2, default=str))
-    (RESULTS / "latest.json").write_text(json.dumps(report, indent=2, default=str))
+    # The newest result of every benchmark, so a run with --only keeps the others.
+    latest = {
+        name: json.loads((RESULTS / f"{name}.json").read_text())
+        for name in BENCHMARKS
+        if (RESULTS / f"{name}.json").exists()
+    }
+    (RESULTS / "latest.json").write_text(json.dumps(latest, indent=2, default=str))
     print(f"\nWritten to {RESULTS}/")
     return 0
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import random
 import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler
@@ -158,3 +159,17 @@ def test_webhooks_are_signed_so_the_pipeline_can_verify_them(
     headers, raw = _Receiver.deliveries[0]
     verified = verify_webhook(headers, raw, JwksCache(httpx.Client(timeout=5), emulator.jwks_url))
     assert (verified.request_id, verified.status) == (request_id, "OK")
+
+
+def test_run_times_vary_within_the_spread() -> None:
+    # Given a model that runs 10 s ± 30%
+    timing = EmulatorTiming(queue_seconds=0.0, run_seconds=10.0, run_spread=0.3)
+    rng = random.Random(7)
+
+    # When many runs are drawn
+    runs = [timing.draw_run_seconds(rng) for _ in range(200)]
+
+    # Then every run lies within the spread, and they differ
+    assert all(7.0 <= seconds <= 13.0 for seconds in runs)
+    assert max(runs) - min(runs) > 3.0
+    assert EmulatorTiming(run_seconds=10.0).draw_run_seconds(rng) == 10.0

@@ -189,8 +189,8 @@ def finish(args: argparse.Namespace, session: Any, progress: JobProgress, key: s
     return 0
 
 
-def run_status(args: argparse.Namespace) -> int:
-    session = _session(args)
+def _job_of_key(args: argparse.Namespace, session: Any) -> JobProgress | None:
+    """The job for `args.key` in the stack, or None (said to the user) when there is none."""
     stack = _stack(args, session)
     sfn = session.client("stepfunctions")
     execution = find_execution(
@@ -198,8 +198,14 @@ def run_status(args: argparse.Namespace) -> int:
     )
     if execution is None:
         emit(args, {"key": args.key, "status": "NOT_FOUND"}, f"no job for {args.key}")
+        return None
+    return job_progress(sfn, execution)
+
+
+def run_status(args: argparse.Namespace) -> int:
+    progress = _job_of_key(args, _session(args))
+    if progress is None:
         return 1
-    progress = job_progress(sfn, execution)
     document = outcome_document(progress, args.key)
     document["history"] = [{"at": at, "state": state} for at, state in progress.history]
     text = "\n".join(
@@ -212,15 +218,10 @@ def run_status(args: argparse.Namespace) -> int:
 
 def run_results(args: argparse.Namespace) -> int:
     session = _session(args)
-    stack = _stack(args, session)
-    sfn = session.client("stepfunctions")
-    execution = find_execution(
-        sfn, stack.state_machine_arn, SourceObject(bucket=stack.bucket, key=args.key)
-    )
-    if execution is None:
-        emit(args, {"key": args.key, "status": "NOT_FOUND"}, f"no job for {args.key}")
+    progress = _job_of_key(args, session)
+    if progress is None:
         return 1
-    return finish(args, session, job_progress(sfn, execution), args.key)
+    return finish(args, session, progress, args.key)
 
 
 def run_put_key(args: argparse.Namespace) -> int:

@@ -78,7 +78,7 @@ class PipelineSettings(BaseSettings):
         30.0, gt=0, description="Longest wait between two status polls."
     )
     expected_model_seconds: float = Field(
-        20.0, gt=0, description="Typical model run time; the first poll waits about this long."
+        20.0, gt=0, description="Typical model run time; polls gather around it (from 90% to 110%)."
     )
     deadline_seconds: int = Field(
         900, ge=5, description="A job not completed this long after submit is cancelled."

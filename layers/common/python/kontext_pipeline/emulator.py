@@ -95,6 +95,12 @@ CHUNK = 256 * 1024
 class EmulatorTiming:
     queue_seconds: float = 0.2
     run_seconds: float = 0.5
+    # A real model's run time varies; each request's is drawn from run_seconds ± this
+    # fraction (0: every run takes exactly run_seconds).
+    run_spread: float = 0.0
+
+    def draw_run_seconds(self, rng: random.Random) -> float:
+        return self.run_seconds * (1 + rng.uniform(-self.run_spread, self.run_spread))
 
 
 @dataclass
@@ -110,6 +116,7 @@ class EmulatedRequest:
     webhook_url: str | None = None
     faults: tuple[str, ...] = ()
     model_seconds: float = 0.0
+    run_seconds: float = 0.0
     status_polls: int = 0
     webhook_deliveries: int = 0
     error_type: str | None = None
@@ -176,6 +183,7 @@ class FalQueueEmulator:
         self._faults = _Countdown()
         self._injected: dict[str, int] = {}
         self._lock = threading.RLock()
+        self._run_times = random.Random(0)  # noqa: S311 - a repeatable spread, not secrets
         self._render_lock = threading.Lock()
         self._stopping = threading.Event()
         self._webhooks: list[tuple[float, int, str, str]] = []  # due, seq, request id, kind
@@ -296,6 +304,7 @@ class FalQueueEmulator:
             request_id=request_id,
             body=body,
             submitted_at=time.time(),
+            run_seconds=self.timing.draw_run_seconds(self._run_times),
             webhook_url=webhook_url,
             faults=tuple(name for name, _, _ in FAULT_MARKER.findall(prompt)),
             seed=int(body["seed"])
@@ -343,7 +352,7 @@ class FalQueueEmulator:
     def _completion_time(self, request: EmulatedRequest) -> float | None:
         if "stuck-in-queue" in request.faults and not request.cancelled:
             return None
-        return request.submitted_at + self.timing.queue_seconds + self.timing.run_seconds
+        return request.submitted_at + self.timing.queue_seconds + request.run_seconds
 
     def _advance(self, request: EmulatedRequest, now: float) -> None:
         """Move a request along the clock (called under the lock)."""
@@ -359,7 +368,7 @@ class FalQueueEmulator:
         if done is not None and now >= done:
             request.status = "COMPLETED"
             request.completed_at = done
-            request.model_seconds = self.timing.run_seconds
+            request.model_seconds = request.run_seconds
             self._settle_errors(request)
 
     def _settle_errors(self, request: EmulatedRequest) -> None:
@@ -852,12 +861,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=8787)
     parser.add_argument("--queue-seconds", type=float, default=0.5)
     parser.add_argument("--run-seconds", type=float, default=3.0)
+    parser.add_argument(
+        "--run-spread", type=float, default=0.0, help="run time varies by ± this fraction"
+    )
     parser.add_argument("--api-key", default=None)
     args = parser.parse_args(argv)
     emulator = FalQueueEmulator(
         port=args.port,
         api_key=args.api_key,
-        timing=EmulatorTiming(args.queue_seconds, args.run_seconds),
+        timing=EmulatorTiming(args.queue_seconds, args.run_seconds, args.run_spread),
     )
     with emulator:
         print(f"fal queue emulator on {emulator.base_url} (model {emulator.model_path})")

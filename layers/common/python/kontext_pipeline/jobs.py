@@ -307,7 +307,6 @@ def check_status(
             f"request {job.request_id} still {status.status} after "
             f"{(now - job.submitted_at).total_seconds():.0f} s (deadline)"
         )
-    polls_running = job.polls_running
     if status.status == "IN_QUEUE":
         running_since = None
         wait = poll_plan.while_queued(status.queue_position)
@@ -315,8 +314,7 @@ def check_status(
         # The queue does not say when the run began; the last time it was seen waiting (or
         # the submit) is the earliest it can have, so the wait never overshoots the end.
         running_since = job.in_progress_since or job.checked_at or job.submitted_at
-        wait = poll_plan.while_running(running_since, now, polls_running)
-        polls_running += 1
+        wait = poll_plan.while_running(running_since, now)
     # Never sleep past the deadline: the last poll lands on it, so the cancel is prompt.
     until_deadline = max(1, math.ceil((job.deadline_at - now).total_seconds()))
     return job.model_copy(
@@ -326,7 +324,6 @@ def check_status(
             "in_progress_since": running_since,
             "checked_at": now,
             "polls": polls,
-            "polls_running": polls_running,
             "next_poll_seconds": min(wait, until_deadline),
         }
     )

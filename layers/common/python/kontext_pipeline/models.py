@@ -151,7 +151,6 @@ class ModelJob(BaseModel):
     in_progress_since: datetime | None = None
     checked_at: datetime | None = None
     polls: int = 0
-    polls_running: int = 0
     next_poll_seconds: int = 1
     completion_mode: Literal["poll", "webhook"] = "poll"
     webhook_wait_seconds: int = 0

@@ -38,13 +38,6 @@ from kontext_pipeline.models import Notification, SourceObject
 
 PROJECT_ROOT = Path(__file__).resolve().parents[5]
 TEMPLATE_PATH = PROJECT_ROOT / "template.yaml"
-CONTENT_TYPES = {
-    ".jpg": "image/jpeg",
-    ".jpeg": "image/jpeg",
-    ".png": "image/png",
-    ".webp": "image/webp",
-    ".gif": "image/gif",
-}
 
 # The template's parameters, tuned for a machine-local run: the emulator's model takes
 # about a second, so poll every second rather than every 2-30 s.
