@@ -6,10 +6,9 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.data_classes import S3Event, event_source
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from kontext_pipeline.errors import ConfigurationError
 from kontext_pipeline.jobs import start_edit_jobs
 from kontext_pipeline.observability import MetricUnit, logger, metrics, tracer
-from kontext_pipeline.runtime import Runtime
+from kontext_pipeline.runtime import Runtime, required
 
 RUNTIME = Runtime()
 
@@ -19,12 +18,10 @@ RUNTIME = Runtime()
 @metrics.log_metrics
 @event_source(data_class=S3Event)
 def lambda_handler(event: S3Event, context: LambdaContext) -> dict[str, Any]:
-    if not RUNTIME.settings.state_machine_arn:
-        raise ConfigurationError("STATE_MACHINE_ARN is not set", reason="missing_setting")
     outcomes = start_edit_jobs(
         [record.raw_event for record in event.records],
         stepfunctions=RUNTIME.stepfunctions,
-        state_machine_arn=RUNTIME.settings.state_machine_arn,
+        state_machine_arn=required(RUNTIME.settings.state_machine_arn, "STATE_MACHINE_ARN"),
         settings=RUNTIME.settings,
     )
     for outcome in ("started", "duplicate", "skipped"):

@@ -120,8 +120,10 @@ def follow(
     sfn = session.client("stepfunctions")
     started = time.monotonic()
     progress: JobProgress | None = None
+    execution: dict[str, Any] | None = None
     while time.monotonic() - started < timeout:
-        execution = find_execution(sfn, stack.state_machine_arn, source)
+        # Found once: the job's execution does not change, only its progress.
+        execution = execution or find_execution(sfn, stack.state_machine_arn, source)
         if execution is not None:
             progress = job_progress(sfn, execution)
             if show is not None:

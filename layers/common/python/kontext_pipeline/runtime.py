@@ -30,6 +30,13 @@ BOTO_CONFIG = Config(
 )
 
 
+def required(value: str | None, variable: str) -> str:
+    """A setting only some functions need, checked where it is first used."""
+    if not value:
+        raise ConfigurationError(f"{variable} is not set", reason="missing_setting")
+    return value
+
+
 @dataclass
 class Runtime:
     settings: PipelineSettings = field(default_factory=load_settings)
@@ -56,32 +63,26 @@ class Runtime:
 
     @cached_property
     def ledger(self) -> JobLedger:
-        if not self.settings.jobs_table:
-            raise ConfigurationError("JOBS_TABLE is not set", reason="missing_setting")
-        return JobLedger(self.dynamodb, self.settings.jobs_table)
+        return JobLedger(self.dynamodb, required(self.settings.jobs_table, "JOBS_TABLE"))
 
     @cached_property
     def webhook_rendezvous(self) -> WebhookRendezvous:
-        if not self.settings.jobs_table:
-            raise ConfigurationError("JOBS_TABLE is not set", reason="missing_setting")
-        return WebhookRendezvous(self.dynamodb, self.stepfunctions, self.settings.jobs_table)
+        return WebhookRendezvous(
+            self.dynamodb, self.stepfunctions, required(self.settings.jobs_table, "JOBS_TABLE")
+        )
 
     @cached_property
     def jwks(self) -> JwksCache:
         return JwksCache(self.http, self.settings.webhook_jwks_url)
 
     def notifier(self, lambda_context: Any = None) -> Notifier:
-        if not self.settings.topic_arn or not self.settings.jobs_table:
-            raise ConfigurationError(
-                "TOPIC_ARN and JOBS_TABLE must be set", reason="missing_setting"
-            )
         return Notifier(
             sns=self.sns,
-            topic_arn=self.settings.topic_arn,
+            topic_arn=required(self.settings.topic_arn, "TOPIC_ARN"),
             events=self.events,
             event_bus_name=self.settings.event_bus_name,
             dynamodb=self.dynamodb,
-            table_name=self.settings.jobs_table,
+            table_name=required(self.settings.jobs_table, "JOBS_TABLE"),
             lambda_context=lambda_context,
         )
 

@@ -227,13 +227,16 @@ class LocalPipeline:
     ) -> ReceivedNotification:
         """Block until the job for this object version has published its notification."""
         started = time.monotonic()
+        execution: dict[str, Any] | None = None
         while time.monotonic() - started < timeout:
             found = self._take_notification(source)
             if found is not None:
                 return found
             if on_progress is not None:
-                progress = self.progress(source)
-                if progress is not None:
+                # Found once: the job's execution does not change, only its progress.
+                execution = execution or self.execution_for(source)
+                if execution is not None:
+                    progress = job_progress(self.client("stepfunctions"), execution)
                     on_progress(progress, time.monotonic() - started)
             time.sleep(0.1)
         raise TimeoutError(f"no notification for {source.s3_uri} within {timeout:.0f} s")
@@ -284,10 +287,6 @@ class LocalPipeline:
         return list(
             sfn.get_execution_history(executionArn=execution_arn, maxResults=1000)["events"]
         )
-
-    def progress(self, source: SourceObject) -> JobProgress | None:
-        execution = self.execution_for(source)
-        return job_progress(self.client("stepfunctions"), execution) if execution else None
 
     def download_outputs(self, notification: Notification, out_dir: Path) -> list[Path]:
         """Copy the job's output images and manifest from the emulated S3 into a folder."""
