@@ -13,10 +13,9 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from kontext_pipeline.emulator import EmulatorTiming
-from kontext_pipeline.local.pipeline import LocalPipeline
-
 from benchmarks import prices
+from kontext_tools.emulator import EmulatorTiming
+from kontext_tools.local.pipeline import LocalPipeline
 from tests.conftest import make_image
 
 # What one single-image job asks of the other services (see jobs.py, storage.py, notify.py):

@@ -6,7 +6,7 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from kontext_pipeline.models import ModelJob, TaskEnvelope
-from kontext_pipeline.observability import logger, metrics, tracer
+from kontext_pipeline.observability import logger, metrics
 from kontext_pipeline.runtime import Runtime
 
 RUNTIME = Runtime()
@@ -17,7 +17,6 @@ class AwaitEnvelope(TaskEnvelope[ModelJob]):
 
 
 @logger.inject_lambda_context(clear_state=True)
-@tracer.capture_lambda_handler
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     envelope = AwaitEnvelope.model_validate(event)

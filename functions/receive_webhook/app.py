@@ -6,7 +6,7 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.data_classes import LambdaFunctionUrlEvent, event_source
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from kontext_pipeline.observability import MetricUnit, logger, metrics, tracer
+from kontext_pipeline.observability import MetricUnit, logger, metrics
 from kontext_pipeline.runtime import Runtime
 from kontext_pipeline.webhooks import WebhookRejectedError, verify_webhook
 
@@ -14,7 +14,6 @@ RUNTIME = Runtime()
 
 
 @logger.inject_lambda_context(clear_state=True)
-@tracer.capture_lambda_handler
 @metrics.log_metrics
 @event_source(data_class=LambdaFunctionUrlEvent)
 def lambda_handler(event: LambdaFunctionUrlEvent, context: LambdaContext) -> dict[str, Any]:

@@ -9,14 +9,13 @@ from kontext_pipeline.errors import PipelineError
 from kontext_pipeline.fal import FalQueueClient
 from kontext_pipeline.jobs import report_failure
 from kontext_pipeline.models import TaskEnvelope
-from kontext_pipeline.observability import MetricUnit, logger, metrics, tracer
+from kontext_pipeline.observability import MetricUnit, logger, metrics
 from kontext_pipeline.runtime import Runtime
 
 RUNTIME = Runtime()
 
 
 @logger.inject_lambda_context(clear_state=True)
-@tracer.capture_lambda_handler
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     envelope = TaskEnvelope[dict[str, Any]].model_validate(event)

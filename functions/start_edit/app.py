@@ -7,14 +7,13 @@ from typing import Any
 from aws_lambda_powertools.utilities.data_classes import S3Event, event_source
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from kontext_pipeline.jobs import start_edit_jobs
-from kontext_pipeline.observability import MetricUnit, logger, metrics, tracer
+from kontext_pipeline.observability import MetricUnit, logger, metrics
 from kontext_pipeline.runtime import Runtime, required
 
 RUNTIME = Runtime()
 
 
 @logger.inject_lambda_context(clear_state=True)
-@tracer.capture_lambda_handler
 @metrics.log_metrics
 @event_source(data_class=S3Event)
 def lambda_handler(event: S3Event, context: LambdaContext) -> dict[str, Any]:

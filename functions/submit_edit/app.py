@@ -7,14 +7,13 @@ from typing import Any
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from kontext_pipeline.jobs import submit_edit
 from kontext_pipeline.models import JobStart, TaskEnvelope
-from kontext_pipeline.observability import MetricUnit, logger, metrics, tracer
+from kontext_pipeline.observability import MetricUnit, logger, metrics
 from kontext_pipeline.runtime import Runtime
 
 RUNTIME = Runtime()
 
 
 @logger.inject_lambda_context(clear_state=True)
-@tracer.capture_lambda_handler
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     envelope = TaskEnvelope[JobStart].model_validate(event)

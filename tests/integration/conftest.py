@@ -6,8 +6,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from kontext_pipeline.emulator import EmulatorTiming
-from kontext_pipeline.local.pipeline import LocalPipeline
+
+from kontext_tools.emulator import EmulatorTiming
+from kontext_tools.local.pipeline import LocalPipeline
 
 FAST_MODEL = EmulatorTiming(queue_seconds=0.1, run_seconds=0.3)
 

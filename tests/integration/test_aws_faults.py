@@ -8,9 +8,9 @@ from collections.abc import Iterator
 from urllib.parse import unquote_plus
 
 import pytest
-from kontext_pipeline.emulator import EmulatorTiming
-from kontext_pipeline.local.pipeline import LocalPipeline
 
+from kontext_tools.emulator import EmulatorTiming
+from kontext_tools.local.pipeline import LocalPipeline
 from tests.conftest import make_image
 
 FAST_MODEL = EmulatorTiming(queue_seconds=0.1, run_seconds=0.3)

@@ -6,9 +6,9 @@ import json
 from pathlib import Path
 
 import pytest
-from kontext_pipeline.cli import main
-from kontext_pipeline.local.pipeline import LocalPipeline
 
+from kontext_tools.cli import main
+from kontext_tools.local.pipeline import LocalPipeline
 from tests.conftest import ROOT
 
 SAMPLE = str(ROOT / "samples" / "kitchen-table.jpg")

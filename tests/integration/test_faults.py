@@ -12,10 +12,10 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from kontext_pipeline.emulator import EmulatorTiming
-from kontext_pipeline.local.pipeline import LocalPipeline, ReceivedNotification
 from kontext_pipeline.models import SourceObject
 
+from kontext_tools.emulator import EmulatorTiming
+from kontext_tools.local.pipeline import LocalPipeline, ReceivedNotification
 from tests.conftest import load_event, make_image
 
 API_KEY = "fal-test-key-0123456789abcdef"

@@ -8,9 +8,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from kontext_pipeline.local.pipeline import LocalPipeline
 from PIL import Image
 
+from kontext_tools.local.pipeline import LocalPipeline
 from tests.conftest import ROOT, load_event, make_image
 
 SAMPLE = ROOT / "samples" / "kitchen-table.jpg"

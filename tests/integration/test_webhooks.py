@@ -10,9 +10,9 @@ from http.server import BaseHTTPRequestHandler
 from typing import Any, ClassVar
 
 import pytest
-from kontext_pipeline.emulator import EmulatorTiming
-from kontext_pipeline.local.pipeline import LocalPipeline
 
+from kontext_tools.emulator import EmulatorTiming
+from kontext_tools.local.pipeline import LocalPipeline
 from tests.conftest import loopback_server, make_image
 
 WEBHOOK_MODE = {

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from kontext_pipeline.cli import main
-from kontext_pipeline.deployed import stack_name_from_samconfig
 
+from kontext_tools.cli import main
+from kontext_tools.deployed import stack_name_from_samconfig
 from tests.conftest import ROOT
 
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import re
 
 from kontext_pipeline.config import PipelineSettings
-from kontext_pipeline.local.stack import load_template
-from kontext_pipeline.settings_doc import with_reference
 
+from kontext_tools.local.stack import load_template
+from kontext_tools.settings_doc import with_reference
 from tests.conftest import ROOT
 
 README = (ROOT / "README.md").read_text(encoding="utf-8")
@@ -16,7 +16,7 @@ SETTINGS = {name.upper() for name in PipelineSettings.model_fields}
 
 
 def test_the_configuration_reference_is_generated_from_the_settings_model() -> None:
-    assert with_reference(README) == README, "run python -m kontext_pipeline.settings_doc --write"
+    assert with_reference(README) == README, "run python -m kontext_tools.settings_doc --write"
 
 
 def test_every_variable_the_readme_names_is_a_setting() -> None:

@@ -11,10 +11,10 @@ from typing import Any, ClassVar
 
 import httpx
 import pytest
-from kontext_pipeline.emulator import EmulatorTiming, FalQueueEmulator
 from kontext_pipeline.webhooks import JwksCache, verify_webhook
 from PIL import Image
 
+from kontext_tools.emulator import EmulatorTiming, FalQueueEmulator
 from tests.conftest import data_uri, loopback_server, make_image
 
 KEY = "emulator-test-key"

@@ -8,7 +8,6 @@ from collections.abc import Callable, Iterator
 
 import httpx
 import pytest
-from kontext_pipeline.emulator import EmulatorTiming, FalQueueEmulator
 from kontext_pipeline.errors import (
     ModelQueueUnavailableError,
     ModelRequestFailedError,
@@ -17,6 +16,7 @@ from kontext_pipeline.errors import (
 )
 from kontext_pipeline.fal import FalQueueClient, RetryPolicy
 
+from kontext_tools.emulator import EmulatorTiming, FalQueueEmulator
 from tests.conftest import data_uri, load_event, make_image
 
 KEY = "test-key-123"

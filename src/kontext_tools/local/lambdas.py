@@ -25,7 +25,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from kontext_pipeline.local.stack import FunctionSource
+from kontext_tools.local.stack import FunctionSource
 
 # The hop from S3's event to the function's start, as Lambda's async queue adds one.
 ASYNC_INVOKE_DELAY_SECONDS = 0.1

@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 from botocore.exceptions import ClientError, NoCredentialsError, NoRegionError
-
 from kontext_pipeline.errors import ConfigurationError, InvalidInputError
 from kontext_pipeline.metadata import encode_metadata_value, validate_options
 from kontext_pipeline.models import SourceObject

@@ -24,7 +24,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-from kontext_pipeline.deployed import (
+from kontext_pipeline.errors import PipelineError
+from kontext_pipeline.metadata import validate_options
+from kontext_pipeline.models import ASPECT_RATIOS, OUTPUT_FORMATS, SAFETY_TOLERANCES, SourceObject
+
+from kontext_tools.deployed import (
     JobProgress,
     StackOutputs,
     download_results,
@@ -37,9 +41,6 @@ from kontext_pipeline.deployed import (
     stack_name_from_samconfig,
     upload_image,
 )
-from kontext_pipeline.errors import PipelineError
-from kontext_pipeline.metadata import validate_options
-from kontext_pipeline.models import ASPECT_RATIOS, OUTPUT_FORMATS, SAFETY_TOLERANCES, SourceObject
 
 OPTION_NAMES = (
     "aspect_ratio",
@@ -255,8 +256,8 @@ def run_teardown(args: argparse.Namespace) -> int:
 
 
 def run_local(args: argparse.Namespace) -> int:
-    from kontext_pipeline.emulator import EmulatorTiming  # noqa: PLC0415 - local extras
-    from kontext_pipeline.local.pipeline import LocalPipeline  # noqa: PLC0415
+    from kontext_tools.emulator import EmulatorTiming  # noqa: PLC0415 - local extras
+    from kontext_tools.local.pipeline import LocalPipeline  # noqa: PLC0415
 
     options = chosen_options(args)
     image = Path(args.image)
@@ -302,7 +303,7 @@ def run_local(args: argparse.Namespace) -> int:
 
 
 def run_emulator(args: argparse.Namespace) -> int:
-    from kontext_pipeline.emulator import main as emulator_main  # noqa: PLC0415
+    from kontext_tools.emulator import main as emulator_main  # noqa: PLC0415
 
     return emulator_main(args.emulator_args)
 

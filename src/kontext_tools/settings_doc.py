@@ -1,8 +1,8 @@
 """The README's configuration reference, generated from the settings model.
 
-python -m kontext_pipeline.settings_doc           # print the table
-python -m kontext_pipeline.settings_doc --write   # refresh it in README.md
-python -m kontext_pipeline.settings_doc --check   # exit 1 if README.md is out of date
+python -m kontext_tools.settings_doc           # print the table
+python -m kontext_tools.settings_doc --write   # refresh it in README.md
+python -m kontext_tools.settings_doc --check   # exit 1 if README.md is out of date
 """
 
 from __future__ import annotations
@@ -57,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
         if current != wanted:
             print(
                 f"{args.readme} configuration reference is out of date: "
-                "run python -m kontext_pipeline.settings_doc --write",
+                "run python -m kontext_tools.settings_doc --write",
                 file=sys.stderr,
             )
             return 1

@@ -24,19 +24,20 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from kontext_pipeline.deployed import (
+from kontext_pipeline.models import Notification, SourceObject
+
+from kontext_tools.deployed import (
     JobProgress,
     download_results,
     find_execution,
     job_progress,
     upload_image,
 )
-from kontext_pipeline.local.gateway import FunctionUrlGateway
-from kontext_pipeline.local.lambdas import InProcessLambdas
-from kontext_pipeline.local.stack import REGION, LocalStack, deploy_stack
-from kontext_pipeline.models import Notification, SourceObject
+from kontext_tools.local.gateway import FunctionUrlGateway
+from kontext_tools.local.lambdas import InProcessLambdas
+from kontext_tools.local.stack import REGION, LocalStack, deploy_stack
 
-PROJECT_ROOT = Path(__file__).resolve().parents[5]
+PROJECT_ROOT = Path(__file__).resolve().parents[3]
 TEMPLATE_PATH = PROJECT_ROOT / "template.yaml"
 
 # The template's parameters, tuned for a machine-local run: the emulator's model takes
@@ -157,7 +158,7 @@ class LocalPipeline:
         self._subscribe_queue()
 
     def _start_emulator(self, api_key: str) -> Any:
-        from kontext_pipeline.emulator import EmulatorTiming, FalQueueEmulator  # noqa: PLC0415
+        from kontext_tools.emulator import EmulatorTiming, FalQueueEmulator  # noqa: PLC0415
 
         emulator = FalQueueEmulator(
             timing=self._emulator_timing or EmulatorTiming(queue_seconds=0.3, run_seconds=1.0),
