@@ -136,7 +136,11 @@ def deploy_stack(
 
     `function_url_for(function_name)` serves a function URL locally and returns it.
     """
+    # Refused as CloudFormation refuses them: before anything is created.
+    from kontext_tools.local.rules import check_parameters  # noqa: PLC0415 - deploy only
+
     given = dict(parameters or {})
+    check_parameters(load_template(template_path), given)
     cfn, sources = translate_template(template_path, given)
     stack = LocalStack(name=stack_name, template=cfn)
     resolver = _Resolver(stack, _parameter_values(cfn, given))
