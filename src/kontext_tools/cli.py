@@ -3,6 +3,8 @@
     kontext-pipeline edit photo.jpg --prompt "make it snow" --out edited/   (deployed stack)
     kontext-pipeline status inputs/abc-photo.jpg                            (a job's state)
     kontext-pipeline results inputs/abc-photo.jpg --out edited/             (its outputs)
+    kontext-pipeline jobs --status FAILED --since 1h                        (recent jobs)
+    kontext-pipeline redrive                                    (replay the trigger's DLQ)
     kontext-pipeline put-key                                                (the model's key)
     kontext-pipeline teardown [--keep-bucket]
     kontext-pipeline local --image photo.jpg --prompt "make it snow"        (no AWS at all)
@@ -10,25 +12,36 @@
 
 The stack is `--stack NAME`, else the stack_name in ./samconfig.toml, else
 `kontext-pipeline`. `--json` prints one JSON document on stdout for scripts; progress
-goes to stderr. Exit codes: 0 success, 1 the job failed, 2 bad usage, input or setup.
+goes to stderr. Exit codes: 0 success, 1 the job failed, 2 bad usage, input or setup,
+3 gave up waiting (the job may still finish), 130 interrupted.
 """
 
 from __future__ import annotations
 
 import argparse
 import getpass
+import inspect
 import json
+import logging
 import os
+import re
+import signal
 import sys
+import threading
 import time
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from kontext_pipeline.errors import PipelineError
-from kontext_pipeline.metadata import validate_options
+from kontext_pipeline.metadata import MAX_PROMPT_CHARS, validate_options
 from kontext_pipeline.models import ASPECT_RATIOS, OUTPUT_FORMATS, SAFETY_TOLERANCES, SourceObject
 
 from kontext_tools.deployed import (
+    EXECUTION_STATUSES,
     JobProgress,
     StackOutputs,
     download_results,
@@ -37,10 +50,15 @@ from kontext_tools.deployed import (
     find_stack,
     input_key_for,
     job_progress,
+    list_jobs,
     put_api_key,
+    redrive_dead_letters,
+    sidecar_key_for,
     stack_name_from_samconfig,
+    trigger_function_of,
     upload_image,
 )
+from kontext_tools.report import manifest_options, write_report
 
 OPTION_NAMES = (
     "aspect_ratio",
@@ -50,8 +68,32 @@ OPTION_NAMES = (
     "guidance_scale",
     "safety_tolerance",
     "enhance_prompt",
+    "sync_mode",
 )
 DEFAULT_STACK = "kontext-pipeline"
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_TIMEOUT, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+HEARTBEAT_SECONDS = 10.0
+LOCAL_LOG_NAME = "local-run.log"
+TEMPLATE_PATH = Path(__file__).resolve().parents[2] / "template.yaml"
+
+
+class CliError(Exception):
+    """A one-line message for the person at the terminal, and the exit code that goes with it."""
+
+    def __init__(self, message: str, code: int = EXIT_USAGE) -> None:
+        super().__init__(message)
+        self.message = message
+        self.code = code
+
+
+def package_version() -> str:
+    try:
+        return version("kontext-pipeline")
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        return "unknown"
+
+
+# --- checks made before anything is uploaded --------------------------------------------
 
 
 def add_option_arguments(parser: argparse.ArgumentParser) -> None:
@@ -59,11 +101,18 @@ def add_option_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--prompt", required=True, help="what to change in the image")
     parser.add_argument("--aspect-ratio", choices=ASPECT_RATIOS)
     parser.add_argument("--num-images", type=int, help="1 to 4")
-    parser.add_argument("--output-format", choices=OUTPUT_FORMATS)
+    # The metadata contract takes `jpg` for `jpeg`, and so does the command.
+    parser.add_argument("--output-format", choices=(*OUTPUT_FORMATS, "jpg"), help="jpeg or png")
     parser.add_argument("--seed", type=int)
     parser.add_argument("--guidance-scale", type=float, help="1 to 20")
     parser.add_argument("--safety-tolerance", choices=SAFETY_TOLERANCES)
     parser.add_argument("--enhance-prompt", action="store_true", default=None)
+    parser.add_argument(
+        "--sync-mode",
+        action="store_true",
+        default=None,
+        help="the model returns outputs inline (data: URIs) instead of hosted URLs",
+    )
 
 
 def chosen_options(args: argparse.Namespace) -> dict[str, Any]:
@@ -74,43 +123,156 @@ def chosen_options(args: argparse.Namespace) -> dict[str, Any]:
     return options
 
 
-class ProgressPrinter:
-    """One line per change of state on stderr: state, model status, queue position, time."""
+def checked_prompt(prompt: str) -> str:
+    """The pipeline's prompt rules, applied before upload (a refused job still costs a trip)."""
+    if not prompt.strip():
+        raise CliError("the prompt is empty: say what to change, e.g. --prompt 'make it snow'")
+    if len(prompt.strip()) > MAX_PROMPT_CHARS:
+        raise CliError(
+            f"the prompt is {len(prompt.strip()):,} characters; the pipeline accepts at most "
+            f"{MAX_PROMPT_CHARS:,}"
+        )
+    return prompt
 
-    def __init__(self) -> None:
+
+def checked_image(path: str) -> Path:
+    image = Path(path)
+    if not image.is_file():
+        raise CliError(f"{image} is not a file: give the path of the image to edit")
+    return image
+
+
+def checked_out_dir(path: str | None) -> Path | None:
+    """A folder results can be written to, made now so a bad path fails before the job runs."""
+    if path is None:
+        return None
+    out_dir = Path(path)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise CliError(f"--out {out_dir} is a file, not a folder: choose another --out")
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise CliError(f"--out {out_dir} cannot be created: {exc.strerror}") from exc
+    if not os.access(out_dir, os.W_OK):
+        raise CliError(f"--out {out_dir} is not writable: choose another --out")
+    return out_dir
+
+
+def parse_since(text: str, *, now: datetime | None = None) -> datetime:
+    """`30m`, `2h`, `1d`, `45s` ago, or an ISO 8601 time."""
+    now = now or datetime.now(UTC)
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhd])\s*", text)
+    if match:
+        unit = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}[match.group(2)]
+        return now - timedelta(**{unit: float(match.group(1))})
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError as exc:
+        raise CliError(
+            f"--since {text!r}: give a duration such as 30m, 2h, 1d, or an ISO time"
+        ) from exc
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def parse_parameter_overrides(items: Sequence[str], template: Path) -> dict[str, str]:
+    """`Name=Value` or `ParameterKey=Name,ParameterValue=Value` (sam deploy's two forms),
+    checked against the template's parameters and their allowed values."""
+    from kontext_tools.local.stack import load_template  # noqa: PLC0415 - local extras
+
+    declared: dict[str, Any] = load_template(template).get("Parameters", {})
+    overrides: dict[str, str] = {}
+    for item in items:
+        long_form = re.fullmatch(r"ParameterKey=([^,]+),ParameterValue=(.*)", item, re.DOTALL)
+        name, separator, value = (
+            (long_form.group(1), "=", long_form.group(2)) if long_form else item.partition("=")
+        )
+        if not separator or not name:
+            raise CliError(f"--parameter-overrides {item!r}: write Name=Value")
+        if name not in declared:
+            raise CliError(
+                f"--parameter-overrides: {name!r} is not a template parameter; "
+                f"known: {', '.join(sorted(declared))}"
+            )
+        allowed = declared[name].get("AllowedValues")
+        if allowed and value not in [str(choice) for choice in allowed]:
+            raise CliError(
+                f"--parameter-overrides: {name}={value!r} is not one of "
+                f"{', '.join(str(choice) for choice in allowed)}"
+            )
+        overrides[name] = value
+    return overrides
+
+
+# --- progress ---------------------------------------------------------------------------
+
+
+class ProgressPrinter:
+    """A line on stderr when the job's state changes, and a heartbeat while nothing does."""
+
+    def __init__(self, stream: TextIO | None = None, heartbeat: float = HEARTBEAT_SECONDS) -> None:
+        self._stream = stream
+        self._heartbeat = heartbeat
         self._last = ""
+        self._last_at = 0.0
+        self.interrupted = threading.Event()
 
     def __call__(self, progress: JobProgress, elapsed: float) -> None:
+        if self.interrupted.is_set():
+            # Ctrl-C swallowed by code in between (a retrying client, say) still stops here.
+            raise KeyboardInterrupt
         line = f"state {progress.state}"
         if progress.model_status:
             line += f" · model {progress.model_status}"
         if progress.queue_position is not None:
             line += f" (queue position {progress.queue_position})"
         if line != self._last:
-            print(f"  {elapsed:6.1f} s  {line}", file=sys.stderr, flush=True)
-            self._last = line
+            self._print(f"  {elapsed:6.1f} s  {line}")
+            self._last, self._last_at = line, elapsed
+        elif elapsed - self._last_at >= self._heartbeat:
+            self._print(f"  {elapsed:6.1f} s  still {line}")
+            self._last_at = elapsed
+
+    def _print(self, text: str) -> None:
+        print(text, file=self._stream or sys.stderr, flush=True)
 
 
-def emit(args: argparse.Namespace, document: dict[str, Any], text: str) -> None:
+def emit(args: argparse.Namespace, document: Mapping[str, Any], text: str) -> None:
     print(json.dumps(document, indent=2, default=str) if args.json else text)
+
+
+def say(args: argparse.Namespace, text: str) -> None:
+    """Human-readable lines: stdout, unless stdout is for the JSON document."""
+    print(text, file=sys.stderr if getattr(args, "json", False) else sys.stdout, flush=True)
 
 
 # --- against a deployed stack -----------------------------------------------------------
 
 
-def _session(args: argparse.Namespace) -> Any:
-    import boto3  # noqa: PLC0415 - keeps `--help` fast
+class Aws:
+    """A boto3 session whose clients give up in bounded time (a CLI must not hang offline)."""
 
-    return boto3.Session(region_name=args.region) if args.region else boto3.Session()
+    def __init__(self, region: str | None) -> None:
+        import boto3  # noqa: PLC0415 - keeps `--help` fast
+        from botocore.config import Config  # noqa: PLC0415
+
+        # botocore reads AWS_DEFAULT_REGION only; AWS_REGION is what the other SDKs read.
+        region = region or os.environ.get("AWS_REGION") or None
+        self.session = boto3.Session(region_name=region) if region else boto3.Session()
+        self._config = Config(
+            connect_timeout=5, read_timeout=30, retries={"max_attempts": 3, "mode": "standard"}
+        )
+
+    def client(self, service: str) -> Any:
+        return self.session.client(service, config=self._config)
 
 
-def _stack(args: argparse.Namespace, session: Any) -> StackOutputs:
+def _stack(args: argparse.Namespace, aws: Aws) -> StackOutputs:
     name = args.stack or stack_name_from_samconfig() or DEFAULT_STACK
-    return find_stack(session.client("cloudformation"), name)
+    return find_stack(aws.client("cloudformation"), name)
 
 
 def follow(
-    session: Any,
+    aws: Aws,
     stack: StackOutputs,
     source: SourceObject,
     *,
@@ -118,7 +280,7 @@ def follow(
     show: ProgressPrinter | None,
 ) -> JobProgress:
     """Poll the job's execution until it ends (or the timeout passes)."""
-    sfn = session.client("stepfunctions")
+    sfn = aws.client("stepfunctions")
     started = time.monotonic()
     progress: JobProgress | None = None
     execution: dict[str, Any] | None = None
@@ -132,8 +294,10 @@ def follow(
             if progress.execution_status != "RUNNING":
                 return progress
         time.sleep(1.0)
-    raise PipelineError(
-        f"the job for {source.key} did not finish within {timeout:.0f} s", reason="cli_timeout"
+    raise CliError(
+        f"gave up waiting after {timeout:.0f} s; the job goes on in the stack: "
+        f"kontext-pipeline status {source.key}",
+        EXIT_TIMEOUT,
     )
 
 
@@ -150,106 +314,240 @@ def outcome_document(progress: JobProgress, key: str) -> dict[str, Any]:
             outputs=progress.output.get("outputs", []),
         )
     if progress.error:
-        document.update(error=progress.error, reason=progress.cause)
+        document.update(
+            error=progress.error, reason=progress.cause, message=progress.failure_message
+        )
     return document
 
 
 def run_edit(args: argparse.Namespace) -> int:
+    image = checked_image(args.image)
+    prompt = checked_prompt(args.prompt)
     options = chosen_options(args)
-    image = Path(args.image)
-    if not image.is_file():
-        raise PipelineError(f"{image} is not a file", reason="missing_image")
-    session = _session(args)
-    stack = _stack(args, session)
+    out_dir = checked_out_dir(args.out)
+    aws = Aws(args.region)
+    stack = _stack(args, aws)
     key = input_key_for(stack, image, args.key)
     source = upload_image(
-        session.client("s3"),
-        stack.bucket,
-        key,
-        image.read_bytes(),
-        prompt=args.prompt,
-        options=options,
+        aws.client("s3"), stack.bucket, key, image.read_bytes(), prompt=prompt, options=options
     )
+    if _uses_sidecar(prompt, options):
+        print(
+            f"the prompt is too long for S3 metadata: uploaded {sidecar_key_for(key)} first",
+            file=sys.stderr,
+        )
     print(f"uploaded s3://{stack.bucket}/{key}", file=sys.stderr)
     if args.no_wait:
         emit(args, {"key": key, "bucket": stack.bucket, "status": "SUBMITTED"}, key)
-        return 0
-    progress = follow(session, stack, source, timeout=args.timeout, show=ProgressPrinter())
-    return finish(args, session, progress, key)
+        return EXIT_OK
+    try:
+        progress = follow(aws, stack, source, timeout=args.timeout, show=ProgressPrinter())
+    except KeyboardInterrupt:
+        raise CliError(
+            f"interrupted; the job goes on in the stack: kontext-pipeline status {key}",
+            EXIT_INTERRUPTED,
+        ) from None
+    return finish(args, aws, progress, key, bucket=stack.bucket, out_dir=out_dir, input_image=image)
 
 
-def finish(args: argparse.Namespace, session: Any, progress: JobProgress, key: str) -> int:
+def _uses_sidecar(prompt: str, options: Mapping[str, Any]) -> bool:
+    from kontext_pipeline.metadata import encode_metadata_value  # noqa: PLC0415
+
+    from kontext_tools.deployed import MAX_METADATA_BYTES, metadata_size  # noqa: PLC0415
+
+    metadata = {name.replace("_", "-"): str(value) for name, value in options.items()}
+    metadata["prompt"] = encode_metadata_value(prompt)
+    return metadata_size(metadata) > MAX_METADATA_BYTES
+
+
+def finish(
+    args: argparse.Namespace,
+    aws: Aws,
+    progress: JobProgress,
+    key: str,
+    *,
+    bucket: str,
+    out_dir: Path | None,
+    input_image: Path | None = None,
+) -> int:
     document = outcome_document(progress, key)
+    s3 = aws.client("s3")
+    if out_dir is not None and input_image is None:
+        input_image = _download_input(s3, bucket, key, out_dir)
     if progress.execution_status != "SUCCEEDED":
-        emit(args, document, f"FAILED: {progress.error} ({progress.cause})")
-        return 1
-    if getattr(args, "out", None) and document.get("manifest_uri"):
-        files = download_results(session.client("s3"), document["manifest_uri"], Path(args.out))
+        if out_dir is not None:
+            job = {
+                "status": progress.execution_status,
+                "source": {"key": key},
+                "prompt": progress.prompt,
+                "execution": progress.execution_arn,
+                "failure": {"reason": progress.cause, "message": progress.failure_message or ""},
+            }
+            document["report"] = str(write_report(out_dir, job=job, input_image=input_image))
+        text = f"FAILED: {progress.cause}: {progress.failure_message or progress.error}"
+        if progress.execution_status == "RUNNING":
+            text = f"{key}: still running (state {progress.state}); try again later"
+        emit(args, document, text)
+        return EXIT_FAILED
+    if out_dir is not None and document.get("manifest_uri"):
+        files = download_results(s3, document["manifest_uri"], out_dir)
         document["files"] = [str(path) for path in files]
+        report = _report_from_manifest(out_dir, "SUCCEEDED", input_image, progress)
+        document["report"] = str(report)
     lines = [f"SUCCEEDED: {len(document.get('outputs', []))} outputs", *document.get("outputs", [])]
     lines += [f"downloaded {path}" for path in document.get("files", [])]
+    if "report" in document:
+        lines.append(f"open {document['report']} to compare the input and the outputs")
     emit(args, document, "\n".join(lines))
-    return 0
+    return EXIT_OK
 
 
-def _job_of_key(args: argparse.Namespace, session: Any) -> JobProgress | None:
-    """The job for `args.key` in the stack, or None (said to the user) when there is none."""
-    stack = _stack(args, session)
-    sfn = session.client("stepfunctions")
+def _download_input(s3: Any, bucket: str, key: str, out_dir: Path) -> Path | None:
+    """The job's input image, for the report (best effort: it may have been deleted)."""
+    from botocore.exceptions import ClientError  # noqa: PLC0415
+
+    target = out_dir / f"input{Path(key).suffix.lower()}"
+    try:
+        target.write_bytes(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
+    except ClientError:
+        return None
+    return target
+
+
+def _report_from_manifest(
+    out_dir: Path, status: str, input_image: Path | None, progress: JobProgress | None = None
+) -> Path:
+    manifest_path = out_dir / "manifest.json"
+    manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    job = {**manifest, "status": status}
+    if progress is not None:
+        job["execution"] = progress.execution_arn
+    outputs = [
+        (out_dir / str(record["key"]).rsplit("/", 1)[-1], record)
+        for record in manifest.get("outputs", [])
+    ]
+    return write_report(
+        out_dir,
+        job=job,
+        input_image=input_image,
+        outputs=outputs,
+        options=manifest_options(manifest_path),
+    )
+
+
+def _job_of_key(args: argparse.Namespace, aws: Aws) -> tuple[StackOutputs, JobProgress]:
+    """The job for `args.key` in the stack; no job is a usage problem, not a failed job."""
+    stack = _stack(args, aws)
+    sfn = aws.client("stepfunctions")
     execution = find_execution(
         sfn, stack.state_machine_arn, SourceObject(bucket=stack.bucket, key=args.key)
     )
     if execution is None:
-        emit(args, {"key": args.key, "status": "NOT_FOUND"}, f"no job for {args.key}")
-        return None
-    return job_progress(sfn, execution)
+        raise CliError(
+            f"no job for {args.key} in stack {stack.name}: check the key "
+            "(kontext-pipeline jobs lists recent ones)"
+        )
+    return stack, job_progress(sfn, execution)
 
 
 def run_status(args: argparse.Namespace) -> int:
-    progress = _job_of_key(args, _session(args))
-    if progress is None:
-        return 1
+    _, progress = _job_of_key(args, Aws(args.region))
     document = outcome_document(progress, args.key)
     document["history"] = [{"at": at, "state": state} for at, state in progress.history]
-    text = "\n".join(
-        [f"{args.key}: {progress.execution_status} (state {progress.state})"]
-        + [f"  {at}  {state}" for at, state in progress.history]
-    )
-    emit(args, document, text)
-    return 0 if progress.execution_status in ("RUNNING", "SUCCEEDED") else 1
+    lines = [f"{args.key}: {progress.execution_status} (state {progress.state})"]
+    if progress.error:
+        lines.append(f"  failed: {progress.cause}: {progress.failure_message or progress.error}")
+    lines += [f"  {at}  {state}" for at, state in progress.history]
+    emit(args, document, "\n".join(lines))
+    return EXIT_OK if progress.execution_status in ("RUNNING", "SUCCEEDED") else EXIT_FAILED
 
 
 def run_results(args: argparse.Namespace) -> int:
-    session = _session(args)
-    progress = _job_of_key(args, session)
-    if progress is None:
-        return 1
-    return finish(args, session, progress, args.key)
+    out_dir = checked_out_dir(args.out)
+    aws = Aws(args.region)
+    stack, progress = _job_of_key(args, aws)
+    return finish(args, aws, progress, args.key, bucket=stack.bucket, out_dir=out_dir)
+
+
+def run_jobs(args: argparse.Namespace) -> int:
+    since = parse_since(args.since) if args.since else None
+    aws = Aws(args.region)
+    stack = _stack(args, aws)
+    jobs = list_jobs(
+        aws.client("stepfunctions"),
+        stack.state_machine_arn,
+        status=args.status,
+        since=since,
+        limit=args.limit,
+    )
+    lines = [
+        f"{'started (UTC)':19}  {'status':9}  {'seconds':>7}  {'cost $':>7}  "
+        f"{'reason':24}  {'request id':36}  key"
+    ]
+    for job in jobs:
+        seconds = "" if job.seconds is None else f"{job.seconds:.1f}"
+        lines.append(
+            f"{job.started_at:%Y-%m-%d %H:%M:%S}  {job.status:9}  {seconds:>7}  "
+            f"{job.cost_usd:7.4f}  {job.reason or '':24}  {job.request_id or '':36}  {job.key}"
+        )
+    if not jobs:
+        lines = [
+            f"no jobs in stack {stack.name}" + (f" since {since:%Y-%m-%d %H:%M}" if since else "")
+        ]
+    emit(args, {"stack": stack.name, "jobs": [job.document() for job in jobs]}, "\n".join(lines))
+    return EXIT_OK
+
+
+def run_redrive(args: argparse.Namespace) -> int:
+    aws = Aws(args.region)
+    stack = _stack(args, aws)
+    queue_url = stack.outputs.get("TriggerDeadLetterQueueUrl")
+    if not queue_url:
+        raise CliError(f"stack {stack.name} has no TriggerDeadLetterQueueUrl output; redeploy it")
+    function = trigger_function_of(aws.client("s3"), stack.bucket)
+    outcome = redrive_dead_letters(aws.client("sqs"), aws.client("lambda"), queue_url, function)
+    text = (
+        f"replayed {outcome.replayed} failed upload events to {function.rsplit(':', 1)[-1]}"
+        if outcome.replayed
+        else "the trigger's dead-letter queue is empty: nothing to replay"
+    )
+    if outcome.unreadable:
+        text += f"; left {outcome.unreadable} messages that are not failed S3 events in the queue"
+    emit(
+        args,
+        {
+            "replayed": outcome.replayed,
+            "unreadable": outcome.unreadable,
+            "function": outcome.function,
+        },
+        text,
+    )
+    return EXIT_OK
 
 
 def run_put_key(args: argparse.Namespace) -> int:
-    session = _session(args)
-    stack = _stack(args, session)
+    aws = Aws(args.region)
+    stack = _stack(args, aws)
     api_key = os.environ.get("FAL_KEY") or getpass.getpass("Model API key (not echoed): ")
-    put_api_key(session.client("secretsmanager"), stack, api_key)
+    put_api_key(aws.client("secretsmanager"), stack, api_key)
     print(f"stored the key in {stack.outputs['FalApiKeySecretArn']}", file=sys.stderr)
-    return 0
+    return EXIT_OK
 
 
 def run_teardown(args: argparse.Namespace) -> int:
-    session = _session(args)
-    stack = _stack(args, session)
-    cloudformation = session.client("cloudformation")
+    aws = Aws(args.region)
+    stack = _stack(args, aws)
+    cloudformation = aws.client("cloudformation")
     cloudformation.delete_stack(StackName=stack.name)
     cloudformation.get_waiter("stack_delete_complete").wait(StackName=stack.name)
     if args.keep_bucket:
         print(f"stack deleted; kept s3://{stack.bucket}", file=sys.stderr)
-        return 0
-    s3 = session.client("s3")
+        return EXIT_OK
+    s3 = aws.client("s3")
     removed = empty_bucket(s3, stack.bucket)
     s3.delete_bucket(Bucket=stack.bucket)
     print(f"stack deleted; removed {removed} object versions and the bucket", file=sys.stderr)
-    return 0
+    return EXIT_OK
 
 
 # --- local ------------------------------------------------------------------------------
@@ -259,53 +557,261 @@ def run_local(args: argparse.Namespace) -> int:
     from kontext_tools.emulator import EmulatorTiming  # noqa: PLC0415 - local extras
     from kontext_tools.local.pipeline import LocalPipeline  # noqa: PLC0415
 
+    image = checked_image(args.image)
+    prompt = checked_prompt(args.prompt)
     options = chosen_options(args)
-    image = Path(args.image)
-    if not image.is_file():
-        raise PipelineError(f"{image} is not a file", reason="missing_image")
-    fal_base_url = os.environ.get("FAL_BASE_URL") or None
-    out_dir = Path(args.out)
+    out_dir = checked_out_dir(args.out)
+    assert out_dir is not None  # --out has a default
+    overrides = parse_parameter_overrides(args.parameter_overrides or [], TEMPLATE_PATH)
+    fal_base_url = overrides.pop("FalBaseUrl", None) or os.environ.get("FAL_BASE_URL") or None
+    log_file = out_dir / LOCAL_LOG_NAME
+    log_file.write_text("", encoding="utf-8")
     target = fal_base_url or "the local model emulator"
-    print(f"Standing up the pipeline on local AWS emulation (model queue: {target}) ...")
-    with LocalPipeline(
-        fal_base_url=fal_base_url,
-        fal_key=os.environ.get("FAL_KEY") or None,
-        emulator_timing=EmulatorTiming(
+    say(args, f"Standing up the pipeline on local AWS emulation (model queue: {target}) ...")
+    keywords: dict[str, Any] = {
+        "fal_base_url": fal_base_url,
+        "fal_key": os.environ.get("FAL_KEY") or None,
+        "emulator_timing": EmulatorTiming(
             queue_seconds=args.queue_seconds, run_seconds=args.model_seconds
         ),
-    ) as pipeline:
-        source = pipeline.upload(image, prompt=args.prompt, options=options)
-        print(f"Uploaded {source.s3_uri} with prompt {args.prompt!r} {options or ''}")
-        started = time.monotonic()
-        received = pipeline.wait_for_notification(
-            source, timeout=args.timeout, on_progress=ProgressPrinter()
-        )
-        notification = received.notification
-        out_dir.mkdir(parents=True, exist_ok=True)
-        (out_dir / "notification.json").write_text(json.dumps(received.envelope, indent=2))
-        if notification.status == "FAILED" and notification.failure:
-            print(
-                f"FAILED after {time.monotonic() - started:.1f} s: "
-                f"{notification.failure.reason}: {notification.failure.message}"
+        "parameters": overrides,
+    }
+    takes_log_file = "log_file" in inspect.signature(LocalPipeline).parameters
+    if takes_log_file:
+        keywords["log_file"] = log_file
+    printer = ProgressPrinter()
+    started = time.monotonic()
+    try:
+        with (
+            _interruptible(printer),
+            _logs_into(None if takes_log_file else log_file),
+            LocalPipeline(**keywords) as pipeline,
+        ):
+            source = pipeline.upload(image, prompt=prompt, options=options)
+            if _uses_sidecar(prompt, options):
+                say(args, f"Prompt too long for S3 metadata: put {sidecar_key_for(source.key)}")
+            say(args, f"Uploaded {source.s3_uri} with prompt {_short(prompt)!r} {options or ''}")
+            started = time.monotonic()
+            received = pipeline.wait_for_notification(
+                source, timeout=args.timeout, on_progress=printer
             )
-            print(f"Notification: {out_dir / 'notification.json'}")
-            return 1
+            return _finish_local(
+                args,
+                pipeline=pipeline,
+                received=received,
+                out_dir=out_dir,
+                image=image,
+                log_file=log_file,
+                started=started,
+            )
+    except TimeoutError:
+        raise CliError(
+            f"no result within --timeout {args.timeout:.0f} s; the local run was stopped and "
+            f"nothing is left running (logs: {log_file})",
+            EXIT_TIMEOUT,
+        ) from None
+    except KeyboardInterrupt:
+        raise CliError(
+            "interrupted: the local run was stopped and nothing is left running", EXIT_INTERRUPTED
+        ) from None
+
+
+def _finish_local(
+    args: argparse.Namespace,
+    *,
+    pipeline: Any,
+    received: Any,
+    out_dir: Path,
+    image: Path,
+    log_file: Path,
+    started: float,
+) -> int:
+    notification = received.notification
+    seconds = time.monotonic() - started
+    (out_dir / "notification.json").write_text(json.dumps(received.envelope, indent=2))
+    document: dict[str, Any] = {
+        "status": notification.status,
+        "key": notification.source.key,
+        "request_id": notification.request_id,
+        "seconds": round(seconds, 2),
+        "notification": notification.model_dump(mode="json"),
+        "log_file": str(log_file),
+    }
+    files: list[Path] = []
+    if notification.status == "SUCCEEDED":
         files = pipeline.download_outputs(notification, out_dir)
-        print(
-            f"SUCCEEDED in {time.monotonic() - started:.1f} s (request {notification.request_id})"
+    job = notification.model_dump(mode="json")
+    outputs = [
+        (out_dir / output.key.rsplit("/", 1)[-1], output.model_dump(mode="json"))
+        for output in notification.outputs
+    ]
+    report = write_report(
+        out_dir,
+        job=job,
+        input_image=image,
+        outputs=outputs,
+        options=manifest_options(out_dir / "manifest.json") if files else None,
+    )
+    document.update(files=[str(path) for path in files], report=str(report))
+    if notification.status == "FAILED" and notification.failure:
+        failure = notification.failure
+        document["failure"] = failure.model_dump(mode="json")
+        emit(
+            args,
+            document,
+            f"FAILED after {seconds:.1f} s: {failure.reason}: {failure.message}\n"
+            f"Report: {report}\nLogs of the emulated AWS: {log_file}",
         )
-        for output in notification.outputs:
-            print(f"  {output.s3_uri}  {output.width}x{output.height}  {output.size} bytes")
-        print(f"Results in {out_dir.resolve()}/:")
-        for path in [*files, out_dir / "notification.json"]:
-            print(f"  {path.name}")
-    return 0
+        return EXIT_FAILED
+    lines = [f"SUCCEEDED in {seconds:.1f} s (request {notification.request_id})"]
+    lines += [
+        f"  {output.s3_uri}  {output.width}x{output.height}  {output.size} bytes"
+        for output in notification.outputs
+    ]
+    lines.append(f"Results in {out_dir.resolve()}/:")
+    lines += [f"  {path.name}" for path in [*files, out_dir / "notification.json", report]]
+    lines.append(f"Open {report} to compare the input and the outputs.")
+    lines.append(f"Logs of the emulated AWS: {log_file}")
+    emit(args, document, "\n".join(lines))
+    return EXIT_OK
 
 
-def run_emulator(args: argparse.Namespace) -> int:
+def _short(text: str, limit: int = 80) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+@contextmanager
+def _interruptible(printer: ProgressPrinter) -> Iterator[None]:
+    """Ctrl-C raises at once and is remembered, so a handler that swallows it cannot hide it."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum: int, frame: Any) -> None:
+        printer.interrupted.set()
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGINT, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+@contextmanager
+def _logs_into(log_file: Path | None) -> Iterator[None]:
+    """Send the in-process handlers' and moto's logs to a file instead of the terminal.
+
+    Only for a LocalPipeline that takes no `log_file` of its own (its handlers then run
+    in this process); the terminal keeps the progress and the failure's reason.
+    """
+    if log_file is None:
+        yield
+        return
+    import kontext_pipeline.observability  # noqa: F401, PLC0415 - its Logger exists from here on
+
+    stream = log_file.open("a", encoding="utf-8")
+    rerouted: list[tuple[logging.StreamHandler[Any], Any]] = []
+    loggers = [logging.getLogger()] + [
+        item
+        for item in logging.Logger.manager.loggerDict.values()
+        if isinstance(item, logging.Logger)
+    ]
+    for logger in loggers:
+        for handler in logger.handlers:
+            if isinstance(handler, logging.StreamHandler) and handler.stream in (
+                sys.stdout,
+                sys.stderr,
+                sys.__stdout__,
+                sys.__stderr__,
+            ):
+                rerouted.append((handler, handler.setStream(stream)))
+    # moto logs through the root logger; loggers with handlers of their own are written once.
+    own = {logger.name for logger in loggers if logger.handlers and logger.name != "root"}
+    file_handler = logging.StreamHandler(stream)
+    file_handler.addFilter(lambda record: record.name not in own)
+    logging.getLogger().addHandler(file_handler)
+    previous_hook = threading.excepthook
+
+    def thread_failed(failure: threading.ExceptHookArgs) -> None:
+        import traceback  # noqa: PLC0415
+
+        traceback.print_exception(
+            failure.exc_type, failure.exc_value, failure.exc_traceback, file=stream
+        )
+
+    threading.excepthook = thread_failed
+    try:
+        yield
+    finally:
+        threading.excepthook = previous_hook
+        logging.getLogger().removeHandler(file_handler)
+        for handler, original in rerouted:
+            handler.setStream(original)
+        stream.close()
+
+
+# --- the emulator: its own options ------------------------------------------------------
+
+
+def run_emulator(argv: Sequence[str]) -> int:
     from kontext_tools.emulator import main as emulator_main  # noqa: PLC0415
 
-    return emulator_main(args.emulator_args)
+    return int(emulator_main(list(argv)))
+
+
+# --- errors -----------------------------------------------------------------------------
+
+
+def describe_aws_error(exc: Exception) -> str | None:  # noqa: PLR0911 - one branch per kind
+    """One line that names the problem and the fix, for the botocore errors people meet."""
+    from botocore import exceptions as boto  # noqa: PLC0415
+
+    if isinstance(exc, boto.NoRegionError):
+        return (
+            "no AWS region configured: pass --region, set AWS_REGION (or AWS_DEFAULT_REGION), "
+            "or run aws configure"
+        )
+    if isinstance(exc, boto.NoCredentialsError | boto.PartialCredentialsError):
+        return (
+            "no AWS credentials found: configure AWS credentials with aws configure "
+            "(or aws sso login), or set AWS_PROFILE"
+        )
+    if isinstance(exc, boto.ProfileNotFound):
+        return f"{exc}: check AWS_PROFILE, or run aws configure --profile <name>"
+    if isinstance(exc, boto.TokenRetrievalError | boto.SSOTokenLoadError):
+        return f"AWS SSO login expired ({exc}): run aws sso login"
+    if isinstance(exc, boto.EndpointConnectionError | boto.ConnectTimeoutError):
+        endpoint = getattr(exc, "kwargs", {}).get("endpoint_url", "AWS")
+        return (
+            f"cannot reach {endpoint}: check the network connection "
+            "(and HTTPS_PROXY / AWS_ENDPOINT_URL if you use them)"
+        )
+    if isinstance(exc, boto.ClientError):
+        error = exc.response.get("Error", {})
+        code, message = error.get("Code", "Unknown"), error.get("Message", "")
+        operation = exc.operation_name
+        if code in {
+            "ExpiredToken",
+            "ExpiredTokenException",
+            "InvalidClientTokenId",
+            "UnrecognizedClientException",
+            "SignatureDoesNotMatch",
+            "InvalidAccessKeyId",
+        }:
+            return (
+                f"AWS refused the credentials ({code}): refresh them (aws sso login, aws configure)"
+            )
+        if "AccessDenied" in code or code == "AuthorizationError":
+            return (
+                f"not allowed to {operation}: {message} - use credentials with access to the stack"
+            )
+        return f"AWS {operation} failed: {code}: {message}"
+    if isinstance(exc, boto.WaiterError):
+        return f"AWS did not finish: {exc}"
+    if isinstance(exc, boto.BotoCoreError):
+        return f"AWS: {exc}"
+    return None
 
 
 # --- parser -----------------------------------------------------------------------------
@@ -317,22 +823,32 @@ def build_parser() -> argparse.ArgumentParser:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {package_version()}")
     commands = parser.add_subparsers(dest="command", required=True)
 
+    def command(name: str, help_text: str) -> argparse.ArgumentParser:
+        sub = commands.add_parser(name, help=help_text, description=help_text)
+        sub.add_argument(
+            "--version", action="version", version=f"kontext-pipeline {package_version()}"
+        )
+        return sub
+
     def deployed(name: str, help_text: str) -> argparse.ArgumentParser:
-        command = commands.add_parser(name, help=help_text)
-        command.add_argument(
+        sub = command(name, help_text)
+        sub.add_argument(
             "--stack", help=f"stack name (default: samconfig.toml, then {DEFAULT_STACK})"
         )
-        command.add_argument("--region", help="AWS region (default: your AWS configuration)")
-        command.add_argument("--json", action="store_true", help="one JSON document on stdout")
-        return command
+        sub.add_argument(
+            "--region", help="AWS region (default: AWS_REGION, then your AWS configuration)"
+        )
+        sub.add_argument("--json", action="store_true", help="one JSON document on stdout")
+        return sub
 
     edit = deployed("edit", "upload an image to a deployed stack and follow the job")
     edit.add_argument("image", help="image file to edit")
     add_option_arguments(edit)
     edit.add_argument("--key", help="object key (default: <InputPrefix><random>-<file name>)")
-    edit.add_argument("--out", help="download the outputs into this folder")
+    edit.add_argument("--out", help="download the outputs and write index.html into this folder")
     edit.add_argument("--no-wait", action="store_true", help="upload and return")
     edit.add_argument("--timeout", type=float, default=1800.0, help="give up after (1800 s)")
     edit.set_defaults(run=run_edit)
@@ -341,10 +857,21 @@ def build_parser() -> argparse.ArgumentParser:
     status.add_argument("key", help="the uploaded object's key")
     status.set_defaults(run=run_status)
 
-    results = deployed("results", "download a finished job's outputs")
+    results = deployed("results", "download a finished job's outputs, with index.html")
     results.add_argument("key", help="the uploaded object's key")
     results.add_argument("--out", default="results", help="folder (results)")
     results.set_defaults(run=run_results)
+
+    jobs = deployed("jobs", "list recent jobs: key, status, reason, request id, time, cost")
+    jobs.add_argument("--status", choices=EXECUTION_STATUSES, type=str.upper)
+    jobs.add_argument("--since", help="only jobs started since: 30m, 2h, 1d or an ISO time")
+    jobs.add_argument("--limit", type=int, default=20, help="at most this many, newest first (20)")
+    jobs.set_defaults(run=run_jobs)
+
+    redrive = deployed(
+        "redrive", "replay the uploads the trigger failed on (its dead-letter queue)"
+    )
+    redrive.set_defaults(run=run_redrive)
 
     deployed(
         "put-key", "store the model's API key (FAL_KEY or asked for) in the stack's secret"
@@ -353,12 +880,12 @@ def build_parser() -> argparse.ArgumentParser:
     teardown.add_argument("--keep-bucket", action="store_true")
     teardown.set_defaults(run=run_teardown)
 
-    local = commands.add_parser(
-        "local", help="run the whole pipeline on this machine (moto + model emulator)"
-    )
+    local = command("local", "run the whole pipeline on this machine (moto + model emulator)")
     local.add_argument("--image", required=True, help="image file to upload")
     add_option_arguments(local)
-    local.add_argument("--out", default="demo-output", help="folder for outputs (demo-output)")
+    local.add_argument(
+        "--out", default="demo-output", help="folder for outputs, index.html and logs (demo-output)"
+    )
     local.add_argument(
         "--model-seconds", type=float, default=1.0, help="emulated model run time (1.0)"
     )
@@ -366,21 +893,42 @@ def build_parser() -> argparse.ArgumentParser:
         "--queue-seconds", type=float, default=0.3, help="emulated time in the queue (0.3)"
     )
     local.add_argument("--timeout", type=float, default=180.0, help="give up after (180 s)")
+    local.add_argument(
+        "--parameter-overrides",
+        nargs="+",
+        metavar="Name=Value",
+        help="template parameters for the local stack, as sam deploy takes them",
+    )
+    local.add_argument("--json", action="store_true", help="one JSON document on stdout")
     local.set_defaults(run=run_local)
 
-    emulator = commands.add_parser("emulator", help="run the model-queue emulator alone")
-    emulator.add_argument("emulator_args", nargs=argparse.REMAINDER)
-    emulator.set_defaults(run=run_emulator)
+    # Listed for --help; its arguments go to the emulator's own parser (see main).
+    command("emulator", "run the model-queue emulator alone (emulator --help for its options)")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["emulator"]:
+        return run_emulator(argv[1:])
     args = build_parser().parse_args(argv)
     try:
         return int(args.run(args))
+    except CliError as exc:
+        print(f"error: {exc.message}", file=sys.stderr)
+        return exc.code
     except PipelineError as exc:
         print(f"error: {exc.message}", file=sys.stderr)
-        return 2
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except Exception as exc:
+        message = describe_aws_error(exc)
+        if message is None:
+            raise
+        print(f"error: {message}", file=sys.stderr)
+        return EXIT_USAGE
 
 
 if __name__ == "__main__":

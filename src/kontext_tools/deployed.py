@@ -11,11 +11,13 @@ import tomllib
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from botocore.exceptions import ClientError, NoCredentialsError, NoRegionError
 from kontext_pipeline.errors import ConfigurationError, InvalidInputError
+from kontext_pipeline.jobs import CaughtError
 from kontext_pipeline.metadata import encode_metadata_value, validate_options
 from kontext_pipeline.models import SourceObject
 
@@ -27,6 +29,22 @@ CONTENT_TYPES = {
     ".gif": "image/gif",
     ".avif": "image/avif",
 }
+
+
+# S3 refuses user metadata over 2 KB, counted as the UTF-8 bytes of every name and value.
+MAX_METADATA_BYTES = 2048
+PROMPT_SIDECAR_SUFFIX = ".prompt.txt"
+
+
+def metadata_size(metadata: Mapping[str, str]) -> int:
+    return sum(len(name.encode()) + len(value.encode()) for name, value in metadata.items())
+
+
+def sidecar_key_for(key: str) -> str:
+    return key + PROMPT_SIDECAR_SUFFIX
+
+
+FAILURE_STATE = "ReportFailure"
 
 
 class DeployedStackError(ConfigurationError):
@@ -64,6 +82,9 @@ class JobProgress:
     output: dict[str, Any] | None
     error: str | None
     cause: str | None
+    # What the failure branch was handed: its message (the reason's explanation), the prompt.
+    failure_message: str | None = None
+    prompt: str | None = None
 
 
 def stack_name_from_samconfig(path: Path = Path("samconfig.toml")) -> str | None:
@@ -113,7 +134,12 @@ def upload_image(
     metadata: Mapping[str, str] | None = None,
     content_type: str | None = None,
 ) -> SourceObject:
-    """Put an image with its prompt and options as user metadata (validated first)."""
+    """Put an image with its prompt and options as user metadata (validated first).
+
+    A prompt that would take the metadata past S3's 2 KB goes into the `<key>.prompt.txt`
+    sidecar instead, written before the image: the image's upload starts the job, and the
+    job reads the sidecar when the metadata has no prompt.
+    """
     if options:
         validate_options(options)
     user_metadata = {
@@ -123,13 +149,22 @@ def upload_image(
     if prompt is not None:
         user_metadata["prompt"] = prompt
     user_metadata.update(metadata or {})
+    encoded = {name: encode_metadata_value(value) for name, value in user_metadata.items()}
+    if prompt is not None and metadata_size(encoded) > MAX_METADATA_BYTES:
+        del encoded["prompt"]
+        s3.put_object(
+            Bucket=bucket,
+            Key=sidecar_key_for(key),
+            Body=prompt.encode("utf-8"),
+            ContentType="text/plain; charset=utf-8",
+        )
     response = s3.put_object(
         Bucket=bucket,
         Key=key,
         Body=body,
         ContentType=content_type
         or CONTENT_TYPES.get(Path(key).suffix.lower(), "application/octet-stream"),
-        Metadata={name: encode_metadata_value(value) for name, value in user_metadata.items()},
+        Metadata=encoded,
     )
     return SourceObject(
         bucket=bucket,
@@ -176,11 +211,14 @@ def job_progress(stepfunctions: Any, execution: Mapping[str, Any]) -> JobProgres
     described = stepfunctions.describe_execution(executionArn=arn)
     events = stepfunctions.get_execution_history(executionArn=arn, maxResults=1000)["events"]
     state, model_status, position, history = described["status"], None, None, []
+    failure_message = prompt = None
     for event in events:
         entered = event.get("stateEnteredEventDetails")
         if entered:
             state = entered["name"]
             history.append((str(event["timestamp"]), state))
+            if state == FAILURE_STATE:
+                failure_message, prompt = _failure_of(entered.get("input"))
         output = (event.get("taskSucceededEventDetails") or {}).get("output")
         if output:
             payload = json.loads(output).get("Payload")
@@ -197,7 +235,23 @@ def job_progress(stepfunctions: Any, execution: Mapping[str, Any]) -> JobProgres
         output=json.loads(output_text) if output_text else None,
         error=described.get("error"),
         cause=described.get("cause"),
+        failure_message=failure_message,
+        prompt=prompt,
     )
+
+
+def _failure_of(state_input: str | None) -> tuple[str | None, str | None]:
+    """The failure's message and the job's prompt from the failure branch's input."""
+    try:
+        state = json.loads(state_input or "{}")
+    except json.JSONDecodeError:
+        return None, None
+    if not isinstance(state, dict):
+        return None, None
+    caught = state.get("error")
+    message = CaughtError.from_state(caught).message if isinstance(caught, dict) else None
+    prompt = state.get("prompt")
+    return message, prompt if isinstance(prompt, str) else None
 
 
 def download_results(s3: Any, manifest_uri: str, out_dir: Path) -> list[Path]:
@@ -236,3 +290,169 @@ def empty_bucket(s3: Any, bucket: str) -> int:
             s3.delete_objects(Bucket=bucket, Delete={"Objects": batch, "Quiet": True})
             deleted += len(batch)
     return deleted
+
+
+# --- recent jobs ------------------------------------------------------------------------
+
+# Rough per-job cost: the model's price per output image (FLUX.1 Kontext [max] on fal) and
+# Step Functions Standard's price per state transition; Lambda, S3 and SNS add fractions
+# of a cent per thousand jobs (see benchmarks/prices.py and the README's Performance).
+MODEL_PRICE_PER_IMAGE_USD = 0.08
+STEP_FUNCTIONS_PER_TRANSITION_USD = 0.025 / 1000
+EXECUTION_STATUSES = ("RUNNING", "SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED")
+
+
+@dataclass(frozen=True)
+class JobSummary:
+    key: str
+    status: str
+    reason: str | None
+    request_id: str | None
+    started_at: datetime
+    seconds: float | None
+    transitions: int
+    images: int
+    execution_arn: str
+
+    @property
+    def cost_usd(self) -> float:
+        return (
+            self.images * MODEL_PRICE_PER_IMAGE_USD
+            + self.transitions * STEP_FUNCTIONS_PER_TRANSITION_USD
+        )
+
+    def document(self) -> dict[str, Any]:
+        return {
+            "key": self.key,
+            "status": self.status,
+            "reason": self.reason,
+            "request_id": self.request_id,
+            "started_at": self.started_at.isoformat(),
+            "seconds": None if self.seconds is None else round(self.seconds, 1),
+            "transitions": self.transitions,
+            "images": self.images,
+            "cost_usd": round(self.cost_usd, 4),
+            "execution": self.execution_arn,
+        }
+
+
+def list_jobs(
+    stepfunctions: Any,
+    state_machine_arn: str,
+    *,
+    status: str | None = None,
+    since: datetime | None = None,
+    limit: int = 20,
+) -> list[JobSummary]:
+    """The newest jobs first: at most `limit`, started at or after `since`."""
+    filters = {"statusFilter": status} if status else {}
+    jobs: list[JobSummary] = []
+    paginator = stepfunctions.get_paginator("list_executions")
+    for page in paginator.paginate(stateMachineArn=state_machine_arn, **filters):
+        for summary in page["executions"]:  # newest first
+            started = _aware(summary["startDate"])
+            if since is not None and started < since:
+                return jobs
+            jobs.append(_summarise(stepfunctions, summary, started))
+            if len(jobs) >= limit:
+                return jobs
+    return jobs
+
+
+def _summarise(stepfunctions: Any, summary: Mapping[str, Any], started: datetime) -> JobSummary:
+    arn = summary["executionArn"]
+    described = stepfunctions.describe_execution(executionArn=arn)
+    source = json.loads(described.get("input") or "{}").get("source", {})
+    events = stepfunctions.get_execution_history(executionArn=arn, maxResults=1000)["events"]
+    transitions = sum(1 for event in events if "stateEnteredEventDetails" in event)
+    request_id = None
+    for event in events:
+        output = (event.get("taskSucceededEventDetails") or {}).get("output")
+        payload = json.loads(output).get("Payload") if output else None
+        if isinstance(payload, dict) and payload.get("request_id"):
+            request_id = str(payload["request_id"])
+    output = json.loads(described.get("output") or "null")
+    images = len(output.get("outputs", [])) if isinstance(output, dict) else 0
+    stopped = described.get("stopDate")
+    return JobSummary(
+        key=str(source.get("key", "?")),
+        status=str(described["status"]),
+        reason=described.get("cause") if described["status"] != "SUCCEEDED" else None,
+        request_id=request_id,
+        started_at=started,
+        seconds=(_aware(stopped) - started).total_seconds() if stopped else None,
+        transitions=transitions,
+        images=images,
+        execution_arn=arn,
+    )
+
+
+def _aware(moment: Any) -> datetime:
+    when = datetime.fromisoformat(moment) if isinstance(moment, str) else moment
+    assert isinstance(when, datetime)
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
+
+
+# --- the trigger's dead-letter queue ----------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RedriveOutcome:
+    replayed: int
+    unreadable: int
+    function: str
+
+
+def trigger_function_of(s3: Any, bucket: str) -> str:
+    """The function the bucket's uploads trigger (from its notification configuration)."""
+    configuration = s3.get_bucket_notification_configuration(Bucket=bucket)
+    functions = [
+        item["LambdaFunctionArn"] for item in configuration.get("LambdaFunctionConfigurations", [])
+    ]
+    if not functions:
+        raise DeployedStackError(
+            f"bucket {bucket} triggers no function; is the stack fully deployed?",
+            reason="no_trigger",
+        )
+    return str(functions[0])
+
+
+def redrive_dead_letters(
+    sqs: Any, lambda_client: Any, queue_url: str, function: str, *, limit: int = 1000
+) -> RedriveOutcome:
+    """Hand each failed S3 event back to the trigger (asynchronously, as S3 does).
+
+    A message is deleted only once its event was handed over, so an interrupted redrive
+    loses nothing; a replayed event whose job already exists is dropped by the trigger
+    as a duplicate. Messages that are not Lambda failure records are left in the queue.
+    """
+    replayed = unreadable = 0
+    while replayed + unreadable < limit:
+        messages = sqs.receive_message(
+            QueueUrl=queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=0, VisibilityTimeout=60
+        ).get("Messages", [])
+        if not messages:
+            break
+        for message in messages:
+            event = _failed_event(message.get("Body", ""))
+            if event is None:
+                unreadable += 1
+                continue
+            lambda_client.invoke(
+                FunctionName=function, InvocationType="Event", Payload=json.dumps(event).encode()
+            )
+            sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
+            replayed += 1
+    return RedriveOutcome(replayed, unreadable, function)
+
+
+def _failed_event(body: str) -> dict[str, Any] | None:
+    """The S3 event inside a Lambda on-failure destination record (or a bare event)."""
+    try:
+        document = json.loads(body)
+    except json.JSONDecodeError:
+        return None
+    if not isinstance(document, dict):
+        return None
+    event = document.get("requestPayload", document)
+    return event if isinstance(event, dict) and "Records" in event else None

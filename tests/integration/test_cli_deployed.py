@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -53,6 +54,11 @@ def test_edit_uploads_follows_and_downloads(
         "manifest.json",
     ]
     assert "state SubmitEdit" in err or "state WaitForModel" in err
+    # And index.html shows the input beside the outputs, by relative path
+    page = (tmp_path / "index.html").read_text()
+    for name in ("input.jpg", "0.jpg", "1.jpg"):
+        assert f'src="{name}"' in page
+    assert "make it snow" in page
 
     # And status and results find the same job by its key
     code, out, _ = run_cli(capsys, "status", "inputs/cli/table.jpg", "--stack", stack, "--json")
@@ -86,6 +92,149 @@ def test_a_failed_job_exits_1_with_the_reason(
     assert code == 1
     assert document["status"] == "FAILED"
     assert document["error"] == "ModelRequestFailedError"
+    assert document["reason"] == "model_error"
+    assert document["message"].startswith("the model reported: Model crashed")
+
+
+def test_a_failed_job_tells_the_person_its_reason_and_message(
+    pipeline: LocalPipeline, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    # Given a job the pipeline refuses (the bytes are not an image)
+    not_an_image = tmp_path / "notes.jpg"
+    not_an_image.write_text("shopping list")
+    stack = pipeline.stack.name  # type: ignore[union-attr]
+    # When it is edited without --json, writing results
+    code, out, _ = run_cli(
+        capsys,
+        "edit",
+        str(not_an_image),
+        "--prompt",
+        "x",
+        "--stack",
+        stack,
+        "--key",
+        "inputs/cli/notes.jpg",
+        "--out",
+        str(tmp_path / "out"),
+    )
+    # Then the line names the reason and what is wrong, as the local run does
+    assert code == 1
+    assert out.startswith("FAILED: not_an_image: s3://")
+    assert "is not a JPEG, PNG, WebP, GIF or AVIF image" in out
+    # And the results page shows the failure
+    page = (tmp_path / "out" / "index.html").read_text()
+    assert 'id="failure"' in page
+    assert "not_an_image" in page
+    # And `status` says the same
+    code, out, _ = run_cli(capsys, "status", "inputs/cli/notes.jpg", "--stack", stack)
+    assert code == 1
+    assert "failed: not_an_image: s3://" in out
+
+
+def test_a_prompt_too_long_for_metadata_is_sent_in_a_sidecar(
+    pipeline: LocalPipeline, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    # Given a 10,000-character prompt (S3 takes 2 KB of user metadata in all)
+    prompt = ("Put a donut next to the flour. " * 323)[:10_000]
+    # When it is edited
+    code, _, err = run_cli(
+        capsys,
+        "edit",
+        SAMPLE,
+        "--prompt",
+        prompt,
+        "--stack",
+        pipeline.stack.name,  # type: ignore[union-attr]
+        "--key",
+        "inputs/cli/long.jpg",
+        "--out",
+        str(tmp_path),
+        "--json",
+    )
+    # Then the job ran with the whole prompt, read from the sidecar uploaded first
+    assert code == 0, err
+    assert "inputs/cli/long.jpg.prompt.txt" in err
+    manifest = json.loads((tmp_path / "manifest.json").read_text())
+    assert manifest["prompt"] == prompt.strip()
+
+
+def test_status_of_a_key_with_no_job_is_a_usage_error_not_a_failed_job(
+    pipeline: LocalPipeline, capsys: pytest.CaptureFixture[str]
+) -> None:
+    stack = pipeline.stack.name  # type: ignore[union-attr]
+    for command in ("status", "results"):
+        code, _, err = run_cli(capsys, command, "inputs/cli/never-uploaded.jpg", "--stack", stack)
+        assert code == 2
+        assert "no job for inputs/cli/never-uploaded.jpg" in err
+
+
+def test_jobs_lists_recent_jobs_with_status_reason_and_cost(
+    pipeline: LocalPipeline, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given a successful and a failed job
+    stack = pipeline.stack.name  # type: ignore[union-attr]
+    for key, prompt in (
+        ("inputs/cli/jobs-ok.jpg", "ok"),
+        ("inputs/cli/jobs-bad.jpg", "x [fault:model-error]"),
+    ):
+        code, _, _ = run_cli(
+            capsys, "edit", SAMPLE, "--prompt", prompt, "--stack", stack, "--key", key
+        )
+        assert code in (0, 1)
+    # When the recent jobs are listed for a script
+    code, out, _ = run_cli(
+        capsys, "jobs", "--stack", stack, "--since", "1h", "--limit", "50", "--json"
+    )
+    jobs = {job["key"]: job for job in json.loads(out)["jobs"]}
+    # Then each has its status, reason, request id, duration and a cost estimate
+    assert code == 0
+    ok, bad = jobs["inputs/cli/jobs-ok.jpg"], jobs["inputs/cli/jobs-bad.jpg"]
+    assert (ok["status"], ok["reason"], ok["images"]) == ("SUCCEEDED", None, 1)
+    assert ok["cost_usd"] > 0.08  # the model's image, plus the state transitions
+    assert ok["request_id"]
+    assert ok["seconds"] > 0
+    assert (bad["status"], bad["reason"]) == ("FAILED", "model_error")
+    # And --status keeps only the failures; the table is for people
+    code, out, _ = run_cli(capsys, "jobs", "--stack", stack, "--status", "failed", "--limit", "50")
+    assert code == 0
+    assert "inputs/cli/jobs-bad.jpg" in out
+    assert "inputs/cli/jobs-ok.jpg" not in out
+    assert out.splitlines()[0].startswith("started (UTC)")
+
+
+def test_redrive_replays_the_triggers_dead_letters(
+    pipeline: LocalPipeline, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given an upload whose trigger invocation ended in the dead-letter queue
+    # (here: a failure record for a real object, as Lambda writes it after its retries)
+    stack = pipeline.stack.name  # type: ignore[union-attr]
+    source = pipeline.upload(Path(SAMPLE), prompt="make it snow", key="inputs/cli/redrive.jpg")
+    pipeline.wait_for_notification(source, timeout=60)
+    event = json.loads((ROOT / "events" / "s3_put.json").read_text())
+    record = event["Records"][0]
+    record["s3"]["bucket"]["name"] = pipeline.bucket
+    record["s3"]["object"].update(key="inputs/cli/redrive.jpg", sequencer="00FFFFFFFFFFFFFFFF")
+    record["s3"]["object"].pop("versionId", None)
+    sqs = pipeline.client("sqs")
+    sqs.send_message(
+        QueueUrl=pipeline.outputs["TriggerDeadLetterQueueUrl"],
+        MessageBody=json.dumps(
+            {"requestContext": {"condition": "RetriesExhausted"}, "requestPayload": event}
+        ),
+    )
+    before = len(pipeline.executions())
+    # When the dead-letter queue is redriven
+    code, out, _ = run_cli(capsys, "redrive", "--stack", stack, "--json")
+    # Then the event went back to the trigger, which started its job
+    assert code == 0
+    assert json.loads(out)["replayed"] == 1
+    deadline = time.monotonic() + 30
+    while len(pipeline.executions()) == before and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert len(pipeline.executions()) == before + 1
+    # And a second redrive finds the queue empty
+    code, out, _ = run_cli(capsys, "redrive", "--stack", stack)
+    assert (code, out.strip()) == (0, "the trigger's dead-letter queue is empty: nothing to replay")
 
 
 def test_invalid_options_are_refused_before_upload(
