@@ -1,0 +1,172 @@
+"""`kontext-pipeline local` as a person runs it: a process of its own, its terminal output,
+its exit code, what it leaves in --out."""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+from tests.conftest import ROOT
+
+SAMPLE = str(ROOT / "samples" / "kitchen-table.jpg")
+FAST = ["--model-seconds", "0.3", "--queue-seconds", "0.1"]
+# What must never reach the terminal: the functions' JSON log lines and moto's internals.
+LOG_NOISE = ('{"level"', "Exception=", "moto.", "Traceback")
+
+
+def kontext(*argv: str, timeout: float = 240) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "kontext_tools.cli", *argv],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+        env=os.environ.copy(),
+    )
+
+
+def test_a_json_run_with_sync_mode_and_parameter_overrides(tmp_path: Path) -> None:
+    # Given the sample image, sync mode and a template parameter set as sam deploy takes it
+    out = tmp_path / "out"
+    # When run for a script
+    run = kontext(
+        "local",
+        "--image",
+        SAMPLE,
+        "--prompt",
+        "Put a donut next to the flour.",
+        "--num-images",
+        "2",
+        "--sync-mode",
+        "--parameter-overrides",
+        "OutputPrefix=edited/",
+        "--out",
+        str(out),
+        "--json",
+        *FAST,
+    )
+    # Then stdout is one JSON document, and the outputs went under the overridden prefix
+    assert run.returncode == 0, run.stderr
+    document = json.loads(run.stdout)
+    assert document["status"] == "SUCCEEDED"
+    uris = [output["s3_uri"] for output in document["notification"]["outputs"]]
+    assert len(uris) == 2
+    assert all("/edited/kitchen-table/" in uri for uri in uris)
+    # And the files, the report and the log file are where the document says
+    for path in [*document["files"], document["report"], document["log_file"]]:
+        assert Path(path).is_file(), path
+    assert sorted(Path(path).name for path in document["files"]) == [
+        "0.jpg",
+        "1.jpg",
+        "manifest.json",
+    ]
+    # And progress went to stderr, without the functions' logs
+    assert "state " in run.stderr
+    assert not [noise for noise in LOG_NOISE if noise in run.stderr + run.stdout]
+
+
+def test_a_10000_character_prompt_runs_through_a_sidecar(tmp_path: Path) -> None:
+    # Given a prompt far past S3's 2 KB of user metadata
+    prompt = ("Put a donut next to the flour. " * 323)[:10_000].strip()
+    # When run
+    run = kontext("local", "--image", SAMPLE, "--prompt", prompt, "--out", str(tmp_path), *FAST)
+    # Then the job ran with all of it
+    assert run.returncode == 0, run.stderr
+    assert ".prompt.txt" in run.stdout
+    manifest = json.loads((tmp_path / "manifest.json").read_text())
+    assert manifest["prompt"] == prompt
+
+
+def test_a_failing_run_prints_the_reason_and_keeps_the_logs_in_a_file(tmp_path: Path) -> None:
+    # Given a file that is not an image
+    notes = tmp_path / "notes.jpg"
+    notes.write_text("shopping list")
+    out = tmp_path / "out"
+    # When run
+    run = kontext("local", "--image", str(notes), "--prompt", "x", "--out", str(out), *FAST)
+    # Then the terminal gets the reason and the message, and where the logs are
+    assert run.returncode == 1
+    assert "FAILED after" in run.stdout
+    assert "not_an_image: s3://" in run.stdout
+    assert f"{out / 'local-run.log'}" in run.stdout
+    assert not [noise for noise in LOG_NOISE if noise in run.stderr + run.stdout]
+    # And the logs of the emulated AWS are in the file, the failure in the report
+    assert "not_an_image" in (out / "local-run.log").read_text()
+    assert 'id="failure"' in (out / "index.html").read_text()
+
+
+def test_a_run_past_its_timeout_stops_with_one_line_and_exit_3(tmp_path: Path) -> None:
+    # Given a model that takes a minute and a 3 s timeout
+    started = time.monotonic()
+    run = kontext(
+        "local",
+        "--image",
+        SAMPLE,
+        "--prompt",
+        "x",
+        "--out",
+        str(tmp_path),
+        "--model-seconds",
+        "60",
+        "--timeout",
+        "3",
+    )
+    # Then it gives up soon, in one line that says nothing is left running
+    assert run.returncode == 3
+    assert time.monotonic() - started < 60
+    last = run.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: no result within --timeout 3 s")
+    assert "nothing is left running" in last
+    assert "Traceback" not in run.stderr
+
+
+def test_ctrl_c_stops_the_run_within_seconds_and_says_what_was_left(tmp_path: Path) -> None:
+    # Given a run whose model takes a minute, waiting on the model
+    process = subprocess.Popen(
+        [
+            *(sys.executable, "-m", "kontext_tools.cli", "local", "--image", SAMPLE),
+            *("--prompt", "x", "--out", str(tmp_path), "--model-seconds", "60"),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    lines: queue.Queue[str] = queue.Queue()
+    assert process.stderr is not None
+    stderr = process.stderr
+    threading.Thread(target=lambda: [lines.put(line) for line in stderr], daemon=True).start()
+    try:
+        seen = ""
+        deadline = time.monotonic() + 120
+        while "state WaitForModel" not in seen and time.monotonic() < deadline:
+            try:
+                seen += lines.get(timeout=1)
+            except queue.Empty:
+                continue
+        assert "state WaitForModel" in seen, "the run never reached the model"
+        # When Ctrl-C is pressed
+        pressed = time.monotonic()
+        process.send_signal(signal.SIGINT)
+        code = process.wait(timeout=30)
+        stopped_after = time.monotonic() - pressed
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(timeout=10)
+    time.sleep(0.2)  # the reader thread drains what is left
+    while not lines.empty():
+        seen += lines.get()
+    # Then it stops promptly, with the interrupt's exit code and one line, no traceback
+    assert code == 130
+    assert stopped_after < 5, f"took {stopped_after:.1f} s to stop"
+    assert seen.strip().splitlines()[-1] == (
+        "error: interrupted: the local run was stopped and nothing is left running"
+    )
+    assert "Traceback" not in seen
