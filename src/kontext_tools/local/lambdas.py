@@ -1,54 +1,45 @@
-"""Run the project's own Lambda handlers in-process when moto invokes a function.
+"""Run the built Lambda functions, each in processes of its own, when moto invokes them.
 
 moto reaches `LambdaFunction._invoke_lambda(self, event)` for every invocation (S3
-notifications, `arn:aws:states:::lambda:invoke` tasks, direct Invoke) and would start a
-Docker container there. This adapter runs the handler from the function's CodeUri
-instead, in this process, with the function's environment and a Lambda context, and
-answers the way Lambda does: the JSON result, or `{"errorMessage", "errorType",
-"stackTrace"}` with the error flag, and "Sandbox.Timedout" past the function's timeout.
+notifications, `arn:aws:states:::lambda:invoke` tasks over HTTP, direct Invoke) and would
+start a Docker container there. This adapter, in the local run's process (where the moto
+server runs), hands the event to a sandbox instead: a process running the Lambda runtime
+of `lambda_runtime.py` under the runtime's Python, with only the function's built folder,
+its built layers and the runtime's boto3 on its import path, and the function's
+environment from the template. As on Lambda, a sandbox is cold-started once, kept warm
+between invocations, runs one invocation at a time (more at once start more sandboxes, up
+to a bound), and is thrown away when it times out or crashes.
+
+It answers the way Lambda does: the JSON result, or `{"errorMessage", "errorType",
+"stackTrace"}` with the error flag, "Sandbox.Timedout" past the function's timeout, and
+"Runtime.ImportModuleError" when the handler cannot be imported.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
+import select
+import subprocess
 import threading
 import time
-import traceback
 import uuid
-import warnings
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass, field
 from pathlib import Path
-from types import ModuleType
-from typing import Any
+from typing import IO, Any
 
 from kontext_tools.local.stack import FunctionSource
 
+RUNTIME_SCRIPT = Path(__file__).with_name("lambda_runtime.py")
 # The hop from S3's event to the function's start, as Lambda's async queue adds one.
 ASYNC_INVOKE_DELAY_SECONDS = 0.1
-
-
-@dataclass
-class LocalLambdaContext:
-    """The attributes of Lambda's context object that handlers and Powertools read."""
-
-    function_name: str
-    memory_limit_in_mb: int
-    invoked_function_arn: str
-    timeout_seconds: float
-    aws_request_id: str = ""
-    function_version: str = "$LATEST"
-    log_group_name: str = ""
-    log_stream_name: str = ""
-
-    def __post_init__(self) -> None:
-        self._deadline = time.monotonic() + self.timeout_seconds
-
-    def get_remaining_time_in_millis(self) -> int:
-        return max(0, int((self._deadline - time.monotonic()) * 1000))
+# Lambda gives an init phase up to 10 s before it counts against the invocation.
+INIT_TIMEOUT_SECONDS = 10.0
+# Sandboxes per function at once: Lambda's would be up to the account's concurrency; a
+# machine of two cores gains nothing from more processes than this.
+DEFAULT_MAX_SANDBOXES = 4
 
 
 @dataclass(frozen=True)
@@ -70,26 +61,176 @@ class InvocationRecord:
     error_type: str | None
     duration_seconds: float
     memory_mb: int
+    cold_start: bool = False
 
 
-class InProcessLambdas:
-    """Registry of the stack's functions and the patch that routes moto's invocations here."""
+@dataclass(frozen=True)
+class RuntimeSetup:
+    """How every sandbox is started: interpreter, runtime SDK, AWS endpoint, log sink."""
+
+    python: Path
+    runtime_sdk_dir: Path
+    aws_environment: Mapping[str, str]
+    log: IO[str] | None = None
+
+
+class FunctionInitError(RuntimeError):
+    """A function's handler could not be loaded (import error, missing handler...)."""
+
+    def __init__(self, function_name: str, error: dict[str, Any]) -> None:
+        super().__init__(f"{function_name}: {error['errorType']}: {error['errorMessage']}")
+        self.error = error
+
+
+class Sandbox:
+    """One warm execution environment of one function."""
+
+    def __init__(
+        self, function: DeployedFunction, source: FunctionSource, setup: RuntimeSetup
+    ) -> None:
+        self.function = function
+        request_read, self._request_write = os.pipe()
+        self._response_read, response_write = os.pipe()
+        environment = {
+            **_lambda_environment(function, source, setup),
+            **function.environment,
+        }
+        sink = setup.log if setup.log is not None else subprocess.DEVNULL
+        self._process = subprocess.Popen(  # noqa: S603 - our own runtime script
+            [
+                str(setup.python),
+                "-I",
+                "-S",
+                str(RUNTIME_SCRIPT),
+                str(request_read),
+                str(response_write),
+            ],
+            cwd=source.code_dir,
+            env=environment,
+            stdin=subprocess.DEVNULL,
+            stdout=sink,
+            stderr=sink,
+            pass_fds=(request_read, response_write),
+        )
+        os.close(request_read)
+        os.close(response_write)
+        self._requests = os.fdopen(self._request_write, "w", encoding="utf-8")
+        self._responses = os.fdopen(self._response_read, "r", encoding="utf-8")
+        answer = self._read(INIT_TIMEOUT_SECONDS)
+        if answer is None or "init_error" in answer:
+            self.kill()
+            error = (answer or {}).get("init_error") or {
+                "errorMessage": "the runtime did not start (see the local run's log)",
+                "errorType": "Runtime.ExitError",
+            }
+            raise FunctionInitError(function.name, error)
+
+    @property
+    def alive(self) -> bool:
+        return self._process.poll() is None
+
+    def invoke(self, event: Any, timeout: float) -> tuple[dict[str, Any], bool]:
+        """(body, errored). A sandbox that timed out or died is killed, not reused."""
+        request = {
+            "event": event if event is not None else {},
+            "request_id": str(uuid.uuid4()),
+            "deadline_ms": int((time.time() + timeout) * 1000),
+            "arn": self.function.arn,
+        }
+        try:
+            self._requests.write(json.dumps(request) + "\n")
+            self._requests.flush()
+        except (BrokenPipeError, OSError):
+            self.kill()
+            return _runtime_exit(), True
+        answer = self._read(timeout)
+        if answer is None:
+            timed_out = self.alive
+            self.kill()
+            if timed_out:
+                return {
+                    "errorMessage": f"Task timed out after {timeout:.2f} seconds",
+                    "errorType": "Sandbox.Timedout",
+                }, True
+            return _runtime_exit(), True
+        if "error" in answer:
+            return answer["error"], True
+        return {"result": answer.get("result")}, False
+
+    def kill(self) -> None:
+        if self._process.poll() is None:
+            self._process.kill()
+        self._process.wait()
+        for stream in (self._requests, self._responses):
+            with suppress(OSError):
+                stream.close()
+
+    def _read(self, timeout: float) -> dict[str, Any] | None:
+        ready, _, _ = select.select([self._responses], [], [], max(0.0, timeout))
+        if not ready:
+            return None
+        line = self._responses.readline()
+        if not line:
+            return None
+        answer: dict[str, Any] = json.loads(line)
+        return answer
+
+
+def _runtime_exit() -> dict[str, Any]:
+    return {
+        "errorMessage": "the function's process exited (see the local run's log)",
+        "errorType": "Runtime.ExitError",
+    }
+
+
+def _lambda_environment(
+    function: DeployedFunction, source: FunctionSource, setup: RuntimeSetup
+) -> dict[str, str]:
+    """The variables the Lambda service sets in every execution environment."""
+    return {
+        "PATH": "/usr/local/bin:/usr/bin:/bin",
+        "LANG": "C.UTF-8",
+        "TZ": ":UTC",
+        "LAMBDA_TASK_ROOT": str(source.code_dir),
+        "_HANDLER": source.handler,
+        "AWS_EXECUTION_ENV": "AWS_Lambda_python3.12",
+        "AWS_LAMBDA_FUNCTION_NAME": function.name,
+        "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(function.memory),
+        "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
+        "AWS_LAMBDA_LOG_GROUP_NAME": f"/aws/lambda/{function.name}",
+        "KONTEXT_LAYER_DIRS": os.pathsep.join(str(layer) for layer in source.layer_dirs),
+        "KONTEXT_RUNTIME_SDK_DIR": str(setup.runtime_sdk_dir),
+        **setup.aws_environment,
+    }
+
+
+@dataclass
+class _Pool:
+    idle: list[Sandbox] = field(default_factory=list)
+    running: int = 0
+
+
+class LocalLambdas:
+    """The stack's functions, their sandboxes, and the patch that routes moto's invocations."""
 
     def __init__(
         self,
         functions: dict[str, FunctionSource],
-        deployment_id: str,
+        setup: RuntimeSetup,
         *,
         async_configs: dict[str, dict[str, Any]] | None = None,
         sqs: Any = None,
+        max_sandboxes: int = DEFAULT_MAX_SANDBOXES,
     ) -> None:
         self._functions = functions
+        self._setup = setup
         self._async_configs = async_configs or {}
         self._sqs = sqs
-        self._deployment_id = deployment_id
-        self._modules: dict[str, ModuleType] = {}
-        self._lock = threading.Lock()
+        self._max_sandboxes = max_sandboxes
+        self._pools: dict[str, _Pool] = {}
+        self._lock = threading.Condition()
         self._async_workers: list[threading.Thread] = []
+        self._closed = False
         self.invocations: list[InvocationRecord] = []
 
     @contextmanager
@@ -112,13 +253,7 @@ class InProcessLambdas:
         def _invoke_lambda(self: Any, event: Any = None) -> tuple[str, bool, str]:
             if self.function_name not in registry._functions:
                 return original_invoke_lambda(self, event)
-            function = DeployedFunction(
-                name=self.function_name,
-                arn=self.function_arn,
-                environment=dict(self.environment_vars),
-                timeout=float(self.timeout),
-                memory=int(self.memory_size),
-            )
+            function = registry.describe(self)
             if getattr(invocation, "type", "RequestResponse") == "Event":
                 return registry.invoke_async(function, event)
             return registry.invoke(function, event)
@@ -126,72 +261,126 @@ class InProcessLambdas:
         LambdaFunction.invoke = invoke  # type: ignore[method-assign]
         LambdaFunction._invoke_lambda = _invoke_lambda  # type: ignore[method-assign]
         try:
-            with warnings.catch_warnings():
-                # Handlers running at once here share one Metrics object (in Lambda each
-                # sandbox has its own): one's flush can leave another nothing to publish.
-                warnings.filterwarnings("ignore", "No application metrics", UserWarning)
-                yield
+            yield
         finally:
             LambdaFunction.invoke = original_invoke  # type: ignore[method-assign]
             LambdaFunction._invoke_lambda = original_invoke_lambda  # type: ignore[method-assign]
+            self.close()
+
+    @staticmethod
+    def describe(moto_function: Any) -> DeployedFunction:
+        return DeployedFunction(
+            name=moto_function.function_name,
+            arn=moto_function.function_arn,
+            environment={k: str(v) for k, v in dict(moto_function.environment_vars).items()},
+            timeout=float(moto_function.timeout),
+            memory=int(moto_function.memory_size),
+        )
+
+    @staticmethod
+    def from_configuration(configuration: Mapping[str, Any]) -> DeployedFunction:
+        """The same, from Lambda's GetFunctionConfiguration answer."""
+        return DeployedFunction(
+            name=configuration["FunctionName"],
+            arn=configuration["FunctionArn"],
+            environment=dict(configuration.get("Environment", {}).get("Variables", {})),
+            timeout=float(configuration["Timeout"]),
+            memory=int(configuration["MemorySize"]),
+        )
+
+    def warm_up(self, functions: list[DeployedFunction]) -> None:
+        """Cold-start one sandbox per function now, so a broken build fails at once.
+
+        Raises FunctionInitError naming the function and the import error.
+        """
+        errors: list[FunctionInitError] = []
+        threads = [
+            threading.Thread(target=self._warm_one, args=(function, errors), daemon=True)
+            for function in functions
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        if errors:
+            raise errors[0]
+
+    def _warm_one(self, function: DeployedFunction, errors: list[FunctionInitError]) -> None:
+        try:
+            sandbox = Sandbox(function, self._functions[function.name], self._setup)
+        except FunctionInitError as exc:
+            errors.append(exc)
+            return
+        with self._lock:
+            self._pools.setdefault(function.name, _Pool()).idle.append(sandbox)
 
     def invoke(self, function: DeployedFunction, event: Any) -> tuple[str, bool, str]:
-        function_name, timeout = function.name, function.timeout
-        module = self._load(function_name, function.environment)
-        source = self._functions[function_name]
-        handler = getattr(module, source.handler.rsplit(".", 1)[1])
-        context = LocalLambdaContext(
-            function_name=function_name,
-            memory_limit_in_mb=function.memory,
-            invoked_function_arn=function.arn,
-            timeout_seconds=timeout,
-            aws_request_id=str(uuid.uuid4()),
-        )
-        outcome: dict[str, Any] = {}
-
-        def run() -> None:
-            try:
-                outcome["result"] = handler(event if event is not None else {}, context)
-            except Exception as exc:  # any failure is reported to the caller, as Lambda does
-                outcome["error"] = {
-                    "errorMessage": str(exc),
-                    "errorType": type(exc).__name__,
-                    "stackTrace": traceback.format_exception(exc)[-6:],
-                }
-
-        worker = threading.Thread(target=run, name=f"lambda-{function_name}", daemon=True)
         started = time.perf_counter()
-        worker.start()
-        worker.join(timeout)
+        try:
+            sandbox, cold = self._acquire(function)
+        except FunctionInitError as exc:
+            body, errored, cold = exc.error, True, True
+        else:
+            try:
+                body, errored = sandbox.invoke(event, function.timeout)
+            finally:
+                self._release(function.name, sandbox)
         duration = time.perf_counter() - started
-        if worker.is_alive():
-            # Like Lambda, the caller sees a timeout; the abandoned work may still finish.
-            outcome = {
-                "error": {
-                    "errorMessage": f"Task timed out after {timeout:.2f} seconds",
-                    "errorType": "Sandbox.Timedout",
-                }
-            }
-        # Metrics are disabled locally (there is no CloudWatch); Powertools then keeps every
-        # value until it holds 100 and prints them. Dropping them per invocation is what a
-        # flush would do. (Imported here: the package's Logger must be created after the
-        # functions' environment is in place.)
-        from kontext_pipeline.observability import metrics  # noqa: PLC0415
-
-        metrics.clear_metrics()
-        errored = "error" in outcome
         self.invocations.append(
             InvocationRecord(
-                function_name,
+                function.name,
                 event,
                 errored,
-                outcome["error"]["errorType"] if errored else None,
+                str(body.get("errorType")) if errored else None,
                 duration,
                 function.memory,
+                cold,
             )
         )
-        body = outcome["error"] if errored else outcome.get("result")
-        return json.dumps(body, default=str), errored, ""
+        payload = body if errored else body.get("result")
+        return json.dumps(payload, default=str), errored, ""
+
+    def _acquire(self, function: DeployedFunction) -> tuple[Sandbox, bool]:
+        with self._lock:
+            pool = self._pools.setdefault(function.name, _Pool())
+            while True:
+                while pool.idle:
+                    sandbox = pool.idle.pop()
+                    if sandbox.alive:
+                        pool.running += 1
+                        return sandbox, False
+                    sandbox.kill()
+                if pool.running < self._max_sandboxes:
+                    pool.running += 1
+                    break
+                self._lock.wait()
+        try:
+            return Sandbox(function, self._functions[function.name], self._setup), True
+        except BaseException:
+            with self._lock:
+                pool.running -= 1
+                self._lock.notify_all()
+            raise
+
+    def _release(self, function_name: str, sandbox: Sandbox) -> None:
+        with self._lock:
+            pool = self._pools[function_name]
+            pool.running -= 1
+            if sandbox.alive and not self._closed:
+                pool.idle.append(sandbox)
+            else:
+                sandbox.kill()
+            self._lock.notify_all()
+
+    def close(self) -> None:
+        """Stop every sandbox (the local run is over)."""
+        with self._lock:
+            self._closed = True
+            sandboxes = [sandbox for pool in self._pools.values() for sandbox in pool.idle]
+            for pool in self._pools.values():
+                pool.idle.clear()
+        for sandbox in sandboxes:
+            sandbox.kill()
 
     def invoke_async(self, function: DeployedFunction, event: Any) -> tuple[str, bool, str]:
         """Asynchronous invocation (S3 notifications, InvocationType=Event): the event is
@@ -228,7 +417,7 @@ class InProcessLambdas:
         attempts = 1 + int(config.get("MaximumRetryAttempts", 2))
         for _ in range(attempts):
             payload, errored, _logs = self.invoke(function, event)
-            if not errored:
+            if not errored or self._closed:
                 return
         destination = config.get("DestinationConfig", {}).get("OnFailure", {}).get("Destination")
         if destination and self._sqs is not None:
@@ -250,21 +439,3 @@ class InProcessLambdas:
                     }
                 ),
             )
-
-    def _load(self, function_name: str, environment: dict[str, str]) -> ModuleType:
-        """Import the handler module once per function, with its environment: a cold start."""
-        with self._lock:
-            module = self._modules.get(function_name)
-            if module is not None:
-                return module
-            source = self._functions[function_name]
-            os.environ.update(environment)
-            module_file = Path(source.code_dir) / (source.handler.rsplit(".", 1)[0] + ".py")
-            module_name = f"kontext_local_{self._deployment_id}_{source.logical_id}"
-            spec = importlib.util.spec_from_file_location(module_name, module_file)
-            if spec is None or spec.loader is None:
-                raise ImportError(f"cannot load {module_file}")
-            module = importlib.util.module_from_spec(spec)
-            spec.loader.exec_module(module)
-            self._modules[function_name] = module
-            return module

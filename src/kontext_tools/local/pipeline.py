@@ -1,21 +1,24 @@
-"""The whole pipeline on this machine: moto in-process + the model-queue emulator on 127.0.0.1.
+"""The whole pipeline on this machine: AWS emulated by a moto server and the model-queue
+emulator, both on 127.0.0.1.
 
     with LocalPipeline() as pipeline:
         source = pipeline.upload(Path("photo.jpg"), prompt="make it snow")
         message = pipeline.wait_for_notification(source)
 
-`template.yaml` and the ASL file are deployed as they are (see stack.py); S3 notifications
-and state machine tasks run the real handlers in-process (see lambdas.py); the state
-machine runs on moto's ASL interpreter; an SQS queue subscribed to the topic receives the
-notifications, as a downstream consumer would.
+What runs is what ships: `sam build` output for this machine (build.py), deployed from
+its built template with the ASL file as it is (stack.py). Each function runs in processes
+of its own from its built folder and the built layer, and reaches the emulated AWS over
+HTTP as it would reach AWS (lambdas.py); the state machine runs on moto's ASL
+interpreter; an SQS queue subscribed to the topic receives the notifications, as a
+downstream consumer would.
 """
 
 from __future__ import annotations
 
-import base64
 import json
 import os
 import secrets
+import threading
 import time
 import uuid
 from collections.abc import Callable, Mapping
@@ -23,6 +26,7 @@ from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from kontext_pipeline.models import Notification, SourceObject
 
@@ -33,12 +37,18 @@ from kontext_tools.deployed import (
     job_progress,
     upload_image,
 )
+from kontext_tools.local.build import BuildArtifacts, ensure_built, host_architecture
 from kontext_tools.local.gateway import FunctionUrlGateway
-from kontext_tools.local.lambdas import InProcessLambdas
+from kontext_tools.local.lambdas import DEFAULT_MAX_SANDBOXES, LocalLambdas, RuntimeSetup
+from kontext_tools.local.s3_limits import s3_metadata_limit
 from kontext_tools.local.stack import REGION, LocalStack, deploy_stack
 
-PROJECT_ROOT = Path(__file__).resolve().parents[3]
-TEMPLATE_PATH = PROJECT_ROOT / "template.yaml"
+# Credentials of the emulated account: moto accepts any, real AWS none of these.
+EMULATED_CREDENTIALS = {
+    "AWS_ACCESS_KEY_ID": "local",
+    "AWS_SECRET_ACCESS_KEY": "local",
+    "AWS_SESSION_TOKEN": "local",
+}
 
 # The template's parameters, tuned for a machine-local run: the emulator's model takes
 # about a second, so poll every second rather than every 2-30 s.
@@ -49,9 +59,8 @@ LOCAL_PARAMETERS = {
     "DeadlineSeconds": "120",
     "LogLevel": "WARNING",
 }
-# Local-only environment: no X-Ray daemon or CloudWatch agent here.
+# Local-only environment: there is no CloudWatch here to read metrics.
 LOCAL_ENVIRONMENT = {
-    "POWERTOOLS_TRACE_DISABLED": "true",
     "POWERTOOLS_METRICS_DISABLED": "true",
     "POWERTOOLS_DEV": "false",
 }
@@ -71,14 +80,21 @@ class LocalPipeline:
     def __init__(
         self,
         *,
-        template_path: Path = TEMPLATE_PATH,
+        build: BuildArtifacts | None = None,
         fal_base_url: str | None = None,
         fal_key: str | None = None,
         emulator_timing: Any = None,
         parameters: Mapping[str, str] | None = None,
         environment: Mapping[str, str] | None = None,
+        log_file: Path | None = None,
+        max_sandboxes: int = DEFAULT_MAX_SANDBOXES,
     ) -> None:
-        self.template_path = template_path
+        """`build`: the artifacts to run (default: this checkout's, rebuilt when stale).
+        `log_file`: where the functions' output and the emulated AWS's logs go (default:
+        nowhere). `max_sandboxes`: warm processes per function at most."""
+        self._build = build
+        self._log_file = log_file
+        self._max_sandboxes = max_sandboxes
         self._external_fal = fal_base_url
         self._fal_key = fal_key
         self._emulator_timing = emulator_timing
@@ -87,7 +103,8 @@ class LocalPipeline:
         self._exit = ExitStack()
         self.emulator: Any = None
         self.stack: LocalStack | None = None
-        self.lambdas: InProcessLambdas | None = None
+        self.lambdas: LocalLambdas | None = None
+        self.endpoint_url = ""
         self._session: Any = None
         self._queue_url = ""
         self._received: list[ReceivedNotification] = []
@@ -107,39 +124,43 @@ class LocalPipeline:
 
     def _start(self) -> None:
         import boto3  # noqa: PLC0415 - after the environment is prepared
-        from moto import mock_aws  # noqa: PLC0415 - local run only
 
+        artifacts = self._build or ensure_built()
         saved_environment = dict(os.environ)
         self._exit.callback(_restore_environment, saved_environment)
-        os.environ.setdefault("AWS_DEFAULT_REGION", REGION)
-        os.environ["AWS_DEFAULT_REGION"] = REGION
-        self._exit.enter_context(
-            mock_aws(config={"stepfunctions": {"execute_state_machine": True}})
-        )
+        log = self._open_log()
+        self.endpoint_url = self._start_aws(log)
+        # Every client of this process, and of the functions' processes, reaches the
+        # emulated AWS; the state machine's interpreter finds it through MOTO_PORT.
+        emulated = {
+            **EMULATED_CREDENTIALS,
+            "AWS_REGION": REGION,
+            "AWS_DEFAULT_REGION": REGION,
+            "AWS_ENDPOINT_URL": self.endpoint_url,
+        }
+        os.environ.update(emulated)
+        os.environ["MOTO_PORT"] = self.endpoint_url.rsplit(":", 1)[1]
         self._session = boto3.Session(region_name=REGION)
-        parameters = dict(self._parameters)
+        parameters = {"Architecture": host_architecture(), **self._parameters}
         environment = dict(self._environment)
         if self._external_fal:
             parameters["FalBaseUrl"] = self._external_fal
-            # The real model cannot reach a bucket that lives in this process: send the bytes.
+            # The real model cannot reach a bucket on this machine: send the bytes.
             parameters["InputTransfer"] = "data_uri"
             api_key = self._fal_key
         else:
             api_key = self._fal_key or f"local-{secrets.token_hex(8)}"
             self.emulator = self._start_emulator(api_key)
             parameters["FalBaseUrl"] = self.emulator.base_url
-            host = self.emulator.base_url.split("//", 1)[1].split(":", 1)[0]
-            parameters["OutputUrlHosts"] = host
+            parameters.setdefault("OutputUrlHosts", urlsplit(self.emulator.base_url).hostname)
+            parameters["WebhookJwksUrl"] = self.emulator.jwks_url
             environment["ALLOW_HTTP_OUTPUT_URLS"] = "true"
-        deployment_id = uuid.uuid4().hex[:8]
         gateway = FunctionUrlGateway(self.client("lambda")).start()
         self._exit.callback(gateway.stop)
-        if self.emulator is not None:
-            parameters["WebhookJwksUrl"] = self.emulator.jwks_url
         self.stack = deploy_stack(
-            self.template_path,
+            artifacts.template,
             session=self._session,
-            stack_name=f"kontext-local-{deployment_id}",
+            stack_name=f"kontext-local-{uuid.uuid4().hex[:8]}",
             parameters=parameters,
             environment_overrides=environment,
             function_url_for=gateway.url_for,
@@ -148,14 +169,55 @@ class LocalPipeline:
             self.client("secretsmanager").put_secret_value(
                 SecretId=self.stack.outputs["FalApiKeySecretArn"], SecretString=api_key
             )
-        self.lambdas = InProcessLambdas(
+        self.lambdas = LocalLambdas(
             self.stack.functions,
-            deployment_id,
+            RuntimeSetup(artifacts.python, artifacts.runtime_sdk_dir, emulated, log),
             async_configs=self.stack.async_configs,
             sqs=self.client("sqs"),
+            max_sandboxes=self._max_sandboxes,
         )
         self._exit.enter_context(self.lambdas.patched())
+        lambda_client = self.client("lambda")
+        # One cold start per function now: a broken build fails here, naming the import.
+        self.lambdas.warm_up(
+            [
+                LocalLambdas.from_configuration(
+                    lambda_client.get_function_configuration(FunctionName=name)
+                )
+                for name in self.stack.functions
+            ]
+        )
         self._subscribe_queue()
+
+    def _open_log(self) -> Any:
+        if self._log_file is None:
+            return None
+        self._log_file.parent.mkdir(parents=True, exist_ok=True)
+        return self._exit.enter_context(self._log_file.open("a", encoding="utf-8"))
+
+    def _start_aws(self, log: Any) -> str:
+        """A moto server on 127.0.0.1 running real ASL; returns its endpoint."""
+        import httpx  # noqa: PLC0415
+        from moto.server import ThreadedMotoServer  # noqa: PLC0415 - local run only
+
+        _route_moto_logs(log)
+        server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+        server.start()
+        host, port = server.get_host_and_port()
+        endpoint = f"http://{host}:{port}"
+        self._exit.callback(server.stop)
+        # Emulated state lives in this process's moto backends, shared by every local run
+        # in the process: the last one to stop leaves none to the next.
+        with _ACTIVE_RUNS_LOCK:
+            _ACTIVE_RUNS[0] += 1
+        self._exit.callback(_reset_when_last, endpoint)
+        httpx.post(
+            f"{endpoint}/moto-api/config",
+            json={"stepfunctions": {"execute_state_machine": True}},
+            timeout=10,
+        ).raise_for_status()
+        self._exit.enter_context(s3_metadata_limit())
+        return endpoint
 
     def _start_emulator(self, api_key: str) -> Any:
         from kontext_tools.emulator import EmulatorTiming, FalQueueEmulator  # noqa: PLC0415
@@ -163,7 +225,6 @@ class LocalPipeline:
         emulator = FalQueueEmulator(
             timing=self._emulator_timing or EmulatorTiming(queue_seconds=0.3, run_seconds=1.0),
             api_key=api_key,
-            fetch_input=_fetch_through_moto,
         )
         emulator.start()
         self._exit.callback(emulator.stop)
@@ -171,7 +232,8 @@ class LocalPipeline:
 
     def _subscribe_queue(self) -> None:
         sqs = self.client("sqs")
-        self._queue_url = sqs.create_queue(QueueName="kontext-local-notifications")["QueueUrl"]
+        name = f"{self.stack.name if self.stack else 'kontext-local'}-notifications"
+        self._queue_url = sqs.create_queue(QueueName=name)["QueueUrl"]
         queue_arn = sqs.get_queue_attributes(QueueUrl=self._queue_url, AttributeNames=["QueueArn"])[
             "Attributes"
         ]["QueueArn"]
@@ -296,18 +358,28 @@ class LocalPipeline:
         return download_results(self.client("s3"), notification.manifest_uri, out_dir)
 
 
-def _fetch_through_moto(url: str) -> bytes:
-    """The emulator's way to read a presigned URL of the in-process S3.
+_ACTIVE_RUNS = [0]
+_ACTIVE_RUNS_LOCK = threading.Lock()
 
-    moto answers HTTP made with `requests` (it patches it); httpx would try the internet.
-    """
-    if url.startswith("data:"):
-        return base64.b64decode(url.split(",", 1)[1])
-    import requests  # noqa: PLC0415 - local run only, installed with moto
 
-    response = requests.get(url, timeout=10)
-    response.raise_for_status()
-    return response.content
+def _reset_when_last(endpoint: str) -> None:
+    import httpx  # noqa: PLC0415
+
+    with _ACTIVE_RUNS_LOCK:
+        _ACTIVE_RUNS[0] -= 1
+        if _ACTIVE_RUNS[0] == 0:
+            httpx.post(f"{endpoint}/moto-api/reset", timeout=10)
+
+
+def _route_moto_logs(log: Any) -> None:
+    """moto and its web server log every request: to the run's log file, not the terminal."""
+    import logging  # noqa: PLC0415
+
+    for name in ("werkzeug", "moto"):
+        logger = logging.getLogger(name)
+        logger.handlers = [logging.StreamHandler(log)] if log is not None else []
+        logger.propagate = False
+        logger.setLevel(logging.INFO if log is not None else logging.CRITICAL)
 
 
 def _restore_environment(saved: dict[str, str]) -> None:

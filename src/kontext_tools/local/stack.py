@@ -1,10 +1,12 @@
-"""Deploy template.yaml onto in-process AWS emulation (moto), the way CloudFormation would.
+"""Deploy the built template onto AWS emulation (moto), the way CloudFormation would.
 
-The SAM template is translated by SAM's own translator (what `sam build`/`sam deploy`
-use) into plain CloudFormation; this module then creates each resource through the
-ordinary boto3 APIs, in dependency order, resolving the intrinsic functions the template
-uses. So the local run exercises the very resources, names, environment and state machine
-definition that AWS gets, and nothing is described twice.
+The template `sam build` wrote (template.yaml with each CodeUri and ContentUri pointing at
+its built folder) is translated by SAM's own translator (what `sam deploy` uses) into
+plain CloudFormation; this module then creates each resource through the ordinary boto3
+APIs, in dependency order, resolving the intrinsic functions the template uses. Functions
+and layers are published with their built code. So the local run exercises the very
+resources, names, environment, code and state machine definition that AWS gets, and
+nothing is described twice.
 
 Resource types with no meaning in a single-process emulation are listed in
 `LocalStack.not_emulated` rather than silently dropped. Bucket policies are among them:
@@ -40,11 +42,13 @@ class TemplateError(Exception):
 
 @dataclass(frozen=True)
 class FunctionSource:
-    """Where a function's handler lives on disk, from the template's CodeUri and Handler."""
+    """Where a function's built code lives on disk, from the template's CodeUri, Handler
+    and Layers (each layer's built folder, as Lambda would mount it at /opt)."""
 
     logical_id: str
     code_dir: Path
     handler: str
+    layer_dirs: tuple[Path, ...] = ()
 
 
 @dataclass
@@ -89,8 +93,8 @@ def load_template(path: Path) -> dict[str, Any]:
 
 def translate_template(
     path: Path, parameters: Mapping[str, str]
-) -> tuple[dict[str, Any], dict[str, FunctionSource]]:
-    """SAM -> CloudFormation with SAM's translator; local paths become placeholders in S3."""
+) -> tuple[dict[str, Any], dict[str, FunctionSource], dict[str, Path]]:
+    """SAM -> CloudFormation with SAM's translator; local paths become code in S3."""
     from samtranslator.translator.transform import transform  # noqa: PLC0415 - local run only
 
     # The translator warns about its own usage metrics, which only `sam` publishes.
@@ -100,12 +104,22 @@ def translate_template(
     root = path.parent
     functions: dict[str, FunctionSource] = {}
     handler_default = sam.get("Globals", {}).get("Function", {}).get("Handler")
+    layers_default = sam.get("Globals", {}).get("Function", {}).get("Layers", [])
+    layer_dirs = {
+        logical_id: root / str(resource["Properties"]["ContentUri"])
+        for logical_id, resource in sam.get("Resources", {}).items()
+        if resource["Type"] == "AWS::Serverless::LayerVersion"
+    }
     for logical_id, resource in sam.get("Resources", {}).items():
         properties = resource.get("Properties", {})
         if resource["Type"] == "AWS::Serverless::Function":
             code_dir = root / str(properties["CodeUri"])
+            layers = properties.get("Layers", layers_default)
             functions[logical_id] = FunctionSource(
-                logical_id, code_dir, str(properties.get("Handler", handler_default))
+                logical_id,
+                code_dir,
+                str(properties.get("Handler", handler_default)),
+                tuple(layer_dirs[item["Ref"]] for item in layers if "Ref" in item),
             )
             properties["CodeUri"] = f"s3://{CODE_BUCKET}/{logical_id}.zip"
         elif resource["Type"] == "AWS::Serverless::LayerVersion":
@@ -120,7 +134,7 @@ def translate_template(
             return {}
 
     cfn: dict[str, Any] = transform(sam, dict(parameters), _NoManagedPolicies())
-    return cfn, functions
+    return cfn, functions, layer_dirs
 
 
 def deploy_stack(
@@ -141,7 +155,7 @@ def deploy_stack(
 
     given = dict(parameters or {})
     check_parameters(load_template(template_path), given)
-    cfn, sources = translate_template(template_path, given)
+    cfn, sources, layer_dirs = translate_template(template_path, given)
     stack = LocalStack(name=stack_name, template=cfn)
     resolver = _Resolver(stack, _parameter_values(cfn, given))
     deployer = _Deployer(
@@ -149,6 +163,7 @@ def deploy_stack(
         stack,
         resolver,
         sources=sources,
+        layer_dirs=layer_dirs,
         environment_overrides=dict(environment_overrides or {}),
         function_url_for=function_url_for,
     )
@@ -325,11 +340,13 @@ def _is_no_value(value: Any) -> bool:
     return isinstance(value, dict) and value == {"Ref": "AWS::NoValue"}
 
 
-def _placeholder_zip() -> bytes:
-    # The emulation runs handlers from their source folders; Lambda only needs some code.
+def zip_folder(folder: Path) -> bytes:
+    """A folder as Lambda takes it: a zip with the folder's content at its root."""
     buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as archive:
-        archive.writestr("README.txt", "code runs in-process from the project's source tree")
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as archive:
+        for path in sorted(folder.rglob("*")):
+            if path.is_file() and "__pycache__" not in path.parts:
+                archive.write(path, path.relative_to(folder).as_posix())
     return buffer.getvalue()
 
 
@@ -341,6 +358,7 @@ class _Deployer:
         resolver: _Resolver,
         *,
         sources: dict[str, FunctionSource],
+        layer_dirs: dict[str, Path],
         environment_overrides: dict[str, str],
         function_url_for: Callable[[str], str] | None,
     ) -> None:
@@ -349,6 +367,7 @@ class _Deployer:
         self._stack = stack
         self._resolver = resolver
         self._sources = sources
+        self._layer_dirs = layer_dirs
         self._environment_overrides = environment_overrides
         self._handlers: dict[str, Callable[[str, dict[str, Any]], None]] = {
             "AWS::S3::Bucket": self._bucket,
@@ -470,10 +489,18 @@ class _Deployer:
     def _layer(self, logical_id: str, props: dict[str, Any]) -> None:
         arn = self.client("lambda").publish_layer_version(
             LayerName=props.get("LayerName") or logical_id,
-            Content={"ZipFile": _placeholder_zip()},
+            # The translator renames the layer; its code key keeps the template's name.
+            Content={"ZipFile": zip_folder(self._layer_dir(props))},
             CompatibleRuntimes=props.get("CompatibleRuntimes", []),
         )["LayerVersionArn"]
         self._set(logical_id, arn)
+
+    def _layer_dir(self, props: dict[str, Any]) -> Path:
+        template_name = str(props["Content"]["S3Key"]).removesuffix(".zip")
+        try:
+            return self._layer_dirs[template_name]
+        except KeyError as exc:
+            raise TemplateError(f"no built folder for layer {template_name}") from exc
 
     def _function(self, logical_id: str, props: dict[str, Any]) -> None:
         name = props.get("FunctionName") or self._name(logical_id)
@@ -484,7 +511,8 @@ class _Deployer:
             Runtime=props.get("Runtime", "python3.12"),
             Role=props["Role"],
             Handler=props["Handler"],
-            Code={"ZipFile": _placeholder_zip()},
+            Code={"ZipFile": zip_folder(self._sources[logical_id].code_dir)},
+            Architectures=props.get("Architectures", ["x86_64"]),
             Timeout=int(props.get("Timeout", 3)),
             MemorySize=int(props.get("MemorySize", 128)),
             Environment={"Variables": {k: str(v) for k, v in environment.items()}},
