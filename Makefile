@@ -9,7 +9,7 @@ SAMPLE_IMAGE ?= samples/kitchen-table.jpg
 SAMPLE_PROMPT ?= Put a donut next to the flour.
 DEMO_OUT ?= demo-output
 
-.PHONY: help install demo test lint typecheck cfn-lint security unit integration bench bench-quick deploy put-key teardown clean
+.PHONY: help install demo test lint typecheck cfn-lint security unit integration browser browser-test bench bench-quick deploy put-key teardown clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -28,7 +28,7 @@ demo: $(INSTALLED) ## run the whole pipeline locally on the sample image and pri
 
 CHECKOV_VENV := .venv-checkov
 
-test: lint typecheck cfn-lint security unit integration ## everything CI runs
+test: lint typecheck cfn-lint security unit integration browser-test ## everything CI runs
 
 lint: $(INSTALLED) ## ruff lint + format check
 	$(BIN)/ruff check .
@@ -55,6 +55,16 @@ unit: $(INSTALLED) ## unit tests
 
 integration: $(INSTALLED) ## the real state machine on moto through the model emulator
 	$(BIN)/pytest tests/integration -q
+
+# The results page is tested in a real headless Chromium; Debian's packages, since
+# browser downloads by Playwright or Selenium Manager cannot reach their hosts here.
+browser: ## install chromium + chromium-driver with apt-get when missing
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || { \
+		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+		$$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq chromium chromium-driver; }
+
+browser-test: browser $(INSTALLED) ## index.html in headless Chromium (screenshots in tests/artifacts/)
+	$(BIN)/pytest tests/browser -q
 
 bench: $(INSTALLED) ## benchmarks: print figures, write benchmarks/results/ (about 10 minutes)
 	$(BIN)/python -m benchmarks.run
