@@ -45,7 +45,6 @@ from kontext_tools.deployed import (
     JobProgress,
     StackOutputs,
     download_results,
-    empty_bucket,
     find_execution,
     find_stack,
     input_key_for,
@@ -55,6 +54,7 @@ from kontext_tools.deployed import (
     redrive_dead_letters,
     sidecar_key_for,
     stack_name_from_samconfig,
+    teardown_stack,
     trigger_function_of,
     upload_image,
 )
@@ -536,17 +536,12 @@ def run_put_key(args: argparse.Namespace) -> int:
 
 def run_teardown(args: argparse.Namespace) -> int:
     aws = Aws(args.region)
-    stack = _stack(args, aws)
-    cloudformation = aws.client("cloudformation")
-    cloudformation.delete_stack(StackName=stack.name)
-    cloudformation.get_waiter("stack_delete_complete").wait(StackName=stack.name)
-    if args.keep_bucket:
-        print(f"stack deleted; kept s3://{stack.bucket}", file=sys.stderr)
-        return EXIT_OK
-    s3 = aws.client("s3")
-    removed = empty_bucket(s3, stack.bucket)
-    s3.delete_bucket(Bucket=stack.bucket)
-    print(f"stack deleted; removed {removed} object versions and the bucket", file=sys.stderr)
+    # Not through _stack: a stack whose first deploy rolled back has no outputs to find.
+    name = args.stack or stack_name_from_samconfig() or DEFAULT_STACK
+    done = teardown_stack(
+        aws.client("cloudformation"), aws.client("s3"), name, keep_bucket=args.keep_bucket
+    )
+    print(done.summary(), file=sys.stderr)
     return EXIT_OK
 
 

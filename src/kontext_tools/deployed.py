@@ -292,6 +292,97 @@ def empty_bucket(s3: Any, bucket: str) -> int:
     return deleted
 
 
+@dataclass(frozen=True)
+class Teardown:
+    """What `teardown_stack` removed."""
+
+    stack_name: str
+    status_before: str
+    bucket: str | None  # None: the stack never created its bucket
+    kept_bucket: bool
+    removed_versions: int
+
+    def summary(self) -> str:
+        done = f"stack {self.stack_name} deleted (it was {self.status_before})"
+        if self.bucket is None:
+            return f"{done}; it had no images bucket"
+        if self.kept_bucket:
+            return f"{done}; kept s3://{self.bucket}"
+        return f"{done}; removed {self.removed_versions} object versions and s3://{self.bucket}"
+
+
+def teardown_stack(cloudformation: Any, s3: Any, stack_name: str, *, keep_bucket: bool) -> Teardown:
+    """Delete the stack, then empty and delete its images bucket unless `keep_bucket`.
+
+    Works for a stack whose first deploy failed (ROLLBACK_COMPLETE), the one state in which
+    CloudFormation allows nothing but deletion: such a stack has no outputs, so the bucket
+    name is rebuilt from the stack id the way the template builds it, and the bucket may or
+    may not have survived the rollback (it is DeletionPolicy: Retain).
+    """
+    from botocore.exceptions import WaiterError  # noqa: PLC0415 - teardown only
+
+    stack = _describe_for_teardown(cloudformation, stack_name)
+    status = str(stack["StackStatus"])
+    outputs = {item["OutputKey"]: item["OutputValue"] for item in stack.get("Outputs", [])}
+    if "ImagesBucketName" not in outputs and not str(stack.get("Description", "")).startswith(
+        "kontext-pipeline"
+    ):
+        raise DeployedStackError(
+            f"stack {stack_name!r} is not a kontext-pipeline stack; not deleting it"
+        )
+    # Still changing: deleting now would fail or race. A change set that was never
+    # executed (REVIEW_IN_PROGRESS) is not changing anything.
+    if status.endswith("_IN_PROGRESS") and status != "REVIEW_IN_PROGRESS":
+        raise DeployedStackError(
+            f"stack {stack_name!r} is {status}; run teardown again once it has finished",
+            reason="stack_busy",
+        )
+    stack_id = str(stack["StackId"])
+    bucket = outputs.get("ImagesBucketName") or f"kontext-images-{stack_id.split('/')[2]}"
+    cloudformation.delete_stack(StackName=stack_id)
+    try:
+        # By id: the name may already belong to a new stack by the time this polls.
+        cloudformation.get_waiter("stack_delete_complete").wait(StackName=stack_id)
+    except WaiterError as exc:
+        raise DeployedStackError(
+            f"stack {stack_name!r} did not delete ({exc}); see its events in the console",
+            reason="teardown_failed",
+        ) from exc
+    if not _bucket_exists(s3, bucket):
+        return Teardown(stack_name, status, None, keep_bucket, 0)
+    if keep_bucket:
+        return Teardown(stack_name, status, bucket, True, 0)
+    removed = empty_bucket(s3, bucket)
+    s3.delete_bucket(Bucket=bucket)
+    return Teardown(stack_name, status, bucket, False, removed)
+
+
+def _describe_for_teardown(cloudformation: Any, stack_name: str) -> dict[str, Any]:
+    try:
+        stacks = cloudformation.describe_stacks(StackName=stack_name)["Stacks"]
+    except (NoCredentialsError, NoRegionError) as exc:
+        raise DeployedStackError(
+            f"{exc}: configure AWS credentials and a region", reason="no_credentials"
+        ) from exc
+    except ClientError as exc:
+        message = exc.response.get("Error", {}).get("Message", str(exc))
+        reason = "stack_not_found" if "does not exist" in message else None
+        raise DeployedStackError(
+            f"cannot read stack {stack_name!r}: {message}", reason=reason
+        ) from exc
+    return dict(stacks[0])
+
+
+def _bucket_exists(s3: Any, bucket: str) -> bool:
+    try:
+        s3.head_bucket(Bucket=bucket)
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchBucket", "NotFound"):
+            return False
+        raise
+    return True
+
+
 # --- recent jobs ------------------------------------------------------------------------
 
 # Rough per-job cost: the model's price per output image (FLUX.1 Kontext [max] on fal) and

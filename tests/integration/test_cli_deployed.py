@@ -278,3 +278,79 @@ def test_put_key_stores_the_key_in_the_stacks_secret(
         SecretId=pipeline.outputs["FalApiKeySecretArn"]
     )
     assert (code, secret["SecretString"]) == (0, "fal-new-key")
+
+
+def rolled_back_stack(pipeline: LocalPipeline, name: str) -> str:
+    """A stack whose first deploy failed: ROLLBACK_COMPLETE, no outputs. Returns its id."""
+    from moto.cloudformation.models import cloudformation_backends
+
+    template = {
+        "Description": "kontext-pipeline: a first deploy that failed",
+        "Resources": {"Nothing": {"Type": "AWS::CloudFormation::WaitConditionHandle"}},
+    }
+    stack_id: str = pipeline.client("cloudformation").create_stack(
+        StackName=name, TemplateBody=json.dumps(template)
+    )["StackId"]
+    account, region = stack_id.split(":")[4], stack_id.split(":")[3]
+    # moto never rolls a stack back by itself
+    cloudformation_backends[account][region].stacks[stack_id].status = "ROLLBACK_COMPLETE"
+    return stack_id
+
+
+@pytest.mark.filterwarnings("ignore:Tried to parse AWS.*WaitConditionHandle")
+def test_teardown_removes_a_stack_whose_first_deploy_rolled_back(
+    pipeline: LocalPipeline, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from botocore.exceptions import ClientError
+
+    # Given a rolled-back stack whose images bucket survived (DeletionPolicy: Retain),
+    # with two versions of an upload in it
+    stack_id = rolled_back_stack(pipeline, "kontext-rolled-back")
+    s3 = pipeline.client("s3")
+    bucket = "kontext-images-" + stack_id.split("/")[2]
+    s3.create_bucket(Bucket=bucket)
+    s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+    for body in (b"one", b"two"):
+        s3.put_object(Bucket=bucket, Key="inputs/photo.jpg", Body=body)
+    # When it is torn down
+    code, _, err = run_cli(capsys, "teardown", "--stack", "kontext-rolled-back")
+    # Then the stack is deleted, and the bucket with every version in it
+    assert code == 0, err
+    (stack,) = pipeline.client("cloudformation").describe_stacks(StackName=stack_id)["Stacks"]
+    assert stack["StackStatus"] == "DELETE_COMPLETE"
+    with pytest.raises(ClientError):
+        s3.head_bucket(Bucket=bucket)
+    assert "was ROLLBACK_COMPLETE" in err
+    assert "removed 2 object versions" in err
+
+
+@pytest.mark.filterwarnings("ignore:Tried to parse AWS.*WaitConditionHandle")
+def test_teardown_of_a_rolled_back_stack_that_never_made_its_bucket(
+    pipeline: LocalPipeline, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given a stack that rolled back before its bucket was created
+    stack_id = rolled_back_stack(pipeline, "kontext-rolled-back-early")
+    # When it is torn down
+    code, _, err = run_cli(capsys, "teardown", "--stack", "kontext-rolled-back-early")
+    # Then the stack is deleted and the missing bucket is no error
+    assert code == 0, err
+    (stack,) = pipeline.client("cloudformation").describe_stacks(StackName=stack_id)["Stacks"]
+    assert stack["StackStatus"] == "DELETE_COMPLETE"
+    assert "no images bucket" in err
+
+
+@pytest.mark.filterwarnings("ignore:Tried to parse AWS.*WaitConditionHandle")
+def test_teardown_refuses_a_stack_that_is_not_the_pipelines(
+    pipeline: LocalPipeline, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given someone else's stack
+    template = {"Resources": {"Nothing": {"Type": "AWS::CloudFormation::WaitConditionHandle"}}}
+    cloudformation = pipeline.client("cloudformation")
+    cloudformation.create_stack(StackName="someone-elses", TemplateBody=json.dumps(template))
+    # When teardown is pointed at it
+    code, _, err = run_cli(capsys, "teardown", "--stack", "someone-elses")
+    # Then it is left alone
+    assert code == 2
+    assert "not a kontext-pipeline stack" in err
+    (stack,) = cloudformation.describe_stacks(StackName="someone-elses")["Stacks"]
+    assert stack["StackStatus"] == "CREATE_COMPLETE"
