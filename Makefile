@@ -9,7 +9,7 @@ SAMPLE_IMAGE ?= samples/kitchen-table.jpg
 SAMPLE_PROMPT ?= Put a donut next to the flour.
 DEMO_OUT ?= demo-output
 
-.PHONY: help install demo test lint typecheck cfn-lint security unit integration browser browser-test bench bench-quick deploy put-key teardown clean
+.PHONY: help install sam requirements build build-local demo test lint typecheck cfn-lint security unit integration browser browser-test bench bench-quick deploy put-key teardown clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -22,13 +22,35 @@ $(INSTALLED): pyproject.toml
 
 install: $(INSTALLED) ## create .venv with the package, the local-run extras and the dev tools
 
-demo: $(INSTALLED) ## run the whole pipeline locally on the sample image and print where results are
+# SAM CLI pins versions of its own, so it lives in a virtualenv of its own (as checkov does).
+SAM_VENV := .venv-sam
+SAM := $(SAM_VENV)/bin/sam
+$(SAM_VENV)/.installed:
+	$(PYTHON) -m venv $(SAM_VENV)
+	$(SAM_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(SAM_VENV)/bin/python -m pip install --quiet "aws-sam-cli>=1.170,<2"
+	touch $@
+
+sam: $(SAM_VENV)/.installed ## install the AWS SAM CLI into .venv-sam
+
+requirements: $(INSTALLED) ## derive layers/common/requirements.txt from pyproject.toml
+	$(BIN)/python -m kontext_tools.layer_requirements
+
+# sam build needs the runtime's Python (3.12) to resolve wheels; build.py finds it (pyenv).
+build: $(INSTALLED) sam ## sam build (arm64, .aws-sam/build, what make deploy ships) + sam validate --lint
+	$(BIN)/python -m kontext_tools.layer_requirements --check
+	$(BIN)/python -m kontext_tools.local.build --release
+
+build-local: $(INSTALLED) sam ## sam build for this machine (.aws-sam/build-local): what the local run executes
+	$(BIN)/python -m kontext_tools.local.build
+
+demo: $(INSTALLED) build-local ## run the whole pipeline locally on the sample image and print where results are
 	$(BIN)/kontext-pipeline local --image "$(SAMPLE_IMAGE)" --prompt "$(SAMPLE_PROMPT)" \
 		--num-images 2 --output-format png --out "$(DEMO_OUT)"
 
 CHECKOV_VENV := .venv-checkov
 
-test: lint typecheck cfn-lint security unit integration browser-test ## everything CI runs
+test: lint typecheck cfn-lint security build unit integration browser-test ## everything CI runs
 
 lint: $(INSTALLED) ## ruff lint + format check
 	$(BIN)/ruff check .
@@ -50,10 +72,10 @@ $(CHECKOV_VENV)/.installed:
 security: $(CHECKOV_VENV)/.installed ## checkov on template.yaml (skips explained in .checkov.yaml)
 	$(CHECKOV_VENV)/bin/checkov -f template.yaml --config-file .checkov.yaml
 
-unit: $(INSTALLED) ## unit tests
+unit: $(INSTALLED) build ## unit tests (the packaging tests read the release build)
 	$(BIN)/pytest tests/unit -q
 
-integration: $(INSTALLED) ## the real state machine on moto through the model emulator
+integration: $(INSTALLED) build-local ## the built functions and the real state machine on moto, with the model emulator
 	$(BIN)/pytest tests/integration -q
 
 # The results page is tested in a real headless Chromium; Debian's packages, since
@@ -74,9 +96,8 @@ bench-quick: $(INSTALLED) ## the same benchmarks, smaller (a few minutes)
 
 STACK ?= kontext-pipeline
 
-deploy: ## sam build + sam deploy (needs the AWS SAM CLI and credentials)
-	@command -v sam >/dev/null || { echo "sam not found: pip install aws-sam-cli (or see https://docs.aws.amazon.com/serverless-application-model/)"; exit 2; }
-	sam build && sam deploy --stack-name "$(STACK)"
+deploy: build ## sam build + sam deploy of what the tests ran (needs AWS credentials)
+	$(SAM) deploy --stack-name "$(STACK)"
 
 put-key: $(INSTALLED) ## store the model's API key (FAL_KEY, or asked for) in the stack's secret
 	$(BIN)/kontext-pipeline put-key --stack "$(STACK)"
@@ -85,4 +106,4 @@ teardown: $(INSTALLED) ## delete the stack; KEEP_BUCKET=1 keeps the images bucke
 	$(BIN)/kontext-pipeline teardown --stack "$(STACK)" $(if $(KEEP_BUCKET),--keep-bucket,)
 
 clean: ## remove the virtualenv and local outputs
-	rm -rf $(VENV) $(CHECKOV_VENV) $(DEMO_OUT) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(CHECKOV_VENV) $(SAM_VENV) .aws-sam $(DEMO_OUT) .pytest_cache .mypy_cache .ruff_cache

@@ -8,6 +8,10 @@ boto3 that the Lambda runtime provides, in an interpreter of the runtime's versi
     artifacts = ensure_built()          # builds when the sources changed since the last build
     artifacts.template                  # .aws-sam/build-local/template.yaml
 
+    python -m kontext_tools.local.build            # the same, from the command line
+    python -m kontext_tools.local.build --release  # what `sam deploy` ships (arm64, .aws-sam/build)
+                                                   # then `sam validate --lint`
+
 SAM CLI lives in a virtualenv of its own (`make sam`, .venv-sam): it pins versions of
 its own. The build needs the runtime's Python (python3.12) on PATH, for pip to resolve
 wheels for it; pyenv provides one here (`pyenv prefix 3.12.1`).
@@ -15,6 +19,7 @@ wheels for it; pyenv provides one here (`pyenv prefix 3.12.1`).
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import os
 import platform
@@ -29,6 +34,7 @@ from kontext_tools.layer_requirements import distribution_name, runtime_dependen
 PROJECT_ROOT = Path(__file__).resolve().parents[3]
 RUNTIME_VERSION = "3.12"  # template.yaml's Runtime: python3.12
 LOCAL_BUILD_DIR = PROJECT_ROOT / ".aws-sam" / "build-local"
+RELEASE_BUILD_DIR = PROJECT_ROOT / ".aws-sam" / "build"  # where `sam deploy` looks
 RUNTIME_SDK_DIR = PROJECT_ROOT / ".aws-sam" / "lambda-runtime-sdk"
 _STAMP = ".kontext-build-stamp"
 # What a build depends on: a change to any of these makes the next local run build again.
@@ -118,7 +124,8 @@ def sources_digest(root: Path = PROJECT_ROOT) -> str:
 def build(
     build_dir: Path = LOCAL_BUILD_DIR, *, architecture: str | None = None, quiet: bool = True
 ) -> Path:
-    """`sam build` of template.yaml into build_dir, for the given architecture."""
+    """`sam build` of template.yaml into build_dir, for the given architecture (None: the
+    template's default, as `sam build` alone would)."""
     python = find_runtime_python()
     environment = dict(os.environ)
     # sam's Python workflow looks for the runtime's interpreter on PATH.
@@ -133,9 +140,9 @@ def build(
         # A cache of its own: wheels of one architecture must never serve the other.
         "--cache-dir",
         str(build_dir.parent / f"cache-{build_dir.name}"),
-        "--parameter-overrides",
-        f"Architecture={architecture or host_architecture()}",
     ]
+    if architecture is not None:
+        command += ["--parameter-overrides", f"Architecture={architecture}"]
     completed = subprocess.run(  # noqa: S603 - our own command line
         command,
         cwd=PROJECT_ROOT,
@@ -175,19 +182,45 @@ def ensure_built(build_dir: Path = LOCAL_BUILD_DIR) -> BuildArtifacts:
     stamp = build_dir / _STAMP
     digest = sources_digest()
     if not (stamp.exists() and stamp.read_text(encoding="utf-8") == digest):
-        build(build_dir)
+        build(build_dir, architecture=host_architecture())
         stamp.write_text(digest, encoding="utf-8")
     python = find_runtime_python()
     return BuildArtifacts(build_dir, install_runtime_sdk(python=python), python)
 
 
-def main() -> int:
+def validate() -> None:
+    """`sam validate --lint`: the SAM translator and cfn-lint on template.yaml."""
+    completed = subprocess.run(  # noqa: S603 - our own command line
+        [str(find_sam()), "validate", "--lint", "--template-file", "template.yaml"],
+        cwd=PROJECT_ROOT,
+        env={**os.environ, "AWS_DEFAULT_REGION": os.environ.get("AWS_DEFAULT_REGION", "us-east-1")},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if completed.returncode != 0:
+        raise BuildError(f"sam validate --lint failed:\n{completed.stdout}{completed.stderr}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Build the functions and the layer with sam.")
+    parser.add_argument(
+        "--release",
+        action="store_true",
+        help="build for the template's default architecture into .aws-sam/build and validate",
+    )
+    args = parser.parse_args(argv)
     try:
-        artifacts = ensure_built()
+        if args.release:
+            build(RELEASE_BUILD_DIR, quiet=False)
+            validate()
+            print(f"built and validated: {RELEASE_BUILD_DIR}")
+        else:
+            artifacts = ensure_built()
+            print(f"built for {host_architecture()}: {artifacts.build_dir}")
     except BuildError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    print(f"built for {host_architecture()}: {artifacts.build_dir}")
     return 0
 
 
