@@ -1,30 +1,31 @@
 """Cold start: import time of each handler module, against `import boto3` alone.
 
-Each measurement is a fresh interpreter (what a Lambda cold start pays), repeated; the
-median is reported. The environment carries what the settings need at import.
+Measured on what ships: each built function folder (`sam build` for this machine), the
+built layer and the runtime's boto3, in a bare interpreter of the runtime's version
+(`python3.12 -I -S`, as the local run starts a sandbox). Each measurement is a fresh
+interpreter (what a Lambda cold start pays), repeated; the median is reported. The
+environment carries what the settings need at import.
 """
 
 from __future__ import annotations
 
-import os
 import statistics
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
+from kontext_tools.local.build import BuildArtifacts, ensure_built
+
 ROOT = Path(__file__).resolve().parents[1]
-FUNCTIONS = sorted(path.name for path in (ROOT / "functions").iterdir() if path.is_dir())
 TIMER = (
-    "import time; started = time.perf_counter(); import {module}; "
-    "print(time.perf_counter() - started)"
+    "import sys, time; sys.path[:0] = {path!r}; started = time.perf_counter(); "
+    "import {module}; print(time.perf_counter() - started)"
 )
 
 
 # The packages a handler pulls in, to say where its import time goes.
 HEAVY_PACKAGES = (
     "boto3",
-    "aws_xray_sdk",
     "aws_lambda_powertools",
     "httpx",
     "pydantic_settings",
@@ -33,15 +34,10 @@ HEAVY_PACKAGES = (
 )
 
 
-def _environment(function_dir: Path | None) -> dict[str, str]:
+def _environment() -> dict[str, str]:
     return {
-        **os.environ,
-        "PYTHONPATH": os.pathsep.join(
-            [str(ROOT / "layers" / "common" / "python")]
-            + ([str(function_dir)] if function_dir else [])
-        ),
+        "PATH": "/usr/bin:/bin",
         "AWS_DEFAULT_REGION": "us-east-1",
-        "POWERTOOLS_TRACE_DISABLED": "true",
         "POWERTOOLS_METRICS_DISABLED": "true",
         "STATE_MACHINE_ARN": "arn:aws:states:us-east-1:123456789012:stateMachine:edit",
         "TOPIC_ARN": "arn:aws:sns:us-east-1:123456789012:jobs",
@@ -49,35 +45,43 @@ def _environment(function_dir: Path | None) -> dict[str, str]:
     }
 
 
-def _import_seconds(module: str, function_dir: Path | None, repeats: int) -> float:
-    environment = _environment(function_dir)
-    samples = []
-    for _ in range(repeats):
-        completed = subprocess.run(
-            [sys.executable, "-c", TIMER.format(module=module)],
-            check=True,
-            capture_output=True,
-            text=True,
-            env=environment,
-            cwd=function_dir or ROOT,
-            timeout=120,
-        )
-        samples.append(float(completed.stdout.strip().splitlines()[-1]))
-    return statistics.median(samples)
+def _import_path(artifacts: BuildArtifacts, function_dir: Path | None) -> list[str]:
+    layer = artifacts.build_dir / "CommonLayer" / "python"
+    return [
+        *([str(function_dir)] if function_dir else []),
+        str(layer),
+        str(artifacts.runtime_sdk_dir),
+    ]
 
 
-def import_breakdown(function_dir: Path) -> dict[str, float]:
-    """Milliseconds of the slowest import of each heavy package (`python -X importtime`),
-    inclusive of what it imports in turn, so the figures overlap."""
-    completed = subprocess.run(
-        [sys.executable, "-X", "importtime", "-c", "import app"],
+def _run(artifacts: BuildArtifacts, code: str, function_dir: Path | None, *flags: str) -> Any:
+    return subprocess.run(
+        [str(artifacts.python), "-I", "-S", *flags, "-c", code],
         check=True,
         capture_output=True,
         text=True,
-        env=_environment(function_dir),
-        cwd=function_dir,
+        env=_environment(),
+        cwd=function_dir or ROOT,
         timeout=120,
     )
+
+
+def _import_seconds(
+    artifacts: BuildArtifacts, module: str, function_dir: Path | None, repeats: int
+) -> float:
+    code = TIMER.format(module=module, path=_import_path(artifacts, function_dir))
+    samples = [
+        float(_run(artifacts, code, function_dir).stdout.strip().splitlines()[-1])
+        for _ in range(repeats)
+    ]
+    return statistics.median(samples)
+
+
+def import_breakdown(artifacts: BuildArtifacts, function_dir: Path) -> dict[str, float]:
+    """Milliseconds of the slowest import of each heavy package (`python -X importtime`),
+    inclusive of what it imports in turn, so the figures overlap."""
+    code = f"import sys; sys.path[:0] = {_import_path(artifacts, function_dir)!r}; import app"
+    completed = _run(artifacts, code, function_dir, "-X", "importtime")
     breakdown = dict.fromkeys(HEAVY_PACKAGES, 0.0)
     for line in completed.stderr.splitlines():
         fields = line.removeprefix("import time:").split("|")
@@ -92,11 +96,16 @@ def import_breakdown(function_dir: Path) -> dict[str, float]:
 
 def cold_start(quick: bool) -> dict[str, Any]:
     repeats = 3 if quick else 7
-    boto3_seconds = _import_seconds("boto3", None, repeats)
+    artifacts = ensure_built()
+    functions = sorted(
+        path for path in artifacts.build_dir.iterdir() if (path / "app.py").is_file()
+    )
+    boto3_seconds = _import_seconds(artifacts, "boto3", None, repeats)
     print(f"  import boto3 alone: {boto3_seconds * 1000:.0f} ms", flush=True)
     rows = []
-    for name in FUNCTIONS:
-        seconds = _import_seconds("app", ROOT / "functions" / name, repeats)
+    for function_dir in functions:
+        name = function_dir.name
+        seconds = _import_seconds(artifacts, "app", function_dir, repeats)
         rows.append(
             {
                 "function": name,
@@ -109,9 +118,9 @@ def cold_start(quick: bool) -> dict[str, Any]:
             flush=True,
         )
     # One handler is enough to see where the time goes: they share the layer's imports.
-    breakdown = import_breakdown(ROOT / "functions" / "start_edit")
+    breakdown = import_breakdown(artifacts, artifacts.build_dir / "StartEditFunction")
     print(
-        "  start_edit's imports (inclusive, overlapping): "
+        "  StartEditFunction's imports (inclusive, overlapping): "
         + ", ".join(f"{name} {ms:.0f} ms" for name, ms in breakdown.items()),
         flush=True,
     )
