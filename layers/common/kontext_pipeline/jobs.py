@@ -22,7 +22,7 @@ from typing import Any
 from urllib.parse import unquote_plus
 
 import httpx
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import ValidationError
 
 from kontext_pipeline.config import PipelineSettings
@@ -462,6 +462,7 @@ def report_failure(
     fal: FalQueueClient | None,
     notifier: Notifier,
     execution_id: str | None = None,
+    s3: Any = None,
 ) -> Notification:
     """Cancel what may still be running (so it is not billed), then publish the failure."""
     caught = CaughtError.from_state(state.get("error") or {})
@@ -469,6 +470,9 @@ def report_failure(
         source = SourceObject.model_validate(state["source"])
     except (KeyError, ValidationError) as exc:
         raise ConfigurationError(f"failure state without a source object: {exc}") from exc
+    prompt = state.get("prompt")
+    if s3 is not None and (prompt is None or source.version_id is None):
+        source, prompt = _read_back_upload(s3, source, prompt)
     request_id = state.get("request_id")
     cancel_url = state.get("cancel_url")
     if fal is not None and cancel_url and state.get("status") != "COMPLETED":
@@ -477,13 +481,48 @@ def report_failure(
         status="FAILED",
         source=source,
         request_id=request_id,
-        prompt=state.get("prompt"),
+        prompt=prompt,
         failure=FailureDetail(reason=caught.reason, error=caught.error, message=caught.message),
         execution=execution_id,
     )
     notifier.publish_once(notification)
     logger.warning("job failed", extra={"reason": caught.reason, "error": caught.error})
     return notification
+
+
+def _read_back_upload(
+    s3: Any, source: SourceObject, prompt: str | None
+) -> tuple[SourceObject, str | None]:
+    """The version and prompt of an upload whose job failed before SubmitEdit returned.
+
+    Its state then holds only the event's object: no prompt, and no version when the event
+    carried none. Read back best effort (a failure is reported whatever S3 says), and only
+    from the same upload (same ETag), so the notification names what a success would.
+    """
+    pinned = {"VersionId": source.version_id} if source.version_id else {}
+    try:
+        head = s3.head_object(Bucket=source.bucket, Key=source.key, **pinned)
+    except (ClientError, BotoCoreError):
+        return source, prompt
+    if source.etag and str(head.get("ETag", "")).strip('"') != source.etag.strip('"'):
+        return source, prompt  # overwritten since: the metadata is another upload's
+    version = head.get("VersionId")
+    if source.version_id is None and version and version != "null":
+        source = source.model_copy(update={"version_id": version})
+    if prompt is None:
+        prompt = _uploaded_prompt(s3, source, head.get("Metadata") or {})
+    return source, prompt
+
+
+def _uploaded_prompt(s3: Any, source: SourceObject, metadata: Mapping[str, str]) -> str | None:
+    try:
+        prompt = normalise_metadata(metadata).get(PROMPT_FIELD)
+        found = None if prompt else read_sidecar(s3, source)
+        if found:
+            prompt = parse_sidecar(found[1], name=found[0]).get(PROMPT_FIELD)
+    except PipelineError:
+        return None  # an unreadable prompt is what failed the job: the failure says so
+    return prompt if isinstance(prompt, str) and prompt else None
 
 
 def _cancel_quietly(fal: FalQueueClient, cancel_url: str, request_id: Any) -> None:
