@@ -236,6 +236,30 @@ class ProgressPrinter:
         print(text, file=self._stream or sys.stderr, flush=True)
 
 
+class NotificationWatch:
+    """Progress for the local run, which waits for the job's notification: an execution
+    that ended without one (FailureNotReported, say) stops the wait instead of the timeout."""
+
+    def __init__(self, printer: ProgressPrinter, log_file: Path, grace: float = 5.0) -> None:
+        self.printer = printer
+        self._log_file = log_file
+        self._grace = grace
+        self._ended_at: float | None = None
+
+    def __call__(self, progress: JobProgress, elapsed: float) -> None:
+        self.printer(progress, elapsed)
+        if progress.execution_status == "RUNNING":
+            return
+        # The notification is published before the execution ends; allow for its delivery.
+        self._ended_at = elapsed if self._ended_at is None else self._ended_at
+        if elapsed - self._ended_at >= self._grace:
+            raise CliError(
+                f"the job ended {progress.execution_status} ({progress.error}: "
+                f"{progress.cause}) without a notification; see {self._log_file}",
+                EXIT_FAILED,
+            )
+
+
 def emit(args: argparse.Namespace, document: Mapping[str, Any], text: str) -> None:
     print(json.dumps(document, indent=2, default=str) if args.json else text)
 
@@ -588,7 +612,7 @@ def run_local(args: argparse.Namespace) -> int:
             say(args, f"Uploaded {source.s3_uri} with prompt {_short(prompt)!r} {options or ''}")
             started = time.monotonic()
             received = pipeline.wait_for_notification(
-                source, timeout=args.timeout, on_progress=printer
+                source, timeout=args.timeout, on_progress=NotificationWatch(printer, log_file)
             )
             return _finish_local(
                 args,

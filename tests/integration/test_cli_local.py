@@ -100,6 +100,10 @@ def test_a_failing_run_prints_the_reason_and_keeps_the_logs_in_a_file(tmp_path: 
     # And the logs of the emulated AWS are in the file, the failure in the report
     assert "not_an_image" in (out / "local-run.log").read_text()
     assert 'id="failure"' in (out / "index.html").read_text()
+    # And the failure notification names the prompt and the object version, as a success does
+    notification = json.loads(json.loads((out / "notification.json").read_text())["Message"])
+    assert notification["prompt"] == "x"
+    assert notification["source"]["version_id"]
 
 
 def test_a_run_past_its_timeout_stops_with_one_line_and_exit_3(tmp_path: Path) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import socket
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,8 @@ from botocore.exceptions import ClientError
 
 from kontext_tools.cli import (
     TEMPLATE_PATH,
+    CliError,
+    NotificationWatch,
     ProgressPrinter,
     describe_aws_error,
     main,
@@ -339,6 +342,26 @@ def test_progress_stops_a_run_whose_ctrl_c_was_swallowed() -> None:
     # When the next progress tick comes / Then the interrupt is raised again
     with pytest.raises(KeyboardInterrupt):
         show(progress("WaitForModel"), 1.0)
+
+
+def test_a_local_job_that_ended_without_a_notification_stops_the_wait(tmp_path: Path) -> None:
+    # Given a local run waiting for a notification, and its execution ended without one
+    watch = NotificationWatch(ProgressPrinter(io.StringIO()), tmp_path / "run.log", grace=5.0)
+    ended = replace(
+        progress("FailureNotReported"),
+        execution_status="FAILED",
+        error="FailureNotReported",
+        cause="the failure notification could not be published",
+    )
+    # When progress comes in: still running, just ended (the message may be in flight)
+    watch(progress("ReportFailure"), 1.0)
+    watch(ended, 2.0)
+    # Then, once the grace has passed, the wait stops as a failed job naming the log file
+    with pytest.raises(CliError) as stopped:
+        watch(ended, 7.5)
+    assert stopped.value.code == 1
+    assert "ended FAILED (FailureNotReported" in stopped.value.message
+    assert str(tmp_path / "run.log") in stopped.value.message
 
 
 # --- prompts too long for S3 metadata ---------------------------------------------------
