@@ -1,6 +1,6 @@
 """An emulator of fal's queue API for FLUX.1 Kontext [max], on 127.0.0.1.
 
-It speaks the protocol in ../shared/design/fal-queue-protocol.md: submit -> IN_QUEUE
+It speaks the protocol in docs/fal-queue.md: submit -> IN_QUEUE
 (queue_position) -> IN_PROGRESS (logs) -> COMPLETED, status 202/200, response URLs under
 the owner/app only, hosted output files, cancel, COMPLETED-with-error plus a 422 result for
 bad requests, and signed webhooks (Ed25519, with a JWKS of its own). The output is a real

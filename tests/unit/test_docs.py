@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+import subprocess
+from pathlib import Path
 
 from kontext_pipeline.config import PipelineSettings
 
@@ -43,3 +45,87 @@ def test_the_template_sets_only_variables_the_settings_model_reads() -> None:
     for resource in TEMPLATE["Resources"].values():
         variables |= set(resource.get("Properties", {}).get("Environment", {}).get("Variables", {}))
     assert {name for name in variables if not name.startswith("POWERTOOLS_")} <= SETTINGS
+
+
+# --- links ------------------------------------------------------------------------------
+
+MARKDOWN_LINK = re.compile(r"\]\(([^)\s]+)\)")
+# A path named in prose or a comment: from a top-level folder of the project, with a file
+# extension, or any path that climbs out of its folder.
+NAMED_PATH = re.compile(
+    r"(?<![\w/.:-])("
+    r"(?:\.\./)+[\w./-]*\w"
+    r"|(?:docs|events|benchmarks|samples|statemachine|tests|functions|layers|src)/[\w./-]*"
+    r"\.(?:md|py|json|ya?ml|toml|txt|jpe?g|png|sh)"
+    r"|[\w-]+\.md"
+    r")(?![\w/])"
+)
+TEXT_SUFFIXES = {".md", ".py", ".yaml", ".yml", ".toml", ".json", ".cfg", ".txt", ""}
+
+
+def project_files() -> list[Path]:
+    listed = subprocess.run(
+        ["git", "ls-files", "--cached", "--others", "--exclude-standard"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=30,
+    ).stdout.split()
+    return [
+        ROOT / name
+        for name in listed
+        if (ROOT / name).is_file() and (ROOT / name).suffix in TEXT_SUFFIXES
+    ]
+
+
+def broken_links(path: Path, root: Path = ROOT) -> list[str]:
+    """Every link or named path in a file that leads to no file, or out of the project."""
+    text = path.read_text(encoding="utf-8", errors="replace")
+    targets = {(target, path.parent) for target in NAMED_PATH.findall(text)}
+    if path.suffix == ".md":
+        for target in MARKDOWN_LINK.findall(text):
+            if not re.match(r"^(?:[a-z]+:|#)", target):
+                targets.add((target.split("#", 1)[0], path.parent))
+    broken = []
+    for target, base in sorted(targets):
+        # Project paths are written from the project's root; relative ones from the file.
+        candidates = [(base / target).resolve(), (root / target).resolve()]
+        inside = [candidate for candidate in candidates if candidate.is_relative_to(root)]
+        if not inside:
+            broken.append(f"{target} (outside the project)")
+        elif not any(candidate.exists() for candidate in inside):
+            broken.append(target)
+    return broken
+
+
+def test_no_file_links_to_a_missing_file_or_out_of_the_project() -> None:
+    # Given every text file of the project (docs, code comments, configuration)
+    # When each link and named path is resolved
+    # (this file's own examples below are broken on purpose)
+    checked = [path for path in project_files() if path != Path(__file__).resolve()]
+    problems = {
+        str(path.relative_to(ROOT)): found for path in checked if (found := broken_links(path))
+    }
+    # Then each leads to a file inside the project
+    assert problems == {}
+
+
+def test_the_link_check_finds_a_missing_file_and_a_path_out_of_the_project(
+    tmp_path: Path,
+) -> None:
+    # Given a project with one doc, and a note with broken and good links
+    project = tmp_path / "project"
+    (project / "docs").mkdir(parents=True)
+    (project / "docs" / "decisions.md").write_text("# Decisions")
+    note = project / "docs" / "note.md"
+    note.write_text(
+        "See [gone](missing.md), ../../shared/design/x.md, docs/decisions.md and "
+        "[decisions](decisions.md).",
+        encoding="utf-8",
+    )
+    # When checked / Then both bad ones are reported and the good ones are not
+    assert broken_links(note, root=project) == [
+        "../../shared/design/x.md (outside the project)",
+        "missing.md",
+    ]

@@ -30,7 +30,7 @@ def utc_now() -> datetime:
 
 
 class EditOptions(BaseModel):
-    """The model's optional fields, with its own rules (see docs/metadata.md)."""
+    """The model's optional fields, with its own rules (README.md, the metadata contract)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
