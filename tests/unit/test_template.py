@@ -164,6 +164,21 @@ def test_collecting_outputs_may_abort_a_multipart_upload_and_write_only_outputs(
             assert text.endswith("/${OutputPrefix}*"), text
 
 
+def test_reporting_a_failure_may_read_back_the_upload_and_nothing_else_in_s3() -> None:
+    statements = role_statements("ReportFailureFunction")
+    # HeadObject pinned to the version, and the sidecars beside the upload
+    assert allows(statements, "s3:GetObject")
+    assert allows(statements, "s3:GetObjectVersion")
+    assert allows(statements, "s3:ListBucket")
+    s3_actions = {a for s in statements for a in actions_of(s) if a.startswith("s3:")}
+    assert s3_actions == {"s3:GetObject", "s3:GetObjectVersion", "s3:ListBucket"}
+    # And only uploads (and their sidecars) under the input prefix can be read
+    for statement in statements:
+        if "s3:GetObject" in actions_of(statement):
+            text, _ = statement["Resource"]["Fn::Sub"]
+            assert text.endswith("/${InputPrefix}*"), text
+
+
 def test_no_function_may_change_object_acls_or_bucket_lifecycle() -> None:
     roles = [r for r in CFN["Resources"] if r.endswith("FunctionRole")]
     assert roles
