@@ -88,7 +88,7 @@ browser: ## install chromium + chromium-driver with apt-get when missing
 browser-test: browser $(INSTALLED) ## index.html in headless Chromium (screenshots in tests/artifacts/)
 	$(BIN)/pytest tests/browser -q
 
-bench: $(INSTALLED) ## benchmarks: print figures, write benchmarks/results/ (about 10 minutes)
+bench: $(INSTALLED) ## benchmarks: print figures, write benchmarks/results/ (about 12 minutes)
 	$(BIN)/python -m benchmarks.run
 
 bench-quick: $(INSTALLED) ## the same benchmarks, smaller (a few minutes)

@@ -2,12 +2,24 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import re
+import shlex
 import subprocess
 from pathlib import Path
 
+import pytest
 from kontext_pipeline.config import PipelineSettings
 
+from kontext_tools.cli import (
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_TIMEOUT,
+    EXIT_USAGE,
+    build_parser,
+)
 from kontext_tools.local.stack import load_template
 from kontext_tools.settings_doc import with_reference
 from tests.conftest import ROOT
@@ -129,3 +141,55 @@ def test_the_link_check_finds_a_missing_file_and_a_path_out_of_the_project(
         "../../shared/design/x.md (outside the project)",
         "missing.md",
     ]
+
+
+# --- the README and the command agree ---------------------------------------------------
+
+
+def readme_command_lines() -> list[list[str]]:
+    """Every `kontext-pipeline ...` command in the README's shell blocks, as argv."""
+    commands = []
+    for block in re.findall(r"```bash\n(.*?)```", README, re.DOTALL):
+        for line in block.replace("\\\n", " ").splitlines():
+            words = shlex.split(line, comments=True)
+            if words and words[0].rsplit("/", 1)[-1] == "kontext-pipeline":
+                commands.append(words[1:])
+    return commands
+
+
+def test_every_command_the_readme_shows_is_one_the_cli_takes() -> None:
+    # Given each command line in the README
+    commands = readme_command_lines()
+    assert len(commands) >= 8
+    for argv in commands:
+        # When the command's parser reads it / Then it is accepted as written
+        if argv[0] == "emulator":
+            from kontext_tools.emulator import main as emulator_main
+
+            help_text = io.StringIO()
+            with contextlib.redirect_stdout(help_text), pytest.raises(SystemExit):
+                emulator_main(["--help"])
+            unknown = [word for word in argv[1:] if word.startswith("--")]
+            assert [word for word in unknown if word not in help_text.getvalue()] == []
+            continue
+        if argv == ["--version"]:
+            with pytest.raises(SystemExit) as stopped:
+                build_parser().parse_args(argv)
+            assert stopped.value.code == 0
+        else:  # a usage error exits here, failing the test with argparse's message
+            build_parser().parse_args(argv)
+
+
+def test_the_readme_lists_the_exit_codes_the_command_uses() -> None:
+    table = README[README.index("| exit code | meaning |") :].split("\n\n", 1)[0]
+    listed = {int(code) for code in re.findall(r"^\| (\d+) \|", table, re.MULTILINE)}
+    assert listed == {EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_TIMEOUT, EXIT_INTERRUPTED}
+
+
+def test_the_bench_time_is_the_same_in_the_readme_and_make_help() -> None:
+    makefile = (ROOT / "Makefile").read_text(encoding="utf-8")
+    in_make = re.search(r"^bench:.*about (\d+) minutes", makefile, re.MULTILINE)
+    in_readme = re.search(r"`make bench` \(about (\d+) minutes", README)
+    assert in_make is not None
+    assert in_readme is not None
+    assert in_make.group(1) == in_readme.group(1)
