@@ -153,8 +153,9 @@ def test_a_key_that_does_not_let_cloudwatch_in_is_undeliverable() -> None:
 
 
 def test_collecting_outputs_may_abort_a_multipart_upload_and_write_only_outputs() -> None:
+    # Given the role SAM generates for CollectOutputs
     statements = role_statements("CollectOutputsFunction")
-    # A failed multipart copy must be able to clean up after itself
+    # Then a failed multipart copy can clean up after itself
     assert allows(statements, "s3:AbortMultipartUpload")
     assert allows(statements, "s3:PutObject")
     # And object writes are confined to the output prefix
@@ -165,11 +166,13 @@ def test_collecting_outputs_may_abort_a_multipart_upload_and_write_only_outputs(
 
 
 def test_reporting_a_failure_may_read_back_the_upload_and_nothing_else_in_s3() -> None:
+    # Given the role SAM generates for ReportFailure
     statements = role_statements("ReportFailureFunction")
-    # HeadObject pinned to the version, and the sidecars beside the upload
+    # Then it can read the upload (HeadObject pinned to its version) and its sidecars
     assert allows(statements, "s3:GetObject")
     assert allows(statements, "s3:GetObjectVersion")
     assert allows(statements, "s3:ListBucket")
+    # And it never writes
     s3_actions = {a for s in statements for a in actions_of(s) if a.startswith("s3:")}
     assert s3_actions == {"s3:GetObject", "s3:GetObjectVersion", "s3:ListBucket"}
     # And only uploads (and their sidecars) under the input prefix can be read
@@ -180,8 +183,11 @@ def test_reporting_a_failure_may_read_back_the_upload_and_nothing_else_in_s3() -
 
 
 def test_no_function_may_change_object_acls_or_bucket_lifecycle() -> None:
+    # Given every function's role
     roles = [r for r in CFN["Resources"] if r.endswith("FunctionRole")]
     assert roles
+    # Then none may rewrite ACLs (the bucket enforces owner ACLs) or the bucket's lifecycle
+    # (the template's own): SAM's S3WritePolicy and S3CrudPolicy would grant both
     for role in roles:
         statements = role_statements(role.removesuffix("Role"))
         for action in ("s3:PutObjectAcl", "s3:PutLifecycleConfiguration"):
@@ -206,13 +212,15 @@ def test_only_the_images_bucket_may_invoke_the_trigger() -> None:
 
 
 def test_the_bucket_notifies_the_trigger_only_for_the_input_prefix() -> None:
+    # Given the bucket's own notification, which replaced SAM's S3 event
     bucket = CFN["Resources"]["ImagesBucket"]
     (notification,) = bucket["Properties"]["NotificationConfiguration"]["LambdaConfigurations"]
+    # Then it invokes the trigger, for uploads under the input prefix only
     assert notification["Function"] == {"Fn::GetAtt": ["StartEditFunction", "Arn"]}
     assert notification["Filter"]["S3Key"]["Rules"] == [
         {"Name": "prefix", "Value": {"Ref": "InputPrefix"}}
     ]
-    # S3 checks the permission when the notification is put, so it must exist first
+    # And the permission comes first: S3 checks it when the notification is put
     assert "StartEditInvokedByImagesBucket" in bucket["DependsOn"]
 
 
@@ -262,7 +270,9 @@ def test_callbacks_are_scoped_to_the_edit_state_machine(function: str) -> None:
 
 
 def test_the_layer_is_named_per_stack() -> None:
+    # Given the layer's name
     layer = TEMPLATE["Resources"]["CommonLayer"]["Properties"]
+    # Then it carries the stack's, so two stacks in one account publish two layers
     assert "${AWS::StackName}" in layer["LayerName"]["Fn::Sub"]
 
 
@@ -278,13 +288,17 @@ def integer_parameters() -> list[str]:
 
 
 def test_there_are_integer_parameters_to_check() -> None:
+    # Given the parameters the settings read as integers
+    # Then there are some, or the tests below would check nothing
     assert sorted(integer_parameters()) == ["DeadlineSeconds", "WebhookWaitSeconds"]
 
 
 @pytest.mark.parametrize("name", integer_parameters())
 @pytest.mark.parametrize("value", ["2.5", "10.0", "-5", "1e3", " 10", ""])
 def test_integer_parameters_refuse_what_is_not_a_whole_number(name: str, value: str) -> None:
-    # CloudFormation refuses these at deploy time; the settings would refuse them only at
+    # Given a value that is not a whole number
+    # When it is deployed
+    # Then it is refused before anything is created; the settings would refuse it only at
     # cold start, after a deploy that looked fine
     with pytest.raises(ParameterRefusedError, match=name):
         check_parameters(TEMPLATE, {name: value})
@@ -292,7 +306,9 @@ def test_integer_parameters_refuse_what_is_not_a_whole_number(name: str, value: 
 
 @pytest.mark.parametrize("name", integer_parameters())
 def test_integer_parameters_accept_their_default_and_the_settings_agree(name: str) -> None:
+    # Given the parameter's constraint
     spec = TEMPLATE["Parameters"][name]
+    # Then its default and a day's worth of seconds deploy
     check_parameters(TEMPLATE, {name: spec["Default"]})
     check_parameters(TEMPLATE, {name: "86400"})
     # And the smallest value the pattern takes is one the settings accept
@@ -310,12 +326,17 @@ def test_integer_parameters_accept_their_default_and_the_settings_agree(name: st
     [("in/", "in/"), ("in/", "in/out/"), ("in/out/", "in/"), ("a/in/", "a/in/x/")],
 )
 def test_overlapping_prefixes_are_refused_at_deploy_time(inputs: str, outputs: str) -> None:
+    # Given prefixes where one starts with the other (config.py refuses them at cold start)
+    # When they are deployed
+    # Then the parameter patterns or the Rule refuse them first
     with pytest.raises(ParameterRefusedError, match="Prefix"):
         check_parameters(TEMPLATE, {"InputPrefix": inputs, "OutputPrefix": outputs})
 
 
 @pytest.mark.parametrize(("inputs", "outputs"), [("inputs/", "outputs/"), ("in/", "inx/")])
 def test_separate_prefixes_are_accepted(inputs: str, outputs: str) -> None:
+    # Given two different folders, one named like the start of the other
+    # Then the template deploys them
     check_parameters(TEMPLATE, {"InputPrefix": inputs, "OutputPrefix": outputs})
     # And the settings model, which checks the same thing at cold start, agrees
     PipelineSettings(input_prefix=inputs, output_prefix=outputs)
@@ -343,9 +364,10 @@ def test_every_rule_uses_only_functions_rules_may_use() -> None:
 
 
 def test_the_local_emulators_plain_http_on_loopback_is_the_only_exception() -> None:
-    # The local run points FalBaseUrl at the emulator on 127.0.0.1, which has no TLS
+    # Given the local run's FalBaseUrl: the emulator on 127.0.0.1, which has no TLS
+    # Then the local deployer accepts it
     check_parameters(TEMPLATE, {"FalBaseUrl": "http://127.0.0.1:8123"})
-    # But plain HTTP anywhere else is refused, as CloudFormation refuses it
+    # But refuses plain HTTP anywhere else, as CloudFormation does
     with pytest.raises(ParameterRefusedError, match="FalBaseUrl"):
         check_parameters(TEMPLATE, {"FalBaseUrl": "http://queue.example.com"})
 
