@@ -20,9 +20,7 @@ from __future__ import annotations
 
 import argparse
 import getpass
-import inspect
 import json
-import logging
 import os
 import re
 import signal
@@ -408,10 +406,14 @@ def finish(
                 "failure": {"reason": progress.cause, "message": progress.failure_message or ""},
             }
             document["report"] = str(write_report(out_dir, job=job, input_image=input_image))
-        text = f"FAILED: {progress.cause}: {progress.failure_message or progress.error}"
         if progress.execution_status == "RUNNING":
-            text = f"{key}: still running (state {progress.state}); try again later"
-        emit(args, document, text)
+            emit(args, document, f"{key}: still running (state {progress.state}); try later")
+            return EXIT_TIMEOUT  # not finished: not a failure
+        emit(
+            args,
+            document,
+            f"FAILED: {progress.cause}: {progress.failure_message or progress.error}",
+        )
         return EXIT_FAILED
     if out_dir is not None and document.get("manifest_uri"):
         files = download_results(s3, document["manifest_uri"], out_dir)
@@ -587,24 +589,20 @@ def run_local(args: argparse.Namespace) -> int:
     log_file.write_text("", encoding="utf-8")
     target = fal_base_url or "the local model emulator"
     say(args, f"Standing up the pipeline on local AWS emulation (model queue: {target}) ...")
-    keywords: dict[str, Any] = {
-        "fal_base_url": fal_base_url,
-        "fal_key": os.environ.get("FAL_KEY") or None,
-        "emulator_timing": EmulatorTiming(
-            queue_seconds=args.queue_seconds, run_seconds=args.model_seconds
-        ),
-        "parameters": overrides,
-    }
-    takes_log_file = "log_file" in inspect.signature(LocalPipeline).parameters
-    if takes_log_file:
-        keywords["log_file"] = log_file
     printer = ProgressPrinter()
     started = time.monotonic()
     try:
         with (
             _interruptible(printer),
-            _logs_into(None if takes_log_file else log_file),
-            LocalPipeline(**keywords) as pipeline,
+            LocalPipeline(
+                fal_base_url=fal_base_url,
+                fal_key=os.environ.get("FAL_KEY") or None,
+                emulator_timing=EmulatorTiming(
+                    queue_seconds=args.queue_seconds, run_seconds=args.model_seconds
+                ),
+                parameters=overrides,
+                log_file=log_file,
+            ) as pipeline,
         ):
             source = pipeline.upload(image, prompt=prompt, options=options)
             if _uses_sidecar(prompt, options):
@@ -715,59 +713,6 @@ def _interruptible(printer: ProgressPrinter) -> Iterator[None]:
         yield
     finally:
         signal.signal(signal.SIGINT, previous)
-
-
-@contextmanager
-def _logs_into(log_file: Path | None) -> Iterator[None]:
-    """Send the in-process handlers' and moto's logs to a file instead of the terminal.
-
-    Only for a LocalPipeline that takes no `log_file` of its own (its handlers then run
-    in this process); the terminal keeps the progress and the failure's reason.
-    """
-    if log_file is None:
-        yield
-        return
-    import kontext_pipeline.observability  # noqa: F401, PLC0415 - its Logger exists from here on
-
-    stream = log_file.open("a", encoding="utf-8")
-    rerouted: list[tuple[logging.StreamHandler[Any], Any]] = []
-    loggers = [logging.getLogger()] + [
-        item
-        for item in logging.Logger.manager.loggerDict.values()
-        if isinstance(item, logging.Logger)
-    ]
-    for logger in loggers:
-        for handler in logger.handlers:
-            if isinstance(handler, logging.StreamHandler) and handler.stream in (
-                sys.stdout,
-                sys.stderr,
-                sys.__stdout__,
-                sys.__stderr__,
-            ):
-                rerouted.append((handler, handler.setStream(stream)))
-    # moto logs through the root logger; loggers with handlers of their own are written once.
-    own = {logger.name for logger in loggers if logger.handlers and logger.name != "root"}
-    file_handler = logging.StreamHandler(stream)
-    file_handler.addFilter(lambda record: record.name not in own)
-    logging.getLogger().addHandler(file_handler)
-    previous_hook = threading.excepthook
-
-    def thread_failed(failure: threading.ExceptHookArgs) -> None:
-        import traceback  # noqa: PLC0415
-
-        traceback.print_exception(
-            failure.exc_type, failure.exc_value, failure.exc_traceback, file=stream
-        )
-
-    threading.excepthook = thread_failed
-    try:
-        yield
-    finally:
-        threading.excepthook = previous_hook
-        logging.getLogger().removeHandler(file_handler)
-        for handler, original in rerouted:
-            handler.setStream(original)
-        stream.close()
 
 
 # --- the emulator: its own options ------------------------------------------------------

@@ -71,6 +71,46 @@ def test_edit_uploads_follows_and_downloads(
     )
     assert code == 0
     assert (again / "manifest.json").is_file()
+    assert 'src="input.jpg"' in (again / "index.html").read_text()
+    assert (again / "input.jpg").read_bytes() == Path(SAMPLE).read_bytes()
+
+
+def test_a_job_that_outlasts_the_timeout_exits_3_and_goes_on(
+    pipeline: LocalPipeline, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given a request the model keeps in its queue
+    stack = pipeline.stack.name  # type: ignore[union-attr]
+    key = "inputs/cli/stuck.jpg"
+    argv = ["edit", SAMPLE, "--prompt", "x [fault:stuck-in-queue]", "--stack", stack, "--key", key]
+    # When edit gives up after 2 s
+    code, _, err = run_cli(capsys, *argv, "--timeout", "2")
+    # Then it says the job goes on and how to follow it, with exit code 3
+    assert code == 3
+    assert f"the job goes on in the stack: kontext-pipeline status {key}" in err
+    # And results of the running job is "not finished" (3), not "failed" (1)
+    code, out, _ = run_cli(capsys, "results", key, "--stack", stack)
+    assert code == 3
+    assert "still running" in out
+
+
+def test_ctrl_c_while_following_says_the_job_goes_on(
+    pipeline: LocalPipeline, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given Ctrl-C arrives while the command follows the job (after the upload)
+    def interrupted(*args: object, **kwargs: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("kontext_tools.cli.follow", interrupted)
+    stack = pipeline.stack.name  # type: ignore[union-attr]
+    # When edit runs / Then it stops with 130 and says where the job is
+    code, _, err = run_cli(
+        capsys, "edit", SAMPLE, "--prompt", "x", "--stack", stack, "--key", "inputs/cli/ctrl-c.jpg"
+    )
+    assert code == 130
+    assert err.strip().splitlines()[-1] == (
+        "error: interrupted; the job goes on in the stack: "
+        "kontext-pipeline status inputs/cli/ctrl-c.jpg"
+    )
 
 
 def test_a_failed_job_exits_1_with_the_reason(
