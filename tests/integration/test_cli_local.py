@@ -7,6 +7,7 @@ import json
 import os
 import queue
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -174,3 +175,47 @@ def test_ctrl_c_stops_the_run_within_seconds_and_says_what_was_left(tmp_path: Pa
         "error: interrupted: the local run was stopped and nothing is left running"
     )
     assert "Traceback" not in seen
+
+
+def test_a_standalone_emulator_serves_the_local_run(tmp_path: Path) -> None:
+    # Given `kontext-pipeline emulator` on a port of its own, its options passed through
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    emulator = subprocess.Popen(
+        [
+            *(sys.executable, "-m", "kontext_tools.cli", "emulator", "--port", str(port)),
+            *("--run-seconds", "0.3", "--queue-seconds", "0.1"),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},  # its banner says it is listening
+    )
+    try:
+        assert emulator.stdout is not None
+        banner = emulator.stdout.readline()
+        assert f"http://127.0.0.1:{port}" in banner
+        # When the local run is pointed at it as at any fal-compatible queue
+        run = kontext(
+            "local",
+            "--image",
+            SAMPLE,
+            "--prompt",
+            "make it snow",
+            "--out",
+            str(tmp_path),
+            "--parameter-overrides",
+            f"FalBaseUrl=http://127.0.0.1:{port}",
+            "--json",
+        )
+    finally:
+        emulator.send_signal(signal.SIGINT)
+        try:
+            emulator.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            emulator.kill()
+            emulator.wait(timeout=10)
+    # Then the job ran through it
+    assert run.returncode == 0, run.stderr
+    assert json.loads(run.stdout)["status"] == "SUCCEEDED"
