@@ -705,6 +705,8 @@ def _interruptible(printer: ProgressPrinter) -> Iterator[None]:
         return
 
     def interrupt(signum: int, frame: Any) -> None:
+        if not printer.interrupted.is_set():
+            print("interrupted: stopping ...", file=sys.stderr, flush=True)  # heard at once
         printer.interrupted.set()
         raise KeyboardInterrupt
 

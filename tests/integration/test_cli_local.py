@@ -175,6 +175,7 @@ def test_ctrl_c_stops_the_run_within_seconds_and_says_what_was_left(tmp_path: Pa
         "error: interrupted: the local run was stopped and nothing is left running"
     )
     assert "Traceback" not in seen
+    assert "interrupted: stopping ..." in seen  # said at once, before the teardown
 
 
 def test_a_standalone_emulator_serves_the_local_run(tmp_path: Path) -> None:
