@@ -48,6 +48,7 @@ from kontext_tools.deployed import (
     input_key_for,
     job_progress,
     list_jobs,
+    prompt_goes_to_sidecar,
     put_api_key,
     redrive_dead_letters,
     sidecar_key_for,
@@ -353,7 +354,7 @@ def run_edit(args: argparse.Namespace) -> int:
     source = upload_image(
         aws.client("s3"), stack.bucket, key, image.read_bytes(), prompt=prompt, options=options
     )
-    if _uses_sidecar(prompt, options):
+    if prompt_goes_to_sidecar(prompt, options):
         print(
             f"the prompt is too long for S3 metadata: uploaded {sidecar_key_for(key)} first",
             file=sys.stderr,
@@ -370,16 +371,6 @@ def run_edit(args: argparse.Namespace) -> int:
             EXIT_INTERRUPTED,
         ) from None
     return finish(args, aws, progress, key, bucket=stack.bucket, out_dir=out_dir, input_image=image)
-
-
-def _uses_sidecar(prompt: str, options: Mapping[str, Any]) -> bool:
-    from kontext_pipeline.metadata import encode_metadata_value  # noqa: PLC0415
-
-    from kontext_tools.deployed import MAX_METADATA_BYTES, metadata_size  # noqa: PLC0415
-
-    metadata = {name.replace("_", "-"): str(value) for name, value in options.items()}
-    metadata["prompt"] = encode_metadata_value(prompt)
-    return metadata_size(metadata) > MAX_METADATA_BYTES
 
 
 def finish(
@@ -605,7 +596,7 @@ def run_local(args: argparse.Namespace) -> int:
             ) as pipeline,
         ):
             source = pipeline.upload(image, prompt=prompt, options=options)
-            if _uses_sidecar(prompt, options):
+            if prompt_goes_to_sidecar(prompt, options):
                 say(args, f"Prompt too long for S3 metadata: put {sidecar_key_for(source.key)}")
             say(args, f"Uploaded {source.s3_uri} with prompt {_short(prompt)!r} {options or ''}")
             started = time.monotonic()

@@ -44,6 +44,27 @@ def sidecar_key_for(key: str) -> str:
     return key + PROMPT_SIDECAR_SUFFIX
 
 
+def user_metadata_for(
+    prompt: str | None,
+    options: Mapping[str, Any] | None = None,
+    metadata: Mapping[str, str] | None = None,
+) -> dict[str, str]:
+    """The x-amz-meta-* an upload carries, encoded as S3 stores them."""
+    user_metadata = {
+        name.replace("_", "-"): str(value).lower() if isinstance(value, bool) else str(value)
+        for name, value in (options or {}).items()
+    }
+    if prompt is not None:
+        user_metadata["prompt"] = prompt
+    user_metadata.update(metadata or {})
+    return {name: encode_metadata_value(value) for name, value in user_metadata.items()}
+
+
+def prompt_goes_to_sidecar(prompt: str, options: Mapping[str, Any] | None = None) -> bool:
+    """Whether upload_image puts this prompt into the sidecar (it does not fit in metadata)."""
+    return metadata_size(user_metadata_for(prompt, options)) > MAX_METADATA_BYTES
+
+
 FAILURE_STATE = "ReportFailure"
 
 
@@ -142,14 +163,7 @@ def upload_image(
     """
     if options:
         validate_options(options)
-    user_metadata = {
-        name.replace("_", "-"): str(value).lower() if isinstance(value, bool) else str(value)
-        for name, value in (options or {}).items()
-    }
-    if prompt is not None:
-        user_metadata["prompt"] = prompt
-    user_metadata.update(metadata or {})
-    encoded = {name: encode_metadata_value(value) for name, value in user_metadata.items()}
+    encoded = user_metadata_for(prompt, options, metadata)
     if prompt is not None and metadata_size(encoded) > MAX_METADATA_BYTES:
         del encoded["prompt"]
         s3.put_object(

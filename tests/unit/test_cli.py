@@ -25,6 +25,7 @@ from kontext_tools.cli import (
 )
 from kontext_tools.deployed import (
     JobProgress,
+    prompt_goes_to_sidecar,
     redrive_dead_letters,
     stack_name_from_samconfig,
     upload_image,
@@ -399,6 +400,7 @@ def test_a_prompt_that_fits_stays_in_metadata() -> None:
     upload_image(s3, "b", "inputs/a.jpg", b"img", prompt="make it snow ☃")
     (image,) = s3.puts
     assert image["Metadata"]["prompt"].startswith("=?utf-8?")
+    assert not prompt_goes_to_sidecar("make it snow ☃")
 
 
 def test_a_non_ascii_prompt_is_measured_as_s3_measures_it_encoded() -> None:
@@ -407,6 +409,7 @@ def test_a_non_ascii_prompt_is_measured_as_s3_measures_it_encoded() -> None:
     upload_image(s3, "b", "inputs/a.jpg", b"img", prompt="☃" * 700)
     # Then it does not fit in metadata and goes into the sidecar
     assert [put["Key"] for put in s3.puts] == ["inputs/a.jpg.prompt.txt", "inputs/a.jpg"]
+    assert prompt_goes_to_sidecar("☃" * 700)
 
 
 # --- the trigger's dead-letter queue ----------------------------------------------------
