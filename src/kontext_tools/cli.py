@@ -231,6 +231,12 @@ class ProgressPrinter:
             self._print(f"  {elapsed:6.1f} s  still {line}")
             self._last_at = elapsed
 
+    def no_job_yet(self, elapsed: float) -> None:
+        """The heartbeat before the trigger has started the job's execution."""
+        if elapsed - self._last_at >= self._heartbeat:
+            self._print(f"  {elapsed:6.1f} s  waiting for the trigger to start the job")
+            self._last_at = elapsed
+
     def _print(self, text: str) -> None:
         print(text, file=self._stream or sys.stderr, flush=True)
 
@@ -316,6 +322,8 @@ def follow(
                 show(progress, time.monotonic() - started)
             if progress.execution_status != "RUNNING":
                 return progress
+        elif show is not None:
+            show.no_job_yet(time.monotonic() - started)
         time.sleep(1.0)
     raise CliError(
         f"gave up waiting after {timeout:.0f} s; the job goes on in the stack: "

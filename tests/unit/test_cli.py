@@ -336,6 +336,19 @@ def test_progress_prints_changes_and_a_heartbeat_while_nothing_changes() -> None
     assert lines[3].endswith("state WaitForModel · model IN_PROGRESS")
 
 
+def test_the_heartbeat_also_beats_before_the_job_has_started() -> None:
+    # Given no execution yet (the trigger has not run, or failed)
+    stream = io.StringIO()
+    show = ProgressPrinter(stream, heartbeat=10.0)
+    # When the wait goes on for 21 s
+    for elapsed in (1.0, 5.0, 10.0, 15.0, 21.0):
+        show.no_job_yet(elapsed)
+    # Then the person hears every 10 s that it is still waiting, and on what
+    lines = stream.getvalue().splitlines()
+    assert [line.split()[0] for line in lines] == ["10.0", "21.0"]
+    assert lines[0].endswith("waiting for the trigger to start the job")
+
+
 def test_progress_stops_a_run_whose_ctrl_c_was_swallowed() -> None:
     # Given Ctrl-C was pressed (and something in between caught the KeyboardInterrupt)
     show = ProgressPrinter(io.StringIO())
