@@ -575,7 +575,9 @@ def run_teardown(args: argparse.Namespace) -> int:
 
 def run_local(args: argparse.Namespace) -> int:
     from kontext_tools.emulator import EmulatorTiming  # noqa: PLC0415 - local extras
+    from kontext_tools.local.build import BuildError  # noqa: PLC0415
     from kontext_tools.local.pipeline import LocalPipeline  # noqa: PLC0415
+    from kontext_tools.local.stack import TemplateError  # noqa: PLC0415
 
     image = checked_image(args.image)
     prompt = checked_prompt(args.prompt)
@@ -608,9 +610,16 @@ def run_local(args: argparse.Namespace) -> int:
                 say(args, f"Prompt too long for S3 metadata: put {sidecar_key_for(source.key)}")
             say(args, f"Uploaded {source.s3_uri} with prompt {_short(prompt)!r} {options or ''}")
             started = time.monotonic()
-            received = pipeline.wait_for_notification(
-                source, timeout=args.timeout, on_progress=NotificationWatch(printer, log_file)
-            )
+            try:
+                received = pipeline.wait_for_notification(
+                    source, timeout=args.timeout, on_progress=NotificationWatch(printer, log_file)
+                )
+            except TimeoutError:
+                raise CliError(
+                    f"no result within --timeout {args.timeout:.0f} s; the local run was stopped "
+                    f"and nothing is left running (logs: {log_file})",
+                    EXIT_TIMEOUT,
+                ) from None
             return _finish_local(
                 args,
                 pipeline=pipeline,
@@ -620,11 +629,13 @@ def run_local(args: argparse.Namespace) -> int:
                 log_file=log_file,
                 started=started,
             )
-    except TimeoutError:
+    except (BuildError, TemplateError) as exc:
+        # sam build's output can be long: the terminal gets its first line, the log all of it.
+        with log_file.open("a", encoding="utf-8") as log:
+            log.write(f"{exc}\n")
+        first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         raise CliError(
-            f"no result within --timeout {args.timeout:.0f} s; the local run was stopped and "
-            f"nothing is left running (logs: {log_file})",
-            EXIT_TIMEOUT,
+            f"the local stack could not be stood up: {first_line} (all of it: {log_file})"
         ) from None
     except KeyboardInterrupt:
         raise CliError(

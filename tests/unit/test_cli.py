@@ -274,6 +274,33 @@ def test_a_bad_parameter_override_is_refused_before_the_stack_is_stood_up(
     assert expected in one_line_error(capsys)
 
 
+def test_a_local_stack_that_cannot_be_built_is_one_line_with_the_details_in_the_log(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given sam build fails (its output is long)
+    from kontext_tools.local import pipeline
+    from kontext_tools.local.build import BuildError
+
+    class FailingBuild:
+        def __init__(self, **keywords: Any) -> None:
+            pass
+
+        def __enter__(self) -> None:
+            raise BuildError("sam build failed (exit 1)\nBuild Failed\nError: PythonPipBuilder")
+
+        def __exit__(self, *exc_info: object) -> None:
+            pass
+
+    monkeypatch.setattr(pipeline, "LocalPipeline", FailingBuild)
+    # When the local run starts
+    code = main(["local", "--image", SAMPLE, "--prompt", "x", "--out", str(tmp_path)])
+    # Then one line names the problem and where the rest is, with the setup exit code
+    assert code == 2
+    err = one_line_error(capsys)
+    assert "could not be stood up: sam build failed (exit 1)" in err
+    assert "Error: PythonPipBuilder" in (tmp_path / "local-run.log").read_text()
+
+
 def test_version_is_printed(capsys: pytest.CaptureFixture[str]) -> None:
     for argv in (["--version"], ["local", "--version"]):
         with pytest.raises(SystemExit) as stopped:
