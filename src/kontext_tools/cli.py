@@ -142,17 +142,17 @@ def checked_image(path: str) -> Path:
 
 
 def checked_out_dir(path: str | None) -> Path | None:
-    """A folder results can be written to, made now so a bad path fails before the job runs."""
+    """A folder results can be written to, checked now so a bad path fails before the job
+    runs; made only when something is written into it."""
     if path is None:
         return None
     out_dir = Path(path)
     if out_dir.exists() and not out_dir.is_dir():
         raise CliError(f"--out {out_dir} is a file, not a folder: choose another --out")
-    try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise CliError(f"--out {out_dir} cannot be created: {exc.strerror}") from exc
-    if not os.access(out_dir, os.W_OK):
+    existing = next(folder for folder in (out_dir, *out_dir.absolute().parents) if folder.exists())
+    if not existing.is_dir():
+        raise CliError(f"--out {out_dir} cannot be made: {existing} is a file")
+    if not os.access(existing, os.W_OK | os.X_OK):
         raise CliError(f"--out {out_dir} is not writable: choose another --out")
     return out_dir
 
@@ -393,7 +393,11 @@ def finish(
 ) -> int:
     document = outcome_document(progress, key)
     s3 = aws.client("s3")
+    if progress.execution_status == "RUNNING":
+        emit(args, document, f"{key}: still running (state {progress.state}); try later")
+        return EXIT_TIMEOUT  # not finished: not a failure
     if out_dir is not None and input_image is None:
+        out_dir.mkdir(parents=True, exist_ok=True)
         input_image = _download_input(s3, bucket, key, out_dir)
     if progress.execution_status != "SUCCEEDED":
         if out_dir is not None:
@@ -405,9 +409,6 @@ def finish(
                 "failure": {"reason": progress.cause, "message": progress.failure_message or ""},
             }
             document["report"] = str(write_report(out_dir, job=job, input_image=input_image))
-        if progress.execution_status == "RUNNING":
-            emit(args, document, f"{key}: still running (state {progress.state}); try later")
-            return EXIT_TIMEOUT  # not finished: not a failure
         emit(
             args,
             document,
@@ -586,6 +587,7 @@ def run_local(args: argparse.Namespace) -> int:
     assert out_dir is not None  # --out has a default
     overrides = parse_parameter_overrides(args.parameter_overrides or [], TEMPLATE_PATH)
     fal_base_url = overrides.pop("FalBaseUrl", None) or os.environ.get("FAL_BASE_URL") or None
+    out_dir.mkdir(parents=True, exist_ok=True)
     log_file = out_dir / LOCAL_LOG_NAME
     log_file.write_text("", encoding="utf-8")
     target = fal_base_url or "the local model emulator"

@@ -76,7 +76,7 @@ def test_edit_uploads_follows_and_downloads(
 
 
 def test_a_job_that_outlasts_the_timeout_exits_3_and_goes_on(
-    pipeline: LocalPipeline, capsys: pytest.CaptureFixture[str]
+    pipeline: LocalPipeline, capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
     # Given a request the model keeps in its queue
     stack = pipeline.stack.name  # type: ignore[union-attr]
@@ -88,9 +88,10 @@ def test_a_job_that_outlasts_the_timeout_exits_3_and_goes_on(
     assert code == 3
     assert f"the job goes on in the stack: kontext-pipeline status {key}" in err
     # And results of the running job is "not finished" (3), not "failed" (1)
-    code, out, _ = run_cli(capsys, "results", key, "--stack", stack)
+    code, out, _ = run_cli(capsys, "results", key, "--stack", stack, "--out", str(tmp_path / "r"))
     assert code == 3
     assert "still running" in out
+    assert not (tmp_path / "r").exists()  # no results page for a job without results
 
 
 def test_ctrl_c_while_following_says_the_job_goes_on(
@@ -199,13 +200,19 @@ def test_a_prompt_too_long_for_metadata_is_sent_in_a_sidecar(
 
 
 def test_status_of_a_key_with_no_job_is_a_usage_error_not_a_failed_job(
-    pipeline: LocalPipeline, capsys: pytest.CaptureFixture[str]
+    pipeline: LocalPipeline, capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
     stack = pipeline.stack.name  # type: ignore[union-attr]
+    out = tmp_path / "never"
     for command in ("status", "results"):
-        code, _, err = run_cli(capsys, command, "inputs/cli/never-uploaded.jpg", "--stack", stack)
+        argv = [command, "inputs/cli/never-uploaded.jpg", "--stack", stack]
+        code, _, err = run_cli(
+            capsys, *argv, *(["--out", str(out)] if command == "results" else [])
+        )
         assert code == 2
         assert "no job for inputs/cli/never-uploaded.jpg" in err
+    # And nothing was left behind for a job that does not exist
+    assert not out.exists()
 
 
 def test_jobs_lists_recent_jobs_with_status_reason_and_cost(

@@ -225,6 +225,17 @@ def test_an_out_that_is_a_file_is_refused_before_anything_runs(
     assert taken.read_text() == "mine"
 
 
+def test_an_out_below_a_file_is_refused_and_nothing_is_made(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given --out inside a path where a file stands
+    (tmp_path / "taken").write_text("mine")
+    out = tmp_path / "taken" / "results"
+    # When a command that writes results runs / Then it stops at once
+    assert main(["local", "--image", SAMPLE, "--prompt", "x", "--out", str(out)]) == 2
+    assert "is a file" in one_line_error(capsys)
+
+
 def test_output_format_jpg_is_accepted_as_the_readme_says(
     capsys: pytest.CaptureFixture[str], no_region: None
 ) -> None:
