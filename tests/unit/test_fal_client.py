@@ -271,3 +271,156 @@ def test_completed_with_an_error_fails_the_job_with_the_models_reason() -> None:
         check_status(job, fal=client, poll_plan=PollPlan(2, 30, 20))
     assert caught.value.reason == "model_image_load_error"
     assert "could not be loaded" in caught.value.message
+    assert "error_type image_load_error" in caught.value.message
+
+
+# --- issue 11: a 5xx on submit, as fal_client tells them apart ------------------------------
+
+NGINX_PAGE = b"<html><head><title>502 Bad Gateway</title></head><body>nginx</body></html>"
+SUBMIT_BODY = {"prompt": "x", "image_url": "https://example.com/a.png"}
+
+
+def test_an_ingress_5xx_on_submit_is_retried() -> None:
+    # Given the proxy in front of fal answers 502/503 (an nginx page, no x-fal-request-id):
+    # the request never reached the queue
+    seen: list[httpx.Request] = []
+    client = scripted_client(
+        [
+            httpx.Response(502, content=NGINX_PAGE, headers={"content-type": "text/html"}),
+            httpx.Response(503, content=NGINX_PAGE, headers={"content-type": "text/html"}),
+            httpx.Response(200, json=load_event("fal_submit_response")),
+        ],
+        seen,
+    )
+    # When submitted / Then it is sent again until the queue answers
+    assert client.submit(SUBMIT_BODY).request_id == "e36fc67f-afa7-416a-a288-50d90a630d7a"
+    assert [request.method for request in seen] == ["POST", "POST", "POST"]
+
+
+def test_a_5xx_from_fal_itself_on_submit_is_uncertain_not_resent() -> None:
+    # Given a 503 in fal's own JSON but naming no request: it may have been queued
+    seen: list[httpx.Request] = []
+    client = scripted_client(
+        [httpx.Response(503, json={"detail": "Service temporarily unavailable"})], seen
+    )
+    # When submitted / Then it is not sent again: the job fails as uncertain
+    with pytest.raises(ModelSubmitUncertainError, match="503"):
+        client.submit(SUBMIT_BODY)
+    assert len(seen) == 1
+
+
+def test_a_5xx_naming_a_queued_request_is_followed() -> None:
+    # Given a 503 that carries x-fal-request-id, for a request the queue does hold
+    seen: list[httpx.Request] = []
+    client = scripted_client(
+        [
+            httpx.Response(
+                503, json={"detail": "upstream hiccup"}, headers={"x-fal-request-id": "req-7"}
+            ),
+            httpx.Response(202, json={"status": "IN_QUEUE", "queue_position": 3}),
+        ],
+        seen,
+    )
+    # When submitted
+    submission = client.submit(SUBMIT_BODY)
+    # Then that request is the job's: one POST, then its status on the owner/app path
+    assert (submission.request_id, submission.queue_position) == ("req-7", 3)
+    assert [request.method for request in seen] == ["POST", "GET"]
+    assert seen[1].url.path == "/proxy/fal-ai/flux-pro/requests/req-7/status"
+    assert submission.cancel_url.endswith("/proxy/fal-ai/flux-pro/requests/req-7/cancel")
+
+
+def test_a_5xx_naming_a_request_the_queue_does_not_know_is_uncertain() -> None:
+    # Given a 500 with x-fal-request-id, and the queue answers 404 for that request
+    seen: list[httpx.Request] = []
+    client = scripted_client(
+        [
+            httpx.Response(500, json={"detail": "boom"}, headers={"x-fal-request-id": "req-8"}),
+            httpx.Response(404, json={"detail": "Request not found"}),
+        ],
+        seen,
+    )
+    # When submitted / Then nothing is resent and the failure names the request
+    with pytest.raises(ModelSubmitUncertainError, match="req-8"):
+        client.submit(SUBMIT_BODY)
+    assert [request.method for request in seen] == ["POST", "GET"]
+
+
+# --- results, cancels and loose fields ------------------------------------------------------
+
+
+def test_a_result_gone_after_completion_is_expired_with_what_to_do() -> None:
+    # Given a completed request whose result fal no longer keeps
+    seen: list[httpx.Request] = []
+    client = scripted_client([httpx.Response(404, json={"detail": "Request not found"})], seen)
+    # When collected / Then the reason says it expired, and the message what to do
+    with pytest.raises(ModelRequestFailedError) as caught:
+        client.result("https://queue.example.com/proxy/fal-ai/flux-pro/requests/x")
+    assert caught.value.reason == "model_result_expired"
+    assert "upload the image again" in caught.value.message
+
+
+@pytest.mark.parametrize(
+    ("code", "body", "outcome"),
+    [
+        (200, {"status": "OK"}, "OK"),
+        (202, {"status": "CANCELLATION_REQUESTED"}, "CANCELLATION_REQUESTED"),
+        (400, {"status": "ALREADY_COMPLETED"}, "ALREADY_COMPLETED"),
+        (404, {"status": "NOT_FOUND"}, "NOT_FOUND"),
+        (200, {"status": "ALREADY_COMPLETED"}, "ALREADY_COMPLETED"),
+        (202, {}, "CANCELLATION_REQUESTED"),
+    ],
+)
+def test_cancel_answers_are_read_by_their_body_status(
+    code: int, body: dict[str, str], outcome: str
+) -> None:
+    # Given a cancel answer (the body's status first, the code when the body has none)
+    seen: list[httpx.Request] = []
+    client = scripted_client([httpx.Response(code, json=body)], seen)
+    # When cancelled / Then the outcome is fal's word for it
+    result = client.cancel("https://queue.example.com/proxy/fal-ai/flux-pro/requests/x/cancel")
+    assert result.status == outcome
+    assert result.may_still_run is (outcome == "CANCELLATION_REQUESTED")
+
+
+def test_null_and_absent_optional_fields_are_read_leniently() -> None:
+    # Given status and result answers with null metrics, logs, timings and nsfw flags
+    seen: list[httpx.Request] = []
+    client = scripted_client(
+        [
+            httpx.Response(200, json={"status": "COMPLETED", "metrics": None, "logs": None}),
+            httpx.Response(
+                200,
+                json={
+                    "images": [{"url": "https://v3.fal.media/files/a.png"}],
+                    "timings": None,
+                    "has_nsfw_concepts": None,
+                },
+            ),
+        ],
+        seen,
+    )
+    # When read / Then they are empty, not errors
+    status = client.status("https://queue.example.com/proxy/x/status")
+    result = client.result("https://queue.example.com/proxy/fal-ai/flux-pro/requests/x")
+    assert (status.status, status.metrics, status.logs) == ("COMPLETED", {}, None)
+    assert (result.timings, result.has_nsfw_concepts) == ({}, [])
+
+
+def test_the_error_type_header_is_kept_in_the_failure_message() -> None:
+    # Given a failed result with fal's error type only in the X-Fal-Error-Type header
+    seen: list[httpx.Request] = []
+    client = scripted_client(
+        [
+            httpx.Response(
+                500,
+                json={"detail": "Runner disconnected"},
+                headers={"x-fal-error-type": "runner_disconnected"},
+            )
+        ],
+        seen,
+    )
+    # When collected / Then the message keeps both the detail and the type
+    with pytest.raises(ModelRequestFailedError) as caught:
+        client.result("https://queue.example.com/proxy/fal-ai/flux-pro/requests/x")
+    assert "Runner disconnected (error_type runner_disconnected)" in caught.value.message

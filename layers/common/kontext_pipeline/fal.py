@@ -7,8 +7,12 @@ Rules from fal's queue protocol (docs/fal-queue.md) that this client enforces:
   rebuilt on the configured base, never followed;
 - 408, 409, 429, 502, 503, 504 and connection failures are retried with exponential
   backoff and full jitter, a bounded number of times; other 4xx never are;
-- a submit whose answer was lost (read timeout after sending) is never retried, because
-  a second submit pays for a second image.
+- a submit is retried only when it provably never reached the model: a connection that
+  never opened, 408/409/429, or a 502/503/504 from the ingress in front of fal (no
+  `x-fal-request-id` header, a proxy's page rather than fal's JSON), as fal_client's
+  `_is_ingress_error` decides. A 5xx that names a request id is followed (the request may
+  be queued); any other lost or 5xx answer fails as `model_submit_uncertain`, because a
+  second submit pays for a second image.
 """
 
 from __future__ import annotations
@@ -33,6 +37,14 @@ from kontext_pipeline.errors import (
 from kontext_pipeline.models import ModelResult, QueueStatus, QueueSubmission
 
 RETRYABLE_STATUS_CODES = frozenset({408, 409, 429, 502, 503, 504})
+# What fal_client retries on any call (RETRY_CODES): nothing was queued.
+NOTHING_QUEUED_STATUS_CODES = frozenset({408, 409, 429})
+# fal_client's INGRESS_ERROR_CODES: retried only when the ingress, not fal, answered.
+INGRESS_STATUS_CODES = frozenset({502, 503, 504})
+REQUEST_ID_HEADER = "x-fal-request-id"
+ERROR_TYPE_HEADER = "x-fal-error-type"
+# Apps under these namespaces carry one more path segment (fal_client APP_NAMESPACES).
+APP_NAMESPACES = ("workflows", "comfy")
 _Payload = TypeVar("_Payload", QueueSubmission, QueueStatus, ModelResult)
 
 
@@ -54,9 +66,27 @@ class RetryPolicy:
         return random.uniform(0, ceiling)  # noqa: S311 - jitter, not cryptography
 
 
+CANCEL_STATUSES = ("OK", "CANCELLATION_REQUESTED", "ALREADY_COMPLETED", "NOT_FOUND")
+
+
 @dataclass(frozen=True)
 class CancelOutcome:
-    status: str  # CANCELLATION_REQUESTED | ALREADY_COMPLETED | NOT_FOUND
+    status: str  # OK | CANCELLATION_REQUESTED | ALREADY_COMPLETED | NOT_FOUND
+
+    @property
+    def may_still_run(self) -> bool:
+        """A running request only gets a signal: it may still complete (and be billed)."""
+        return self.status == "CANCELLATION_REQUESTED"
+
+
+class _SubmitNamedRequestError(Exception):
+    """A submit answered 5xx but named a request id: fal itself answered, so it may exist."""
+
+    def __init__(self, request_id: str, status_code: int, detail: str) -> None:
+        super().__init__(request_id)
+        self.request_id = request_id
+        self.status_code = status_code
+        self.detail = detail
 
 
 class FalQueueClient:
@@ -95,9 +125,17 @@ class FalQueueClient:
         headers: Mapping[str, str] | None = None,
     ) -> QueueSubmission:
         params = {"fal_webhook": webhook_url} if webhook_url else None
-        response = self._send(
-            "POST", self.submit_url, json=dict(body), params=params, headers=headers, submit=True
-        )
+        try:
+            response = self._send(
+                "POST",
+                self.submit_url,
+                json=dict(body),
+                params=params,
+                headers=headers,
+                submit=True,
+            )
+        except _SubmitNamedRequestError as answer:
+            return self._follow(answer)
         try:
             submission = self._parse(response, QueueSubmission, what="submit")
         except ModelQueueUnavailableError as exc:
@@ -125,7 +163,18 @@ class FalQueueClient:
         return self._parse(self._send("GET", url, params={"logs": "1"}), QueueStatus, what="status")
 
     def result(self, response_url: str) -> ModelResult:
+        """The result of a COMPLETED request. Called right after completion: fal keeps a
+        result about an hour, one of 10 KB or more only minutes, so a 404 here means it
+        expired, not that the request never existed."""
         response = self._send("GET", self.on_configured_host(response_url), accept_errors=True)
+        if response.status_code in (404, 410):
+            raise ModelRequestFailedError(
+                f"the model completed the request but its result is gone ({response.status_code}"
+                f": {describe_detail(response)}). fal keeps a result about an hour, one of 10 KB "
+                "or more only minutes unless payload storage (X-Fal-Store-IO) is on; upload the "
+                "image again to run it again",
+                reason="model_result_expired",
+            )
         if response.status_code >= 400:
             raise ModelRequestFailedError(
                 f"the model's result answered {response.status_code}: {describe_detail(response)}",
@@ -134,15 +183,54 @@ class FalQueueClient:
         return self._parse(response, ModelResult, what="result")
 
     def cancel(self, cancel_url: str) -> CancelOutcome:
+        """fal answers OK / CANCELLATION_REQUESTED (202), ALREADY_COMPLETED (400) or
+        NOT_FOUND (404) in the body's `status`; the body wins, the code is the fallback."""
         response = self._send("PUT", self.on_configured_host(cancel_url), accept_errors=True)
-        if response.status_code == 202:
-            return CancelOutcome("CANCELLATION_REQUESTED")
-        if response.status_code == 400:
-            return CancelOutcome("ALREADY_COMPLETED")
+        body_status = _body_field(response, "status")
+        if body_status in CANCEL_STATUSES:
+            return CancelOutcome(body_status)
+        by_code = {200: "OK", 202: "CANCELLATION_REQUESTED", 400: "ALREADY_COMPLETED"}
+        if response.status_code in by_code:
+            return CancelOutcome(by_code[response.status_code])
         if response.status_code == 404:
             return CancelOutcome("NOT_FOUND")
         raise ModelRequestRejectedError(
             f"cancel answered {response.status_code}: {describe_detail(response)}"
+        )
+
+    def request_urls(self, request_id: str) -> dict[str, str]:
+        """status/response/cancel URLs for a request id, as fal_client's `from_request_id`
+        builds them: on the owner/app only (plus a namespace), never the endpoint path."""
+        segments = self._model_path.split("/")
+        depth = 3 if segments[0] in APP_NAMESPACES else 2
+        base = f"{self.submit_url.removesuffix(self._model_path)}"
+        response_url = f"{base}{'/'.join(segments[:depth])}/requests/{request_id}"
+        return {
+            "response_url": response_url,
+            "status_url": f"{response_url}/status",
+            "cancel_url": f"{response_url}/cancel",
+        }
+
+    def _follow(self, answer: _SubmitNamedRequestError) -> QueueSubmission:
+        """A 5xx submit answer that names a request: if the queue knows it, that is ours."""
+        urls = self.request_urls(answer.request_id)
+        try:
+            probe = self._send("GET", urls["status_url"], accept_errors=True)
+            status = (
+                QueueStatus.model_validate_json(probe.content)
+                if probe.status_code in (200, 202)
+                else None
+            )
+        except (ModelQueueUnavailableError, ValidationError):
+            status = None
+        if status is None:
+            raise ModelSubmitUncertainError(
+                f"submit answered {answer.status_code} ({answer.detail}) naming request "
+                f"{answer.request_id}, which the queue could not confirm; not resubmitted, to "
+                "avoid paying twice"
+            )
+        return QueueSubmission(
+            request_id=answer.request_id, queue_position=status.queue_position, **urls
         )
 
     def on_configured_host(self, url: str) -> str:
@@ -190,6 +278,8 @@ class FalQueueClient:
             else:
                 if response.status_code < 400:
                     return response
+                if submit and response.status_code >= 500:
+                    self._judge_submit_5xx(response)  # raises unless provably never queued
                 if response.status_code not in RETRYABLE_STATUS_CODES:
                     if accept_errors:
                         return response
@@ -205,6 +295,19 @@ class FalQueueClient:
         raise ModelQueueUnavailableError(
             f"{method} {self._redact(url)} failed {self._retry.max_attempts} times; last: "
             f"{last_problem}"
+        )
+
+    def _judge_submit_5xx(self, response: httpx.Response) -> None:
+        """Return only for an ingress error (safe to resubmit); otherwise follow or stop."""
+        if is_ingress_error(response):
+            return
+        request_id = _body_field(response, "request_id") or response.headers.get(REQUEST_ID_HEADER)
+        detail = f"{response.status_code}: {describe_detail(response)}"
+        if request_id:
+            raise _SubmitNamedRequestError(request_id, response.status_code, detail)
+        raise ModelSubmitUncertainError(
+            f"submit to {self._host} answered {detail} without naming a request, and not from "
+            "the ingress: the model may have it; not resubmitted, to avoid paying twice"
         )
 
     def _parse(self, response: httpx.Response, model: type[_Payload], *, what: str) -> _Payload:
@@ -228,12 +331,32 @@ class FalQueueClient:
         return urlunsplit((parts.scheme, parts.netloc, parts.path, "", ""))
 
 
-def describe_detail(response: httpx.Response) -> str:
-    """fal's error bodies: `{"detail": "..."}` or, for 422, a list of {loc, msg, type}."""
+def is_ingress_error(response: httpx.Response) -> bool:
+    """fal_client's `_is_ingress_error`: a 502/503/504 that the proxy in front of fal sent.
+
+    fal's own answers carry `x-fal-request-id` and a JSON body; the ingress's carry neither
+    (fal_client looks for "nginx" in the page; any non-JSON page counts here).
+    """
+    if response.status_code not in INGRESS_STATUS_CODES:
+        return False
+    if REQUEST_ID_HEADER in response.headers:
+        return False
     try:
-        detail: Any = response.json().get("detail", response.text)
-    except (json.JSONDecodeError, AttributeError, UnicodeDecodeError):
-        return response.text[:300] or response.reason_phrase
+        return not isinstance(response.json(), dict)
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return True
+
+
+def describe_detail(response: httpx.Response) -> str:
+    """fal's error bodies: `{"detail": "..."}` or, for 422, a list of {loc, msg, type};
+    with the error type (body `error_type`, else the `X-Fal-Error-Type` header)."""
+    error_type = _body_field(response, "error_type") or response.headers.get(ERROR_TYPE_HEADER)
+    text = _describe_body(response)
+    return f"{text} (error_type {error_type})" if error_type else text
+
+
+def describe_detail_value(detail: Any) -> str:
+    """A `detail` value (string, or a 422 list of {loc, msg, type}) as one line."""
     if isinstance(detail, list):
         problems = []
         for item in detail:
@@ -244,6 +367,23 @@ def describe_detail(response: httpx.Response) -> str:
                 problems.append(str(item))
         return "; ".join(problems)[:1000]
     return str(detail)[:1000]
+
+
+def _describe_body(response: httpx.Response) -> str:
+    try:
+        detail: Any = response.json().get("detail", response.text)
+    except (json.JSONDecodeError, AttributeError, UnicodeDecodeError):
+        return response.text[:300] or response.reason_phrase
+    return describe_detail_value(detail)
+
+
+def _body_field(response: httpx.Response, name: str) -> str | None:
+    try:
+        document = response.json()
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return None
+    value = document.get(name) if isinstance(document, dict) else None
+    return str(value) if isinstance(value, str) and value else None
 
 
 def _rejection_reason(status_code: int) -> str:

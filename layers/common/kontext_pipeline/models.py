@@ -87,23 +87,45 @@ class SourceObject(BaseModel):
         return f"s3://{self.bucket}/{self.key}"
 
 
+def _none_as_empty(value: Any, empty: Any) -> Any:
+    return empty if value is None else value
+
+
 class QueueSubmission(BaseModel):
-    """The queue's answer to a submit: the request id and the three URLs to use from now on."""
+    """The queue's answer to a submit: the request id and the three URLs to use from now on.
+
+    `gateway_request_id` names the last internal attempt when fal retried the request; it
+    is what a webhook's header may carry instead of `request_id`.
+    """
 
     request_id: str
     status_url: str
     response_url: str
     cancel_url: str
     queue_position: int | None = None
+    gateway_request_id: str | None = None
 
 
 class QueueStatus(BaseModel):
+    """A status answer. fal's own client reads `metrics` with a default ("legacy apps might
+    not return metrics") and `logs` may be null: both are read leniently."""
+
     status: QueueStatusName
     queue_position: int | None = None
     error: str | None = None
     error_type: str | None = None
     logs: list[dict[str, Any]] | None = None
     metrics: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("metrics", mode="before")
+    @classmethod
+    def _metrics_may_be_null(cls, value: Any) -> Any:
+        return _none_as_empty(value, {})
+
+    @field_validator("logs", mode="before")
+    @classmethod
+    def _logs_may_be_anything_empty(cls, value: Any) -> Any:
+        return value if isinstance(value, list) else None
 
 
 class ResultImage(BaseModel):
@@ -125,6 +147,19 @@ class ModelResult(BaseModel):
     has_nsfw_concepts: list[bool] = Field(default_factory=list)
     timings: dict[str, Any] = Field(default_factory=dict)
     prompt: str | None = None
+
+    @field_validator("has_nsfw_concepts", mode="before")
+    @classmethod
+    def _flags_may_be_null(cls, value: Any) -> Any:
+        # Absent, null, or null entries: unknown is reported as not flagged.
+        if not isinstance(value, list):
+            return []
+        return [bool(flag) for flag in value]
+
+    @field_validator("timings", mode="before")
+    @classmethod
+    def _timings_may_be_null(cls, value: Any) -> Any:
+        return value if isinstance(value, dict) else {}
 
 
 class JobStart(BaseModel):
@@ -154,6 +189,9 @@ class ModelJob(BaseModel):
     next_poll_seconds: int = 1
     completion_mode: Literal["poll", "webhook"] = "poll"
     webhook_wait_seconds: int = 0
+    # The verified webhook's payload, when it came with one small enough to carry (a
+    # state's payload is capped at 256 KB): collect then needs no second fetch.
+    result: ModelResult | None = None
 
 
 class StoredOutput(BaseModel):
