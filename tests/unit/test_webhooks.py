@@ -14,7 +14,7 @@ import httpx
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
-from kontext_pipeline.models import ModelJob
+from kontext_pipeline.models import ModelJob, ModelResult
 from kontext_pipeline.webhooks import (
     JwksCache,
     VerifiedWebhook,
@@ -86,9 +86,44 @@ def test_a_signed_webhook_is_verified(jwks_url: str) -> None:
     key = Ed25519PrivateKey.generate()
     _Jwks.document = {"keys": [jwk_for(key, "a")]}
     with httpx.Client(timeout=2) as http:
-        # When verified / Then it is accepted with its status
+        # When verified / Then it is accepted with its status, and its payload is the result
         webhook = verify_webhook(signed(key, BODY), BODY, JwksCache(http, jwks_url))
-    assert webhook == VerifiedWebhook(REQUEST_ID, "OK", None)
+    assert (webhook.request_id, webhook.status, webhook.error) == (REQUEST_ID, "OK", None)
+    assert webhook.result_json is not None
+    result = ModelResult.model_validate_json(webhook.result_json)
+    assert [image.width for image in result.images] == [1024]
+
+
+def test_a_webhook_signed_over_the_gateway_request_id_is_accepted(jwks_url: str) -> None:
+    # Given a request fal retried internally: its webhook's header names the gateway id
+    # (the last attempt), while the body's request_id is the one the queue API (and the
+    # job) knows; its payload's timings and nsfw flags are null
+    key = Ed25519PrivateKey.generate()
+    _Jwks.document = {"keys": [jwk_for(key, "a")]}
+    document = load_event("fal_webhook_gateway_id")
+    body = json.dumps(document).encode()
+    headers = signed(key, body, request_id=document["gateway_request_id"])
+    # When verified
+    with httpx.Client(timeout=2) as http:
+        webhook = verify_webhook(headers, body, JwksCache(http, jwks_url))
+    # Then it completes the job that knows the queue's request id, with the payload read
+    assert webhook.request_id == document["request_id"] != document["gateway_request_id"]
+    assert webhook.status == "OK"
+    assert webhook.result_json is not None
+    result = ModelResult.model_validate_json(webhook.result_json)
+    assert (result.has_nsfw_concepts, result.timings) == ([], {})
+
+
+def test_a_webhook_without_its_payload_leaves_the_result_to_be_fetched(jwks_url: str) -> None:
+    # Given an OK webhook whose payload fal could not include (payload_error)
+    key = Ed25519PrivateKey.generate()
+    _Jwks.document = {"keys": [jwk_for(key, "a")]}
+    body = json.dumps(load_event("fal_webhook_payload_error")).encode()
+    # When verified
+    with httpx.Client(timeout=2) as http:
+        webhook = verify_webhook(signed(key, body), body, JwksCache(http, jwks_url))
+    # Then the job completes, with no result carried (collect fetches the response URL)
+    assert (webhook.status, webhook.error, webhook.result_json) == ("OK", None, None)
 
 
 @pytest.mark.parametrize(
@@ -111,7 +146,8 @@ def test_bad_webhooks_are_rejected(jwks_url: str, tamper: str, why: str) -> None
     elif tamper == "stale":
         headers = signed(key, BODY, timestamp=int(time.time()) - 301)
     elif tamper == "future":
-        headers = signed(key, BODY, timestamp=int(time.time()) + 301)
+        # (30 s margin: a loaded machine may take seconds between signing and checking)
+        headers = signed(key, BODY, timestamp=int(time.time()) + 330)
     elif tamper == "forged":
         headers = signed(stranger, BODY)
     elif tamper == "missing":
@@ -183,7 +219,9 @@ def test_an_error_webhook_carries_the_models_error(jwks_url: str) -> None:
     body = json.dumps(load_event("fal_webhook_error")).encode()
     with httpx.Client(timeout=2) as http:
         webhook = verify_webhook(signed(key, body), body, JwksCache(http, jwks_url))
-    assert (webhook.status, webhook.error) == ("ERROR", "Invalid status code: 422")
+    # The headline and the detail fal puts in the ERROR webhook's payload
+    assert webhook.status == "ERROR"
+    assert webhook.error == "Invalid status code: 422: prompt: field required"
 
 
 @pytest.mark.parametrize("token_first", [True, False])
@@ -202,6 +240,21 @@ def test_the_job_resumes_whichever_half_arrives_first(
     output = json.loads(sent[0]["success"]["output"])
     assert output["status"] == "COMPLETED"
     assert output["request_id"] == REQUEST_ID
+    assert output["result"] is None
+
+
+def test_the_webhooks_payload_travels_to_collect_with_the_job(
+    rendezvous: tuple[WebhookRendezvous, list[dict[str, Any]]],
+) -> None:
+    # Given a verified webhook that carried the result
+    meeting, sent = rendezvous
+    result = ModelResult.model_validate(load_event("fal_webhook_ok")["payload"])
+    meeting.record_webhook(VerifiedWebhook(REQUEST_ID, "OK", None, result.model_dump_json()))
+    # When the task token arrives
+    meeting.register_token(job(), "token-1")
+    # Then the resumed job holds the result, so collect needs no second fetch
+    output = ModelJob.model_validate_json(sent[0]["success"]["output"])
+    assert output.result == result
 
 
 def test_an_error_webhook_fails_the_task_with_the_models_reason(
@@ -213,3 +266,20 @@ def test_an_error_webhook_fails_the_task_with_the_models_reason(
     failure = sent[0]["failure"]
     assert failure["error"] == "ModelRequestFailedError"
     assert "NSFW content detected" in json.loads(failure["cause"])["errorMessage"]
+
+
+def test_an_error_webhooks_payload_detail_reaches_the_failure_cause(
+    jwks_url: str, rendezvous: tuple[WebhookRendezvous, list[dict[str, Any]]]
+) -> None:
+    # Given a waiting job and fal's ERROR webhook, its 422 detail in payload
+    key = Ed25519PrivateKey.generate()
+    _Jwks.document = {"keys": [jwk_for(key, "a")]}
+    body = json.dumps(load_event("fal_webhook_error")).encode()
+    meeting, sent = rendezvous
+    meeting.register_token(job(), "token-1")
+    # When it is verified and recorded
+    with httpx.Client(timeout=2) as http:
+        meeting.record_webhook(verify_webhook(signed(key, body), body, JwksCache(http, jwks_url)))
+    # Then the task fails with the headline and the detail in its cause
+    cause = json.loads(sent[0]["failure"]["cause"])["errorMessage"]
+    assert cause == "model_request_failed: Invalid status code: 422: prompt: field required"

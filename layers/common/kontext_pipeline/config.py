@@ -92,7 +92,7 @@ class PipelineSettings(BaseSettings):
         None, description="Public URL of the ReceiveWebhook function (webhook mode)."
     )
     webhook_jwks_url: str = Field(
-        "https://rest.alpha.fal.ai/.well-known/jwks.json",
+        "https://rest.fal.ai/.well-known/jwks.json",
         description="JWKS with the model's webhook signing keys.",
     )
     webhook_wait_seconds: int = Field(

@@ -290,8 +290,9 @@ def check_status(
     polls = job.polls + 1
     if status.status == "COMPLETED":
         if status.error:
+            kind = f" (error_type {status.error_type})" if status.error_type else ""
             raise ModelRequestFailedError(
-                f"the model reported: {status.error}",
+                f"the model reported: {status.error}{kind}",
                 reason=model_reason(status.error_type),
             )
         return job.model_copy(
@@ -390,7 +391,8 @@ def _copy_all(
     folder: str,
     policy: OutputPolicy,
 ) -> Manifest:
-    result = fal.result(job.response_url)
+    # A verified webhook's payload is the result; otherwise fetch it now, while fal keeps it.
+    result = job.result or fal.result(job.response_url)
     if not result.images:
         raise ModelRequestFailedError("the model returned no images", reason="no_outputs")
     expected_type = CONTENT_TYPES[job.options.output_format]
@@ -533,7 +535,13 @@ def _cancel_quietly(fal: FalQueueClient, cancel_url: str, request_id: Any) -> No
         logger.warning("cancel failed", extra={"model_request_id": request_id, "why": str(exc)})
         return
     logger.info(
-        "model request cancel", extra={"model_request_id": request_id, "outcome": outcome.status}
+        "model request cancel",
+        extra={
+            "model_request_id": request_id,
+            "outcome": outcome.status,
+            # A running request only gets a signal: it may still finish (and be billed).
+            "may_still_run": outcome.may_still_run,
+        },
     )
 
 

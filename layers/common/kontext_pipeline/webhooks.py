@@ -15,6 +15,12 @@ Verification (fal's scheme): Ed25519 over
 `request_id \\n user_id \\n timestamp \\n hex(sha256(raw body))`, public keys from a JWKS
 (cached, refetched when a signature fails with keys older than a few minutes: rotation),
 timestamps at most 300 s off. Nothing in the body is trusted before that.
+
+What fal sends (docs: https://fal.ai/docs/documentation/model-apis/inference/webhooks):
+the header's request id may be the body's `request_id` or its `gateway_request_id` (they
+differ when fal retried the request internally); an OK body carries the result as
+`payload` (null, with `payload_error`, when it could not be included); an ERROR body
+carries a message in `error` and the model's detail in `payload`.
 """
 
 from __future__ import annotations
@@ -32,14 +38,19 @@ import httpx
 from botocore.exceptions import ClientError
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from pydantic import ValidationError
 
 from kontext_pipeline.errors import PipelineError, StorageUnavailableError
+from kontext_pipeline.fal import describe_detail_value
 from kontext_pipeline.ledger import RECORD_TTL_SECONDS
-from kontext_pipeline.models import ModelJob
+from kontext_pipeline.models import ModelJob, ModelResult
 
 SIGNATURE_TOLERANCE_SECONDS = 300
 JWKS_CACHE_SECONDS = 24 * 3600
 JWKS_REFRESH_AFTER_SECONDS = 300
+# A payload carried to CollectOutputs rides in the state (256 KB cap, with the job around
+# it) and the jobs-table item (400 KB): larger ones (sync_mode data: URIs) are fetched.
+MAX_CARRIED_PAYLOAD_BYTES = 64 * 1024
 HEADERS = (
     "x-fal-webhook-request-id",
     "x-fal-webhook-user-id",
@@ -87,9 +98,12 @@ class JwksCache:
 
 @dataclass(frozen=True)
 class VerifiedWebhook:
-    request_id: str
+    request_id: str  # the queue's request id (the body's `request_id`), as the job knows it
     status: str  # OK | ERROR
     error: str | None
+    # The result, as fal sent it and the signature covered it; None when absent, too
+    # large to carry, or not a result (then collect fetches it from the response URL).
+    result_json: str | None = None
 
 
 def verify_webhook(
@@ -120,13 +134,40 @@ def verify_webhook(
         document = json.loads(body)
     except json.JSONDecodeError as exc:
         raise WebhookRejectedError("signed body is not JSON") from exc
-    if document.get("request_id") != request_id:
+    if not isinstance(document, dict):
+        raise WebhookRejectedError("signed body is not a JSON object")
+    named = (document.get("request_id"), document.get("gateway_request_id"))
+    if request_id not in named or not isinstance(document.get("request_id"), str):
         raise WebhookRejectedError("body and header name different requests")
     status = str(document.get("status", ""))
     if status not in ("OK", "ERROR"):
         raise WebhookRejectedError(f"unknown webhook status {status!r}")
-    error = document.get("error") or document.get("payload_error")
-    return VerifiedWebhook(request_id, status, str(error) if error else None)
+    queue_request_id = str(document["request_id"])
+    if status == "ERROR":
+        return VerifiedWebhook(queue_request_id, status, _error_text(document))
+    return VerifiedWebhook(queue_request_id, status, None, _carried_result(document))
+
+
+def _error_text(document: dict[str, Any]) -> str:
+    """`error` is the headline; the detail (a 422's list, for one) is in `payload`."""
+    error = str(document.get("error") or "the model reported an error")
+    payload = document.get("payload")
+    if isinstance(payload, dict) and payload.get("detail"):
+        error = f"{error}: {describe_detail_value(payload['detail'])}"
+    error_type = payload.get("error_type") if isinstance(payload, dict) else None
+    return f"{error} (error_type {error_type})" if error_type else error
+
+
+def _carried_result(document: dict[str, Any]) -> str | None:
+    payload = document.get("payload")
+    if not isinstance(payload, dict) or document.get("payload_error"):
+        return None  # fal could not include it: collect fetches it from the response URL
+    try:
+        result = ModelResult.model_validate(payload)
+    except ValidationError:
+        return None
+    text = result.model_dump_json()
+    return text if len(text.encode()) <= MAX_CARRIED_PAYLOAD_BYTES else None
 
 
 def _verified(keys: list[Ed25519PublicKey], signature: bytes, message: bytes) -> bool:
@@ -163,6 +204,9 @@ class WebhookRendezvous:
         if webhook.error:
             expression += ", webhook_error = :error"
             values[":error"] = {"S": webhook.error[:2000]}
+        if webhook.result_json:
+            expression += ", webhook_result = :result"
+            values[":result"] = {"S": webhook.result_json}
         item = self._update(webhook.request_id, expression, values)
         return self._complete_if_ready(item)
 
@@ -192,8 +236,14 @@ class WebhookRendezvous:
         job = ModelJob.model_validate_json(item["job"]["S"])
         try:
             if item["webhook_status"]["S"] == "OK":
+                carried = item.get("webhook_result", {}).get("S")
                 completed = job.model_copy(
-                    update={"status": "COMPLETED", "queue_position": None, "next_poll_seconds": 0}
+                    update={
+                        "status": "COMPLETED",
+                        "queue_position": None,
+                        "next_poll_seconds": 0,
+                        "result": ModelResult.model_validate_json(carried) if carried else None,
+                    }
                 )
                 self.stepfunctions.send_task_success(
                     taskToken=token, output=completed.model_dump_json()
