@@ -19,6 +19,7 @@ from kontext_pipeline.storage import (
     inspect_source,
     output_folder,
     sniff_image_type,
+    source_as_data_uri,
 )
 
 from tests.conftest import loopback_server, make_image
@@ -31,8 +32,18 @@ class _Files(BaseHTTPRequestHandler):
     """Serves a few canned answers the way a CDN would, including broken ones."""
 
     routes: ClassVar[dict[str, tuple[int, str, bytes, int | None]]] = {}
+    redirects: ClassVar[dict[str, str]] = {}
+    served: ClassVar[list[str]] = []
 
     def do_GET(self) -> None:
+        _Files.served.append(self.path)
+        if self.path in self.redirects:
+            self.send_response(302)
+            self.send_header("Location", self.redirects[self.path])
+            self.send_header("Content-Type", "text/html")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
         status, content_type, body, declared = self.routes[self.path]
         self.send_response(status)
         self.send_header("Content-Type", content_type)
@@ -55,6 +66,7 @@ def cdn() -> Iterator[str]:
         "/truncated.png": (200, "image/png", png[:100], len(png)),
         "/busy.png": (503, "text/plain", b"busy", None),
     }
+    _Files.redirects, _Files.served = {}, []
     with loopback_server(_Files) as base_url:
         yield base_url
 
@@ -205,3 +217,78 @@ def test_output_folder_is_traceable_to_the_input() -> None:
         output_folder(source, input_prefix="inputs/", output_prefix="outputs/", job="req-1")
         == "outputs/trips/rome.v2/req-1/"
     )
+
+
+# --- redirects, the queue's own origin, inline inputs (issue 11, issue 10 item 8) ----------
+
+
+def test_a_redirect_within_the_allowed_hosts_is_followed(s3: Any, cdn: str) -> None:
+    # Given an output URL that redirects twice, on the allowed host
+    _Files.redirects = {"/moved.png": f"{cdn}/moved-again.png", "/moved-again.png": "/ok.png"}
+    # When copied / Then the image at the end of the chain is stored
+    stored = copy(s3, f"{cdn}/moved.png")
+    assert stored.content_type == "image/png"
+    assert _Files.served == ["/moved.png", "/moved-again.png", "/ok.png"]
+
+
+def test_a_redirect_off_the_allowlist_is_refused_before_it_is_followed(s3: Any, cdn: str) -> None:
+    # Given an output URL on an allowed host that redirects to another host (localhost)
+    port = cdn.rsplit(":", 1)[1]
+    _Files.redirects = {"/away.png": f"http://localhost:{port}/ok.png"}
+    # When copied / Then it is refused as output_url_refused, the target never asked
+    with pytest.raises(OutputCopyError) as caught:
+        copy(s3, f"{cdn}/away.png")
+    assert caught.value.reason == "output_url_refused"
+    assert "redirected to http://localhost" in caught.value.message
+    assert _Files.served == ["/away.png"]
+    assert "Contents" not in s3.list_objects_v2(Bucket=BUCKET)
+
+
+def test_redirects_are_bounded(s3: Any, cdn: str) -> None:
+    # Given an output URL that redirects to itself forever
+    _Files.redirects = {"/loop.png": "/loop.png"}
+    # When copied / Then it stops after a few hops, refused
+    with pytest.raises(OutputCopyError) as caught:
+        copy(s3, f"{cdn}/loop.png")
+    assert caught.value.reason == "output_url_refused"
+    assert len(_Files.served) == 4  # the URL and three redirects
+
+
+def test_files_on_the_queues_own_origin_are_accepted_without_a_host_entry(
+    s3: Any, cdn: str
+) -> None:
+    # Given FAL_BASE_URL pointing at a fal-compatible queue on this origin, and an
+    # allowlist that does not name its host
+    policy = OutputPolicy.for_queue(
+        cdn, allowed_hosts=("fal.media",), allow_http=False, max_bytes=5_000_000
+    )
+    # When an output on the queue's origin is copied / Then it is accepted (the queue is
+    # trusted with the key already)
+    assert copy(s3, f"{cdn}/ok.png", policy).content_type == "image/png"
+    # And the same host on another port, or another scheme, still needs OutputUrlHosts
+    port = int(cdn.rsplit(":", 1)[1])
+    for other in (f"http://127.0.0.1:{port + 1}/ok.png", f"https://127.0.0.1:{port}/ok.png"):
+        with pytest.raises(OutputCopyError) as caught:
+            copy(s3, other, policy)
+        assert caught.value.reason == "output_url_refused"
+
+
+def test_an_input_too_large_to_send_inline_is_refused_before_it_is_read(s3: Any) -> None:
+    # Given an 8 MB input (over 10 MB once base64-encoded) and inline transfer
+    big = make_image("PNG", (64, 48)) + b"\0" * (8 * 1024 * 1024)
+    s3.put_object(Bucket=BUCKET, Key="inputs/big.png", Body=big)
+    inspected = inspect_source(
+        s3, SourceObject(bucket=BUCKET, key="inputs/big.png"), max_bytes=2**30, max_pixels=10**8
+    )
+    # When it is made a data: URI / Then it is refused with the limit and the way out
+    with pytest.raises(InvalidInputError) as caught:
+        source_as_data_uri(s3, inspected)
+    assert caught.value.reason == "input_too_large_inline"
+    assert "10 MB" in caught.value.message
+    assert "InputTransfer=presigned" in caught.value.message
+    # And a small one is still sent inline
+    s3.put_object(Bucket=BUCKET, Key="inputs/small.png", Body=make_image())
+    small = inspect_source(
+        s3, SourceObject(bucket=BUCKET, key="inputs/small.png"), max_bytes=2**30, max_pixels=10**8
+    )
+    assert source_as_data_uri(s3, small).startswith("data:image/png;base64,")

@@ -122,7 +122,9 @@ class Runtime:
 
     @cached_property
     def output_policy(self) -> OutputPolicy:
-        return OutputPolicy(
+        # Files on the queue's own origin are accepted too: that queue has the key already.
+        return OutputPolicy.for_queue(
+            self.settings.fal_base_url,
             allowed_hosts=self.settings.output_url_hosts,
             allow_http=self.settings.allow_http_output_urls,
             max_bytes=self.settings.max_output_bytes,

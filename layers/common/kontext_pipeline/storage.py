@@ -11,7 +11,9 @@ import binascii
 import hashlib
 import io
 import ipaddress
+import math
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, unquote_to_bytes, urlsplit
@@ -49,6 +51,11 @@ TRANSFER_CONFIG = TransferConfig(
 TRANSFER_CONFIG.max_in_memory_upload_chunks = 2
 # S3 caps all user metadata at 2 KB; lineage values are cut to leave room for the rest.
 MAX_LINEAGE_VALUE_BYTES = 512
+# fal's maintainers report inline data: inputs failing above roughly 10 MB encoded.
+MAX_INLINE_INPUT_BYTES = 10 * 1024 * 1024
+# A CDN may redirect once or twice (to a regional or signed URL); more is a loop.
+MAX_OUTPUT_REDIRECTS = 3
+REDIRECT_CODES = frozenset({301, 302, 303, 307, 308})
 
 
 @dataclass(frozen=True)
@@ -185,8 +192,29 @@ def presign_source(s3: Any, source: SourceObject, *, expires_seconds: int) -> st
     return url
 
 
-def source_as_data_uri(s3: Any, inspected: InspectedObject) -> str:
-    """The whole object inline, for a model that cannot reach the bucket. Size was checked."""
+def inline_size(byte_count: int, image_type: str) -> int:
+    """Length of `data:<type>;base64,<payload>` for this many bytes."""
+    return len(f"data:{image_type};base64,") + 4 * math.ceil(byte_count / 3)
+
+
+def source_as_data_uri(
+    s3: Any, inspected: InspectedObject, *, max_encoded_bytes: int = MAX_INLINE_INPUT_BYTES
+) -> str:
+    """The whole object inline, for a model that cannot reach the bucket.
+
+    Refused before anything is read or submitted when the encoded URI would pass what the
+    model reliably accepts inline (about 10 MB): the job fails at no cost, with the reason.
+    """
+    size = inspected.source.size or 0
+    encoded = inline_size(size, inspected.image_type)
+    if encoded > max_encoded_bytes:
+        raise InvalidInputError(
+            f"{inspected.source.s3_uri} is {size:,} bytes, {encoded:,} as an inline data: URI; "
+            f"the model accepts inline inputs up to about {max_encoded_bytes // (1024 * 1024)} "
+            "MB encoded. Use InputTransfer=presigned (a URL the model fetches) or upload a "
+            "smaller image",
+            reason="input_too_large_inline",
+        )
     body = _get_range(s3, inspected.source, f"bytes=0-{(inspected.source.size or 1) - 1}")
     return f"data:{inspected.image_type};base64,{base64.b64encode(body).decode('ascii')}"
 
@@ -199,16 +227,46 @@ def output_folder(source: SourceObject, *, input_prefix: str, output_prefix: str
     return f"{output_prefix}{name}/{job}/"
 
 
+def url_origin(url: str) -> str:
+    """`scheme://host:port`, with the scheme's default port spelled out."""
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    try:
+        port = parts.port or {"https": 443, "http": 80}.get(scheme)
+    except ValueError:
+        port = None
+    return f"{scheme}://{(parts.hostname or '').lower()}:{port}"
+
+
 @dataclass(frozen=True)
 class OutputPolicy:
-    """Where outputs may come from and how large they may be."""
+    """Where outputs may come from and how large they may be.
+
+    `trusted_origins` are exact origins (scheme, host and port) accepted whatever the host
+    list says: the queue at FAL_BASE_URL is already trusted with the API key, so files it
+    serves from its own origin are as trustworthy as its answers.
+    """
 
     allowed_hosts: tuple[str, ...]
     allow_http: bool
     max_bytes: int
+    trusted_origins: tuple[str, ...] = ()
+
+    @classmethod
+    def for_queue(
+        cls,
+        fal_base_url: str,
+        *,
+        allowed_hosts: tuple[str, ...],
+        allow_http: bool,
+        max_bytes: int,
+    ) -> OutputPolicy:
+        return cls(allowed_hosts, allow_http, max_bytes, (url_origin(fal_base_url),))
 
     def check_url(self, url: str) -> None:
         """Refuse schemes and hosts an output must not come from (SSRF guard)."""
+        if self.trusted_origins and url_origin(url) in self.trusted_origins:
+            return
         parts = urlsplit(url)
         host = (parts.hostname or "").lower()
         if parts.scheme not in ("https", "http") or (
@@ -253,9 +311,8 @@ def copy_output(
             lineage=lineage,
             declared_size=len(payload),
         )
-    policy.check_url(url)
     try:
-        with http.stream("GET", url) as response:
+        with _follow_allowed_redirects(http, url, policy) as response:
             if response.status_code >= 500 or response.status_code in (408, 429):
                 raise OutputFetchTransientError(f"output download answered {response.status_code}")
             if response.status_code >= 400:
@@ -286,6 +343,45 @@ def copy_output(
             )
     except (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError) as exc:
         raise OutputFetchTransientError(f"output download failed: {type(exc).__name__}") from exc
+
+
+@contextmanager
+def _follow_allowed_redirects(
+    http: httpx.Client, url: str, policy: OutputPolicy
+) -> Iterator[httpx.Response]:
+    """GET an output, following redirects by hand so every hop passes the allowlist.
+
+    The client never follows redirects itself (a redirect could lead anywhere, even to an
+    internal address); here each Location is checked like the URL the model returned, and
+    there are at most MAX_OUTPUT_REDIRECTS of them.
+    """
+    for hop in range(MAX_OUTPUT_REDIRECTS + 1):
+        try:
+            policy.check_url(url)
+        except OutputCopyError as exc:
+            if hop == 0:
+                raise
+            raise OutputCopyError(
+                f"output URL redirected to {_redact(url)}: {exc.message}",
+                reason="output_url_refused",
+            ) from exc
+        with http.stream("GET", url) as response:
+            location = response.headers.get("location")
+            if response.status_code in REDIRECT_CODES and location:
+                url = str(response.url.join(location))
+                continue
+            yield response
+            return
+    raise OutputCopyError(
+        f"output URL redirected more than {MAX_OUTPUT_REDIRECTS} times (last {_redact(url)})",
+        reason="output_url_refused",
+    )
+
+
+def _redact(url: str) -> str:
+    # Signed CDN URLs carry credentials in the query: keep them out of messages.
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}{parts.path}"
 
 
 def write_manifest(s3: Any, manifest: Manifest, *, bucket: str, key: str) -> str:
