@@ -16,26 +16,44 @@ calls by `inject_fault(NAME, times=N)`:
 
 | fault | effect |
 |---|---|
-| submit-429, submit-503 | submit answers 429 / 503 (nothing is queued) |
+| submit-429 | submit answers 429 in fal's JSON (nothing is queued) |
+| submit-502, submit-503 | the ingress answers: nginx page, no `x-fal-request-id`; nothing queued |
+| submit-503-queued | the request is queued; the answer is a 503 naming it (`x-fal-request-id`) |
+| submit-500-lost | a 500 naming a request id the queue never kept |
+| submit-503-bare | the request is queued; the answer is a 503 in JSON naming no request |
 | submit-timeout | submit is queued but answered only after `hang_seconds` |
 | status-429, status-502 | status answers 429 / 502 |
 | status-timeout | status answers after `hang_seconds` |
 | status-malformed, status-truncated | status answers 200 with HTML / with half its JSON |
-| model-error | COMPLETED with an error; result 500 `Model crashed` |
+| loose-fields | null `metrics`, `logs`, `timings`, `has_nsfw_concepts` (as fal may send them) |
+| model-error | COMPLETED with an error; result 500 with `error_type` and `X-Fal-Error-Type` |
 | validation-error | COMPLETED with an error; result 422 with a detail list |
-| result-404 | result answers 404 |
+| result-404 | result answers 404 (expired, as fal's are after an hour, or minutes when large) |
 | stuck-in-queue | never leaves IN_QUEUE (until cancelled) |
 | output-403 | hosted files answer 403 |
 | output-not-image | hosted files are HTML |
 | output-truncated | hosted files declare more bytes than they send |
 | output-huge=MB | hosted files are padded to MB megabytes (streamed) |
+| output-redirect | hosted files answer 302 to themselves on the same origin once (then serve) |
+| output-redirect-offsite | hosted files answer 302 to the same file on `localhost` (another host) |
+| output-redirect-loop | hosted files always answer 302 to themselves |
 | nsfw | has_nsfw_concepts all true |
 | cancel-404 | cancel answers 404 |
+| cancel-ok | cancel answers 200 `{"status": "OK"}` |
 | webhook-duplicate | the webhook is sent twice |
 | webhook-forged | a webhook with a bad signature comes first |
 | webhook-late | the webhook comes `webhook_late_seconds` late |
 | webhook-stale | the webhook's timestamp is 10 minutes old |
 | webhook-none | no webhook is sent |
+| webhook-gateway-id | fal retried it: `gateway_request_id` differs and the header carries it |
+| webhook-payload-error | the OK webhook has `payload: null` and a `payload_error` |
+| webhook-dropped | deliveries fail (`*N`: the first N), and are retried on fal's schedule |
+
+As fal does: every answer about a request carries `x-fal-request-id`; the submit answer
+carries `gateway_request_id`; cancelling a request that is running is only a request (it
+still completes); an ERROR webhook carries the detail in `payload`; webhooks are retried
+10 times over 2 hours, on a schedule scaled by `webhook_time_scale`; `data:` inputs over
+10 MB encoded fail to load.
 """
 
 from __future__ import annotations
@@ -89,6 +107,15 @@ COLOURS = {
 MAX_SIDE = 1024
 USER_ID = "emulator-user"
 CHUNK = 256 * 1024
+# fal retries a webhook 10 times over 2 hours; doubling from ~7 s spans that (7 s ... 1 h).
+WEBHOOK_RETRY_DELAYS = tuple(7200 / 1023 * 2**attempt for attempt in range(10))
+# What fal's maintainers report inline inputs failing above (encoded size).
+MAX_INLINE_INPUT_BYTES = 10 * 1024 * 1024
+NGINX_PAGE = (
+    b"<html>\r\n<head><title>503 Service Temporarily Unavailable</title></head>\r\n"
+    b"<body>\r\n<center><h1>503 Service Temporarily Unavailable</h1></center>\r\n"
+    b"<hr><center>nginx</center>\r\n</body>\r\n</html>\r\n"
+)
 
 
 @dataclass(frozen=True)
@@ -112,6 +139,10 @@ class EmulatedRequest:
     completed_at: float | None = None
     status: str = "IN_QUEUE"
     cancelled: bool = False
+    cancel_requested: bool = False
+    gateway_request_id: str = ""
+    result_fetches: int = 0
+    webhook_attempts: list[float] = field(default_factory=list)
     error: str | None = None
     webhook_url: str | None = None
     faults: tuple[str, ...] = ()
@@ -165,8 +196,9 @@ class FalQueueEmulator:
         host: str = "127.0.0.1",
         port: int = 0,
         hang_seconds: float = 3.0,
-        webhook_retries: int = 3,
+        webhook_retries: int = len(WEBHOOK_RETRY_DELAYS),
         webhook_late_seconds: float = 1.0,
+        webhook_time_scale: float = 0.001,
     ) -> None:
         self.model_path = model_path.strip("/")
         self.owner_app = "/".join(self.model_path.split("/")[:2])
@@ -177,6 +209,8 @@ class FalQueueEmulator:
         self._hang_seconds = hang_seconds
         self._webhook_retries = webhook_retries
         self._webhook_late_seconds = webhook_late_seconds
+        # fal's retry schedule (2 hours) times this factor: 0.001 spans 7.2 s.
+        self.webhook_time_scale = webhook_time_scale
         self._requests: dict[str, EmulatedRequest] = {}
         self._order: list[str] = []
         self._auth_seen: list[str] = []
@@ -186,7 +220,8 @@ class FalQueueEmulator:
         self._run_times = random.Random(0)  # noqa: S311 - a repeatable spread, not secrets
         self._render_lock = threading.Lock()
         self._stopping = threading.Event()
-        self._webhooks: list[tuple[float, int, str, str]] = []  # due, seq, request id, kind
+        # due, seq, request id, kind, attempt
+        self._webhooks: list[tuple[float, int, str, str, int]] = []
         self._webhook_wake = threading.Condition(self._lock)
         self._sequence = 0
         self._signing_key = Ed25519PrivateKey.generate()
@@ -293,15 +328,24 @@ class FalQueueEmulator:
 
     def _submit(self, body: dict[str, Any], webhook_url: str | None) -> tuple[int, Any]:
         prompt = str(body.get("prompt", ""))
+        scope = f"submit:{prompt}"
         with self._lock:
-            self._faults.arm(f"submit:{prompt}", prompt)
-        for code in (429, 503):
-            if self._fault(f"submit:{prompt}", f"submit-{code}")[0]:
-                return code, {"detail": "Service temporarily unavailable"}
-        hang = self._fault(f"submit:{prompt}", "submit-timeout")[0]
+            self._faults.arm(scope, prompt)
+        if self._fault(scope, "submit-429")[0]:
+            return 429, {"detail": "Too many requests"}
+        for code in (502, 503):
+            if self._fault(scope, f"submit-{code}")[0]:
+                return code, NGINX_PAGE  # the ingress answered: fal never saw the request
+        if self._fault(scope, "submit-500-lost")[0]:
+            lost = str(uuid.uuid4())
+            return 500, ({"detail": "Internal server error"}, {"x-fal-request-id": lost})
+        hang = self._fault(scope, "submit-timeout")[0]
+        queued_503 = self._fault(scope, "submit-503-queued")[0]
+        bare_503 = self._fault(scope, "submit-503-bare")[0]
         request_id = str(uuid.uuid4())
         request = EmulatedRequest(
             request_id=request_id,
+            gateway_request_id=request_id,
             body=body,
             submitted_at=time.time(),
             run_seconds=self.timing.draw_run_seconds(self._run_times),
@@ -321,10 +365,15 @@ class FalQueueEmulator:
                 self._schedule_webhook(request)
         if hang:
             self._sleep(self._hang_seconds)
+        if queued_503:
+            return 503, ({"detail": "Upstream unavailable"}, {"x-fal-request-id": request_id})
+        if bare_503:
+            return 503, {"detail": "Service temporarily unavailable"}
         urls = self._urls(request_id)
         return 200, {
             "status": "IN_QUEUE",
             "request_id": request_id,
+            "gateway_request_id": request.gateway_request_id,
             **urls,
             "logs": None,
             "metrics": {},
@@ -428,15 +477,19 @@ class FalQueueEmulator:
                 "metrics": {"inference_time": request.model_seconds},
                 **urls,
             }
+            if "loose-fields" in request.faults:
+                answer["metrics"] = None
+                del answer["logs"]
             if request.error:
                 answer.update(error=request.error, error_type=request.error_type)
             return 200, answer
 
-    def _result(self, request_id: str) -> tuple[int, Any]:
+    def _result(self, request_id: str, *, fetched: bool = True) -> tuple[int, Any]:
         with self._lock:
             request = self._requests.get(request_id)
-            if request is None or self._fault(request_id, "result-404")[0]:
+            if request is None or (fetched and self._fault(request_id, "result-404")[0]):
                 return 404, {"detail": "Request not found"}
+            request.result_fetches += fetched
             self._advance(request, time.time())
             if request.status != "COMPLETED":
                 return 400, {"detail": "Request is still in progress"}
@@ -446,13 +499,15 @@ class FalQueueEmulator:
             if request.validation:
                 return 422, {"detail": request.validation}
             if request.error:
-                return 500, {"detail": request.error}
+                kind = {"x-fal-error-type": request.error_type or "runner_error"}
+                return 500, ({"detail": request.error, "error_type": request.error_type}, kind)
             nsfw = "nsfw" in request.faults
+            loose = "loose-fields" in request.faults
             return 200, {
                 "images": request.outputs,
-                "timings": {"inference": request.model_seconds},
+                "timings": None if loose else {"inference": request.model_seconds},
                 "seed": request.seed,
-                "has_nsfw_concepts": [nsfw] * len(request.outputs or []),
+                "has_nsfw_concepts": None if loose else [nsfw] * len(request.outputs or []),
                 "prompt": request.body.get("prompt"),
             }
 
@@ -465,6 +520,11 @@ class FalQueueEmulator:
             self._advance(request, now)
             if request.status == "COMPLETED":
                 return 400, {"status": "ALREADY_COMPLETED"}
+            if request.status == "IN_PROGRESS":
+                # A runner has it: fal only sends a signal, and this model finishes anyway.
+                request.cancel_requested = True
+                return 202, {"status": "CANCELLATION_REQUESTED"}
+            ok = self._fault(request_id, "cancel-ok")[0]
             request.cancelled = True
             request.model_seconds = (
                 max(0.0, now - request.started_at) if request.started_at else 0.0
@@ -473,7 +533,7 @@ class FalQueueEmulator:
             request.error, request.error_type = "Request cancelled", "cancelled"
             if request.webhook_url:
                 self._schedule_webhook(request, due=now)
-            return 202, {"status": "CANCELLATION_REQUESTED"}
+            return (200, {"status": "OK"}) if ok else (202, {"status": "CANCELLATION_REQUESTED"})
 
     # --- outputs ----------------------------------------------------------------------
 
@@ -529,6 +589,8 @@ class FalQueueEmulator:
         from PIL import Image  # noqa: PLC0415 - Pillow only where images are made
 
         if url.startswith("data:"):
+            if len(url) > MAX_INLINE_INPUT_BYTES:
+                raise ValueError(f"inline data: URI of {len(url)} bytes is too large")
             data = base64.b64decode(url.split(",", 1)[1])
         elif self._fetch_input is not None:
             data = self._fetch_input(url)
@@ -540,25 +602,43 @@ class FalQueueEmulator:
         image.load()
         return image.convert("RGB")
 
-    def _file(self, request_id: str, name: str) -> tuple[int, str, Any, int | None]:
-        """(status, content type, body chunks or bytes, declared length)."""
+    def _file(  # noqa: PLR0911 - one return per kind of answer
+        self, request_id: str, name: str, redirected: bool = False
+    ) -> tuple[int, str, Any, int | None, str | None]:
+        """(status, content type, body chunks or bytes, declared length, Location)."""
         with self._lock:
             request = self._requests.get(request_id)
             if request is None or name not in request.files:
-                return 404, "application/json", b'{"detail": "Not found"}', None
+                return 404, "application/json", b'{"detail": "Not found"}', None, None
             if self._fault(request_id, "output-403")[0]:
-                return 403, "application/xml", b"<Error>AccessDenied</Error>", None
+                return 403, "application/xml", b"<Error>AccessDenied</Error>", None, None
             if self._fault(request_id, "output-not-image")[0]:
-                return 200, "text/html", b"<html><body>Sign in to continue</body></html>", None
+                page = b"<html><body>Sign in to continue</body></html>"
+                return 200, "text/html", page, None, None
+            redirect = self._redirect(request_id, name, redirected)
+            if redirect:
+                return 302, "text/html", b"<html>Found</html>", None, redirect
             content_type, data = request.files[name]
             truncated = self._fault(request_id, "output-truncated")[0]
             huge, megabytes = self._fault(request_id, "output-huge")
         if truncated:
-            return 200, content_type, data[: len(data) // 2], len(data)
+            return 200, content_type, data[: len(data) // 2], len(data), None
         if huge:
             total = max(len(data), int(float(megabytes or 50) * 1024 * 1024))
-            return 200, content_type, _padded(data, total), total
-        return 200, content_type, data, len(data)
+            return 200, content_type, _padded(data, total), total, None
+        return 200, content_type, data, len(data), None
+
+    def _redirect(self, request_id: str, name: str, redirected: bool) -> str | None:
+        """(under the lock) Where a redirect fault sends a file request, if one applies."""
+        path = f"/files/{request_id}/{name}"
+        if self._fault(request_id, "output-redirect-loop")[0]:
+            return f"{self.base_url}{path}?hop={uuid.uuid4().hex[:6]}"
+        if self._fault(request_id, "output-redirect-offsite")[0]:
+            port = self._server.server_address[1]
+            return f"http://localhost:{port}{path}"
+        if not redirected and self._fault(request_id, "output-redirect")[0]:
+            return f"{self.base_url}{path}?redirected=1"
+        return None
 
     # --- webhooks ---------------------------------------------------------------------
 
@@ -577,8 +657,12 @@ class FalQueueEmulator:
         if "webhook-duplicate" in request.faults:
             kinds = ["real", "real"]
         for kind in kinds:
-            self._sequence += 1
-            heapq.heappush(self._webhooks, (when, self._sequence, request.request_id, kind))
+            self._push_webhook(when, request.request_id, kind, 0)
+
+    def _push_webhook(self, when: float, request_id: str, kind: str, attempt: int) -> None:
+        """(under the lock) One delivery attempt, due at `when`."""
+        self._sequence += 1
+        heapq.heappush(self._webhooks, (when, self._sequence, request_id, kind, attempt))
         self._webhook_wake.notify_all()
 
     def _send_webhooks(self) -> None:
@@ -588,7 +672,7 @@ class FalQueueEmulator:
                     if not self._webhooks:
                         self._webhook_wake.wait(timeout=0.5)
                         continue
-                    due, _, request_id, kind = self._webhooks[0]
+                    due, _, request_id, kind, attempt = self._webhooks[0]
                     wait = due - time.time()
                     if wait > 0:
                         self._webhook_wake.wait(timeout=min(wait, 0.5))
@@ -598,41 +682,62 @@ class FalQueueEmulator:
                     self._advance(request, time.time())
                 if request.status == "COMPLETED" and not request.error:
                     self._render(request)
-                self._deliver(http, request, kind)
+                if not self._deliver(http, request, kind) and attempt < self._webhook_retries:
+                    # Not delivered: again on fal's schedule (10 times over 2 hours), scaled.
+                    delay = WEBHOOK_RETRY_DELAYS[attempt] * self.webhook_time_scale
+                    with self._webhook_wake:
+                        self._push_webhook(time.time() + delay, request_id, kind, attempt + 1)
 
-    def _deliver(self, http: httpx.Client, request: EmulatedRequest, kind: str) -> None:
-        status_code, payload = (
-            self._result(request.request_id)
+    def _webhook_body(self, request: EmulatedRequest) -> tuple[str, bytes]:
+        """The header's request id and the body, as fal sends them."""
+        status_code, answer = (
+            self._result(request.request_id, fetched=False)
             if not request.cancelled
             else (500, {"detail": request.error})
         )
+        payload = answer[0] if isinstance(answer, tuple) else answer
         ok = status_code == 200
-        document = {
+        with self._lock:
+            if "webhook-gateway-id" in request.faults and (
+                request.gateway_request_id == request.request_id
+            ):
+                request.gateway_request_id = str(uuid.uuid4())  # fal retried it internally
+            gateway = request.gateway_request_id or request.request_id
+        document: dict[str, Any] = {
             "request_id": request.request_id,
-            "gateway_request_id": request.request_id,
+            "gateway_request_id": gateway,
             "status": "OK" if ok else "ERROR",
-            "payload": payload if ok else None,
+            # An ERROR webhook carries the model's detail (a 422's list, say) in payload.
+            "payload": payload,
             "payload_error": None,
         }
         if not ok:
-            document["error"] = request.error or str(payload.get("detail"))
-        body = json.dumps(document).encode()
-        for attempt in range(self._webhook_retries + 1):
-            if self._stopping.is_set():
-                return
-            timestamp = int(time.time()) - (600 if "webhook-stale" in request.faults else 0)
-            key = Ed25519PrivateKey.generate() if kind == "forged" else self._signing_key
-            headers = sign_webhook(key, request.request_id, USER_ID, str(timestamp), body)
-            headers["Content-Type"] = "application/json"
-            with self._lock:
-                request.webhook_deliveries += 1
-            try:
-                answer = http.post(str(request.webhook_url), content=body, headers=headers)
-                if answer.status_code < 300 or kind == "forged":
-                    return
-            except httpx.HTTPError:
-                pass
-            self._sleep(0.2 * (2**attempt))
+            document["error"] = f"Invalid status code: {status_code}"
+        elif "webhook-payload-error" in request.faults:
+            document["payload"] = None
+            document["payload_error"] = "Payload too large to include in the webhook"
+        return gateway, json.dumps(document).encode()
+
+    def _deliver(self, http: httpx.Client, request: EmulatedRequest, kind: str) -> bool:
+        """One delivery attempt; True when it is done (delivered, or a forgery sent)."""
+        if self._stopping.is_set():
+            return True
+        header_id, body = self._webhook_body(request)
+        with self._lock:
+            request.webhook_attempts.append(time.time())
+        if self._fault(request.request_id, "webhook-dropped")[0]:
+            return False  # lost on the way, as if the receiver had been down
+        timestamp = int(time.time()) - (600 if "webhook-stale" in request.faults else 0)
+        key = Ed25519PrivateKey.generate() if kind == "forged" else self._signing_key
+        headers = sign_webhook(key, header_id, USER_ID, str(timestamp), body)
+        headers["Content-Type"] = "application/json"
+        with self._lock:
+            request.webhook_deliveries += 1
+        try:
+            answer = http.post(str(request.webhook_url), content=body, headers=headers)
+        except httpx.HTTPError:
+            return False
+        return answer.status_code < 300 or kind == "forged"
 
     def _sleep(self, seconds: float) -> None:
         self._stopping.wait(seconds)
@@ -668,7 +773,8 @@ class FalQueueEmulator:
             return _send_json(handler, 200, self.jwks())
         if method == "GET" and path.startswith("files/"):
             _, request_id, name = [*path.split("/", 2), "", ""][:3]
-            return _send_file(handler, *self._file(request_id, name))
+            redirected = "redirected=1" in parts.query
+            return _send_file(handler, *self._file(request_id, name, redirected))
         presented = handler.headers.get(self._auth_header)
         if presented is not None:
             with self._lock:
@@ -686,17 +792,15 @@ class FalQueueEmulator:
                     {"detail": [{"loc": ["body"], "msg": "invalid JSON", "type": "json_invalid"}]},
                 )
             webhook = parse_qs(parts.query).get("fal_webhook", [None])[0]
-            return _send_json(
-                handler, *self._submit(body if isinstance(body, dict) else {}, webhook)
-            )
+            return _reply(handler, *self._submit(body if isinstance(body, dict) else {}, webhook))
         if path.startswith(prefix):
             request_id, _, action = path[len(prefix) :].partition("/")
             if method == "GET" and action == "status":
                 return self._send_status(handler, request_id, "logs=1" in parts.query)
             if method == "GET" and action == "":
-                return _send_json(handler, *self._result(request_id))
+                return _reply(handler, *self._result(request_id), request_id=request_id)
             if method == "PUT" and action == "cancel":
-                return _send_json(handler, *self._cancel(request_id))
+                return _reply(handler, *self._cancel(request_id), request_id=request_id)
         return _send_json(handler, 404, {"detail": f"Path /{path} not found"})
 
     def _send_status(self, handler: BaseHTTPRequestHandler, request_id: str, logs: bool) -> None:
@@ -708,7 +812,7 @@ class FalQueueEmulator:
         if self._fault(request_id, "status-truncated")[0]:
             text = json.dumps(answer).encode()
             return _send_bytes(handler, 200, "application/json", text[: len(text) // 2])
-        return _send_json(handler, code, answer)
+        return _reply(handler, code, answer, request_id=request_id)
 
 
 def sign_webhook(
@@ -827,17 +931,50 @@ def _send_json(handler: BaseHTTPRequestHandler, code: int, document: Any) -> Non
     _send_bytes(handler, code, "application/json", json.dumps(document).encode())
 
 
-def _send_bytes(handler: BaseHTTPRequestHandler, code: int, content_type: str, data: bytes) -> None:
+def _reply(
+    handler: BaseHTTPRequestHandler, code: int, answer: Any, *, request_id: str | None = None
+) -> None:
+    """A queue answer: a JSON document (optionally with headers), or the ingress's page.
+
+    fal's own answers about a request carry `x-fal-request-id`; the ingress's do not.
+    """
+    headers: dict[str, str] = {}
+    if isinstance(answer, tuple):
+        answer, headers = answer
+    if isinstance(answer, bytes):
+        return _send_bytes(handler, code, "text/html", answer)
+    named = answer.get("request_id") if isinstance(answer, dict) else None
+    if (request_id or named) and "x-fal-request-id" not in headers:
+        headers = {**headers, "x-fal-request-id": str(request_id or named)}
+    return _send_bytes(handler, code, "application/json", json.dumps(answer).encode(), headers)
+
+
+def _send_bytes(
+    handler: BaseHTTPRequestHandler,
+    code: int,
+    content_type: str,
+    data: bytes,
+    headers: dict[str, str] | None = None,
+) -> None:
     handler.send_response(code)
     handler.send_header("Content-Type", content_type)
     handler.send_header("Content-Length", str(len(data)))
+    for name, value in (headers or {}).items():
+        handler.send_header(name, value)
     handler.end_headers()
     handler.wfile.write(data)
 
 
-def _send_file(
-    handler: BaseHTTPRequestHandler, code: int, content_type: str, body: Any, declared: int | None
+def _send_file(  # noqa: PLR0917 - spreads _file's answer
+    handler: BaseHTTPRequestHandler,
+    code: int,
+    content_type: str,
+    body: Any,
+    declared: int | None,
+    location: str | None = None,
 ) -> None:
+    if location:
+        return _send_bytes(handler, code, content_type, body, {"Location": location})
     if isinstance(body, bytes) and declared in (None, len(body)):
         return _send_bytes(handler, code, content_type, body)
     handler.send_response(code)
@@ -865,11 +1002,19 @@ def main(argv: list[str] | None = None) -> int:
         "--run-spread", type=float, default=0.0, help="run time varies by ± this fraction"
     )
     parser.add_argument("--api-key", default=None)
+    parser.add_argument(
+        "--webhook-time-scale",
+        type=float,
+        default=0.001,
+        help="fal retries a webhook 10 times over 2 hours; this factor scales that schedule "
+        "(1 = real time; the default 0.001 spans 7.2 s)",
+    )
     args = parser.parse_args(argv)
     emulator = FalQueueEmulator(
         port=args.port,
         api_key=args.api_key,
         timing=EmulatorTiming(args.queue_seconds, args.run_seconds, args.run_spread),
+        webhook_time_scale=args.webhook_time_scale,
     )
     with emulator:
         print(f"fal queue emulator on {emulator.base_url} (model {emulator.model_path})")

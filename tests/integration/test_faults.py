@@ -57,6 +57,7 @@ def submits_for(pipeline: LocalPipeline, marker: str) -> int:
     "fault",
     [
         "submit-429*3",
+        "submit-502*2",
         "submit-503*2",
         "status-429*2",
         "status-502*2",
@@ -80,10 +81,12 @@ def test_transient_queue_faults_are_retried_to_success(pipeline: LocalPipeline, 
     [
         ("model-error", "model_"),
         ("validation-error", "model_"),
-        ("result-404", "model_request_failed"),
+        ("result-404", "model_result_expired"),
         ("output-403", "output_unavailable"),
         ("output-not-image", "output_not_an_image"),
         ("output-huge=3", "output_too_large"),
+        ("output-redirect-offsite", "output_url_refused"),
+        ("output-redirect-loop", "output_url_refused"),
         ("submit-timeout", "model_submit_uncertain"),
     ],
 )
@@ -188,3 +191,92 @@ def test_an_upload_deleted_before_processing_is_reported(pipeline: LocalPipeline
     assert notification.failure is not None
     assert notification.failure.reason == "object_not_found"
     assert pipeline.emulator.submit_count == submits
+
+
+# --- issue 11: never two paid submits on a 5xx; fal's loose and strict answers ---------------
+
+
+def test_a_submit_answered_5xx_naming_its_queued_request_follows_it(
+    pipeline: LocalPipeline,
+) -> None:
+    # Given fal queues the request but answers 503 with its id in x-fal-request-id
+    marker = "[fault:submit-503-queued*1]"
+    # When the job runs
+    _, received = run_job(pipeline, "submit-503-queued", f"make it blue {marker}")
+    # Then that request is followed to success: one paid submit, the job's own request
+    notification = received.notification
+    assert notification.status == "SUCCEEDED", notification.failure
+    assert submits_for(pipeline, marker) == 1
+    [request] = [r for r in pipeline.emulator.requests() if marker in r.body["prompt"]]
+    assert notification.request_id == request.request_id
+
+
+@pytest.mark.parametrize(
+    ("fault", "queued"),
+    [
+        # a 500 naming a request the queue never kept: fal answered, so it is not resent
+        ("submit-500-lost", 0),
+        # a 503 in fal's JSON naming no request (not the ingress): it may be queued, and is
+        ("submit-503-bare", 1),
+    ],
+)
+def test_a_submit_answered_5xx_by_fal_itself_is_never_resent(
+    pipeline: LocalPipeline, fault: str, queued: int
+) -> None:
+    # Given a 5xx that did not come from the ingress, once
+    marker = f"[fault:{fault}*1]"
+    # When the job runs (the state machine retries what it may)
+    _, received = run_job(pipeline, fault, f"make it blue {marker}")
+    # Then it fails as uncertain, with no second POST that could pay twice
+    notification = received.notification
+    assert notification.status == "FAILED"
+    assert notification.failure is not None
+    assert notification.failure.reason == "model_submit_uncertain", notification.failure
+    assert submits_for(pipeline, marker) == queued
+
+
+def test_null_metrics_timings_and_nsfw_flags_do_not_fail_a_job(pipeline: LocalPipeline) -> None:
+    # Given a queue that answers null metrics, logs, timings and has_nsfw_concepts
+    _, received = run_job(pipeline, "loose-fields", "make it purple [fault:loose-fields]")
+    # When the job completes / Then it succeeds, the missing values read as empty
+    notification = received.notification
+    assert notification.status == "SUCCEEDED", notification.failure
+    assert (notification.has_nsfw_concepts, notification.timings) == ([], {})
+
+
+def test_the_models_error_type_is_kept_in_the_failure_message(pipeline: LocalPipeline) -> None:
+    _, received = run_job(pipeline, "error-type", "make it red [fault:model-error]")
+    failure = received.notification.failure
+    assert failure is not None
+    assert failure.reason == "model_error"
+    assert "error_type model_error" in failure.message
+
+
+def test_an_output_redirected_within_the_allowed_hosts_is_copied(pipeline: LocalPipeline) -> None:
+    # Given hosted files that answer 302 to the same file on the same origin, once
+    _, received = run_job(pipeline, "redirect", "make it orange [fault:output-redirect]")
+    # When collected / Then the redirect is followed and the image stored
+    notification = received.notification
+    assert notification.status == "SUCCEEDED", notification.failure
+    assert notification.outputs[0].content_type == "image/jpeg"
+
+
+def test_an_input_too_large_to_send_inline_is_refused_before_submit() -> None:
+    # Given inline input transfer (as against the real model from a local run) and an
+    # upload over 10 MB once base64-encoded, under MAX_INPUT_BYTES
+    with LocalPipeline(
+        fal_key=API_KEY,
+        emulator_timing=EmulatorTiming(queue_seconds=0.1, run_seconds=0.3),
+        parameters={**FAULT_PARAMETERS, "InputTransfer": "data_uri"},
+        environment=FAULT_ENVIRONMENT,
+    ) as inline:
+        image = make_image(size=(96, 64)) + b"\0" * (8 * 1024 * 1024)
+        source = inline.upload(image, key="inputs/faults/huge-inline.png", prompt="make it blue")
+        # When its job runs
+        notification = inline.wait_for_notification(source, timeout=90).notification
+        # Then it fails with the limit and the way out, and the model is never called
+        assert notification.status == "FAILED"
+        assert notification.failure is not None
+        assert notification.failure.reason == "input_too_large_inline"
+        assert "InputTransfer=presigned" in notification.failure.message
+        assert inline.emulator.submit_count == 0

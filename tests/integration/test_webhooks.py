@@ -54,7 +54,10 @@ def test_a_signed_webhook_completes_the_job_without_polling(pipeline: LocalPipel
     states = states_entered(pipeline, source)
     assert "AwaitWebhook" in states
     assert "CheckStatus" not in states
-    assert pipeline.emulator.get(notification.request_id or "").status_polls == 0
+    request = pipeline.emulator.get(notification.request_id or "")
+    assert request.status_polls == 0
+    # And the webhook's verified payload was the result: no second fetch
+    assert request.result_fetches == 0
 
 
 @pytest.mark.parametrize("fault", ["webhook-duplicate", "webhook-forged", "webhook-late"])
@@ -79,6 +82,36 @@ def test_an_error_webhook_fails_the_job_with_the_models_reason(pipeline: LocalPi
     assert notification.status == "FAILED"
     assert notification.failure is not None
     assert notification.failure.error == "ModelRequestFailedError"
+    # (The detail from the ERROR webhook's payload travels in SendTaskFailure's cause,
+    # which moto's server drops: tests/unit/test_webhooks.py checks it reaches the cause.)
+
+
+@pytest.mark.parametrize(
+    ("fault", "fetches"),
+    [
+        # fal retried the request internally: the header names the gateway request id
+        ("webhook-gateway-id", 0),
+        # the payload could not be included: the result is fetched from the response URL
+        ("webhook-payload-error", 1),
+        # the first two deliveries fail; fal's retries (scaled down) bring the third
+        ("webhook-dropped*2", 0),
+    ],
+)
+def test_webhooks_as_fal_sends_them_complete_the_job_without_polling(
+    pipeline: LocalPipeline, fault: str, fetches: int
+) -> None:
+    # Given a webhook in one of the shapes fal really sends
+    source = pipeline.upload(
+        make_image(),
+        key=f"inputs/hook/{fault.replace('*', '-x')}.png",
+        prompt=f"make it blue [fault:{fault}]",
+    )
+    # When the model finishes
+    notification = pipeline.wait_for_notification(source, timeout=30).notification
+    # Then the webhook completes the job, never the poll fallback (WebhookWaitSeconds: 20 s)
+    assert notification.status == "SUCCEEDED", notification.failure
+    assert "CheckStatus" not in states_entered(pipeline, source)
+    assert pipeline.emulator.get(notification.request_id or "").result_fetches == fetches
 
 
 def test_without_a_webhook_polling_takes_over() -> None:
@@ -135,7 +168,11 @@ def test_an_http_subscriber_filtered_on_status_gets_only_failures(
     bad = pipeline.upload(make_image(), key="inputs/hook/sub-bad.png", metadata={})
     pipeline.wait_for_notification(ok, timeout=30)
     pipeline.wait_for_notification(bad, timeout=30)
-    # Then the endpoint received the failure only
+    # Then the endpoint received the failure only (SNS posts to it after the queue's copy)
+    deadline = time.monotonic() + 10
+    while not _Subscriber.received and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.5)  # and nothing more arrives
     deliveries = [item for item in _Subscriber.received if item.get("Type") == "Notification"]
     assert [json.loads(item["Message"])["source"]["key"] for item in deliveries] == [bad.key]
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import random
 import time
 from collections.abc import Iterator
@@ -173,3 +174,149 @@ def test_run_times_vary_within_the_spread() -> None:
     assert all(7.0 <= seconds <= 13.0 for seconds in runs)
     assert max(runs) - min(runs) > 3.0
     assert EmulatorTiming(run_seconds=10.0).draw_run_seconds(rng) == 10.0
+
+
+# --- issue 11: the emulator does what fal does --------------------------------------------
+
+
+def test_the_submit_answer_names_the_request_and_its_gateway_id(
+    emulator: FalQueueEmulator, http: httpx.Client
+) -> None:
+    # Given a submit
+    url = f"{emulator.base_url}/fal-ai/flux-pro/kontext/max"
+    response = http.post(url, json={"prompt": "x", "image_url": data_uri(make_image())})
+    # When answered / Then fal's fields and header are there
+    answer = response.json()
+    assert answer["gateway_request_id"] == answer["request_id"]
+    assert response.headers["x-fal-request-id"] == answer["request_id"]
+
+
+def test_an_ingress_error_has_no_request_id_and_queues_nothing(
+    emulator: FalQueueEmulator, http: httpx.Client
+) -> None:
+    # Given the ingress in front of the queue fails once
+    url = f"{emulator.base_url}/fal-ai/flux-pro/kontext/max"
+    body = {"prompt": "x [fault:submit-503*1]", "image_url": data_uri(make_image())}
+    # When submitted / Then the answer is the proxy's page, and nothing is queued
+    response = http.post(url, json=body)
+    assert response.status_code == 503
+    assert "x-fal-request-id" not in response.headers
+    assert b"nginx" in response.content
+    assert emulator.submit_count == 0
+
+
+def test_a_5xx_that_names_a_request_has_queued_it(
+    emulator: FalQueueEmulator, http: httpx.Client
+) -> None:
+    url = f"{emulator.base_url}/fal-ai/flux-pro/kontext/max"
+    body = {"prompt": "x [fault:submit-503-queued]", "image_url": data_uri(make_image())}
+    response = http.post(url, json=body)
+    assert response.status_code == 503
+    assert emulator.requests()[0].request_id == response.headers["x-fal-request-id"]
+
+
+def test_cancelling_a_running_request_is_only_a_request(
+    emulator: FalQueueEmulator, http: httpx.Client
+) -> None:
+    # Given a request a runner has already started
+    answer = submit(http, emulator, prompt="make it blue")
+    deadline = time.monotonic() + 5
+    while http.get(answer["status_url"]).json()["status"] != "IN_PROGRESS":
+        assert time.monotonic() < deadline, "never started"
+        time.sleep(0.01)
+    # When it is cancelled
+    cancel = http.put(answer["cancel_url"])
+    # Then fal only signals the runner: the request still completes, with its result
+    assert (cancel.status_code, cancel.json()) == (202, {"status": "CANCELLATION_REQUESTED"})
+    while http.get(answer["status_url"]).json()["status"] != "COMPLETED":
+        assert time.monotonic() < deadline, "never completed"
+        time.sleep(0.01)
+    assert http.get(answer["response_url"]).status_code == 200
+    request = emulator.get(answer["request_id"])
+    assert (request.cancel_requested, request.cancelled) == (True, False)
+
+
+def test_an_inline_input_over_ten_megabytes_fails_to_load(
+    emulator: FalQueueEmulator, http: httpx.Client
+) -> None:
+    # Given a data: URI over 10 MB encoded (what fal's maintainers report failing)
+    padding = "A" * (10 * 1024 * 1024)
+    answer = submit(http, emulator, prompt="x", image_url=f"data:image/png;base64,{padding}")
+    deadline = time.monotonic() + 5
+    while http.get(answer["status_url"]).json()["status"] != "COMPLETED":
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    # When the result is asked for / Then the model could not load it
+    response = http.get(answer["response_url"])
+    assert response.status_code == 422
+    assert "too large" in response.text
+
+
+def wait_for_deliveries(count: int, timeout: float = 10) -> None:
+    deadline = time.monotonic() + timeout
+    while len(_Receiver.deliveries) < count:
+        assert time.monotonic() < deadline, f"{len(_Receiver.deliveries)} of {count} webhooks"
+        time.sleep(0.02)
+
+
+def test_webhooks_are_retried_on_fals_schedule_scaled_down(http: httpx.Client) -> None:
+    # Given fal's schedule (10 retries over 2 hours) scaled by 1/1000, and the first two
+    # deliveries lost
+    _Receiver.deliveries = []
+    with (
+        FalQueueEmulator(
+            timing=EmulatorTiming(queue_seconds=0.0, run_seconds=0.05),
+            api_key=KEY,
+            webhook_time_scale=0.001,
+        ) as emulator,
+        loopback_server(_Receiver) as base_url,
+    ):
+        url = f"{emulator.base_url}/fal-ai/flux-pro/kontext/max"
+        body = {"prompt": "x [fault:webhook-dropped*2]", "image_url": data_uri(make_image())}
+        request_id = http.post(url, params={"fal_webhook": f"{base_url}/hook"}, json=body).json()[
+            "request_id"
+        ]
+        # When the request completes
+        wait_for_deliveries(1)
+        attempts = emulator.get(request_id).webhook_attempts
+    # Then it arrives on the third attempt, the gaps doubling from ~7 ms (7 s at full scale)
+    assert len(attempts) == 3
+    first, second = attempts[1] - attempts[0], attempts[2] - attempts[1]
+    assert 0.006 <= first < 0.5
+    assert second >= 0.012
+    assert len(_Receiver.deliveries) == 1
+
+
+def test_an_error_webhook_carries_the_detail_in_its_payload(
+    emulator: FalQueueEmulator, http: httpx.Client
+) -> None:
+    # Given a request the model rejects, asking for a webhook
+    _Receiver.deliveries = []
+    with loopback_server(_Receiver) as base_url:
+        url = f"{emulator.base_url}/fal-ai/flux-pro/kontext/max"
+        body = {"prompt": "x", "image_url": data_uri(make_image()), "aspect_ratio": "5:4"}
+        http.post(url, params={"fal_webhook": f"{base_url}/hook"}, json=body)
+        # When it completes
+        wait_for_deliveries(1)
+    # Then the ERROR webhook has fal's headline and the 422 detail in payload
+    document = json.loads(_Receiver.deliveries[0][1])
+    assert document["status"] == "ERROR"
+    assert document["error"] == "Invalid status code: 422"
+    assert document["payload"]["detail"][0]["loc"] == ["body", "aspect_ratio"]
+
+
+def test_a_webhook_for_a_request_fal_retried_names_the_gateway_id(
+    emulator: FalQueueEmulator, http: httpx.Client
+) -> None:
+    _Receiver.deliveries = []
+    with loopback_server(_Receiver) as base_url:
+        url = f"{emulator.base_url}/fal-ai/flux-pro/kontext/max"
+        body = {"prompt": "x [fault:webhook-gateway-id]", "image_url": data_uri(make_image())}
+        request_id = http.post(url, params={"fal_webhook": f"{base_url}/hook"}, json=body).json()[
+            "request_id"
+        ]
+        wait_for_deliveries(1)
+    headers, raw = _Receiver.deliveries[0]
+    document = json.loads(raw)
+    assert document["request_id"] == request_id != document["gateway_request_id"]
+    assert headers["X-Fal-Webhook-Request-Id"] == document["gateway_request_id"]
