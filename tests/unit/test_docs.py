@@ -69,9 +69,11 @@ NAMED_PATH = re.compile(
     r"(?:\.\./)+[\w./-]*\w"
     r"|(?:docs|events|benchmarks|samples|statemachine|tests|functions|layers|src)/[\w./-]*"
     r"\.(?:md|py|json|ya?ml|toml|txt|jpe?g|png|sh)"
-    r"|[\w-]+\.md"
     r")(?![\w/])"
 )
+# A document named on its own, as code: `decisions.md`. (A bare name in prose, or a path
+# under no folder of this project, may be another project's file, such as a cited spec.)
+NAMED_DOCUMENT = re.compile(r"`([\w.-]+\.md)`")
 TEXT_SUFFIXES = {".md", ".py", ".yaml", ".yml", ".toml", ".json", ".cfg", ".txt", ""}
 
 
@@ -94,7 +96,8 @@ def project_files() -> list[Path]:
 def broken_links(path: Path, root: Path = ROOT) -> list[str]:
     """Every link or named path in a file that leads to no file, or out of the project."""
     text = path.read_text(encoding="utf-8", errors="replace")
-    targets = {(target, path.parent) for target in NAMED_PATH.findall(text)}
+    named = NAMED_PATH.findall(text) + NAMED_DOCUMENT.findall(text)
+    targets = {(target, path.parent) for target in named}
     if path.suffix == ".md":
         for target in MARKDOWN_LINK.findall(text):
             if not re.match(r"^(?:[a-z]+:|#)", target):
@@ -132,13 +135,14 @@ def test_the_link_check_finds_a_missing_file_and_a_path_out_of_the_project(
     (project / "docs" / "decisions.md").write_text("# Decisions")
     note = project / "docs" / "note.md"
     note.write_text(
-        "See [gone](missing.md), ../../shared/design/x.md, docs/decisions.md and "
-        "[decisions](decisions.md).",
+        "See [gone](missing.md), ../../shared/design/x.md, docs/decisions.md, "
+        "[decisions](decisions.md), `architecture.md` and a spec's own file, spec.md.",
         encoding="utf-8",
     )
     # When checked / Then both bad ones are reported and the good ones are not
     assert broken_links(note, root=project) == [
         "../../shared/design/x.md (outside the project)",
+        "architecture.md",
         "missing.md",
     ]
 
