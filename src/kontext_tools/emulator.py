@@ -30,6 +30,7 @@ calls by `inject_fault(NAME, times=N)`:
 | validation-error | COMPLETED with an error; result 422 with a detail list |
 | result-404 | result answers 404 (expired, as fal's are after an hour, or minutes when large) |
 | stuck-in-queue | never leaves IN_QUEUE (until cancelled) |
+| slow-run=S | the run takes S seconds (a cancel meanwhile is only a request: it still completes) |
 | output-403 | hosted files answer 403 |
 | output-not-image | hosted files are HTML |
 | output-truncated | hosted files declare more bytes than they send |
@@ -340,6 +341,7 @@ class FalQueueEmulator:
             lost = str(uuid.uuid4())
             return 500, ({"detail": "Internal server error"}, {"x-fal-request-id": lost})
         hang = self._fault(scope, "submit-timeout")[0]
+        slow, slow_seconds = self._fault(scope, "slow-run")
         queued_503 = self._fault(scope, "submit-503-queued")[0]
         bare_503 = self._fault(scope, "submit-503-bare")[0]
         request_id = str(uuid.uuid4())
@@ -356,6 +358,8 @@ class FalQueueEmulator:
             else random.randrange(2**31),  # noqa: S311
         )
         request.validation = _validate(body)
+        if slow:
+            request.run_seconds = float(slow_seconds or 30)
         with self._lock:
             self._faults.arm(request_id, prompt)
             self._requests[request_id] = request

@@ -8,6 +8,7 @@ prompt (see kontext_pipeline/emulator.py).
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -280,3 +281,22 @@ def test_an_input_too_large_to_send_inline_is_refused_before_submit() -> None:
         assert notification.failure.reason == "input_too_large_inline"
         assert "InputTransfer=presigned" in notification.failure.message
         assert inline.emulator.submit_count == 0
+
+
+def test_a_running_request_past_the_deadline_is_asked_to_cancel_and_may_still_finish(
+    pipeline: LocalPipeline,
+) -> None:
+    # Given a run longer than the deadline (6 s): a runner has it when the job gives up
+    _, received = run_job(pipeline, "slow", "make it grey [fault:slow-run=9]")
+    # When the failure branch cancels it
+    notification = received.notification
+    assert notification.failure is not None
+    assert notification.failure.reason == "deadline_exceeded"
+    # Then fal only signals the runner (CANCELLATION_REQUESTED, logged as may_still_run):
+    # the request is not removed, and this model completes it anyway
+    request = pipeline.emulator.get(notification.request_id or "")
+    assert (request.cancel_requested, request.cancelled) == (True, False)
+    deadline = time.monotonic() + 10
+    while pipeline.emulator.get(request.request_id).status != "COMPLETED":
+        assert time.monotonic() < deadline, "the request never completed"
+        time.sleep(0.1)
