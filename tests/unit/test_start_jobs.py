@@ -101,6 +101,20 @@ def test_execution_names_are_valid_and_stable() -> None:
     assert all(ch.isascii() and (ch.isalnum() or ch in "-_") for ch in name)
 
 
+def test_a_listed_object_version_gets_the_name_its_upload_event_gave_it() -> None:
+    # Given an upload event of a versioned bucket (version id and sequencer)
+    from_event = source_from_s3_record(load_event("s3_put")["Records"][0])
+    # When a backfill names the same version, listed: no sequencer, the ETag quoted
+    listed = from_event.model_copy(update={"sequencer": None, "etag": f'"{from_event.etag}"'})
+    # Then the names agree, so the backfill finds the job the trigger started
+    assert execution_name_for(listed) == execution_name_for(from_event)
+    # And without a version id, the sequencer and ETag still tell writes apart
+    unversioned = from_event.model_copy(update={"version_id": None})
+    assert execution_name_for(unversioned) != execution_name_for(
+        unversioned.model_copy(update={"sequencer": "0055AED6DCD90281E6"})
+    )
+
+
 def test_concurrent_deliveries_start_one_execution(state_machine: tuple[Any, str]) -> None:
     # Given the same event delivered to eight trigger instances at once
     from concurrent.futures import ThreadPoolExecutor

@@ -93,3 +93,15 @@ class NotificationError(PipelineError):
     """The SNS publish failed. Retried by the state machine; the job's outputs stay in place."""
 
     default_reason = "notification_failed"
+
+
+class BudgetExceededError(PipelineError):
+    """The job would pass MaxImagesPerDay: not submitted, never retried (nothing is paid)."""
+
+    default_reason = "budget_exceeded"
+
+
+class ConcurrencyCapReachedError(PipelineError):
+    """Every one of MaxConcurrentRequests is in use: the state machine waits and retries."""
+
+    default_reason = "concurrency_cap_reached"

@@ -25,8 +25,11 @@ import httpx
 from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import ValidationError
 
+from kontext_pipeline.budget import Budget
 from kontext_pipeline.config import PipelineSettings
 from kontext_pipeline.errors import (
+    BudgetExceededError,
+    ConcurrencyCapReachedError,
     ConfigurationError,
     ModelDeadlineExceededError,
     ModelQueueUnavailableError,
@@ -45,6 +48,7 @@ from kontext_pipeline.metadata import (
 )
 from kontext_pipeline.models import (
     CONTENT_TYPES,
+    EditOverrides,
     EditRequest,
     FailureDetail,
     JobStart,
@@ -103,19 +107,19 @@ def source_from_s3_record(record: Mapping[str, Any]) -> SourceObject:
 def execution_name_for(source: SourceObject) -> str:
     """One name per object version: a repeated event cannot start a second execution.
 
-    The version id identifies a write in a versioned bucket; the sequencer does in any
-    bucket (duplicate deliveries of one event carry the same sequencer, an overwrite a new one).
-    The ETag only matters where an event carries neither (moto's S3 events, for one).
+    The version id identifies a write in a versioned bucket (the template's is), and it is
+    all the name uses when known, so a backfill, which lists objects and has no event
+    sequencer, names an upload's job exactly as the trigger did (backfill.py). Without a
+    version id the sequencer identifies the write (duplicate deliveries of one event carry
+    the same sequencer, an overwrite a new one), with the ETag where the event has no
+    sequencer either.
     """
-    identity = "\n".join(
-        (
-            source.bucket,
-            source.key,
-            source.version_id or "",
-            source.sequencer or "",
-            source.etag or "",
+    if source.version_id and source.version_id != "null":
+        identity = "\n".join((source.bucket, source.key, source.version_id))
+    else:
+        identity = "\n".join(
+            (source.bucket, source.key, "", source.sequencer or "", (source.etag or "").strip('"'))
         )
-    )
     digest = hashlib.sha256(identity.encode()).hexdigest()[:32]
     stem = source.key.rsplit("/", 1)[-1].rsplit(".", 1)[0]
     slug = re.sub(r"[^A-Za-z0-9_-]+", "-", stem).strip("-")[:40] or "object"
@@ -153,16 +157,26 @@ def start_edit_jobs(
             logger.info("skipping object", extra={"object_key": source.key, "why": reason})
             outcomes.append(StartOutcome(source, "skipped", reason))
             continue
-        outcomes.append(_start_one(stepfunctions, state_machine_arn, source))
+        outcomes.append(start_job(stepfunctions, state_machine_arn, source))
     return outcomes
 
 
-def _start_one(stepfunctions: Any, state_machine_arn: str, source: SourceObject) -> StartOutcome:
+def start_job(
+    stepfunctions: Any,
+    state_machine_arn: str,
+    source: SourceObject,
+    *,
+    request: EditOverrides | None = None,
+) -> StartOutcome:
+    """Start the one execution of this object version, or count it as a duplicate.
+
+    The trigger and the backfill both start jobs here, so they share the naming rule.
+    """
     name = execution_name_for(source)
     # received_at differs between deliveries, so a replay fails with ExecutionAlreadyExists
     # (same name, other input) and is counted as a duplicate, rather than being silently
     # answered with the running execution as an identical input would be.
-    start = JobStart(source=source, received_at=utc_now())
+    start = JobStart(source=source, received_at=utc_now(), request=request)
     try:
         response = stepfunctions.start_execution(
             stateMachineArn=state_machine_arn, name=name, input=start.model_dump_json()
@@ -187,8 +201,15 @@ def submit_edit(
     ledger: JobLedger,
     settings: PipelineSettings,
     poll_plan: PollPlan,
+    budget: Budget | None = None,
 ) -> ModelJob:
-    """Validate everything that can be validated, then submit exactly once (see ledger.py)."""
+    """Validate everything that can be validated, then submit exactly once (see ledger.py).
+
+    With a budget, the job's images count against the day's cap and it holds one of the
+    concurrent-request slots before it pays (budget.py); a job over the daily cap fails as
+    `budget_exceeded`, one over the concurrency cap raises ConcurrencyCapReachedError,
+    which the state machine retries after a wait.
+    """
     inspected = inspect_source(
         s3,
         start.source,
@@ -207,6 +228,7 @@ def submit_edit(
         sidecar_name=sidecar_name,
         default_prompt=settings.default_prompt,
         default_options=settings.default_options,
+        overrides=start.request.as_fields() if start.request else None,
     )
     if spec.ignored_keys:
         logger.warning("ignoring unknown metadata", extra={"keys": list(spec.ignored_keys)})
@@ -227,10 +249,15 @@ def submit_edit(
             extra={"model_request_id": submission.request_id},
         )
     else:
+        budget = budget or Budget(ledger.dynamodb, ledger.table_name)
+        _reserve_budget(budget, ledger, job_key, images=request.num_images)
         try:
             submission = fal.submit(request.to_body(), webhook_url=webhook_url_for(settings))
         except (ModelQueueUnavailableError, ModelRequestRejectedError):
-            ledger.release_claim(job_key)  # nothing was accepted, so a retry may submit
+            # Nothing was accepted: the images and the slot go back, and a retry may submit.
+            budget.release_slot(job_key)
+            budget.refund_images(request.num_images)
+            ledger.release_claim(job_key)
             raise
         try:
             ledger.record_submit(job_key, submission)
@@ -254,11 +281,27 @@ def submit_edit(
         submitted_at=submitted_at,
         checked_at=submitted_at,
         deadline_at=submitted_at + timedelta(seconds=settings.deadline_seconds),
+        job_key=job_key,
         queue_position=submission.queue_position,
         next_poll_seconds=poll_plan.after_submit(submission.queue_position),
         completion_mode=settings.completion_mode,
         webhook_wait_seconds=settings.webhook_wait_seconds,
     )
+
+
+def _reserve_budget(budget: Budget, ledger: JobLedger, job_key: str, *, images: int) -> None:
+    """Count the images and take a slot before paying; undo both if either is refused."""
+    try:
+        budget.spend_images(images)
+    except (BudgetExceededError, StorageUnavailableError):
+        ledger.release_claim(job_key)
+        raise
+    try:
+        budget.take_slot(job_key)
+    except (ConcurrencyCapReachedError, StorageUnavailableError):
+        budget.refund_images(images)
+        ledger.release_claim(job_key)  # the retry after the wait claims again
+        raise
 
 
 def model_reason(error_type: str | None) -> str | None:
@@ -343,12 +386,16 @@ def collect_outputs(
     settings: PipelineSettings,
     policy: OutputPolicy,
     execution_id: str | None = None,
+    budget: Budget | None = None,
 ) -> Notification:
     """Copy every output into S3, write the manifest last, publish the success notification.
 
     Safe to run twice: output keys are fixed by the request id, and an existing manifest
     means the copy already completed, so a retry only publishes.
     """
+    if budget is not None:
+        # The model is done with the request: its concurrency slot is free (idempotent).
+        budget.release_slot(job.job_key or execution_name_for(job.source))
     bucket = settings.output_bucket or job.source.bucket
     folder = output_folder(
         job.source,
@@ -465,6 +512,7 @@ def report_failure(
     notifier: Notifier,
     execution_id: str | None = None,
     s3: Any = None,
+    budget: Budget | None = None,
 ) -> Notification:
     """Cancel what may still be running (so it is not billed), then publish the failure."""
     caught = CaughtError.from_state(state.get("error") or {})
@@ -472,6 +520,8 @@ def report_failure(
         source = SourceObject.model_validate(state["source"])
     except (KeyError, ValidationError) as exc:
         raise ConfigurationError(f"failure state without a source object: {exc}") from exc
+    # Before the submit returned, the state holds the event's object: the key it claimed.
+    job_key = str(state.get("job_key") or execution_name_for(source))
     prompt = state.get("prompt")
     if s3 is not None and (prompt is None or source.version_id is None):
         source, prompt = _read_back_upload(s3, source, prompt)
@@ -479,6 +529,8 @@ def report_failure(
     cancel_url = state.get("cancel_url")
     if fal is not None and cancel_url and state.get("status") != "COMPLETED":
         _cancel_quietly(fal, str(cancel_url), request_id)
+    if budget is not None:
+        budget.release_slot(job_key)  # idempotent: only a slot this job holds is freed
     notification = Notification(
         status="FAILED",
         source=source,

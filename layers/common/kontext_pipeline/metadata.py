@@ -21,6 +21,8 @@ from kontext_pipeline.models import EditOptions
 
 PROMPT_FIELD = "prompt"
 OPTION_FIELDS: tuple[str, ...] = tuple(EditOptions.model_fields)
+# Metadata the pipeline itself reads, not the model: known, so not warned about.
+PIPELINE_FIELDS: tuple[str, ...] = ("callback_url",)
 # The model's own limit is generous; this keeps one job's state far below Step Functions' 256 KB.
 MAX_PROMPT_CHARS = 10_000
 
@@ -87,23 +89,27 @@ def build_edit_spec(
     sidecar_name: str | None = None,
     default_prompt: str | None = None,
     default_options: Mapping[str, Any] | None = None,
+    overrides: Mapping[str, Any] | None = None,
 ) -> EditSpec:
-    """Merge defaults < sidecar < metadata and validate the result against the model's rules."""
+    """Merge defaults < sidecar < metadata < overrides (a backfill's own prompt and
+    options) and validate the result against the model's rules."""
     fields: dict[str, Any] = dict(default_options or {})
     prompt_source = "default"
     prompt = default_prompt
     ignored: list[str] = []
 
-    for origin, values in (("sidecar", sidecar or {}), ("metadata", normalise_metadata(metadata))):
+    origins = (
+        (f"sidecar {sidecar_name}", sidecar or {}),
+        ("metadata", normalise_metadata(metadata)),
+        ("backfill request", overrides or {}),
+    )
+    for origin, values in origins:
         for key, value in values.items():
             if key == PROMPT_FIELD:
-                prompt, prompt_source = (
-                    value,
-                    (f"sidecar {sidecar_name}" if origin == "sidecar" else "metadata"),
-                )
+                prompt, prompt_source = value, origin
             elif key in OPTION_FIELDS:
                 fields[key] = value
-            else:
+            elif key not in PIPELINE_FIELDS:
                 ignored.append(key)
 
     prompt_text = prompt.strip() if isinstance(prompt, str) else ""

@@ -162,11 +162,31 @@ class ModelResult(BaseModel):
         return value if isinstance(value, dict) else {}
 
 
+class EditOverrides(BaseModel):
+    """A prompt and options given for a whole backfill, over each object's own metadata.
+
+    Options stay as given here and are validated with the rest at submit, so a bad value
+    fails that job with `invalid_option`, as metadata would.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    prompt: str | None = None
+    options: dict[str, Any] = Field(default_factory=dict)
+
+    def as_fields(self) -> dict[str, Any]:
+        fields = {key.lower().replace("-", "_"): value for key, value in self.options.items()}
+        if self.prompt is not None:
+            fields["prompt"] = self.prompt
+        return fields
+
+
 class JobStart(BaseModel):
-    """The execution's input, written by the trigger."""
+    """The execution's input, written by the trigger (or the backfill, with its request)."""
 
     source: SourceObject
     received_at: datetime = Field(default_factory=utc_now)
+    request: EditOverrides | None = None
 
 
 class ModelJob(BaseModel):
@@ -187,6 +207,9 @@ class ModelJob(BaseModel):
     checked_at: datetime | None = None
     polls: int = 0
     next_poll_seconds: int = 1
+    # The jobs-table key the submit claimed (execution_name_for the event's object), so
+    # later steps free the job's concurrency slot under the same key.
+    job_key: str | None = None
     completion_mode: Literal["poll", "webhook"] = "poll"
     webhook_wait_seconds: int = 0
     # The verified webhook's payload, when it came with one small enough to carry (a

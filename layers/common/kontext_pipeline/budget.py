@@ -1,0 +1,211 @@
+"""The spending cap: images per UTC day, and requests at the model at once.
+
+Both are counters in the jobs table, changed with conditional atomic updates before the
+paid submit, so concurrent submits can never together pass a cap:
+
+    budget#images#<YYYY-MM-DD>   images    ADD n  if images + n <= MaxImagesPerDay
+    budget#in-flight             requests  ADD 1  if requests < MaxConcurrentRequests
+
+A day's images are spent when the submit is accepted; they are given back only when the
+submit is known not to have reached the model (the same rule as the submit claim in
+ledger.py), never after. A request slot is held from submit until the job ends; the job's
+own item (`job#<key>`) records that it holds one, and the release clears that mark and
+decrements the counter in one transaction, so a retried release (or a job that never held
+a slot) cannot free a slot twice. A cap of 0 means no cap and touches nothing.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from kontext_pipeline.errors import (
+    BudgetExceededError,
+    ConcurrencyCapReachedError,
+    StorageUnavailableError,
+)
+from kontext_pipeline.ledger import RECORD_TTL_SECONDS
+from kontext_pipeline.models import utc_now
+
+IN_FLIGHT_KEY = "budget#in-flight"
+# A day's counter outlives its day by a week, for `jobs` and for anyone auditing the cap.
+DAY_RECORD_TTL_SECONDS = 8 * 24 * 3600
+
+
+def day_key(now: datetime) -> str:
+    return f"budget#images#{now.date().isoformat()}"
+
+
+@dataclass(frozen=True)
+class Budget:
+    dynamodb: Any
+    table_name: str
+    max_images_per_day: int = 0
+    max_concurrent_requests: int = 0
+
+    def spend_images(self, count: int, *, now: datetime | None = None) -> int | None:
+        """Count `count` images against today's cap; returns the day's new total.
+
+        Raises BudgetExceededError (with the cap and the day's count) when they would pass it.
+        """
+        if self.max_images_per_day <= 0:
+            return None
+        now = now or utc_now()
+        key = day_key(now)
+        try:
+            response = self.dynamodb.update_item(
+                TableName=self.table_name,
+                Key={"pk": {"S": key}},
+                UpdateExpression="ADD images :n SET expires_at = if_not_exists(expires_at, :ttl)",
+                ConditionExpression="attribute_not_exists(images) OR images <= :room",
+                ExpressionAttributeValues={
+                    ":n": {"N": str(count)},
+                    ":room": {"N": str(self.max_images_per_day - count)},
+                    ":ttl": {"N": str(int(time.time()) + DAY_RECORD_TTL_SECONDS)},
+                },
+                ReturnValues="UPDATED_NEW",
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
+            )
+        except ClientError as exc:
+            if _code(exc) != "ConditionalCheckFailedException":
+                raise StorageUnavailableError(f"jobs table unavailable: {_code(exc)}") from exc
+            spent = _images_in(exc.response.get("Item")) or self.images_spent(now=now)
+            raise BudgetExceededError(
+                f"MaxImagesPerDay is {self.max_images_per_day}; {spent} already submitted on "
+                f"{now.date().isoformat()} (UTC), this job asks for {count}",
+                reason="budget_exceeded",
+            ) from exc
+        except BotoCoreError as exc:
+            raise StorageUnavailableError(f"jobs table unavailable: {exc}") from exc
+        return int(response["Attributes"]["images"]["N"])
+
+    def refund_images(self, count: int, *, now: datetime | None = None) -> None:
+        """Give back images whose submit never reached the model."""
+        if self.max_images_per_day <= 0:
+            return
+        try:
+            self.dynamodb.update_item(
+                TableName=self.table_name,
+                Key={"pk": {"S": day_key(now or utc_now())}},
+                UpdateExpression="ADD images :n",
+                ConditionExpression="attribute_exists(images)",
+                ExpressionAttributeValues={":n": {"N": str(-count)}},
+            )
+        except (ClientError, BotoCoreError) as exc:
+            # Erring on the side of the cap: a lost refund makes the day stricter, not dearer.
+            raise StorageUnavailableError(f"images not given back: {exc}") from exc
+
+    def images_spent(self, *, now: datetime | None = None) -> int:
+        item = self.dynamodb.get_item(
+            TableName=self.table_name,
+            Key={"pk": {"S": day_key(now or utc_now())}},
+            ConsistentRead=True,
+        ).get("Item")
+        return _images_in(item) or 0
+
+    def take_slot(self, job_key: str) -> bool:
+        """Hold one of MaxConcurrentRequests for this job; False when there is no cap.
+
+        Raises ConcurrencyCapReachedError when every slot is held (the state machine waits
+        and retries).
+        """
+        if self.max_concurrent_requests <= 0:
+            return False
+        try:
+            self.dynamodb.transact_write_items(
+                TransactItems=[
+                    {
+                        "Update": {
+                            "TableName": self.table_name,
+                            "Key": {"pk": {"S": IN_FLIGHT_KEY}},
+                            "UpdateExpression": "ADD requests :one",
+                            "ConditionExpression": (
+                                "attribute_not_exists(requests) OR requests < :cap"
+                            ),
+                            "ExpressionAttributeValues": {
+                                ":one": {"N": "1"},
+                                ":cap": {"N": str(self.max_concurrent_requests)},
+                            },
+                        }
+                    },
+                    {
+                        "Update": {
+                            "TableName": self.table_name,
+                            "Key": {"pk": {"S": f"job#{job_key}"}},
+                            "UpdateExpression": "SET holds_slot = :yes, expires_at = :ttl",
+                            "ConditionExpression": "attribute_not_exists(holds_slot)",
+                            "ExpressionAttributeValues": {
+                                ":yes": {"BOOL": True},
+                                ":ttl": {"N": str(int(time.time()) + RECORD_TTL_SECONDS)},
+                            },
+                        }
+                    },
+                ]
+            )
+        except ClientError as exc:
+            reasons = [item.get("Code") for item in exc.response.get("CancellationReasons", [])]
+            if _code(exc) == "TransactionCanceledException":
+                if reasons[1:2] == ["ConditionalCheckFailed"]:
+                    return True  # this job already holds a slot (a retried submit)
+                if reasons[:1] == ["ConditionalCheckFailed"]:
+                    raise ConcurrencyCapReachedError(
+                        f"MaxConcurrentRequests is {self.max_concurrent_requests} and every "
+                        "one is in use; the job waits",
+                        reason="concurrency_cap_reached",
+                    ) from exc
+            raise StorageUnavailableError(f"jobs table unavailable: {_code(exc)}") from exc
+        except BotoCoreError as exc:
+            raise StorageUnavailableError(f"jobs table unavailable: {exc}") from exc
+        return True
+
+    def release_slot(self, job_key: str) -> bool:
+        """Free this job's slot if it holds one; True when one was freed."""
+        if self.max_concurrent_requests <= 0:
+            return False
+        try:
+            self.dynamodb.transact_write_items(
+                TransactItems=[
+                    {
+                        "Update": {
+                            "TableName": self.table_name,
+                            "Key": {"pk": {"S": f"job#{job_key}"}},
+                            "UpdateExpression": "REMOVE holds_slot",
+                            "ConditionExpression": "holds_slot = :yes",
+                            "ExpressionAttributeValues": {":yes": {"BOOL": True}},
+                        }
+                    },
+                    {
+                        "Update": {
+                            "TableName": self.table_name,
+                            "Key": {"pk": {"S": IN_FLIGHT_KEY}},
+                            "UpdateExpression": "ADD requests :minus",
+                            "ConditionExpression": "requests > :zero",
+                            "ExpressionAttributeValues": {
+                                ":minus": {"N": "-1"},
+                                ":zero": {"N": "0"},
+                            },
+                        }
+                    },
+                ]
+            )
+        except ClientError as exc:
+            if _code(exc) == "TransactionCanceledException":
+                return False  # no slot held by this job (never taken, or already freed)
+            raise StorageUnavailableError(f"jobs table unavailable: {_code(exc)}") from exc
+        except BotoCoreError as exc:
+            raise StorageUnavailableError(f"jobs table unavailable: {exc}") from exc
+        return True
+
+
+def _images_in(item: Any) -> int | None:
+    if isinstance(item, dict) and "images" in item:
+        return int(item["images"]["N"])
+    return None
+
+
+def _code(exc: ClientError) -> str:
+    return str(exc.response.get("Error", {}).get("Code", "unknown"))

@@ -1,0 +1,316 @@
+"""Per-job callbacks: the job's notification POSTed to the upload's `callback-url`, signed
+the way the Standard Webhooks spec says (https://www.standardwebhooks.com/, the
+specification in github.com/standard-webhooks/standard-webhooks), so receivers verify it
+with the `standardwebhooks` library.
+
+    webhook-id         msg_<hash of the job and its status>: the same for every attempt and
+                       every redelivery, so a receiver deduplicates on it
+    webhook-timestamp  seconds since the epoch, of this attempt
+    webhook-signature  v1,<base64 HMAC-SHA256 of "{id}.{timestamp}.{body}">
+
+The signing key is the base64 part of a `whsec_...` secret kept in Secrets Manager. The
+signature is a dozen lines of standard library, so the layer carries no webhook package.
+
+A callback URL comes from whoever uploads, so it is a way in for server-side request
+forgery. Before any request: https only, no user info, no IP literal, the host in
+`CALLBACK_URL_HOSTS` (or a subdomain), and every address the name resolves to public
+(not private, loopback, link-local, reserved, multicast). The request then goes to the
+address that was checked, with the name kept for TLS and Host, so a second DNS answer
+cannot move it elsewhere (DNS rebinding). The local run may allow plain-HTTP loopback
+literals (`CALLBACK_ALLOW_LOOPBACK`) for a receiver on 127.0.0.1, never on AWS.
+
+Delivery retries 5xx, 429, 408, timeouts and connection errors with exponential backoff
+and full jitter, bounded in attempts and in time; then it raises, Lambda retries the
+event asynchronously (bounded by the template), and the event lands in the dead-letter
+queue. Another 4xx is the receiver's refusal: logged, not retried.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import ipaddress
+import json
+import random
+import socket
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import SplitResult, urlsplit, urlunsplit
+
+import httpx
+from botocore.exceptions import BotoCoreError, ClientError
+
+from kontext_pipeline.errors import PipelineError
+from kontext_pipeline.metadata import normalise_metadata
+from kontext_pipeline.observability import logger
+
+CALLBACK_FIELD = "callback_url"
+SECRET_PREFIX = "whsec_"  # noqa: S105 - the Standard Webhooks prefix, not a secret
+RETRYABLE_STATUS = frozenset({408, 429, 500, 502, 503, 504})
+USER_AGENT = "kontext-pipeline-callbacks/1"
+
+Resolver = Callable[[str, int], Sequence[str]]
+
+
+class CallbackRefusedError(PipelineError):
+    """The callback URL breaks a rule: nothing is sent to it."""
+
+    default_reason = "callback_refused"
+
+
+class CallbackDeliveryError(PipelineError):
+    """The receiver kept failing (5xx, timeouts) for the whole retry budget.
+
+    Raised out of the handler on purpose: Lambda retries the event, then hands it to the
+    dead-letter queue.
+    """
+
+    default_reason = "callback_undelivered"
+
+
+@dataclass(frozen=True)
+class CallbackRules:
+    allowed_hosts: tuple[str, ...]
+    allow_loopback: bool = False
+
+
+@dataclass(frozen=True)
+class CallbackTarget:
+    """A URL that passed the rules, and the address it was checked at."""
+
+    url: str
+    host: str
+    address: str
+
+    def pinned_url(self) -> str:
+        """The URL with its host replaced by the checked address (port and path kept)."""
+        parts = urlsplit(self.url)
+        literal = f"[{self.address}]" if ":" in self.address else self.address
+        netloc = literal if parts.port is None else f"{literal}:{parts.port}"
+        return urlunsplit(parts._replace(netloc=netloc))
+
+
+@dataclass(frozen=True)
+class RetryBudget:
+    max_attempts: int = 4
+    max_seconds: float = 30.0
+    base_delay_seconds: float = 1.0
+    max_delay_seconds: float = 8.0
+
+
+@dataclass(frozen=True)
+class DeliveryOutcome:
+    outcome: str  # delivered | rejected
+    status_code: int
+    attempts: int
+    webhook_id: str
+
+
+def callback_url_from_metadata(metadata: Mapping[str, str]) -> str | None:
+    """The upload's `callback-url` (any case, `-` or `_`), or None."""
+    try:
+        value = normalise_metadata(metadata).get(CALLBACK_FIELD)
+    except PipelineError:
+        return None
+    return value or None
+
+
+def host_allowed(host: str, allowed_hosts: Iterable[str]) -> bool:
+    host = host.rstrip(".").lower()
+    return any(host == allowed or host.endswith("." + allowed) for allowed in allowed_hosts)
+
+
+def system_resolver(host: str, port: int) -> list[str]:
+    infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    return sorted({str(info[4][0]) for info in infos})
+
+
+def check_callback_url(
+    url: str, rules: CallbackRules, *, resolve: Resolver = system_resolver
+) -> CallbackTarget:
+    """The target to POST to, or CallbackRefusedError naming the rule the URL breaks."""
+    try:
+        parts = urlsplit(url.strip())
+        _ = parts.port  # a port that is not a number raises here
+    except ValueError as exc:
+        raise CallbackRefusedError(f"not a URL: {exc}") from exc
+    host = (parts.hostname or "").lower()
+    if not host:
+        raise CallbackRefusedError("the URL has no host")
+    if parts.username is not None or parts.password is not None:
+        raise CallbackRefusedError("user info in the URL is not allowed")
+    literal = _ip_literal(host)
+    if rules.allow_loopback and _plain_loopback(literal):
+        # Local runs only (the template never sets it): the test receiver on 127.0.0.1.
+        if parts.scheme not in ("http", "https"):
+            raise CallbackRefusedError(f"scheme {parts.scheme!r}: https only")
+        return CallbackTarget(url=url.strip(), host=host, address=str(literal))
+    if parts.scheme != "https":
+        raise CallbackRefusedError(f"scheme {parts.scheme or '(none)'!r}: https only")
+    if literal is not None:
+        raise CallbackRefusedError(f"host {host} is an IP address: name a host instead")
+    if not host_allowed(host, rules.allowed_hosts):
+        raise CallbackRefusedError(f"host {host} is not in CallbackUrlHosts")
+    return CallbackTarget(url=url.strip(), host=host, address=_public_address(host, parts, resolve))
+
+
+def _ip_literal(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    try:
+        return ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return None
+
+
+def _plain_loopback(literal: ipaddress.IPv4Address | ipaddress.IPv6Address | None) -> bool:
+    # 127.0.0.0/8 or ::1 as written; an IPv4-mapped form is refused like any other literal.
+    if literal is None or getattr(literal, "ipv4_mapped", None) is not None:
+        return False
+    return literal.is_loopback
+
+
+def _public_address(host: str, parts: SplitResult, resolve: Resolver) -> str:
+    try:
+        addresses = list(resolve(host, parts.port or 443))
+    except (OSError, UnicodeError) as exc:
+        raise CallbackRefusedError(f"host {host} does not resolve: {exc}") from exc
+    if not addresses:
+        raise CallbackRefusedError(f"host {host} does not resolve")
+    for address in addresses:
+        ip = ipaddress.ip_address(address.split("%", 1)[0])
+        mapped = getattr(ip, "ipv4_mapped", None)
+        checked = mapped or ip
+        # Every answer must be public: a name with one private answer among public ones
+        # could be made to reach the private one.
+        if not checked.is_global or checked.is_multicast:
+            raise CallbackRefusedError(
+                f"host {host} resolves to {address}, a private, loopback, link-local or "
+                "reserved address"
+            )
+    return addresses[0]
+
+
+def signing_key(secret: str) -> bytes:
+    """The HMAC key of a Standard Webhooks secret (`whsec_` + base64)."""
+    encoded = secret.strip().removeprefix(SECRET_PREFIX)
+    try:
+        key = base64.b64decode(encoded, validate=True)
+    except ValueError as exc:
+        raise PipelineError(
+            "the callback signing secret is not base64", reason="secret_unavailable"
+        ) from exc
+    if len(key) < 24:
+        raise PipelineError(
+            "the callback signing secret is shorter than 24 bytes", reason="secret_unavailable"
+        )
+    return key
+
+
+def displayed_secret(raw: str) -> str:
+    """The secret as receivers configure it: `whsec_<base64>`."""
+    raw = raw.strip()
+    return raw if raw.startswith(SECRET_PREFIX) else SECRET_PREFIX + raw
+
+
+def sign(key: bytes, webhook_id: str, timestamp: int, body: bytes) -> str:
+    signed = f"{webhook_id}.{timestamp}.".encode() + body
+    digest = hmac.new(key, signed, hashlib.sha256).digest()
+    return "v1," + base64.b64encode(digest).decode()
+
+
+def webhook_id_for(notification: Mapping[str, Any]) -> str:
+    """One id per job outcome, stable across attempts and redeliveries."""
+    source = notification.get("source") or {}
+    identity = "\n".join(
+        str(part or "")
+        for part in (
+            source.get("bucket"),
+            source.get("key"),
+            source.get("version_id"),
+            notification.get("request_id"),
+            notification.get("status"),
+        )
+    )
+    return "msg_" + hashlib.sha256(identity.encode()).hexdigest()[:32]
+
+
+def deliver_callback(
+    http: httpx.Client,
+    target: CallbackTarget,
+    notification: Mapping[str, Any],
+    *,
+    key: bytes,
+    budget: RetryBudget = RetryBudget(),
+    sleep: Callable[[float], None] = time.sleep,
+    clock: Callable[[], float] = time.monotonic,
+) -> DeliveryOutcome:
+    """POST the signed notification; retry transient failures within the budget."""
+    body = json.dumps(notification, separators=(",", ":"), ensure_ascii=False).encode()
+    webhook_id = webhook_id_for(notification)
+    started = clock()
+    last = "no attempt"
+    for attempt in range(1, budget.max_attempts + 1):
+        timestamp = int(time.time())
+        headers = {
+            "content-type": "application/json",
+            "user-agent": USER_AGENT,
+            "host": _host_header(target),
+            "webhook-id": webhook_id,
+            "webhook-timestamp": str(timestamp),
+            "webhook-signature": sign(key, webhook_id, timestamp, body),
+        }
+        try:
+            response = http.post(
+                target.pinned_url(),
+                content=body,
+                headers=headers,
+                # TLS is checked against the name, not the pinned address.
+                extensions={"sni_hostname": target.host},
+            )
+        except httpx.TransportError as exc:
+            last = f"{type(exc).__name__}: {exc}"
+            logger.warning(
+                "callback attempt failed",
+                extra={"attempt": attempt, "webhook_id": webhook_id, "why": last},
+            )
+        else:
+            status = response.status_code
+            logger.info(
+                "callback attempt",
+                extra={"attempt": attempt, "status": status, "webhook_id": webhook_id},
+            )
+            if 200 <= status < 300:
+                return DeliveryOutcome("delivered", status, attempt, webhook_id)
+            if status not in RETRYABLE_STATUS:
+                return DeliveryOutcome("rejected", status, attempt, webhook_id)
+            last = f"HTTP {status}"
+        delay = min(budget.max_delay_seconds, budget.base_delay_seconds * 2 ** (attempt - 1))
+        delay = random.uniform(0, delay)  # noqa: S311 - jitter, not cryptography
+        if attempt == budget.max_attempts or clock() - started + delay > budget.max_seconds:
+            break
+        sleep(delay)
+    raise CallbackDeliveryError(
+        f"{target.host}: no 2xx after {attempt} attempts in {clock() - started:.0f} s ({last})"
+    )
+
+
+def _host_header(target: CallbackTarget) -> str:
+    port = urlsplit(target.url).port
+    return target.host if port is None else f"{target.host}:{port}"
+
+
+def read_callback_url(s3: Any, source: Mapping[str, Any]) -> str | None:
+    """The `callback-url` of the upload the job was for, read from its own version.
+
+    The notification names the object version; reading the URL back from it (rather than
+    carrying it through the job) keeps the pipeline's state and notification unchanged.
+    """
+    pinned = {"VersionId": source["version_id"]} if source.get("version_id") else {}
+    try:
+        head = s3.head_object(Bucket=source["bucket"], Key=source["key"], **pinned)
+    except (ClientError, BotoCoreError) as exc:
+        logger.info("no upload to read a callback from", extra={"why": str(exc)})
+        return None
+    return callback_url_from_metadata(head.get("Metadata") or {})

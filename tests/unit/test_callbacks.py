@@ -1,0 +1,219 @@
+"""Per-job callbacks: which URLs are refused, the Standard Webhooks signature, retries."""
+
+from __future__ import annotations
+
+import base64
+import json
+import threading
+from collections.abc import Sequence
+from http.server import BaseHTTPRequestHandler
+from typing import Any, ClassVar
+
+import httpx
+import pytest
+from kontext_pipeline.callbacks import (
+    CallbackDeliveryError,
+    CallbackRefusedError,
+    CallbackRules,
+    CallbackTarget,
+    RetryBudget,
+    callback_url_from_metadata,
+    check_callback_url,
+    deliver_callback,
+    displayed_secret,
+    signing_key,
+    webhook_id_for,
+)
+from standardwebhooks import Webhook
+
+from tests.conftest import loopback_server
+
+RULES = CallbackRules(allowed_hosts=("hooks.example.com",))
+SECRET = displayed_secret(base64.b64encode(b"k" * 32).decode())
+NOTIFICATION = {
+    "version": "1",
+    "status": "SUCCEEDED",
+    "source": {"bucket": "b", "key": "inputs/a.png", "version_id": "v1"},
+    "request_id": "req-1",
+    "prompt": "Ajoute un café ☕",
+}
+
+
+def resolver(*answers: str) -> Any:
+    def resolve(host: str, port: int) -> Sequence[str]:
+        return list(answers)
+
+    return resolve
+
+
+def test_an_https_url_on_a_listed_host_with_public_addresses_is_accepted() -> None:
+    # Given a listed host that resolves to a public address
+    url = "https://api.hooks.example.com:8443/kontext?team=a"
+    # When it is checked
+    target = check_callback_url(url, RULES, resolve=resolver("93.184.216.34"))
+    # Then the request goes to that address, with the port and path kept
+    assert target.address == "93.184.216.34"
+    assert target.pinned_url() == "https://93.184.216.34:8443/kontext?team=a"
+
+
+@pytest.mark.parametrize(
+    ("url", "answers", "why"),
+    [
+        ("http://hooks.example.com/x", ["93.184.216.34"], "https only"),
+        ("ftp://hooks.example.com/x", ["93.184.216.34"], "https only"),
+        ("https://203.0.113.9/x", [], "is an IP address"),
+        ("https://[::ffff:127.0.0.1]/x", [], "is an IP address"),
+        ("https://evil.example.org/x", ["93.184.216.34"], "not in CallbackUrlHosts"),
+        ("https://hooks.example.com.evil.org/x", ["93.184.216.34"], "not in CallbackUrlHosts"),
+        ("https://hooks.example.com/x", ["10.0.0.7"], "private, loopback"),
+        ("https://hooks.example.com/x", ["127.0.0.1"], "private, loopback"),
+        ("https://hooks.example.com/x", ["169.254.169.254"], "private, loopback"),
+        ("https://hooks.example.com/x", ["93.184.216.34", "192.168.1.2"], "private, loopback"),
+        ("https://hooks.example.com/x", ["::ffff:10.0.0.1"], "private, loopback"),
+        ("https://hooks.example.com/x", ["fd00::1"], "private, loopback"),
+        ("https://user:pw@hooks.example.com/x", ["93.184.216.34"], "user info"),
+        ("https://hooks.example.com/x", [], "does not resolve"),
+    ],
+)
+def test_forbidden_urls_are_refused_with_the_rule_they_break(
+    url: str, answers: list[str], why: str
+) -> None:
+    # Given a URL that breaks one rule
+    # When it is checked
+    with pytest.raises(CallbackRefusedError) as refused:
+        check_callback_url(url, RULES, resolve=resolver(*answers))
+    # Then it is refused, saying which
+    assert refused.value.reason == "callback_refused"
+    assert why in refused.value.message
+
+
+def test_loopback_literals_pass_only_where_the_local_run_allows_them() -> None:
+    # Given a receiver on 127.0.0.1 over plain HTTP
+    url = "http://127.0.0.1:8080/hook"
+    # When the deployed rules check it, it is refused
+    with pytest.raises(CallbackRefusedError):
+        check_callback_url(url, RULES, resolve=resolver())
+    # Then the local run's rules let it through, but not a name or a mapped form of it
+    local = CallbackRules(allowed_hosts=("localhost",), allow_loopback=True)
+    assert check_callback_url(url, local, resolve=resolver()).address == "127.0.0.1"
+    with pytest.raises(CallbackRefusedError):
+        check_callback_url("http://localhost:8080/hook", local, resolve=resolver("127.0.0.1"))
+    with pytest.raises(CallbackRefusedError):
+        check_callback_url("https://[::ffff:127.0.0.1]:8080/", local, resolve=resolver())
+
+
+def test_the_callback_url_is_read_from_metadata_in_any_spelling() -> None:
+    assert callback_url_from_metadata({"Callback-URL": "https://a/b"}) == "https://a/b"
+    assert callback_url_from_metadata({"callback_url": " https://a/c "}) == "https://a/c"
+    assert callback_url_from_metadata({"prompt": "x"}) is None
+
+
+class Receiver(BaseHTTPRequestHandler):
+    """Answers 503 to the first `failures` requests, then 200; records every request."""
+
+    failures: ClassVar[int] = 0
+    requests: ClassVar[list[tuple[dict[str, str], bytes]]] = []
+    lock = threading.Lock()
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers.get("content-length", "0")))
+        with self.lock:
+            Receiver.requests.append((dict(self.headers.items()), body))
+            failing = len(Receiver.requests) <= Receiver.failures
+        self.send_response(503 if failing else 200)
+        self.send_header("content-length", "0")
+        self.end_headers()
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def receiver() -> Any:
+    Receiver.requests = []
+    with loopback_server(Receiver) as base:
+        yield base
+
+
+def target_for(base: str) -> CallbackTarget:
+    local = CallbackRules(allowed_hosts=(), allow_loopback=True)
+    return check_callback_url(base + "/hook", local)
+
+
+def test_a_delivery_is_signed_so_standardwebhooks_verifies_it_and_retried_after_a_503(
+    receiver: str,
+) -> None:
+    # Given a receiver that answers 503 once
+    Receiver.failures = 1
+    slept: list[float] = []
+    # When the notification is delivered
+    with httpx.Client(timeout=5) as http:
+        outcome = deliver_callback(
+            http, target_for(receiver), NOTIFICATION, key=signing_key(SECRET), sleep=slept.append
+        )
+    # Then it arrived on the second attempt, after one backoff
+    assert (outcome.outcome, outcome.status_code, outcome.attempts) == ("delivered", 200, 2)
+    assert len(slept) == 1
+    # And both attempts carry the same webhook-id, each verifying with the library
+    ids = set()
+    for headers, body in Receiver.requests:
+        assert Webhook(SECRET).verify(body, headers) == NOTIFICATION
+        ids.add(headers["webhook-id"])
+    assert ids == {webhook_id_for(NOTIFICATION)}
+    # And a signature made with another secret does not verify
+    other = displayed_secret(base64.b64encode(b"x" * 32).decode())
+    headers, body = Receiver.requests[-1]
+    with pytest.raises(Exception, match="signature"):
+        Webhook(other).verify(body, headers)
+
+
+def test_a_receiver_that_keeps_failing_exhausts_the_bounded_budget(receiver: str) -> None:
+    # Given a receiver that always answers 503
+    Receiver.failures = 99
+    # When the notification is delivered with three attempts
+    with httpx.Client(timeout=5) as http, pytest.raises(CallbackDeliveryError) as failed:
+        deliver_callback(
+            http,
+            target_for(receiver),
+            NOTIFICATION,
+            key=signing_key(SECRET),
+            budget=RetryBudget(max_attempts=3),
+            sleep=lambda _: None,
+        )
+    # Then exactly three requests were made and the error says so (the DLQ takes it next)
+    assert len(Receiver.requests) == 3
+    assert "after 3 attempts" in failed.value.message
+    assert "HTTP 503" in failed.value.message
+
+
+def test_a_4xx_is_the_receivers_refusal_and_is_not_retried() -> None:
+    # Given a receiver that answers 410
+    class Gone(Receiver):
+        def do_POST(self) -> None:
+            Receiver.requests.append(({}, b""))
+            self.send_response(410)
+            self.send_header("content-length", "0")
+            self.end_headers()
+
+    Receiver.requests = []
+    with loopback_server(Gone) as base, httpx.Client(timeout=5) as http:
+        # When the notification is delivered
+        outcome = deliver_callback(
+            http, target_for(base), NOTIFICATION, key=signing_key(SECRET), sleep=lambda _: None
+        )
+    # Then one request was made and the outcome says rejected
+    assert (outcome.outcome, outcome.status_code, len(Receiver.requests)) == ("rejected", 410, 1)
+
+
+def test_the_webhook_id_is_one_per_job_outcome() -> None:
+    failed = {**NOTIFICATION, "status": "FAILED"}
+    assert webhook_id_for(NOTIFICATION) == webhook_id_for(json.loads(json.dumps(NOTIFICATION)))
+    assert webhook_id_for(NOTIFICATION) != webhook_id_for(failed)
+    assert webhook_id_for(NOTIFICATION).startswith("msg_")
+
+
+def test_a_short_or_garbled_secret_is_refused() -> None:
+    with pytest.raises(Exception, match="shorter than 24 bytes"):
+        signing_key("whsec_" + base64.b64encode(b"short").decode())
+    with pytest.raises(Exception, match="not base64"):
+        signing_key("whsec_***")
