@@ -282,7 +282,7 @@ def test_webhooks_are_retried_on_fals_schedule_scaled_down(http: httpx.Client) -
     # Then it arrives on the third attempt, the gaps doubling from ~7 ms (7 s at full scale)
     assert len(attempts) == 3
     first, second = attempts[1] - attempts[0], attempts[2] - attempts[1]
-    assert 0.006 <= first < 0.5
+    assert 0.006 <= first < 2.0  # (generous: a loaded machine wakes the sender late)
     assert second >= 0.012
     assert len(_Receiver.deliveries) == 1
 
