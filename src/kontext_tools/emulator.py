@@ -50,6 +50,10 @@ calls by `inject_fault(NAME, times=N)`:
 | webhook-payload-error | the OK webhook has `payload: null` and a `payload_error` |
 | webhook-dropped | deliveries fail (`*N`: the first N), and are retried on fal's schedule |
 
+With `EmulatorTiming(concurrency=N)` (`--concurrency N`) at most N requests run at once,
+as fal limits them per key; the rest wait IN_QUEUE in submit order, with their true queue
+positions, and each starts when a runner frees up.
+
 As fal does: every answer about a request carries `x-fal-request-id`; the submit answer
 carries `gateway_request_id`; cancelling a request that is running is only a request (it
 still completes); an ERROR webhook carries the detail in `payload`; webhooks are retried
@@ -61,6 +65,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import collections
 import hashlib
 import heapq
 import io
@@ -126,6 +131,9 @@ class EmulatorTiming:
     # A real model's run time varies; each request's is drawn from run_seconds ± this
     # fraction (0: every run takes exactly run_seconds).
     run_spread: float = 0.0
+    # fal runs only a few requests per key at once (2 for a new account, up to ~40); the
+    # rest wait IN_QUEUE, in order. None: every request starts after queue_seconds.
+    concurrency: int | None = None
 
     def draw_run_seconds(self, rng: random.Random) -> float:
         return self.run_seconds * (1 + rng.uniform(-self.run_spread, self.run_spread))
@@ -214,6 +222,11 @@ class FalQueueEmulator:
         self.webhook_time_scale = webhook_time_scale
         self._requests: dict[str, EmulatedRequest] = {}
         self._order: list[str] = []
+        # With a concurrency limit: requests waiting for a runner, in order, and the runs
+        # holding one (completion time, sequence, request id).
+        self._waiting: collections.deque[str] = collections.deque()
+        self._running: list[tuple[float, int, str]] = []
+        self._slot_freed_at = 0.0
         self._auth_seen: list[str] = []
         self._faults = _Countdown()
         self._injected: dict[str, int] = {}
@@ -364,6 +377,8 @@ class FalQueueEmulator:
             self._faults.arm(request_id, prompt)
             self._requests[request_id] = request
             self._order.append(request_id)
+            if "stuck-in-queue" not in request.faults:
+                self._waiting.append(request_id)
             position = self._queued_before(request)
             if webhook_url:
                 self._schedule_webhook(request)
@@ -395,6 +410,14 @@ class FalQueueEmulator:
     def _queued_before(self, request: EmulatedRequest) -> int:
         """(under the lock) How many earlier requests are still waiting to start."""
         now = time.time()
+        if self.timing.concurrency is not None:
+            self._advance_queue(now)
+            ahead = 0
+            for request_id in self._waiting:
+                if request_id == request.request_id:
+                    return ahead
+                ahead += self._requests[request_id].status == "IN_QUEUE"
+            return ahead  # a stuck request waits behind everyone
         ahead = 0
         for other in self._requests.values():
             if other.submitted_at < request.submitted_at:
@@ -405,10 +428,16 @@ class FalQueueEmulator:
     def _completion_time(self, request: EmulatedRequest) -> float | None:
         if "stuck-in-queue" in request.faults and not request.cancelled:
             return None
+        if self.timing.concurrency is not None:
+            # Known only once a runner takes it; its webhook is scheduled then (_start_run).
+            return None
         return request.submitted_at + self.timing.queue_seconds + request.run_seconds
 
     def _advance(self, request: EmulatedRequest, now: float) -> None:
         """Move a request along the clock (called under the lock)."""
+        if self.timing.concurrency is not None:
+            self._advance_queue(now)
+            return
         if request.status == "COMPLETED":
             return
         if "stuck-in-queue" in request.faults:
@@ -423,6 +452,53 @@ class FalQueueEmulator:
             request.completed_at = done
             request.model_seconds = request.run_seconds
             self._settle_errors(request)
+
+    def _advance_queue(self, now: float) -> None:
+        """(under the lock) Replay the per-key runners up to `now`, in time order.
+
+        A waiting request starts once it is `queue_seconds` old and a runner is free (at the
+        later of the two), in submit order; a run holds its runner until it completes, even
+        when a cancel was asked for (fal only signals a running request).
+        """
+        limit = max(1, self.timing.concurrency or 1)
+        while True:
+            head = self._next_waiting()
+            if head is not None and len(self._running) < limit:
+                ready = head.submitted_at + self.timing.queue_seconds
+                if ready <= now:
+                    self._waiting.popleft()
+                    self._start_run(head, max(ready, self._slot_freed_at))
+                    continue
+            if self._running and self._running[0][0] <= now:
+                done, _, request_id = heapq.heappop(self._running)
+                self._slot_freed_at = done
+                self._finish_run(self._requests[request_id], done)
+                continue
+            return
+
+    def _next_waiting(self) -> EmulatedRequest | None:
+        # Requests cancelled while they waited leave the line here.
+        while self._waiting:
+            request = self._requests[self._waiting[0]]
+            if request.status == "IN_QUEUE":
+                return request
+            self._waiting.popleft()
+        return None
+
+    def _start_run(self, request: EmulatedRequest, started_at: float) -> None:
+        request.started_at, request.status = started_at, "IN_PROGRESS"
+        self._sequence += 1
+        done = started_at + request.run_seconds
+        heapq.heappush(self._running, (done, self._sequence, request.request_id))
+        if request.webhook_url:
+            self._schedule_webhook(request, due=done)
+
+    def _finish_run(self, request: EmulatedRequest, done: float) -> None:
+        if request.status == "COMPLETED":
+            return
+        request.status, request.completed_at = "COMPLETED", done
+        request.model_seconds = request.run_seconds
+        self._settle_errors(request)
 
     def _settle_errors(self, request: EmulatedRequest) -> None:
         if request.validation:
@@ -673,6 +749,9 @@ class FalQueueEmulator:
         with httpx.Client(timeout=httpx.Timeout(5.0, connect=2.0)) as http:
             while not self._stopping.is_set():
                 with self._webhook_wake:
+                    if self.timing.concurrency is not None:
+                        # Nobody polls a webhook-mode job: start waiting runs here.
+                        self._advance_queue(time.time())
                     if not self._webhooks:
                         self._webhook_wake.wait(timeout=0.5)
                         continue
@@ -1005,6 +1084,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--run-spread", type=float, default=0.0, help="run time varies by ± this fraction"
     )
+    parser.add_argument(
+        "--concurrency",
+        type=int,
+        default=None,
+        help="requests run at once per key, as fal limits them (2 for a new account); the "
+        "rest wait IN_QUEUE in order (default: no limit)",
+    )
     parser.add_argument("--api-key", default=None)
     parser.add_argument(
         "--webhook-time-scale",
@@ -1017,7 +1103,9 @@ def main(argv: list[str] | None = None) -> int:
     emulator = FalQueueEmulator(
         port=args.port,
         api_key=args.api_key,
-        timing=EmulatorTiming(args.queue_seconds, args.run_seconds, args.run_spread),
+        timing=EmulatorTiming(
+            args.queue_seconds, args.run_seconds, args.run_spread, args.concurrency
+        ),
         webhook_time_scale=args.webhook_time_scale,
     )
     with emulator:

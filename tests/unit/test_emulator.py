@@ -320,3 +320,70 @@ def test_a_webhook_for_a_request_fal_retried_names_the_gateway_id(
     document = json.loads(raw)
     assert document["request_id"] == request_id != document["gateway_request_id"]
     assert headers["X-Fal-Webhook-Request-Id"] == document["gateway_request_id"]
+
+
+# --- issue 16: fal's per-key concurrency ---------------------------------------------------
+
+
+def test_with_a_concurrency_limit_the_rest_wait_in_order_with_true_positions(
+    http: httpx.Client,
+) -> None:
+    # Given a key that runs 2 requests at once, and 5 requests submitted together
+    timing = EmulatorTiming(queue_seconds=0.0, run_seconds=0.4, concurrency=2)
+    with FalQueueEmulator(timing=timing, api_key=KEY) as emulator:
+        answers = [submit(http, emulator, prompt=f"edit {index}") for index in range(5)]
+        # When their statuses are read at once
+        statuses = [http.get(answer["status_url"]).json() for answer in answers]
+        # Then two run and three wait, at positions 0, 1, 2 in submit order
+        assert [s["status"] for s in statuses] == ["IN_PROGRESS"] * 2 + ["IN_QUEUE"] * 3
+        assert [s.get("queue_position") for s in statuses[2:]] == [0, 1, 2]
+        # And, followed to the end, no more than two ever ran at once, in submit order
+        deadline = time.monotonic() + 10
+        while any(http.get(a["status_url"]).json()["status"] != "COMPLETED" for a in answers):
+            assert time.monotonic() < deadline, "the queue never drained"
+            time.sleep(0.05)
+        runs = [emulator.get(a["request_id"]) for a in answers]
+        starts = [run.started_at or 0.0 for run in runs]
+        assert starts == sorted(starts)
+        for run in runs:
+            overlapping = [
+                other
+                for other in runs
+                if (other.started_at or 0) <= (run.started_at or 0) < (other.completed_at or 0)
+            ]
+            assert len(overlapping) <= 2
+
+
+def test_cancelling_a_waiting_request_moves_the_line_up(http: httpx.Client) -> None:
+    # Given one runner, busy, and two requests waiting behind it
+    timing = EmulatorTiming(queue_seconds=0.0, run_seconds=5.0, concurrency=1)
+    with FalQueueEmulator(timing=timing, api_key=KEY) as emulator:
+        first, second, third = (submit(http, emulator, prompt=f"e{i}") for i in range(3))
+        assert http.get(third["status_url"]).json()["queue_position"] == 1
+        # When the one ahead of the last is cancelled
+        assert http.put(second["cancel_url"]).status_code == 202
+        # Then the last is next in line, and the cancelled one never ran
+        assert http.get(third["status_url"]).json()["queue_position"] == 0
+        assert emulator.get(second["request_id"]).started_at is None
+        assert http.get(first["status_url"]).json()["status"] == "IN_PROGRESS"
+
+
+def test_the_emulator_command_takes_a_concurrency(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Given the emulator command, with the server itself replaced by a probe
+    from kontext_tools import emulator as module
+
+    seen: list[EmulatorTiming] = []
+
+    class StopError(Exception):
+        pass
+
+    def probe(**kwargs: Any) -> None:
+        seen.append(kwargs["timing"])
+        raise StopError
+
+    monkeypatch.setattr(module, "FalQueueEmulator", probe)
+    # When it is given --concurrency
+    with pytest.raises(StopError):
+        module.main(["--concurrency", "2", "--run-seconds", "1"])
+    # Then the limit reaches the emulator's timing
+    assert (seen[0].concurrency, seen[0].run_seconds) == (2, 1.0)
