@@ -32,6 +32,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         notifier=RUNTIME.notifier(context),
         execution_id=envelope.execution_id,
         s3=RUNTIME.s3,
+        budget=RUNTIME.budget,
     )
     reason = notification.failure.reason if notification.failure else "unknown"
     metrics.add_dimension(name="status", value=notification.status)

@@ -25,6 +25,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         ledger=RUNTIME.ledger,
         settings=RUNTIME.settings,
         poll_plan=RUNTIME.poll_plan,
+        budget=RUNTIME.budget,
     )
     metrics.add_metric(name="RequestsSubmitted", unit=MetricUnit.Count, value=1)
     metrics.add_metric(name="ImagesRequested", unit=MetricUnit.Count, value=job.options.num_images)

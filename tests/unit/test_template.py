@@ -290,7 +290,12 @@ def integer_parameters() -> list[str]:
 def test_there_are_integer_parameters_to_check() -> None:
     # Given the parameters the settings read as integers
     # Then there are some, or the tests below would check nothing
-    assert sorted(integer_parameters()) == ["DeadlineSeconds", "WebhookWaitSeconds"]
+    assert sorted(integer_parameters()) == [
+        "DeadlineSeconds",
+        "MaxConcurrentRequests",
+        "MaxImagesPerDay",
+        "WebhookWaitSeconds",
+    ]
 
 
 @pytest.mark.parametrize("name", integer_parameters())

@@ -41,14 +41,18 @@ from typing import Any
 from urllib.parse import SplitResult, urlsplit, urlunsplit
 
 import httpx
+from aws_lambda_powertools.utilities.parameters import SecretsProvider
+from aws_lambda_powertools.utilities.parameters.exceptions import GetParameterError
 from botocore.exceptions import BotoCoreError, ClientError
 
-from kontext_pipeline.errors import PipelineError
+from kontext_pipeline.errors import ConfigurationError, PipelineError
 from kontext_pipeline.metadata import normalise_metadata
 from kontext_pipeline.observability import logger
 
 CALLBACK_FIELD = "callback_url"
 SECRET_PREFIX = "whsec_"  # noqa: S105 - the Standard Webhooks prefix, not a secret
+SECRET_CACHE_SECONDS = 300
+REFUSED_DETAIL_TYPE = "Kontext Callback Refused"
 RETRYABLE_STATUS = frozenset({408, 429, 500, 502, 503, 504})
 USER_AGENT = "kontext-pipeline-callbacks/1"
 
@@ -314,3 +318,104 @@ def read_callback_url(s3: Any, source: Mapping[str, Any]) -> str | None:
         logger.info("no upload to read a callback from", extra={"why": str(exc)})
         return None
     return callback_url_from_metadata(head.get("Metadata") or {})
+
+
+def resolve_signing_key(secret_id: str, secrets_client: Any) -> bytes:
+    """The signing key from Secrets Manager, through Powertools Parameters (cached)."""
+    try:
+        raw = SecretsProvider(boto3_client=secrets_client).get(
+            secret_id, max_age=SECRET_CACHE_SECONDS
+        )
+    except GetParameterError as exc:
+        raise ConfigurationError(
+            f"could not read the callback signing secret {secret_id!r}",
+            reason="secret_unavailable",
+        ) from exc
+    text = raw.decode() if isinstance(raw, bytes) else str(raw)
+    return signing_key(text)
+
+
+@dataclass(frozen=True)
+class CallbackReport:
+    outcome: str  # none | refused | delivered | rejected
+    detail: str
+
+
+def call_back(
+    notification: Mapping[str, Any],
+    *,
+    s3: Any,
+    http: httpx.Client,
+    events: Any,
+    event_bus_name: str,
+    rules: CallbackRules,
+    signing_key_source: Callable[[], bytes],
+    resolve: Resolver = system_resolver,
+) -> CallbackReport:
+    """POST a finished job's notification to its upload's callback-url, if it has one.
+
+    A refused URL is never requested: the refusal is logged and put on the bus as a
+    `Kontext Callback Refused` event whose detail is the notification with a
+    `callback` note (`reason: callback_refused` and the rule broken).
+    """
+    source = notification.get("source") or {}
+    url = read_callback_url(s3, source)
+    if url is None:
+        return CallbackReport("none", "the upload has no callback-url")
+    try:
+        target = check_callback_url(url, rules, resolve=resolve)
+    except CallbackRefusedError as exc:
+        logger.warning(
+            "callback refused",
+            extra={"reason": exc.reason, "why": exc.message, "object_key": source.get("key")},
+        )
+        _put_refusal(events, event_bus_name, notification, url, exc)
+        return CallbackReport("refused", exc.message)
+    outcome = deliver_callback(http, target, notification, key=signing_key_source())
+    if outcome.outcome == "rejected":
+        logger.warning(
+            "callback rejected by the receiver",
+            extra={"status": outcome.status_code, "webhook_id": outcome.webhook_id},
+        )
+    return CallbackReport(outcome.outcome, f"HTTP {outcome.status_code}")
+
+
+def _put_refusal(
+    events: Any,
+    event_bus_name: str,
+    notification: Mapping[str, Any],
+    url: str,
+    refused: CallbackRefusedError,
+) -> None:
+    detail = {
+        **notification,
+        "callback": {
+            "status": "refused",
+            "reason": refused.reason,
+            "message": refused.message,
+            # Only scheme and host: the path and query may carry the receiver's tokens.
+            "url": _redacted(url),
+        },
+    }
+    try:
+        events.put_events(
+            Entries=[
+                {
+                    "Source": "kontext-pipeline",
+                    "DetailType": REFUSED_DETAIL_TYPE,
+                    "Detail": json.dumps(detail),
+                    "EventBusName": event_bus_name,
+                }
+            ]
+        )
+    except (ClientError, BotoCoreError) as exc:
+        # The refusal is already logged; a lost note must not make Lambda retry the job.
+        logger.warning("callback refusal not put on the bus", extra={"why": str(exc)})
+
+
+def _redacted(url: str) -> str:
+    try:
+        parts = urlsplit(url)
+        return f"{parts.scheme}://{parts.hostname or ''}/..."
+    except ValueError:
+        return "(not a URL)"

@@ -130,6 +130,31 @@ class PipelineSettings(BaseSettings):
         description="JSON object of model options applied before the upload's own metadata.",
     )
 
+    max_images_per_day: int = Field(
+        0,
+        ge=0,
+        description="Images submitted per UTC day at most; a job past it fails as "
+        "budget_exceeded (0 = no cap).",
+    )
+    max_concurrent_requests: int = Field(
+        0,
+        ge=0,
+        description="Model requests at once at most; a job past it waits in the state "
+        "machine (0 = no cap).",
+    )
+    callback_url_hosts: Annotated[tuple[str, ...], NoDecode] = Field(
+        (),
+        description="Comma-separated hosts (and their subdomains) a job's callback-url may "
+        "name; empty refuses every callback.",
+    )
+    callback_allow_loopback: bool = Field(
+        False,
+        description="Accept callback URLs on 127.0.0.1 over plain HTTP (local runs only).",
+    )
+    callback_secret_id: str | None = Field(
+        None, description="Secrets Manager id of the callbacks' Standard Webhooks signing secret."
+    )
+
     @field_validator("input_prefix", "output_prefix")
     @classmethod
     def _prefix_ends_with_slash(cls, value: str) -> str:
@@ -139,13 +164,18 @@ class PipelineSettings(BaseSettings):
         return value if value.endswith("/") else value + "/"
 
     @field_validator(
-        "fal_key", "fal_key_secret_id", "output_bucket", "default_prompt", mode="before"
+        "fal_key",
+        "fal_key_secret_id",
+        "output_bucket",
+        "default_prompt",
+        "callback_secret_id",
+        mode="before",
     )
     @classmethod
     def _blank_is_unset(cls, value: Any) -> Any:
         return None if isinstance(value, str) and not value.strip() else value
 
-    @field_validator("output_url_hosts", mode="before")
+    @field_validator("output_url_hosts", "callback_url_hosts", mode="before")
     @classmethod
     def _split_hosts(cls, value: Any) -> Any:
         if isinstance(value, str):

@@ -530,7 +530,7 @@ def report_failure(
     if fal is not None and cancel_url and state.get("status") != "COMPLETED":
         _cancel_quietly(fal, str(cancel_url), request_id)
     if budget is not None:
-        budget.release_slot(job_key)  # idempotent: only a slot this job holds is freed
+        _free_slot_quietly(budget, job_key)
     notification = Notification(
         status="FAILED",
         source=source,
@@ -577,6 +577,15 @@ def _uploaded_prompt(s3: Any, source: SourceObject, metadata: Mapping[str, str])
     except PipelineError:
         return None  # an unreadable prompt is what failed the job: the failure says so
     return prompt if isinstance(prompt, str) and prompt else None
+
+
+def _free_slot_quietly(budget: Budget, job_key: str) -> None:
+    # Idempotent (only a slot this job holds is freed). Reporting the failure matters more:
+    # a slot left held after the client's own retries is logged for an operator instead.
+    try:
+        budget.release_slot(job_key)
+    except StorageUnavailableError:
+        logger.exception("concurrency slot not freed", extra={"job_key": job_key})
 
 
 def _cancel_quietly(fal: FalQueueClient, cancel_url: str, request_id: Any) -> None:

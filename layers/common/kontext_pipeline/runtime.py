@@ -15,6 +15,8 @@ import httpx
 from botocore.config import Config
 
 from kontext_pipeline.api_key import resolve_api_key
+from kontext_pipeline.budget import Budget
+from kontext_pipeline.callbacks import CallbackRules, resolve_signing_key
 from kontext_pipeline.config import PipelineSettings, load_settings
 from kontext_pipeline.errors import ConfigurationError
 from kontext_pipeline.fal import FalQueueClient, RetryPolicy
@@ -69,6 +71,28 @@ class Runtime:
     def webhook_rendezvous(self) -> WebhookRendezvous:
         return WebhookRendezvous(
             self.dynamodb, self.stepfunctions, required(self.settings.jobs_table, "JOBS_TABLE")
+        )
+
+    @cached_property
+    def budget(self) -> Budget:
+        return Budget(
+            self.dynamodb,
+            required(self.settings.jobs_table, "JOBS_TABLE"),
+            max_images_per_day=self.settings.max_images_per_day,
+            max_concurrent_requests=self.settings.max_concurrent_requests,
+        )
+
+    @cached_property
+    def callback_rules(self) -> CallbackRules:
+        return CallbackRules(
+            allowed_hosts=self.settings.callback_url_hosts,
+            allow_loopback=self.settings.callback_allow_loopback,
+        )
+
+    def callback_signing_key(self) -> bytes:
+        """Per call: from the Parameters cache, so a rotated secret lands within minutes."""
+        return resolve_signing_key(
+            required(self.settings.callback_secret_id, "CALLBACK_SECRET_ID"), self.secretsmanager
         )
 
     @cached_property

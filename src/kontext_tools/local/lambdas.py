@@ -176,6 +176,21 @@ class Sandbox:
         return answer
 
 
+def _function_name(arn: str) -> str:
+    """`arn:aws:lambda:<region>:<account>:function:<name>[:qualifier]` -> name; else ""."""
+    parts = str(arn).split(":")
+    return parts[6] if len(parts) > 6 and parts[2] == "lambda" else ""
+
+
+def _as_delivered_event(event: Mapping[str, Any]) -> dict[str, Any]:
+    """moto's internal event as EventBridge hands it to a function (ISO time, no extras)."""
+    delivered = {k: v for k, v in event.items() if k != "ingestion-time"}
+    when = delivered.get("time")
+    if isinstance(when, int | float):
+        delivered["time"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(when))
+    return delivered
+
+
 def _runtime_exit() -> dict[str, Any]:
     return {
         "errorMessage": "the function's process exited (see the local run's log)",
@@ -261,11 +276,53 @@ class LocalLambdas:
         LambdaFunction.invoke = invoke  # type: ignore[method-assign]
         LambdaFunction._invoke_lambda = _invoke_lambda  # type: ignore[method-assign]
         try:
-            yield
+            with self._eventbridge_lambda_targets():
+                yield
         finally:
             LambdaFunction.invoke = original_invoke  # type: ignore[method-assign]
             LambdaFunction._invoke_lambda = original_invoke_lambda  # type: ignore[method-assign]
             self.close()
+
+    @contextmanager
+    def _eventbridge_lambda_targets(self) -> Iterator[None]:
+        """EventBridge rules whose target is one of the stack's functions invoke it.
+
+        moto's rules deliver to SQS, logs, archives and buses, and raise NotImplementedError
+        for a Lambda target. Here a matching event is handed to the function asynchronously,
+        as EventBridge does (with the async retries and on-failure destination of the
+        function's EventInvokeConfig), and the rule's other targets get it from moto.
+        """
+        from moto.awslambda.models import lambda_backends  # noqa: PLC0415 - local run only
+        from moto.events.models import Rule  # noqa: PLC0415
+
+        original_send: Callable[..., None] = Rule.send_to_targets
+        registry = self
+        swap = threading.Lock()
+
+        def send_to_targets(rule: Any, original_event: Any, transform_input: bool = True) -> None:
+            ours = [t for t in rule.targets if _function_name(t["Arn"]) in registry._functions]
+            if ours and rule.event_pattern.matches_event(original_event):
+                delivered = _as_delivered_event(original_event)
+                for target in ours:
+                    arn = str(target["Arn"])
+                    account, region = arn.split(":")[4], arn.split(":")[3]
+                    function = lambda_backends[account][region].get_function(_function_name(arn))
+                    registry.invoke_async(registry.describe(function), delivered)
+            if len(ours) == len(rule.targets):
+                return
+            with swap:  # moto reads the targets off the rule: hand it only the others
+                saved = rule.targets
+                rule.targets = [t for t in saved if t not in ours]
+                try:
+                    original_send(rule, original_event, transform_input)
+                finally:
+                    rule.targets = saved
+
+        Rule.send_to_targets = send_to_targets  # type: ignore[method-assign,assignment]
+        try:
+            yield
+        finally:
+            Rule.send_to_targets = original_send  # type: ignore[method-assign]
 
     @staticmethod
     def describe(moto_function: Any) -> DeployedFunction:

@@ -30,6 +30,12 @@ from urllib.parse import urlsplit
 
 from kontext_pipeline.models import Notification, SourceObject
 
+from kontext_tools.backfill import (
+    BackfillResult,
+    backfill_input,
+    start_backfill,
+    wait_for_backfill,
+)
 from kontext_tools.deployed import (
     JobProgress,
     download_results,
@@ -40,6 +46,8 @@ from kontext_tools.deployed import (
 from kontext_tools.local.build import BuildArtifacts, ensure_built, host_architecture
 from kontext_tools.local.gateway import FunctionUrlGateway
 from kontext_tools.local.lambdas import DEFAULT_MAX_SANDBOXES, LocalLambdas, RuntimeSetup
+from kontext_tools.local.moto_fixes import send_task_failure_keeps_its_cause
+from kontext_tools.local.s3_events import s3_event_versions
 from kontext_tools.local.s3_limits import s3_metadata_limit
 from kontext_tools.local.stack import REGION, LocalStack, deploy_stack
 
@@ -217,6 +225,8 @@ class LocalPipeline:
             timeout=10,
         ).raise_for_status()
         self._exit.enter_context(s3_metadata_limit())
+        self._exit.enter_context(send_task_failure_keeps_its_cause())
+        self._exit.enter_context(s3_event_versions())
         return endpoint
 
     def _start_emulator(self, api_key: str) -> Any:
@@ -350,6 +360,24 @@ class LocalPipeline:
         return list(
             sfn.get_execution_history(executionArn=execution_arn, maxResults=1000)["events"]
         )
+
+    def backfill(
+        self,
+        prefix: str,
+        *,
+        prompt: str | None = None,
+        options: Mapping[str, Any] | None = None,
+        max_concurrency: int | None = None,
+        timeout: float = 300.0,
+    ) -> BackfillResult:
+        """Run the stack's backfill over a prefix and wait for its counts."""
+        sfn = self.client("stepfunctions")
+        execution_arn = start_backfill(
+            sfn,
+            self.outputs["BackfillStateMachineArn"],
+            backfill_input(prefix, prompt=prompt, options=options, max_concurrency=max_concurrency),
+        )
+        return wait_for_backfill(sfn, execution_arn, timeout=timeout)
 
     def download_outputs(self, notification: Notification, out_dir: Path) -> list[Path]:
         """Copy the job's output images and manifest from the emulated S3 into a folder."""

@@ -385,6 +385,7 @@ class _Deployer:
             "AWS::CloudWatch::Alarm": self._alarm,
             "AWS::Lambda::Url": self._function_url,
             "AWS::CloudWatch::Dashboard": self._dashboard,
+            "AWS::Events::Rule": self._events_rule,
         }
 
     def client(self, service: str) -> Any:
@@ -587,6 +588,26 @@ class _Deployer:
         else:
             url = self._function_url_for(str(props["TargetFunctionArn"]))
         self._set(logical_id, url, FunctionUrl=url)
+
+    def _events_rule(self, logical_id: str, props: dict[str, Any]) -> None:
+        """The rule and its targets on moto's EventBridge. Targets that are the stack's
+        functions are invoked by the local run (lambdas.py), since moto's rules cannot."""
+        events = self.client("events")
+        name = props.get("Name") or self._name(logical_id)[:64]
+        bus = props.get("EventBusName", "default")
+        arn = events.put_rule(
+            Name=name,
+            EventPattern=json.dumps(props["EventPattern"]),
+            State=props.get("State", "ENABLED"),
+            EventBusName=bus,
+        )["RuleArn"]
+        targets = [
+            {key: value for key, value in target.items() if key in ("Id", "Arn", "Input")}
+            for target in props.get("Targets", [])
+        ]
+        if targets:
+            events.put_targets(Rule=name, EventBusName=bus, Targets=targets)
+        self._set(logical_id, name, Arn=arn)
 
     def _dashboard(self, logical_id: str, props: dict[str, Any]) -> None:
         name = props.get("DashboardName") or self._name(logical_id)

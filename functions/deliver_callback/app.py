@@ -1,0 +1,41 @@
+"""EventBridge rule target: POST a finished job's signed notification to its callback-url."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools.utilities.data_classes import EventBridgeEvent, event_source
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from kontext_pipeline.callbacks import call_back
+from kontext_pipeline.observability import MetricUnit, logger, metrics
+from kontext_pipeline.runtime import Runtime
+
+RUNTIME = Runtime()
+
+
+@logger.inject_lambda_context(clear_state=True)
+@metrics.log_metrics
+@event_source(data_class=EventBridgeEvent)
+def lambda_handler(event: EventBridgeEvent, context: LambdaContext) -> dict[str, Any]:
+    notification = event.detail
+    logger.append_keys(
+        object_key=(notification.get("source") or {}).get("key"),
+        model_request_id=notification.get("request_id"),
+    )
+    # A receiver that keeps failing raises CallbackDeliveryError out of here: Lambda
+    # retries the event, then sends it to the dead-letter queue.
+    report = call_back(
+        notification,
+        s3=RUNTIME.s3,
+        http=RUNTIME.http,
+        events=RUNTIME.events,
+        event_bus_name=RUNTIME.settings.event_bus_name,
+        rules=RUNTIME.callback_rules,
+        signing_key_source=RUNTIME.callback_signing_key,
+    )
+    if report.outcome != "none":
+        metrics.add_metric(
+            name=f"Callbacks{report.outcome.title()}", unit=MetricUnit.Count, value=1
+        )
+    logger.info("callback", extra={"outcome": report.outcome, "detail": report.detail})
+    return {"outcome": report.outcome, "detail": report.detail}

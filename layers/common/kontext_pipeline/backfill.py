@@ -1,0 +1,148 @@
+"""Backfill: edit what is already in the bucket, through the trigger's own path.
+
+`BackfillStateMachine` (statemachine/backfill.asl.json) lists a prefix with a Distributed
+Map (`ItemReader` `s3:listObjectsV2`) and hands each listed object to
+`start_backfill_edit`, which starts its edit exactly as the trigger does (`start_job`,
+the one naming rule). A listing has no event sequencer, so the object's current version id
+is read (HeadObject) and names the job: an object the trigger already ran, or that an
+overlapping backfill started, answers `ExecutionAlreadyExists` and counts as a duplicate,
+so it is still submitted once. What the trigger skips (outside the input prefix, the
+output prefix, sidecars, folder markers) the backfill skips too.
+
+Each item ends as one word: started, duplicate, skipped or failed, so the Map's result
+stays small (about 12 bytes an object, far below Step Functions' 256 KB for tens of
+thousands of objects) and the command line counts it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+from pydantic import BaseModel, ConfigDict, Field
+
+from kontext_pipeline.config import PipelineSettings
+from kontext_pipeline.errors import StorageUnavailableError
+from kontext_pipeline.jobs import StartOutcome, skip_reason, start_job
+from kontext_pipeline.models import EditOverrides, SourceObject
+from kontext_pipeline.observability import logger
+
+# fal's list price for FLUX.1 Kontext [max], per output image (README, "A spending cap").
+MODEL_PRICE_PER_IMAGE_USD = 0.08
+OUTCOMES = ("started", "duplicate", "skipped", "failed")
+
+
+class ListedObject(BaseModel):
+    """One entry of the Map's S3 listing. Step Functions spells it `Etag`, boto3 `ETag`."""
+
+    model_config = ConfigDict(populate_by_name=True, extra="ignore")
+
+    key: str = Field(alias="Key")
+    etag: str | None = Field(None, alias="Etag")
+    etag_boto: str | None = Field(None, alias="ETag")
+    size: int | None = Field(None, alias="Size")
+
+
+class BackfillItem(BaseModel):
+    """What the Map's ItemSelector hands the function for each listed object."""
+
+    bucket: str
+    object: ListedObject
+    request: EditOverrides | None = None
+
+
+def start_backfill_edit(
+    item: BackfillItem,
+    *,
+    s3: Any,
+    stepfunctions: Any,
+    state_machine_arn: str,
+    settings: PipelineSettings,
+) -> StartOutcome:
+    """Start the edit of one listed object, or say why not (skipped, duplicate)."""
+    listed = item.object
+    source = SourceObject(
+        bucket=item.bucket,
+        key=listed.key,
+        etag=(listed.etag or listed.etag_boto or "").strip('"') or None,
+        size=listed.size,
+    )
+    reason = skip_reason(source, settings)
+    if reason:
+        return StartOutcome(source, "skipped", reason)
+    try:
+        head = s3.head_object(Bucket=source.bucket, Key=source.key)
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+            return StartOutcome(source, "skipped", "deleted since it was listed")
+        raise StorageUnavailableError(f"cannot read {source.s3_uri}: {exc}") from exc
+    except BotoCoreError as exc:
+        raise StorageUnavailableError(f"cannot read {source.s3_uri}: {exc}") from exc
+    version = head.get("VersionId")
+    # The current version is the one to edit; if it was overwritten since the listing, the
+    # overwrite's own event names the same job, so the two still start it once.
+    source = source.model_copy(
+        update={
+            "version_id": version if version and version != "null" else None,
+            "etag": str(head.get("ETag", source.etag or "")).strip('"') or None,
+            "size": head.get("ContentLength", source.size),
+        }
+    )
+    outcome = start_job(stepfunctions, state_machine_arn, source, request=item.request)
+    logger.info("backfill item", extra={"object_key": source.key, "outcome": outcome.outcome})
+    return outcome
+
+
+@dataclass(frozen=True)
+class BackfillPlan:
+    """What a backfill of a prefix would do, counted without starting anything."""
+
+    objects: int
+    skipped: int
+    images_per_object: int
+
+    @property
+    def images(self) -> int:
+        return self.objects * self.images_per_object
+
+    @property
+    def model_cost_usd(self) -> float:
+        return self.images * MODEL_PRICE_PER_IMAGE_USD
+
+
+def plan_backfill(
+    keys: Iterable[str],
+    *,
+    bucket: str,
+    settings: PipelineSettings,
+    request: EditOverrides | None = None,
+) -> BackfillPlan:
+    """Count what would be started. Images per object come from the request's
+    `num_images`, else 1: an object's own metadata may ask for more (up to 4), which only
+    reading each object would tell, so the estimate is a floor then."""
+    objects = skipped = 0
+    for key in keys:
+        if skip_reason(SourceObject(bucket=bucket, key=key), settings):
+            skipped += 1
+        else:
+            objects += 1
+    return BackfillPlan(objects, skipped, _images_per_object(request))
+
+
+def _images_per_object(request: EditOverrides | None) -> int:
+    fields: Mapping[str, Any] = request.as_fields() if request else {}
+    try:
+        return max(1, min(4, int(fields.get("num_images", 1))))
+    except (TypeError, ValueError):
+        return 1
+
+
+def count_outcomes(outcomes: Iterable[Any]) -> dict[str, int]:
+    """The Map's result (one word per object) as counts of each outcome."""
+    counts = dict.fromkeys(OUTCOMES, 0)
+    for outcome in outcomes:
+        name = outcome if outcome in counts else "failed"
+        counts[name] += 1
+    return counts

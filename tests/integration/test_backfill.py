@@ -1,0 +1,129 @@
+"""Backfill through the local run: a Distributed Map over a prefix, one edit per object
+version, submitted once whether the trigger ran it or another backfill did."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from kontext_tools.backfill import dry_run
+from kontext_tools.local.pipeline import LocalPipeline
+from tests.conftest import make_image
+from tests.integration.conftest import FAST_MODEL
+
+OBJECTS = 50
+
+
+@pytest.fixture(scope="module")
+def pipeline() -> Iterator[LocalPipeline]:
+    with LocalPipeline(emulator_timing=FAST_MODEL) as running:
+        yield running
+
+
+def put_without_trigger(pipeline: LocalPipeline, keys: list[str], body: bytes) -> None:
+    """Objects that were in the bucket before the pipeline: no S3 event reaches the trigger."""
+    s3 = pipeline.client("s3")
+    saved = s3.get_bucket_notification_configuration(Bucket=pipeline.bucket)
+    saved.pop("ResponseMetadata", None)
+    s3.put_bucket_notification_configuration(Bucket=pipeline.bucket, NotificationConfiguration={})
+    try:
+        for key in keys:
+            s3.put_object(
+                Bucket=pipeline.bucket,
+                Key=key,
+                Body=body,
+                ContentType="image/png",
+                Metadata={"prompt": "make it autumn"},
+            )
+    finally:
+        s3.put_bucket_notification_configuration(
+            Bucket=pipeline.bucket, NotificationConfiguration=saved
+        )
+
+
+def wait_for_notifications(pipeline: LocalPipeline, prefix: str, count: int) -> list[Any]:
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline:
+        found = [
+            item.notification
+            for item in pipeline.notifications()
+            if item.notification.source.key.startswith(prefix)
+        ]
+        if len(found) >= count:
+            return found
+        time.sleep(0.5)
+    raise AssertionError(f"{len(found)} of {count} notifications under {prefix}")
+
+
+def test_a_backfill_edits_each_object_once_however_often_it_runs(pipeline: LocalPipeline) -> None:
+    # Given 50 images already in the bucket (no trigger ran), a sidecar beside them, and one
+    # image the trigger has already edited
+    prefix = "inputs/archive/"
+    keys = [f"{prefix}{index:02d}.png" for index in range(OBJECTS)]
+    put_without_trigger(pipeline, keys, make_image())
+    put_without_trigger(pipeline, [f"{prefix}00.png.prompt.txt"], b"a sidecar")
+    edited = pipeline.upload(make_image(), key=f"{prefix}edited.png", prompt="make it winter")
+    assert pipeline.wait_for_notification(edited).notification.status == "SUCCEEDED"
+    submits_before = pipeline.emulator.submit_count
+    executions_before = len(pipeline.executions())
+
+    # When the dry run looks first, then a backfill runs with MaxConcurrency 5
+    plan = dry_run(
+        pipeline.client("s3"),
+        bucket=pipeline.bucket,
+        prefix=prefix,
+        input_prefix=pipeline.outputs["InputPrefix"],
+        output_prefix=pipeline.outputs["OutputPrefix"],
+    )
+    first = pipeline.backfill(prefix, max_concurrency=5, timeout=240)
+
+    # Then the dry run counted without starting anything, and the backfill started the 50,
+    # recognised the trigger's job and skipped the sidecar
+    assert (plan.objects, plan.skipped, plan.model_cost_usd) == (OBJECTS + 1, 1, 4.08)
+    assert first.status == "SUCCEEDED", first.error
+    assert first.counts == {"started": OBJECTS, "duplicate": 1, "skipped": 1, "failed": 0}
+    # And each of the 50 was edited and announced once, by one model request each
+    notifications = wait_for_notifications(pipeline, prefix, OBJECTS + 1)
+    assert sorted(n.source.key for n in notifications) == sorted([*keys, edited.key])
+    assert {n.status for n in notifications} == {"SUCCEEDED"}
+    assert pipeline.emulator.submit_count == submits_before + OBJECTS
+    assert len(pipeline.executions()) == executions_before + OBJECTS
+
+    # When the same backfill runs again, with a prompt of its own
+    again = pipeline.backfill(prefix, prompt="make it spring", max_concurrency=5, timeout=240)
+
+    # Then every object is a duplicate: no new job, no second submit
+    assert again.counts == {"started": 0, "duplicate": OBJECTS + 1, "skipped": 1, "failed": 0}
+    assert pipeline.emulator.submit_count == submits_before + OBJECTS
+    assert len(pipeline.executions()) == executions_before + OBJECTS
+
+
+def test_a_backfill_with_its_own_prompt_and_options_overrides_the_metadata(
+    pipeline: LocalPipeline,
+) -> None:
+    # Given two images already in the bucket, with a prompt in their metadata
+    prefix = "inputs/request/"
+    keys = [f"{prefix}a.png", f"{prefix}b.png"]
+    put_without_trigger(pipeline, keys, make_image())
+    # When a backfill asks for its own prompt and two PNG outputs each
+    result = pipeline.backfill(
+        prefix, prompt="paint it blue", options={"num_images": 2, "output_format": "png"}
+    )
+    # Then both jobs ran with that request
+    assert result.counts["started"] == 2
+    notifications = wait_for_notifications(pipeline, prefix, 2)
+    for notification in notifications:
+        assert notification.prompt == "paint it blue"
+        assert [output.content_type for output in notification.outputs] == ["image/png"] * 2
+
+
+def test_the_backfill_skips_what_the_trigger_skips(pipeline: LocalPipeline) -> None:
+    # Given a prefix outside the input prefix (the outputs)
+    # When it is backfilled
+    result = pipeline.backfill(pipeline.outputs["OutputPrefix"])
+    # Then nothing is started (or the listing is empty)
+    assert result.status == "SUCCEEDED", result.error
+    assert result.counts["started"] == 0

@@ -1,0 +1,197 @@
+"""Per-job callbacks through the local run: the job's outcome event -> a signed POST to the
+upload's callback-url, verified with the `standardwebhooks` library, retried after a 503;
+forbidden URLs never receive a request."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, ClassVar
+
+import pytest
+from standardwebhooks import Webhook
+
+from kontext_tools.local.pipeline import LocalPipeline
+from tests.conftest import make_image
+from tests.integration.conftest import FAST_MODEL
+
+
+class CountingServer(ThreadingHTTPServer):
+    """Counts every connection, so even a TLS hello to this plain-HTTP port is seen."""
+
+    connections = 0
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        type(self).connections += 1
+        super().process_request(request, client_address)
+
+
+class Receiver(BaseHTTPRequestHandler):
+    """A team's service: verifies each delivery, answers 503 to the first try of each."""
+
+    secret: ClassVar[str] = ""
+    deliveries: ClassVar[list[dict[str, Any]]] = []
+    lock = threading.Lock()
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers.get("content-length", "0")))
+        headers = dict(self.headers.items())
+        try:
+            payload = Webhook(self.secret).verify(body, headers)
+            verified = True
+        except Exception:
+            payload, verified = None, False
+        with self.lock:
+            webhook_id = headers.get("webhook-id")
+            first_try = not any(d["id"] == webhook_id for d in Receiver.deliveries)
+            status = 503 if first_try else (200 if verified else 401)
+            Receiver.deliveries.append(
+                {
+                    "id": webhook_id,
+                    "key": json.loads(body)["source"]["key"],
+                    "verified": verified,
+                    "payload": payload,
+                    "status": status,
+                }
+            )
+        self.send_response(status)
+        self.send_header("content-length", "0")
+        self.end_headers()
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture(scope="module")
+def pipeline() -> Iterator[LocalPipeline]:
+    parameters = {
+        "CallbackUrlHosts": "localhost,hooks.example.com",
+        "CallbackAllowLoopback": "true",
+    }
+    with LocalPipeline(emulator_timing=FAST_MODEL, parameters=parameters) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def receiver(pipeline: LocalPipeline) -> Iterator[int]:
+    secret = pipeline.client("secretsmanager").get_secret_value(
+        SecretId=pipeline.outputs["CallbackSigningSecretArn"]
+    )["SecretString"]
+    Receiver.secret = "whsec_" + secret
+    server = CountingServer(("127.0.0.1", 0), Receiver)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
+    thread.start()
+    try:
+        yield int(server.server_address[1])
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+
+
+@pytest.fixture(scope="module")
+def refusals(pipeline: LocalPipeline) -> str:
+    """A queue on the bus that collects `Kontext Callback Refused` events."""
+    sqs, events = pipeline.client("sqs"), pipeline.client("events")
+    queue = sqs.create_queue(QueueName="callback-refusals")["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
+    events.put_rule(
+        Name="callback-refusals",
+        EventPattern=json.dumps(
+            {"source": ["kontext-pipeline"], "detail-type": ["Kontext Callback Refused"]}
+        ),
+    )
+    events.put_targets(Rule="callback-refusals", Targets=[{"Id": "queue", "Arn": arn}])
+    return str(queue)
+
+
+def deliveries_for(key: str) -> list[dict[str, Any]]:
+    with Receiver.lock:
+        return [d for d in Receiver.deliveries if d["key"] == key]
+
+
+def wait_until(condition: Any, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.2)
+    raise AssertionError("timed out waiting")
+
+
+def test_a_job_calls_back_once_signed_and_retried_after_a_503(
+    pipeline: LocalPipeline, receiver: int
+) -> None:
+    # Given an upload whose metadata names a receiver that answers 503 to a first try
+    url = f"http://127.0.0.1:{receiver}/kontext?team=a"
+    source = pipeline.upload(make_image(), prompt="make it snow", metadata={"callback-url": url})
+    # When its job ends
+    notification = pipeline.wait_for_notification(source).notification
+    assert notification.status == "SUCCEEDED"
+    wait_until(lambda: any(d["status"] == 200 for d in deliveries_for(source.key)))
+    time.sleep(2)  # room for a stray second delivery to show up
+    # Then the receiver verified every attempt with standardwebhooks, under one webhook-id
+    deliveries = deliveries_for(source.key)
+    assert [d["status"] for d in deliveries] == [503, 200]
+    assert all(d["verified"] for d in deliveries)
+    assert len({d["id"] for d in deliveries}) == 1
+    # And the body is the job's notification
+    assert deliveries[-1]["payload"]["request_id"] == notification.request_id
+    assert deliveries[-1]["payload"]["outputs"][0]["s3_uri"] == notification.outputs[0].s3_uri
+
+
+def test_a_failed_job_calls_back_too(pipeline: LocalPipeline, receiver: int) -> None:
+    # Given an upload with no prompt, so its job fails before the model
+    url = f"http://127.0.0.1:{receiver}/kontext"
+    source = pipeline.upload(make_image(), metadata={"callback-url": url})
+    # When its job ends
+    assert pipeline.wait_for_notification(source).notification.status == "FAILED"
+    # Then the failure is delivered, signed
+    wait_until(lambda: any(d["status"] == 200 for d in deliveries_for(source.key)))
+    delivered = [d for d in deliveries_for(source.key) if d["status"] == 200]
+    assert delivered[0]["verified"]
+    assert delivered[0]["payload"]["failure"]["reason"] == "missing_prompt"
+
+
+@pytest.mark.parametrize(
+    ("template", "why"),
+    [
+        ("http://localhost:{port}/h", "https only"),
+        ("https://[::ffff:127.0.0.1]:{port}/h", "is an IP address"),
+        ("https://localhost:{port}/h", "private, loopback"),
+        ("https://hooks.example.org:{port}/h", "not in CallbackUrlHosts"),
+    ],
+)
+def test_forbidden_callback_urls_never_receive_a_request(
+    pipeline: LocalPipeline, receiver: int, refusals: str, template: str, why: str
+) -> None:
+    # Given an upload whose callback-url breaks a rule (each would reach the receiver)
+    connections = CountingServer.connections
+    url = template.format(port=receiver)
+    source = pipeline.upload(make_image(), prompt="make it rain", metadata={"callback-url": url})
+    # When its job ends
+    assert pipeline.wait_for_notification(source).notification.status == "SUCCEEDED"
+    # Then a refusal note is put on the bus, saying which rule
+    sqs = pipeline.client("sqs")
+    notes: list[dict[str, Any]] = []
+
+    def refused() -> bool:
+        for message in sqs.receive_message(QueueUrl=refusals, MaxNumberOfMessages=10).get(
+            "Messages", []
+        ):
+            notes.append(json.loads(message["Body"])["detail"])
+            sqs.delete_message(QueueUrl=refusals, ReceiptHandle=message["ReceiptHandle"])
+        return any(note["source"]["key"] == source.key for note in notes)
+
+    wait_until(refused)
+    [note] = [note for note in notes if note["source"]["key"] == source.key]
+    assert note["callback"]["reason"] == "callback_refused"
+    assert why in note["callback"]["message"]
+    assert note["status"] == "SUCCEEDED"
+    # And the receiver never saw a connection
+    assert CountingServer.connections == connections
