@@ -27,7 +27,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from importlib.metadata import PackageNotFoundError, version
@@ -112,6 +112,43 @@ def add_option_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="the model returns outputs inline (data: URIs) instead of hosted URLs",
     )
+    add_metadata_argument(parser)
+
+
+def add_metadata_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--metadata",
+        action="append",
+        metavar="NAME=VALUE",
+        help="more user metadata for the upload, repeatable (e.g. callback-url=https://...)",
+    )
+
+
+def add_scale_commands(deployed: Callable[[str, str], argparse.ArgumentParser]) -> None:
+    """`backfill` and `callback-secret` (README, "At scale and on budget")."""
+    backfill = deployed(
+        "backfill", "edit the images already under a prefix, each once (BackfillStateMachine)"
+    )
+    add_backfill_arguments(backfill)
+    backfill.set_defaults(run=run_backfill)
+    deployed(
+        "callback-secret", "show the secret that signs per-job callbacks (whsec_...)"
+    ).set_defaults(run=run_callback_secret)
+
+
+def add_backfill_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--prefix", required=True, help="key prefix under InputPrefix")
+    parser.add_argument("--prompt", help="prompt for every object (default: each one's own)")
+    parser.add_argument("--num-images", type=int, help="1 to 4, for every object")
+    parser.add_argument("--output-format", choices=(*OUTPUT_FORMATS, "jpg"))
+    parser.add_argument("--aspect-ratio", choices=ASPECT_RATIOS)
+    parser.add_argument(
+        "--max-concurrency", type=int, help="objects at once (default: BackfillMaxConcurrency)"
+    )
+    parser.add_argument(
+        "--dry-run", action="store_true", help="count the objects and the model's cost only"
+    )
+    parser.add_argument("--timeout", type=float, default=3600.0, help="give up after (3600 s)")
 
 
 def chosen_options(args: argparse.Namespace) -> dict[str, Any]:
@@ -120,6 +157,26 @@ def chosen_options(args: argparse.Namespace) -> dict[str, Any]:
     }
     validate_options(options)
     return options
+
+
+METADATA_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
+
+
+def parse_metadata(items: Sequence[str] | None) -> dict[str, str]:
+    """`--metadata NAME=VALUE`, repeatable: any user metadata (callback-url, say).
+
+    The prompt and the model's options have flags of their own, checked before upload.
+    """
+    metadata: dict[str, str] = {}
+    for item in items or []:
+        name, separator, value = item.partition("=")
+        name = name.strip().lower()
+        if not separator or not METADATA_NAME.match(name):
+            raise CliError(f"--metadata {item!r}: write NAME=VALUE (NAME of letters, digits, -, _)")
+        if name.replace("-", "_") in ("prompt", *OPTION_NAMES):
+            raise CliError(f"--metadata {name}: use --{name.replace('_', '-')} instead")
+        metadata[name] = value
+    return metadata
 
 
 def checked_prompt(prompt: str) -> str:
@@ -355,12 +412,19 @@ def run_edit(args: argparse.Namespace) -> int:
     image = checked_image(args.image)
     prompt = checked_prompt(args.prompt)
     options = chosen_options(args)
+    metadata = parse_metadata(args.metadata)
     out_dir = checked_out_dir(args.out)
     aws = Aws(args.region)
     stack = _stack(args, aws)
     key = input_key_for(stack, image, args.key)
     source = upload_image(
-        aws.client("s3"), stack.bucket, key, image.read_bytes(), prompt=prompt, options=options
+        aws.client("s3"),
+        stack.bucket,
+        key,
+        image.read_bytes(),
+        prompt=prompt,
+        options=options,
+        metadata=metadata,
     )
     if prompt_goes_to_sidecar(prompt, options):
         print(
@@ -551,6 +615,97 @@ def run_redrive(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def run_backfill(args: argparse.Namespace) -> int:
+    from kontext_tools.backfill import (  # noqa: PLC0415 - only this command needs it
+        backfill_input,
+        dry_run,
+        start_backfill,
+        wait_for_backfill,
+    )
+
+    options = {
+        name: getattr(args, name) for name in OPTION_NAMES if getattr(args, name, None) is not None
+    }
+    if options:
+        validate_options(options)
+    prompt = checked_prompt(args.prompt) if args.prompt is not None else None
+    if args.max_concurrency is not None and not 1 <= args.max_concurrency <= 9999:
+        raise CliError("--max-concurrency takes 1 to 9999")
+    aws = Aws(args.region)
+    stack = _stack(args, aws)
+    if not args.prefix.startswith(stack.input_prefix):
+        raise CliError(
+            f"--prefix {args.prefix!r} is outside the input prefix {stack.input_prefix!r}: "
+            "the backfill would skip every object"
+        )
+    if args.dry_run:
+        plan = dry_run(
+            aws.client("s3"),
+            bucket=stack.bucket,
+            prefix=args.prefix,
+            input_prefix=stack.input_prefix,
+            output_prefix=stack.outputs.get("OutputPrefix", "outputs/"),
+            prompt=prompt,
+            options=options,
+        )
+        floor = "" if options.get("num_images") else " at least"
+        emit(
+            args,
+            {
+                "prefix": args.prefix,
+                "objects": plan.objects,
+                "skipped": plan.skipped,
+                "images": plan.images,
+                "model_cost_usd": round(plan.model_cost_usd, 2),
+            },
+            f"{plan.objects} objects under {args.prefix} ({plan.skipped} skipped): "
+            f"{plan.images} images,{floor} ${plan.model_cost_usd:,.2f} at the model "
+            "(objects a job already edited are not edited again, so it may cost less)",
+        )
+        return EXIT_OK
+    backfill_arn = stack.outputs.get("BackfillStateMachineArn")
+    if not backfill_arn:
+        raise CliError(f"stack {stack.name} has no BackfillStateMachineArn output; redeploy it")
+    sfn = aws.client("stepfunctions")
+    document = backfill_input(
+        args.prefix, prompt=prompt, options=options, max_concurrency=args.max_concurrency
+    )
+    execution_arn = start_backfill(sfn, backfill_arn, document)
+    print(f"backfill started: {execution_arn}", file=sys.stderr)
+    try:
+        result = wait_for_backfill(sfn, execution_arn, timeout=args.timeout)
+    except TimeoutError:
+        raise CliError(
+            f"gave up waiting after {args.timeout:.0f} s; the backfill goes on: {execution_arn}",
+            EXIT_TIMEOUT,
+        ) from None
+    counts = result.counts
+    emit(
+        args,
+        {"execution": execution_arn, "status": result.status, **counts, "error": result.error},
+        f"backfill {result.status}: "
+        + ", ".join(f"{counts.get(name, 0)} {name}" for name in counts)
+        + (f" ({result.error})" if result.error else ""),
+    )
+    if result.status != "SUCCEEDED" or counts.get("failed"):
+        return EXIT_FAILED
+    return EXIT_OK
+
+
+def run_callback_secret(args: argparse.Namespace) -> int:
+    from kontext_pipeline.callbacks import displayed_secret  # noqa: PLC0415
+
+    aws = Aws(args.region)
+    stack = _stack(args, aws)
+    secret_arn = stack.outputs.get("CallbackSigningSecretArn")
+    if not secret_arn:
+        raise CliError(f"stack {stack.name} has no CallbackSigningSecretArn output; redeploy it")
+    value = aws.client("secretsmanager").get_secret_value(SecretId=secret_arn)["SecretString"]
+    # Printed here only, for the receivers' configuration; nothing else logs it.
+    emit(args, {"secret": displayed_secret(value)}, displayed_secret(value))
+    return EXIT_OK
+
+
 def run_put_key(args: argparse.Namespace) -> int:
     aws = Aws(args.region)
     stack = _stack(args, aws)
@@ -583,6 +738,7 @@ def run_local(args: argparse.Namespace) -> int:
     image = checked_image(args.image)
     prompt = checked_prompt(args.prompt)
     options = chosen_options(args)
+    metadata = parse_metadata(args.metadata)
     out_dir = checked_out_dir(args.out)
     assert out_dir is not None  # --out has a default
     overrides = parse_parameter_overrides(args.parameter_overrides or [], TEMPLATE_PATH)
@@ -607,7 +763,7 @@ def run_local(args: argparse.Namespace) -> int:
                 log_file=log_file,
             ) as pipeline,
         ):
-            source = pipeline.upload(image, prompt=prompt, options=options)
+            source = pipeline.upload(image, prompt=prompt, options=options, metadata=metadata)
             if prompt_goes_to_sidecar(prompt, options):
                 say(args, f"Prompt too long for S3 metadata: put {sidecar_key_for(source.key)}")
             say(args, f"Uploaded {source.s3_uri} with prompt {_short(prompt)!r} {options or ''}")
@@ -850,6 +1006,8 @@ def build_parser() -> argparse.ArgumentParser:
         "redrive", "replay the uploads the trigger failed on (its dead-letter queue)"
     )
     redrive.set_defaults(run=run_redrive)
+
+    add_scale_commands(deployed)
 
     deployed(
         "put-key", "store the model's API key (FAL_KEY or asked for) in the stack's secret"

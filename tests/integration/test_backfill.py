@@ -3,6 +3,7 @@ version, submitted once whether the trigger ran it or another backfill did."""
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -10,6 +11,7 @@ from typing import Any
 import pytest
 
 from kontext_tools.backfill import dry_run
+from kontext_tools.cli import main
 from kontext_tools.local.pipeline import LocalPipeline
 from tests.conftest import make_image
 from tests.integration.conftest import FAST_MODEL
@@ -127,3 +129,47 @@ def test_the_backfill_skips_what_the_trigger_skips(pipeline: LocalPipeline) -> N
     # Then nothing is started (or the listing is empty)
     assert result.status == "SUCCEEDED", result.error
     assert result.counts["started"] == 0
+
+
+def test_the_command_line_counts_a_dry_run_and_a_backfill(
+    pipeline: LocalPipeline, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given the 50 archived images, all edited by now
+    stack = pipeline.stack.name  # type: ignore[union-attr]
+    submits = pipeline.emulator.submit_count
+    # When the command line plans a backfill of them with two images each
+    code = main(
+        [
+            "backfill",
+            "--stack",
+            stack,
+            "--prefix",
+            "inputs/archive/",
+            "--num-images",
+            "2",
+            "--dry-run",
+            "--json",
+        ]
+    )
+    planned = json.loads(capsys.readouterr().out)
+    # Then it counts them and the model's price without starting anything
+    assert code == 0
+    assert planned["objects"] == OBJECTS + 1
+    assert planned["images"] == 2 * (OBJECTS + 1)
+    assert planned["model_cost_usd"] == round(2 * (OBJECTS + 1) * 0.08, 2)
+    # When it runs the backfill for real
+    code = main(["backfill", "--stack", stack, "--prefix", "inputs/archive/", "--json"])
+    done = json.loads(capsys.readouterr().out)
+    # Then it follows it to the end: every object already had its job
+    assert code == 0
+    assert (done["status"], done["started"], done["duplicate"]) == ("SUCCEEDED", 0, OBJECTS + 1)
+    assert pipeline.emulator.submit_count == submits
+
+
+def test_the_command_line_refuses_a_prefix_outside_the_inputs(
+    pipeline: LocalPipeline, capsys: pytest.CaptureFixture[str]
+) -> None:
+    stack = pipeline.stack.name  # type: ignore[union-attr]
+    code = main(["backfill", "--stack", stack, "--prefix", "outputs/"])
+    assert code == 2
+    assert "outside the input prefix" in capsys.readouterr().err

@@ -14,6 +14,7 @@ from typing import Any, ClassVar
 import pytest
 from standardwebhooks import Webhook
 
+from kontext_tools.cli import main
 from kontext_tools.local.pipeline import LocalPipeline
 from tests.conftest import make_image
 from tests.integration.conftest import FAST_MODEL
@@ -195,3 +196,36 @@ def test_forbidden_callback_urls_never_receive_a_request(
     assert note["status"] == "SUCCEEDED"
     # And the receiver never saw a connection
     assert CountingServer.connections == connections
+
+
+def test_the_command_line_shows_the_secret_and_passes_metadata(
+    pipeline: LocalPipeline, receiver: int, capsys: pytest.CaptureFixture[str], tmp_path: Any
+) -> None:
+    # Given the deployed stack
+    stack = pipeline.stack.name  # type: ignore[union-attr]
+    # When the command line shows the signing secret
+    assert main(["callback-secret", "--stack", stack]) == 0
+    # Then it is the one receivers verify with
+    assert capsys.readouterr().out.strip() == Receiver.secret
+    # When an image is edited with a callback-url through --metadata
+    image = tmp_path / "cli.png"
+    image.write_bytes(make_image())
+    url = f"http://127.0.0.1:{receiver}/cli"
+    code = main(
+        [
+            "edit",
+            str(image),
+            "--prompt",
+            "make it night",
+            "--stack",
+            stack,
+            "--key",
+            "inputs/cli-callback.png",
+            "--metadata",
+            f"callback-url={url}",
+            "--json",
+        ]
+    )
+    # Then the job calls back
+    assert code == 0, capsys.readouterr().err
+    wait_until(lambda: any(d["status"] == 200 for d in deliveries_for("inputs/cli-callback.png")))
