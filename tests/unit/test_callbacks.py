@@ -5,8 +5,9 @@ from __future__ import annotations
 import base64
 import json
 import threading
-from collections.abc import Sequence
-from http.server import BaseHTTPRequestHandler
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, ClassVar
 
 import httpx
@@ -217,3 +218,93 @@ def test_a_short_or_garbled_secret_is_refused() -> None:
         signing_key("whsec_" + base64.b64encode(b"short").decode())
     with pytest.raises(Exception, match="not base64"):
         signing_key("whsec_***")
+
+
+def self_signed(host: str, directory: Any) -> tuple[str, str]:
+    """A certificate for `host` and its key, as PEM files."""
+    import datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, host)])
+    now = datetime.datetime.now(datetime.UTC)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(hours=1))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName(host)]), critical=False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = directory / "cert.pem", directory / "key.pem"
+    cert_path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return str(cert_path), str(key_path)
+
+
+@contextmanager
+def tls_server(handler: type[BaseHTTPRequestHandler], context: Any) -> Iterator[int]:
+    """An HTTPS server on 127.0.0.1 while the block runs; yields its port."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    thread = threading.Thread(
+        target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+    )
+    thread.start()
+    try:
+        yield int(server.server_address[1])
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+
+
+def test_the_request_goes_to_the_checked_address_with_tls_checked_against_the_name(
+    tmp_path: Any,
+) -> None:
+    import ssl
+
+    # Given an HTTPS receiver on 127.0.0.1 whose certificate names hooks.test, and a target
+    # checked for hooks.test at that address
+    cert, key = self_signed("hooks.test", tmp_path)
+    server_tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server_tls.load_cert_chain(cert, key)
+    Receiver.requests, Receiver.failures = [], 0
+    with tls_server(Receiver, server_tls) as port:
+        target = CallbackTarget(
+            url=f"https://hooks.test:{port}/hook", host="hooks.test", address="127.0.0.1"
+        )
+        trusting = ssl.create_default_context(cafile=cert)
+        # When the notification is delivered (hooks.test resolves nowhere: only the pinned
+        # address can be reached)
+        with httpx.Client(verify=trusting) as http:
+            outcome = deliver_callback(http, target, NOTIFICATION, key=signing_key(SECRET))
+        # Then TLS accepted the name on the pinned address, and Host names the host
+        assert outcome.outcome == "delivered"
+        assert Receiver.requests[-1][0]["host"] == f"hooks.test:{port}"
+        # And a target whose name the certificate does not carry is never accepted
+        wrong = CallbackTarget(
+            url=f"https://other.test:{port}/", host="other.test", address="127.0.0.1"
+        )
+        with httpx.Client(verify=trusting) as http, pytest.raises(CallbackDeliveryError):
+            deliver_callback(
+                http,
+                wrong,
+                NOTIFICATION,
+                key=signing_key(SECRET),
+                budget=RetryBudget(max_attempts=1),
+            )

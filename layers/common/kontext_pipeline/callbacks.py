@@ -53,6 +53,8 @@ CALLBACK_FIELD = "callback_url"
 SECRET_PREFIX = "whsec_"  # noqa: S105 - the Standard Webhooks prefix, not a secret
 SECRET_CACHE_SECONDS = 300
 REFUSED_DETAIL_TYPE = "Kontext Callback Refused"
+# Per attempt: four of them, with their backoff, fit well inside the function's 120 s.
+ATTEMPT_TIMEOUT = httpx.Timeout(10.0, connect=5.0)
 RETRYABLE_STATUS = frozenset({408, 429, 500, 502, 503, 504})
 USER_AGENT = "kontext-pipeline-callbacks/1"
 
@@ -266,13 +268,7 @@ def deliver_callback(
             "webhook-signature": sign(key, webhook_id, timestamp, body),
         }
         try:
-            response = http.post(
-                target.pinned_url(),
-                content=body,
-                headers=headers,
-                # TLS is checked against the name, not the pinned address.
-                extensions={"sni_hostname": target.host},
-            )
+            status = _post(http, target, body, headers)
         except httpx.TransportError as exc:
             last = f"{type(exc).__name__}: {exc}"
             logger.warning(
@@ -280,7 +276,6 @@ def deliver_callback(
                 extra={"attempt": attempt, "webhook_id": webhook_id, "why": last},
             )
         else:
-            status = response.status_code
             logger.info(
                 "callback attempt",
                 extra={"attempt": attempt, "status": status, "webhook_id": webhook_id},
@@ -298,6 +293,20 @@ def deliver_callback(
     raise CallbackDeliveryError(
         f"{target.host}: no 2xx after {attempt} attempts in {clock() - started:.0f} s ({last})"
     )
+
+
+def _post(http: httpx.Client, target: CallbackTarget, body: bytes, headers: dict[str, str]) -> int:
+    """One attempt; the answer's body is never read (a receiver cannot make us hold one)."""
+    with http.stream(
+        "POST",
+        target.pinned_url(),
+        content=body,
+        headers=headers,
+        timeout=ATTEMPT_TIMEOUT,
+        # TLS is checked against the name, not the pinned address.
+        extensions={"sni_hostname": target.host},
+    ) as response:
+        return response.status_code
 
 
 def _host_header(target: CallbackTarget) -> str:

@@ -1,0 +1,123 @@
+"""template.yaml for the backfill, the spending cap and per-job callbacks: each grants what
+its code needs and no more, and what it names exists."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+import pytest
+
+from kontext_tools.local.rules import check_parameters
+from tests.conftest import ROOT
+from tests.unit.test_template import CFN, TEMPLATE, actions_of, allows, role_statements
+
+BACKFILL_ASL = json.loads((ROOT / "statemachine" / "backfill.asl.json").read_text())
+
+
+def s3_statements(function: str) -> list[dict[str, Any]]:
+    return [s for s in role_statements(function) if any(a.startswith("s3:") for a in actions_of(s))]
+
+
+@pytest.mark.parametrize("function", ["StartBackfillEditFunction", "DeliverCallbackFunction"])
+def test_backfill_and_callbacks_only_read_uploads_under_the_input_prefix(function: str) -> None:
+    # Given the role of a function that reads an upload's version id or metadata
+    statements = s3_statements(function)
+    # Then it may read (HeadObject, pinned to a version) and list, never write
+    actions = {a for s in statements for a in actions_of(s)}
+    assert actions == {"s3:GetObject", "s3:GetObjectVersion", "s3:ListBucket"}
+    # And it reads under the input prefix only
+    for statement in statements:
+        if "s3:GetObject" in actions_of(statement):
+            text, _ = statement["Resource"]["Fn::Sub"]
+            assert text.endswith("/${InputPrefix}*"), text
+
+
+def test_the_backfill_may_run_its_own_map_children_and_list_the_bucket() -> None:
+    # Given the backfill state machine's role and its name
+    name = TEMPLATE["Resources"]["BackfillStateMachine"]["Properties"]["Name"]["Fn::Sub"]
+    statements = CFN["Resources"]["BackfillStateMachineRole"]["Properties"]["Policies"]
+    flat = [s for p in statements for s in p["PolicyDocument"]["Statement"]]
+    # Then it starts child executions of itself only, and watches and stops only those
+    start = next(s for s in flat if "states:StartExecution" in actions_of(s))
+    assert start["Resource"]["Fn::Sub"].endswith(":stateMachine:" + name)
+    watch = next(s for s in flat if "states:DescribeExecution" in actions_of(s))
+    assert sorted(actions_of(watch)) == ["states:DescribeExecution", "states:StopExecution"]
+    assert watch["Resource"]["Fn::Sub"].endswith(":execution:" + name + "/*")
+    # And it lists the bucket for the ItemReader, and invokes only the backfill function
+    assert allows(flat, "s3:ListBucket")
+    assert not allows(flat, "s3:GetObject")
+    invoked = {json.dumps(s["Resource"]) for s in flat if "lambda:InvokeFunction" in actions_of(s)}
+    assert all("StartBackfillEditFunction" in text for text in invoked)
+
+
+def test_every_substitution_of_the_backfill_definition_is_given() -> None:
+    # Given the ${...} names the ASL file uses
+    used = set(re.findall(r"\$\{(\w+)\}", json.dumps(BACKFILL_ASL)))
+    given = TEMPLATE["Resources"]["BackfillStateMachine"]["Properties"]["DefinitionSubstitutions"]
+    # Then the template gives each, and nothing more
+    assert used == set(given)
+
+
+def test_the_backfill_lists_with_a_distributed_map_and_ends_each_item_in_one_word() -> None:
+    # Given the Map state
+    state = BACKFILL_ASL["States"]["StartEachEdit"]
+    # Then it reads S3 itself, in distributed mode, at the asked concurrency
+    assert state["ItemReader"]["Resource"] == "arn:aws:states:::s3:listObjectsV2"
+    assert state["ItemProcessor"]["ProcessorConfig"]["Mode"] == "DISTRIBUTED"
+    assert state["MaxConcurrencyPath"] == "$.max_concurrency"
+    # And an item that cannot be started is counted, not fatal to the backfill
+    processor = state["ItemProcessor"]["States"]
+    assert processor["StartBackfillEdit"]["Catch"][0]["Next"] == "EditNotStarted"
+    assert processor["EditNotStarted"]["Result"] == "failed"
+
+
+def test_callbacks_run_off_the_pipelines_outcome_events_and_end_in_a_dead_letter_queue() -> None:
+    # Given the rule SAM makes from the function's EventBridge event
+    rule = next(
+        r["Properties"]
+        for r in CFN["Resources"].values()
+        if r["Type"] == "AWS::Events::Rule"
+        and r["Properties"]["Targets"][0]["Arn"]
+        == {"Fn::GetAtt": ["DeliverCallbackFunction", "Arn"]}
+    )
+    # Then it matches exactly the two outcome events
+    assert rule["EventPattern"] == {
+        "source": ["kontext-pipeline"],
+        "detail-type": ["Kontext Edit Succeeded", "Kontext Edit Failed"],
+    }
+    # And a delivery that fails after Lambda's retries lands in the callbacks' queue
+    config = TEMPLATE["Resources"]["DeliverCallbackFunction"]["Properties"]["EventInvokeConfig"]
+    assert config["MaximumRetryAttempts"] == 2
+    assert config["DestinationConfig"]["OnFailure"]["Destination"] == {
+        "Fn::GetAtt": ["CallbackDeadLetterQueue", "Arn"]
+    }
+    assert allows(role_statements("DeliverCallbackFunction"), "sqs:SendMessage")
+
+
+def test_loopback_callbacks_are_off_unless_a_local_run_turns_them_on() -> None:
+    parameter = TEMPLATE["Parameters"]["CallbackAllowLoopback"]
+    assert parameter["Default"] == "false"
+    assert parameter["AllowedValues"] == ["false", "true"]
+
+
+def test_the_daily_cap_alarm_fires_at_80_percent_of_the_cap_and_only_with_a_cap() -> None:
+    # Given the alarm
+    alarm = TEMPLATE["Resources"]["DailyImageCapAlarm"]
+    # Then it exists only with a cap, and compares a day's images with 80% of it
+    assert alarm["Condition"] == "HasDailyImageCap"
+    properties = alarm["Properties"]
+    images, share = properties["Metrics"]
+    assert images["MetricStat"]["Metric"]["MetricName"] == "ImagesRequested"
+    assert images["MetricStat"]["Period"] == 86400
+    assert share["Expression"] == {"Fn::Sub": "100 * images / ${MaxImagesPerDay}"}
+    assert (properties["Threshold"], properties["ComparisonOperator"]) == (
+        80,
+        "GreaterThanOrEqualToThreshold",
+    )
+
+
+@pytest.mark.parametrize("value", ["0", "1", "5000"])
+def test_the_caps_take_zero_for_none_and_whole_numbers(value: str) -> None:
+    check_parameters(TEMPLATE, {"MaxImagesPerDay": value, "MaxConcurrentRequests": value})
