@@ -28,6 +28,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         policy=RUNTIME.output_policy,
         execution_id=envelope.execution_id,
         budget=RUNTIME.budget,
+        run_times=RUNTIME.run_times,
     )
     metrics.add_dimension(name="status", value=notification.status)
     metrics.add_metric(name="JobsSucceeded", unit=MetricUnit.Count, value=1)

@@ -26,6 +26,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         settings=RUNTIME.settings,
         poll_plan=RUNTIME.poll_plan,
         budget=RUNTIME.budget,
+        run_times=RUNTIME.run_times,
     )
     metrics.add_metric(name="RequestsSubmitted", unit=MetricUnit.Count, value=1)
     metrics.add_metric(name="ImagesRequested", unit=MetricUnit.Count, value=job.options.num_images)

@@ -21,9 +21,9 @@ from tests.conftest import load_event, make_image
 
 API_KEY = "fal-test-key-0123456789abcdef"
 # Short clocks so faults resolve in seconds: a 1 s read timeout (the emulator hangs 3 s),
-# a 6 s deadline, outputs capped at 2 MB.
+# a 6 s run limit and queue-wait limit, outputs capped at 2 MB.
 FAULT_ENVIRONMENT = {"HTTP_READ_TIMEOUT_SECONDS": "1", "MAX_OUTPUT_BYTES": str(2 * 1024 * 1024)}
-FAULT_PARAMETERS = {"DeadlineSeconds": "6"}
+FAULT_PARAMETERS = {"DeadlineSeconds": "6", "QueueWaitSeconds": "6"}
 
 
 @pytest.fixture(scope="module")
@@ -109,16 +109,18 @@ def test_permanent_faults_end_in_a_failure_notification_with_the_reason(
     assert "Contents" not in listing
 
 
-def test_a_request_stuck_past_the_deadline_is_cancelled_and_reported(
+def test_a_request_stuck_in_the_queue_past_the_queue_wait_limit_is_cancelled_and_reported(
     pipeline: LocalPipeline,
 ) -> None:
     # Given a request that never leaves the queue
     _, received = run_job(pipeline, "stuck", "make it snow [fault:stuck-in-queue]")
-    # When the deadline passes / Then the job fails with the reason and the request is cancelled
+    # When the queue-wait limit passes / Then the job fails saying so, and the request is
+    # cancelled
     notification = received.notification
     assert notification.status == "FAILED"
     assert notification.failure is not None
-    assert notification.failure.reason == "deadline_exceeded"
+    assert notification.failure.reason == "queue_wait_exceeded"
+    assert "queue-wait limit" in notification.failure.message
     assert notification.request_id
     assert pipeline.emulator.get(notification.request_id).cancelled
 

@@ -1,61 +1,197 @@
-"""The adaptive poll plan: few polls for a typical run, bounded waits, whole seconds."""
+"""The poll plan and CheckStatus: inline looks when the answer is due, few loops otherwise,
+limits that tell a long queue from a stuck request."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
+import pytest
+from kontext_pipeline.errors import ModelDeadlineExceededError, ModelQueueWaitExceededError
+from kontext_pipeline.jobs import check_status
+from kontext_pipeline.models import ModelJob, QueueStatus
 from kontext_pipeline.polling import PollPlan
 
-PLAN = PollPlan(min_seconds=2, max_seconds=30, expected_model_seconds=20)
-NOW = datetime(2026, 11, 25, 10, 0, tzinfo=UTC)
+from tests.conftest import load_event
+
+GUESS = PollPlan(min_seconds=2, max_seconds=30, expected_model_seconds=20)
+KNOWN_5S = GUESS.with_typical_run(5.0)
+KNOWN_30S = GUESS.with_typical_run(30.0)
+SUBMITTED = datetime(2026, 11, 25, 10, 0, tzinfo=UTC)
 
 
-def running_for(seconds: float) -> int:
-    return PLAN.while_running(NOW - timedelta(seconds=seconds), NOW)
+class FakeQueue:
+    """A queue on a fake clock: `timeline(t)` is the status t seconds after submit."""
+
+    def __init__(self, timeline: Any) -> None:
+        self.timeline = timeline
+        self.t = 0.0
+        self.asked = 0
+
+    def status(self, status_url: str) -> QueueStatus:
+        self.asked += 1
+        return QueueStatus.model_validate(self.timeline(self.t))
+
+    def now(self) -> datetime:
+        return SUBMITTED + timedelta(seconds=self.t)
+
+    def clock(self) -> float:
+        return self.t
+
+    def sleep(self, seconds: float) -> None:
+        self.t += seconds
 
 
-def test_first_wait_reaches_the_early_edge_of_a_typical_run() -> None:
-    # Given a model that typically runs 20 s, When the request is submitted,
-    # Then the first poll comes at 90% of that
-    assert PLAN.after_submit(queue_position=0) == 18
+def run_then_complete(queued: float, run: float) -> Any:
+    def timeline(t: float) -> dict[str, Any]:
+        if t < queued:
+            return {"status": "IN_QUEUE", "queue_position": 0}
+        if t < queued + run:
+            return {"status": "IN_PROGRESS"}
+        return {"status": "COMPLETED", "metrics": {"inference_time": run}}
+
+    return timeline
 
 
-def test_queue_position_lengthens_the_wait_up_to_the_maximum() -> None:
-    assert PLAN.while_queued(1) == 28
-    assert PLAN.while_queued(2) == 30
-    assert PLAN.while_queued(None) == 18
+def a_job(**update: Any) -> ModelJob:
+    job = ModelJob.model_validate(load_event("task_check_status")["job"])
+    return job.model_copy(
+        update={
+            "submitted_at": SUBMITTED,
+            "checked_at": None,
+            "in_progress_since": None,
+            "status": "IN_QUEUE",
+            "queue_position": 0,
+            "deadline_at": SUBMITTED + timedelta(hours=4),
+            "run_limit_seconds": 900,
+            **update,
+        }
+    )
 
 
-def test_a_young_run_is_left_alone_until_the_early_edge() -> None:
-    # Given a run 5 s old, Then the next poll lands at 18 s
-    assert running_for(5) == 13
+def follow(job: ModelJob, queue: FakeQueue, plan: PollPlan) -> Iterator[ModelJob]:
+    """What the state machine does: Wait, CheckStatus, until COMPLETED (bounded)."""
+    queue.t += job.next_poll_seconds
+    for _ in range(500):
+        job = check_status(
+            job, fal=queue, poll_plan=plan, now=queue.now, clock=queue.clock, sleep=queue.sleep
+        )  # type: ignore[arg-type]
+        yield job
+        if job.status == "COMPLETED":
+            return
+        queue.t += job.next_poll_seconds
+    raise AssertionError("never completed")
 
 
-def test_inside_the_typical_window_polls_come_every_minimum_interval() -> None:
-    # Given runs between 90% and 110% of the typical time, Then each waits the minimum
-    assert [running_for(seconds) for seconds in (17, 18, 20, 22)] == [2, 2, 2, 2]
+# --- the plan ---------------------------------------------------------------------------
+
+
+def test_with_a_known_run_time_the_first_wait_reaches_just_before_its_early_edge() -> None:
+    # Given a model that recently ran 30 s / 5 s
+    # When a request starts at once / Then the first look comes at 90% of it, rounded down
+    assert KNOWN_30S.after_submit(queue_position=0) == 27
+    assert KNOWN_5S.after_submit(queue_position=0) == 4
+
+
+def test_with_only_the_guess_the_plan_does_not_sleep_on_it() -> None:
+    # Given no recorded run time, only the template's 20 s guess
+    # When a request starts at once / Then it is looked at after the shortest wait
+    assert GUESS.after_submit(queue_position=0) == 2
+
+
+def test_a_queued_request_waits_half_the_expected_time_to_the_front() -> None:
+    # Given a queue that moves one position per 4 s
+    # When the request is at positions 0, 9 and 999
+    waits = [KNOWN_5S.until_worth_asking_queued(p, 4.0) for p in (0, 9, 999)]
+    # Then it waits half the way to the front, and the Wait state caps a long queue's wait
+    assert waits[:2] == [2.0, 20.0]
+    assert KNOWN_5S.loop_wait(waits[2], queued=True) == 300
 
 
 def test_overdue_runs_back_off_in_proportion_and_up_to_the_maximum() -> None:
-    # Given runs later and later past the typical window
-    waits = [running_for(seconds) for seconds in (23, 30, 40, 60, 200)]
-
+    # Given runs later and later past a 20 s typical window
+    plan = GUESS.with_typical_run(20.0)
+    waits = [
+        plan.loop_wait(plan.until_worth_asking_running(s), queued=False) for s in (23, 60, 200)
+    ]
     # Then the waits grow, from the minimum to the maximum
-    assert waits[0] == 2
     assert waits == sorted(waits)
-    assert waits[-1] == 30
+    assert (waits[0], waits[-1]) == (2, 30)
 
 
-def test_a_30_second_run_costs_at_most_four_polls() -> None:
-    # Given the plan for a 30 s model and runs anywhere in its typical window
-    plan = PollPlan(min_seconds=2, max_seconds=30, expected_model_seconds=30)
-    for run_seconds in (27.5, 30, 33):
-        # When it polls from submit until the run is seen complete
-        clock, polls = float(plan.after_submit(0)), 1
-        while clock < run_seconds:
-            clock += plan.while_running(NOW - timedelta(seconds=clock), NOW)
-            polls += 1
+# --- CheckStatus through the plan -------------------------------------------------------
 
-        # Then it needs four polls or fewer (3 transitions each), and sees the end promptly
-        assert polls <= 4
-        assert clock - run_seconds <= 2
+
+@pytest.mark.parametrize(("plan", "run"), [(KNOWN_5S, 5.3), (KNOWN_30S, 31.0), (KNOWN_30S, 28.0)])
+def test_a_typical_run_costs_one_loop_and_is_seen_within_half_a_second(
+    plan: PollPlan, run: float
+) -> None:
+    # Given a request that starts at once and runs about as long as recently
+    queue = FakeQueue(run_then_complete(queued=0.2, run=run))
+    job = a_job(
+        next_poll_seconds=plan.after_submit(0), typical_run_seconds=plan.expected_model_seconds
+    )
+    # When the state machine follows it
+    looks = list(follow(job, queue, plan))
+    # Then one CheckStatus sees it complete, within one inline interval of the end
+    assert len(looks) == 1
+    assert looks[-1].status == "COMPLETED"
+    assert queue.t - (0.2 + run) <= plan.inline_interval_seconds
+    assert looks[-1].run_seconds == run
+
+
+def test_with_only_the_guess_a_short_run_is_still_seen_promptly() -> None:
+    # Given the template's 20 s guess and a model that runs 5 s
+    queue = FakeQueue(run_then_complete(queued=0.2, run=5.0))
+    job = a_job(next_poll_seconds=GUESS.after_submit(0))
+    # When followed / Then it is seen within half a second, in one CheckStatus
+    looks = list(follow(job, queue, GUESS))
+    assert len(looks) == 1
+    assert queue.t - 5.2 <= 0.5
+
+
+def test_a_long_queue_costs_few_loops() -> None:
+    # Given a request 200th in a queue that moves a position every 4 s (2 runners, 8 s runs)
+    def timeline(t: float) -> dict[str, Any]:
+        position = 199 - int(t // 4)
+        if position >= 0:
+            return {"status": "IN_QUEUE", "queue_position": position}
+        return run_then_complete(queued=800, run=8.0)(t)
+
+    plan = GUESS.with_typical_run(8.0)
+    queue = FakeQueue(timeline)
+    job = a_job(
+        queue_position=199, next_poll_seconds=plan.after_submit(199), typical_run_seconds=8.0
+    )
+    # When the state machine follows it through the queue and the run
+    looks = list(follow(job, queue, plan))
+    # Then it takes a few loops, not one per PollMaxSeconds (808 s / 30 s = 27), and no limit fired
+    assert looks[-1].status == "COMPLETED"
+    assert len(looks) <= 12
+
+
+def test_a_request_that_stops_moving_in_the_queue_fails_as_queue_wait_exceeded() -> None:
+    # Given a request stuck at position 3, and a queue-wait limit of 10 minutes
+    queue = FakeQueue(lambda t: {"status": "IN_QUEUE", "queue_position": 3})
+    job = a_job(queue_position=3, deadline_at=SUBMITTED + timedelta(minutes=10))
+    # When followed / Then it fails as queue_wait_exceeded, no later than the limit plus a look
+    with pytest.raises(ModelQueueWaitExceededError, match="queue-wait limit"):
+        list(follow(job, queue, KNOWN_5S))
+    assert 600 <= queue.t <= 601
+
+
+def test_a_run_past_the_run_limit_fails_as_deadline_exceeded_whatever_the_queue_wait() -> None:
+    # Given a request that waited an hour in the queue, then runs forever; run limit 60 s
+    def timeline(t: float) -> dict[str, Any]:
+        return (
+            {"status": "IN_QUEUE", "queue_position": 0} if t < 3600 else {"status": "IN_PROGRESS"}
+        )
+
+    queue = FakeQueue(timeline)
+    job = a_job(run_limit_seconds=60, next_poll_seconds=3590)
+    # When followed / Then the hour in the queue does not count; 60 s of running does
+    # (counted from the last look that saw it waiting, the earliest it can have started)
+    with pytest.raises(ModelDeadlineExceededError, match="run limit"):
+        list(follow(job, queue, KNOWN_5S))
+    assert 3659 <= queue.t <= 3662

@@ -294,6 +294,7 @@ def test_there_are_integer_parameters_to_check() -> None:
         "DeadlineSeconds",
         "MaxConcurrentRequests",
         "MaxImagesPerDay",
+        "QueueWaitSeconds",
         "WebhookWaitSeconds",
     ]
 

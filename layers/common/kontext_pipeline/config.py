@@ -78,10 +78,29 @@ class PipelineSettings(BaseSettings):
         30.0, gt=0, description="Longest wait between two status polls."
     )
     expected_model_seconds: float = Field(
-        20.0, gt=0, description="Typical model run time; polls gather around it (from 90% to 110%)."
+        20.0,
+        gt=0,
+        description="First guess at the model's run time, until the jobs table has a recent "
+        "one (what the model took lately is what the polls gather around).",
     )
     deadline_seconds: int = Field(
-        900, ge=5, description="A job not completed this long after submit is cancelled."
+        900,
+        ge=5,
+        description="Run limit: a request running (IN_PROGRESS) this long is cancelled and "
+        "fails as deadline_exceeded.",
+    )
+    queue_wait_seconds: int = Field(
+        14400,
+        ge=5,
+        description="Queue-wait limit: a request still waiting in the model's queue (IN_QUEUE) "
+        "this long after submit is cancelled and fails as queue_wait_exceeded.",
+    )
+    poll_inline_seconds: float = Field(
+        10.0,
+        ge=0,
+        le=40,
+        description="How long one CheckStatus keeps asking the queue itself (every 0.5 s) when "
+        "the answer is due soon, before handing back to the state machine's Wait loop.",
     )
     completion_mode: Literal["poll", "webhook"] = Field(
         "poll",

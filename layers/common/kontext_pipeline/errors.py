@@ -66,9 +66,15 @@ class ModelRequestFailedError(PipelineError):
 
 
 class ModelDeadlineExceededError(PipelineError):
-    """The request did not complete before the job's deadline; the pipeline cancels it."""
+    """The request ran (IN_PROGRESS) past the run limit; the pipeline cancels it."""
 
     default_reason = "deadline_exceeded"
+
+
+class ModelQueueWaitExceededError(PipelineError):
+    """Still waiting in the model's queue past the queue-wait limit; the pipeline cancels it."""
+
+    default_reason = "queue_wait_exceeded"
 
 
 class OutputCopyError(PipelineError):

@@ -2,7 +2,7 @@
 
     start_edit_jobs   S3 event  -> one execution per object version (deterministic name)
     submit_edit       JobStart  -> ModelJob   (inspect, validate, presign, submit once)
-    check_status      ModelJob  -> ModelJob   (poll once, plan the next wait, enforce deadline)
+    check_status      ModelJob  -> ModelJob   (poll, inline while due soon; plan the wait; limits)
     collect_outputs   ModelJob  -> Notification (copy outputs, manifest, publish success)
     report_failure    any state + error -> Notification (cancel if needed, publish failure)
 
@@ -15,7 +15,8 @@ import hashlib
 import json
 import math
 import re
-from collections.abc import Iterable, Mapping
+import time
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -33,6 +34,7 @@ from kontext_pipeline.errors import (
     ConfigurationError,
     ModelDeadlineExceededError,
     ModelQueueUnavailableError,
+    ModelQueueWaitExceededError,
     ModelRequestFailedError,
     ModelRequestRejectedError,
     PipelineError,
@@ -55,6 +57,7 @@ from kontext_pipeline.models import (
     Manifest,
     ModelJob,
     Notification,
+    QueueStatus,
     SourceObject,
     StoredOutput,
     utc_now,
@@ -62,6 +65,7 @@ from kontext_pipeline.models import (
 from kontext_pipeline.notify import Notifier
 from kontext_pipeline.observability import logger
 from kontext_pipeline.polling import PollPlan
+from kontext_pipeline.run_times import RecentRunTimes
 from kontext_pipeline.storage import (
     SIDECAR_SUFFIXES,
     OutputPolicy,
@@ -202,6 +206,7 @@ def submit_edit(
     settings: PipelineSettings,
     poll_plan: PollPlan,
     budget: Budget | None = None,
+    run_times: RecentRunTimes | None = None,
 ) -> ModelJob:
     """Validate everything that can be validated, then submit exactly once (see ledger.py).
 
@@ -265,6 +270,8 @@ def submit_edit(
             # The execution history still gets the request id from this task's result.
             logger.exception("submitted but not recorded in the jobs table")
     submitted_at = utc_now()
+    typical = run_times.typical_seconds() if run_times is not None else None
+    poll_plan = poll_plan.with_typical_run(typical)
     logger.append_keys(model_request_id=submission.request_id)
     logger.info(
         "model request submitted",
@@ -280,7 +287,9 @@ def submit_edit(
         cancel_url=submission.cancel_url,
         submitted_at=submitted_at,
         checked_at=submitted_at,
-        deadline_at=submitted_at + timedelta(seconds=settings.deadline_seconds),
+        deadline_at=submitted_at + timedelta(seconds=settings.queue_wait_seconds),
+        run_limit_seconds=settings.deadline_seconds,
+        typical_run_seconds=typical,
         job_key=job_key,
         queue_position=submission.queue_position,
         next_poll_seconds=poll_plan.after_submit(submission.queue_position),
@@ -325,12 +334,48 @@ def webhook_url_for(settings: PipelineSettings) -> str | None:
 
 
 def check_status(
-    job: ModelJob, *, fal: FalQueueClient, poll_plan: PollPlan, now: datetime | None = None
+    job: ModelJob,
+    *,
+    fal: FalQueueClient,
+    poll_plan: PollPlan,
+    now: Callable[[], datetime] = utc_now,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
 ) -> ModelJob:
-    """Ask the queue once. COMPLETED moves on; an error or a passed deadline fails the job."""
-    status = fal.status(job.status_url)
-    now = now or utc_now()
+    """Ask the queue; while the answer is due within the inline budget, ask again here.
+
+    COMPLETED moves on; an error, a run past the run limit or a wait past the queue-wait
+    limit fails the job (ReportFailure cancels). Otherwise the job goes back to the Wait
+    loop with the plan's next wait (polling.py).
+    """
+    plan = poll_plan.with_typical_run(job.typical_run_seconds)
+    inline_until = clock() + plan.inline_budget_seconds
+    while True:
+        status = fal.status(job.status_url)
+        job = _observe(job, status, now())
+        if job.status == "COMPLETED":
+            return job
+        checked_at = job.checked_at or job.submitted_at
+        if job.status == "IN_QUEUE":
+            until = plan.until_worth_asking_queued(job.queue_position, job.seconds_per_position)
+        else:
+            running_since = job.in_progress_since or checked_at
+            until = plan.until_worth_asking_running((checked_at - running_since).total_seconds())
+        until = min(until, _until_limit(job, checked_at))
+        # Bounded: each turn sleeps, and the budget ends the loop.
+        if plan.keep_asking_inline(until, inline_until - clock()):
+            sleep(plan.inline_interval_seconds)
+            continue
+        wait = plan.loop_wait(until, queued=job.status == "IN_QUEUE")
+        # Never sleep past a limit: the next look lands on it, so the cancel is prompt.
+        wait = min(wait, max(1, math.ceil(_until_limit(job, checked_at))))
+        return job.model_copy(update={"next_poll_seconds": wait})
+
+
+def _observe(job: ModelJob, status: QueueStatus, now: datetime) -> ModelJob:
+    """The job after one status answer; raises when the answer or a limit ends it."""
     polls = job.polls + 1
+    last_seen = job.checked_at or job.submitted_at
     if status.status == "COMPLETED":
         if status.error:
             kind = f" (error_type {status.error_type})" if status.error_type else ""
@@ -344,33 +389,72 @@ def check_status(
                 "polls": polls,
                 "queue_position": None,
                 "next_poll_seconds": 0,
+                "checked_at": now,
+                "run_seconds": _run_seconds(job, status, now),
             }
         )
-    if now >= job.deadline_at:
-        raise ModelDeadlineExceededError(
-            f"request {job.request_id} still {status.status} after "
-            f"{(now - job.submitted_at).total_seconds():.0f} s (deadline)"
-        )
     if status.status == "IN_QUEUE":
-        running_since = None
-        wait = poll_plan.while_queued(status.queue_position)
-    else:
-        # The queue does not say when the run began; the last time it was seen waiting (or
-        # the submit) is the earliest it can have, so the wait never overshoots the end.
-        running_since = job.in_progress_since or job.checked_at or job.submitted_at
-        wait = poll_plan.while_running(running_since, now)
-    # Never sleep past the deadline: the last poll lands on it, so the cancel is prompt.
-    until_deadline = max(1, math.ceil((job.deadline_at - now).total_seconds()))
+        if now >= job.deadline_at:
+            raise ModelQueueWaitExceededError(
+                f"request {job.request_id} still waiting in the model's queue (position "
+                f"{status.queue_position}) {(now - job.submitted_at).total_seconds():.0f} s "
+                "after submit (queue-wait limit)"
+            )
+        return job.model_copy(
+            update={
+                "status": "IN_QUEUE",
+                "queue_position": status.queue_position,
+                "seconds_per_position": _queue_pace(job, status, now),
+                "checked_at": now,
+                "polls": polls,
+            }
+        )
+    # The queue does not say when the run began; the last time it was seen waiting (or the
+    # submit) is the earliest it can have, so the run limit never fires early.
+    running_since = job.in_progress_since or last_seen
+    if job.run_limit_seconds and (now - running_since).total_seconds() >= job.run_limit_seconds:
+        raise ModelDeadlineExceededError(
+            f"request {job.request_id} still {status.status} "
+            f"{(now - running_since).total_seconds():.0f} s after it started (run limit)"
+        )
     return job.model_copy(
         update={
             "status": status.status,
-            "queue_position": status.queue_position,
+            "queue_position": None,
             "in_progress_since": running_since,
             "checked_at": now,
             "polls": polls,
-            "next_poll_seconds": min(wait, until_deadline),
         }
     )
+
+
+def _queue_pace(job: ModelJob, status: QueueStatus, now: datetime) -> float | None:
+    """Seconds per queue position, from how far the queue moved since the last look."""
+    if job.status != "IN_QUEUE" or job.queue_position is None or status.queue_position is None:
+        return job.seconds_per_position
+    moved = job.queue_position - status.queue_position
+    elapsed = (now - (job.checked_at or job.submitted_at)).total_seconds()
+    if moved <= 0 or elapsed <= 0:
+        return job.seconds_per_position
+    return elapsed / moved
+
+
+def _run_seconds(job: ModelJob, status: QueueStatus, now: datetime) -> float | None:
+    """The model's own inference time when the queue reports it, else what polls saw."""
+    reported = status.metrics.get("inference_time")
+    if isinstance(reported, int | float) and reported > 0:
+        return float(reported)
+    if job.in_progress_since is not None:
+        return (now - job.in_progress_since).total_seconds()
+    return None
+
+
+def _until_limit(job: ModelJob, at: datetime) -> float:
+    """Seconds from `at` until the limit that applies to the job's state now."""
+    if job.status == "IN_PROGRESS" and job.run_limit_seconds:
+        started = job.in_progress_since or at
+        return job.run_limit_seconds - (at - started).total_seconds()
+    return (job.deadline_at - at).total_seconds()
 
 
 # --- collect ----------------------------------------------------------------------------
@@ -387,6 +471,7 @@ def collect_outputs(
     policy: OutputPolicy,
     execution_id: str | None = None,
     budget: Budget | None = None,
+    run_times: RecentRunTimes | None = None,
 ) -> Notification:
     """Copy every output into S3, write the manifest last, publish the success notification.
 
@@ -425,6 +510,11 @@ def collect_outputs(
         execution=execution_id,
     )
     notifier.publish_once(notification)
+    if run_times is not None:
+        # What this run took plans the next jobs' polls (webhook mode: the result's timing).
+        inference = manifest.timings.get("inference")
+        seconds = job.run_seconds or (float(inference) if isinstance(inference, int | float) else 0)
+        run_times.record(seconds)
     return notification
 
 

@@ -200,13 +200,23 @@ class ModelJob(BaseModel):
     response_url: str
     cancel_url: str
     submitted_at: datetime
+    # Queue-wait limit: past this, a request still IN_QUEUE is cancelled.
     deadline_at: datetime
+    # Run limit: a request IN_PROGRESS this long is cancelled (0: none).
+    run_limit_seconds: int = 0
     status: QueueStatusName = "IN_QUEUE"
     queue_position: int | None = None
     in_progress_since: datetime | None = None
     checked_at: datetime | None = None
     polls: int = 0
     next_poll_seconds: int = 1
+    # What the model recently took (run_times.py) when this job was submitted; None: only
+    # the configured guess was known.
+    typical_run_seconds: float | None = None
+    # How fast the queue moved ahead of this request, seconds per position (observed).
+    seconds_per_position: float | None = None
+    # The run as the queue reported it (metrics.inference_time) or as polls observed it.
+    run_seconds: float | None = None
     # The jobs-table key the submit claimed (execution_name_for the event's object), so
     # later steps free the job's concurrency slot under the same key.
     job_key: str | None = None

@@ -1,18 +1,31 @@
-"""When to ask the queue again.
+"""When to ask the queue again, and whether to keep asking inside one CheckStatus.
 
-Every poll costs three Standard state transitions (Wait, CheckStatus, Choice). A fixed
-2 s interval spends ~45 of them on a 30 s model run. A diffusion model runs a fixed
-number of steps, so its run time is fairly steady: this plan sleeps until the early edge
-of a typical run, polls every `min_seconds` through the typical window, and past it backs
-off in proportion to how late the run is. A 30 s run then costs three or four polls and
-is seen about `min_seconds / 2` after it ends. Step Functions Wait takes whole seconds.
+Every trip round the state machine's poll loop costs three Standard state transitions
+(Wait, CheckStatus, Choice): $0.075 per 1,000 jobs. A second of a small poller asking the
+queue itself costs far less (a 256 MB Lambda second is $0.0033 per 1,000), so the plan
+splits the work:
+
+- **Running.** A diffusion model runs a fixed number of steps, so its run time is fairly
+  steady. The Wait state sleeps (free) until just before the early edge of a typical run,
+  then CheckStatus asks every `inline_interval_seconds` (sub-second, as fal's own clients
+  do) until the run ends, for at most `inline_budget_seconds`. A run later than that goes
+  back to the Wait loop, backing off in proportion to how late it is. The typical run is
+  what the model took recently (run_times.py), `ExpectedModelSeconds` only the first guess.
+- **Queued.** fal runs a few requests per key at once and queues the rest; the queue moves
+  one position per `seconds_per_position` (observed between two polls, else a typical run:
+  the account may run one request at a time). The plan waits half the expected time to
+  the front, so each look halves the distance, capped at `queued_max_seconds`: a long
+  queue costs a few looks, not one per `PollMaxSeconds`. Near the front CheckStatus asks
+  inline. A queue position is never a reason to sleep a whole extra run.
+
+Step Functions Wait takes whole seconds; a wait is rounded down so CheckStatus starts
+before the moment it is aimed at, never after.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, replace
 
 # A run seldom takes less than 90% or more than 110% of the typical time.
 EARLY_EDGE = 0.9
@@ -24,28 +37,56 @@ class PollPlan:
     min_seconds: float
     max_seconds: float
     expected_model_seconds: float
+    inline_budget_seconds: float = 10.0
+    inline_interval_seconds: float = 0.5
+    queued_max_seconds: float = 300.0
+    # False while `expected_model_seconds` is only the configured guess: nothing recorded
+    # yet says how long this model runs, so the plan asks early rather than sleep on it.
+    typical_known: bool = False
+
+    def with_typical_run(self, seconds: float | None) -> PollPlan:
+        """The same plan around what the model recently took (None: keep the guess)."""
+        if not seconds or seconds <= 0:
+            return self
+        return replace(self, expected_model_seconds=seconds, typical_known=True)
+
+    # --- seconds until the next look is worth it -----------------------------------------
+
+    def until_worth_asking_queued(
+        self, queue_position: int | None, seconds_per_position: float | None = None
+    ) -> float:
+        """Half the expected time until the request starts (it then still has to run)."""
+        per_position = seconds_per_position or self.expected_model_seconds
+        ahead = max(0, queue_position or 0)
+        return 0.5 * (ahead + 1) * per_position
+
+    def until_worth_asking_running(self, running_for: float) -> float:
+        """0 inside the typical window (ask now); before it, until its early edge; past it,
+        half as long again as the run is overdue (a slow or stuck run)."""
+        until_early_edge = self.expected_model_seconds * EARLY_EDGE - running_for
+        if not self.typical_known:
+            # A guess may be far off either way (5 s runs against the default 20 s): ask
+            # inline from the start, and treat the guess only as where lateness begins.
+            until_early_edge = 0.0
+        if until_early_edge > 0:
+            return until_early_edge
+        overdue = running_for - self.expected_model_seconds * LATE_EDGE
+        return 0.0 if overdue <= 0 else max(self.min_seconds, overdue / 2)
+
+    # --- what CheckStatus does with it -----------------------------------------------------
+
+    def keep_asking_inline(self, until_worth_asking: float, inline_left: float) -> bool:
+        """Ask again inside this invocation when the answer is due before its budget ends."""
+        return until_worth_asking <= inline_left - self.inline_interval_seconds
+
+    def loop_wait(self, until_worth_asking: float, *, queued: bool) -> int:
+        """Whole seconds for the Wait state, rounded down so the next look is not late."""
+        ceiling = max(self.max_seconds, self.queued_max_seconds) if queued else self.max_seconds
+        bounded = min(ceiling, max(self.min_seconds, until_worth_asking))
+        return max(1, math.floor(bounded))
 
     def after_submit(self, queue_position: int | None) -> int:
-        return self.while_queued(queue_position)
-
-    def while_queued(self, queue_position: int | None) -> int:
-        # Each request ahead holds a slot for about one model run; we cannot see the
-        # account's concurrency, so assume the queue moves one position per half run.
-        ahead = max(0, queue_position or 0)
-        return self._clamp(self.expected_model_seconds * (EARLY_EDGE + 0.5 * ahead))
-
-    def while_running(self, running_since: datetime, now: datetime) -> int:
-        elapsed = (now - running_since).total_seconds()
-        until_early_edge = self.expected_model_seconds * EARLY_EDGE - elapsed
-        if until_early_edge > self.min_seconds:
-            return self._clamp(until_early_edge)
-        overdue = elapsed - self.expected_model_seconds * LATE_EDGE
-        if overdue <= 0:
-            return self._clamp(self.min_seconds)  # inside the typical window
-        # Later than typical (a slow or stuck run): the later it is, the less a few
-        # seconds more matter, so wait half as long again as it is overdue.
-        return self._clamp(max(self.min_seconds, overdue / 2))
-
-    def _clamp(self, seconds: float) -> int:
-        bounded = min(self.max_seconds, max(self.min_seconds, seconds))
-        return max(1, math.ceil(bounded))
+        """The first wait: to the early edge of a run for a request that starts at once."""
+        if queue_position:
+            return self.loop_wait(self.until_worth_asking_queued(queue_position), queued=True)
+        return self.loop_wait(self.until_worth_asking_running(0.0), queued=False)

@@ -23,6 +23,7 @@ from kontext_pipeline.fal import FalQueueClient, RetryPolicy
 from kontext_pipeline.ledger import JobLedger
 from kontext_pipeline.notify import Notifier
 from kontext_pipeline.polling import PollPlan
+from kontext_pipeline.run_times import RecentRunTimes
 from kontext_pipeline.storage import OutputPolicy
 from kontext_pipeline.webhooks import JwksCache, WebhookRendezvous
 
@@ -142,6 +143,15 @@ class Runtime:
             min_seconds=self.settings.poll_min_seconds,
             max_seconds=self.settings.poll_max_seconds,
             expected_model_seconds=self.settings.expected_model_seconds,
+            inline_budget_seconds=self.settings.poll_inline_seconds,
+        )
+
+    @cached_property
+    def run_times(self) -> RecentRunTimes:
+        return RecentRunTimes(
+            self.dynamodb,
+            required(self.settings.jobs_table, "JOBS_TABLE"),
+            self.settings.fal_model_path,
         )
 
     @cached_property
