@@ -8,6 +8,7 @@
     kontext-pipeline put-key                                                (the model's key)
     kontext-pipeline teardown [--keep-bucket]
     kontext-pipeline local --image photo.jpg --prompt "make it snow"        (no AWS at all)
+    kontext-pipeline local --image photos/ --concurrency 2 --prompt "..."   (a local burst)
     kontext-pipeline emulator --port 8787                                   (the model emulator)
 
 The stack is `--stack NAME`, else the stack_name in ./samconfig.toml, else
@@ -735,12 +736,14 @@ def run_local(args: argparse.Namespace) -> int:
     from kontext_tools.local.pipeline import LocalPipeline  # noqa: PLC0415
     from kontext_tools.local.stack import TemplateError  # noqa: PLC0415
 
-    image = checked_image(args.image)
+    images = checked_images(args.image)
     prompt = checked_prompt(args.prompt)
     options = chosen_options(args)
     metadata = parse_metadata(args.metadata)
     out_dir = checked_out_dir(args.out)
     assert out_dir is not None  # --out has a default
+    if args.concurrency is not None and args.concurrency < 1:
+        raise CliError("--concurrency takes 1 or more (requests the emulated model runs at once)")
     overrides = parse_parameter_overrides(args.parameter_overrides or [], TEMPLATE_PATH)
     fal_base_url = overrides.pop("FalBaseUrl", None) or os.environ.get("FAL_BASE_URL") or None
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -757,12 +760,26 @@ def run_local(args: argparse.Namespace) -> int:
                 fal_base_url=fal_base_url,
                 fal_key=os.environ.get("FAL_KEY") or None,
                 emulator_timing=EmulatorTiming(
-                    queue_seconds=args.queue_seconds, run_seconds=args.model_seconds
+                    queue_seconds=args.queue_seconds,
+                    run_seconds=args.model_seconds,
+                    concurrency=args.concurrency,
                 ),
                 parameters=overrides,
                 log_file=log_file,
             ) as pipeline,
         ):
+            if len(images) > 1:
+                return run_local_burst(
+                    args,
+                    pipeline=pipeline,
+                    images=images,
+                    prompt=prompt,
+                    options=options,
+                    metadata=metadata,
+                    out_dir=out_dir,
+                    log_file=log_file,
+                )
+            image = images[0]
             source = pipeline.upload(image, prompt=prompt, options=options, metadata=metadata)
             if prompt_goes_to_sidecar(prompt, options):
                 say(args, f"Prompt too long for S3 metadata: put {sidecar_key_for(source.key)}")
@@ -813,7 +830,6 @@ def _finish_local(
 ) -> int:
     notification = received.notification
     seconds = time.monotonic() - started
-    (out_dir / "notification.json").write_text(json.dumps(received.envelope, indent=2))
     document: dict[str, Any] = {
         "status": notification.status,
         "key": notification.source.key,
@@ -822,21 +838,7 @@ def _finish_local(
         "notification": notification.model_dump(mode="json"),
         "log_file": str(log_file),
     }
-    files: list[Path] = []
-    if notification.status == "SUCCEEDED":
-        files = pipeline.download_outputs(notification, out_dir)
-    job = notification.model_dump(mode="json")
-    outputs = [
-        (out_dir / output.key.rsplit("/", 1)[-1], output.model_dump(mode="json"))
-        for output in notification.outputs
-    ]
-    report = write_report(
-        out_dir,
-        job=job,
-        input_image=image,
-        outputs=outputs,
-        options=manifest_options(out_dir / "manifest.json") if files else None,
-    )
+    files, report = _write_local_results(pipeline, received, out_dir, image)
     document.update(files=[str(path) for path in files], report=str(report))
     if notification.status == "FAILED" and notification.failure:
         failure = notification.failure
@@ -859,6 +861,191 @@ def _finish_local(
     lines.append(f"Logs of the emulated AWS: {log_file}")
     emit(args, document, "\n".join(lines))
     return EXIT_OK
+
+
+def _write_local_results(
+    pipeline: Any, received: Any, out_dir: Path, image: Path
+) -> tuple[list[Path], Path]:
+    """notification.json, the outputs (when there are any) and index.html, into out_dir."""
+    notification = received.notification
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "notification.json").write_text(json.dumps(received.envelope, indent=2))
+    files: list[Path] = []
+    if notification.status == "SUCCEEDED":
+        files = pipeline.download_outputs(notification, out_dir)
+    outputs = [
+        (out_dir / output.key.rsplit("/", 1)[-1], output.model_dump(mode="json"))
+        for output in notification.outputs
+    ]
+    report = write_report(
+        out_dir,
+        job=notification.model_dump(mode="json"),
+        input_image=image,
+        outputs=outputs,
+        options=manifest_options(out_dir / "manifest.json") if files else None,
+    )
+    return files, report
+
+
+# --- local bursts: several images at once -----------------------------------------------
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".gif", ".avif")
+
+
+def checked_images(paths: Sequence[str]) -> list[Path]:
+    """Each --image: a file, or a folder whose images (by suffix, sorted) are all taken."""
+    images: list[Path] = []
+    for path in paths:
+        folder = Path(path)
+        if folder.is_dir():
+            found = sorted(
+                item
+                for item in folder.iterdir()
+                if item.is_file() and item.suffix.lower() in IMAGE_SUFFIXES
+            )
+            if not found:
+                raise CliError(
+                    f"{folder} holds no images ({', '.join(IMAGE_SUFFIXES)}): "
+                    "give image files or a folder of them"
+                )
+            images += found
+        else:
+            images.append(checked_image(path))
+    return images
+
+
+def result_folders(images: Sequence[Path]) -> list[str]:
+    """One folder name per image, its name without the suffix; repeats get -2, -3, ..."""
+    names: list[str] = []
+    seen: dict[str, int] = {}
+    for image in images:
+        stem = re.sub(r"[^A-Za-z0-9._-]+", "-", image.stem).strip("-.") or "image"
+        seen[stem] = seen.get(stem, 0) + 1
+        names.append(stem if seen[stem] == 1 else f"{stem}-{seen[stem]}")
+    return names
+
+
+class BurstProgress:
+    """One line on stderr with the counts, when they change, and a heartbeat otherwise."""
+
+    def __init__(self, total: int, heartbeat: float = HEARTBEAT_SECONDS) -> None:
+        self._total = total
+        self._heartbeat = heartbeat
+        self._last = ""
+        self._last_at = 0.0
+
+    def show(self, counts: Mapping[str, int], elapsed: float) -> None:
+        line = f"{self._total} images: " + " · ".join(
+            f"{counts.get(name, 0)} {name}" for name in ("queued", "running", "done", "failed")
+        )
+        if line != self._last or elapsed - self._last_at >= self._heartbeat:
+            print(f"  {elapsed:6.1f} s  {line}", file=sys.stderr, flush=True)
+            self._last, self._last_at = line, elapsed
+
+
+def burst_counts(pipeline: Any, finished: Mapping[str, Any], total: int) -> dict[str, int]:
+    """queued / running / done / failed. Running is what the emulated model runs now; with
+    an external queue (FAL_BASE_URL) it cannot be seen, and every open job counts as queued."""
+    failed = sum(1 for item in finished.values() if item.notification.status != "SUCCEEDED")
+    running = 0
+    if pipeline.emulator is not None:
+        running = sum(
+            1 for request in pipeline.emulator.requests() if request.status == "IN_PROGRESS"
+        )
+    open_jobs = total - len(finished)
+    running = min(running, open_jobs)
+    return {
+        "queued": open_jobs - running,
+        "running": running,
+        "done": len(finished) - failed,
+        "failed": failed,
+    }
+
+
+def run_local_burst(
+    args: argparse.Namespace,
+    *,
+    pipeline: Any,
+    images: Sequence[Path],
+    prompt: str,
+    options: Mapping[str, Any],
+    metadata: Mapping[str, str],
+    out_dir: Path,
+    log_file: Path,
+) -> int:
+    """Upload every image at once to one stack, follow them all, one summary at the end."""
+    folders = result_folders(images)
+    prefix = pipeline.outputs["InputPrefix"]
+    started = time.monotonic()
+    sources = [
+        pipeline.upload(
+            image,
+            key=f"{prefix}{folder}{image.suffix.lower()}",
+            prompt=prompt,
+            options=options,
+            metadata=metadata,
+        )
+        for image, folder in zip(images, folders, strict=True)
+    ]
+    say(args, f"Uploaded {len(sources)} images with prompt {_short(prompt)!r} {options or ''}")
+    by_key = {source.key: index for index, source in enumerate(sources)}
+    finished: dict[str, Any] = {}
+    progress = BurstProgress(len(sources))
+    # Bounded by --timeout; each turn reads what arrived and sleeps a little.
+    while len(finished) < len(sources):
+        elapsed = time.monotonic() - started
+        if elapsed >= args.timeout:
+            raise CliError(
+                f"{len(sources) - len(finished)} of {len(sources)} images had no result within "
+                f"--timeout {args.timeout:.0f} s; the local run was stopped and nothing is left "
+                f"running (logs: {log_file})",
+                EXIT_TIMEOUT,
+            )
+        for item in pipeline.notifications():
+            key = item.notification.source.key
+            if key in by_key and key not in finished:
+                finished[key] = item
+        progress.show(burst_counts(pipeline, finished, len(sources)), elapsed)
+        time.sleep(0.5)
+    seconds = time.monotonic() - started
+    jobs: list[dict[str, Any]] = []
+    for source, image, folder in zip(sources, images, folders, strict=True):
+        received = finished[source.key]
+        notification = received.notification
+        files, report = _write_local_results(pipeline, received, out_dir / folder, image)
+        job: dict[str, Any] = {
+            "image": str(image),
+            "key": source.key,
+            "status": notification.status,
+            "request_id": notification.request_id,
+            "out": str(out_dir / folder),
+            "files": [str(path) for path in files],
+            "report": str(report),
+        }
+        if notification.failure:
+            job["failure"] = notification.failure.model_dump(mode="json")
+        jobs.append(job)
+    succeeded = sum(1 for job in jobs if job["status"] == "SUCCEEDED")
+    failed = [job for job in jobs if job["status"] != "SUCCEEDED"]
+    document = {
+        "images": len(jobs),
+        "succeeded": succeeded,
+        "failed": len(failed),
+        "seconds": round(seconds, 2),
+        "out": str(out_dir),
+        "log_file": str(log_file),
+        "jobs": jobs,
+    }
+    lines = [f"{succeeded} of {len(jobs)} images SUCCEEDED in {seconds:.1f} s"]
+    lines += [
+        f"  FAILED {Path(job['image']).name}: {job['failure']['reason']}: "
+        f"{job['failure']['message']}"
+        for job in failed
+    ]
+    lines.append(f"Results in {out_dir.resolve()}/<image name>/ (index.html in each)")
+    lines.append(f"Logs of the emulated AWS: {log_file}")
+    emit(args, document, "\n".join(lines))
+    return EXIT_FAILED if failed else EXIT_OK
 
 
 def _short(text: str, limit: int = 80) -> str:
@@ -1017,7 +1204,13 @@ def build_parser() -> argparse.ArgumentParser:
     teardown.set_defaults(run=run_teardown)
 
     local = command("local", "run the whole pipeline on this machine (moto + model emulator)")
-    local.add_argument("--image", required=True, help="image file to upload")
+    local.add_argument(
+        "--image",
+        required=True,
+        action="append",
+        help="image file to upload, or a folder of them; repeat for a burst (results under "
+        "--out/<image name>/)",
+    )
     add_option_arguments(local)
     local.add_argument(
         "--out", default="demo-output", help="folder for outputs, index.html and logs (demo-output)"
@@ -1027,6 +1220,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     local.add_argument(
         "--queue-seconds", type=float, default=0.3, help="emulated time in the queue (0.3)"
+    )
+    local.add_argument(
+        "--concurrency",
+        type=int,
+        help="requests the emulated model runs at once, as fal limits them per key (2 for a "
+        "new account); the rest wait in its queue (default: no limit)",
     )
     local.add_argument("--timeout", type=float, default=180.0, help="give up after (180 s)")
     local.add_argument(

@@ -8,8 +8,12 @@ fail clearly and be cancelled.
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -82,3 +86,57 @@ def test_a_request_that_stops_moving_in_the_queue_fails_and_is_cancelled() -> No
             assert time.monotonic() < deadline, "the request was never cancelled"
             time.sleep(0.1)
             request = pipeline.emulator.get(request.request_id)
+
+
+def test_kontext_pipeline_local_runs_a_burst_of_images_and_sums_it_up(tmp_path: Path) -> None:
+    # Given a folder of three images and one more image of the same name elsewhere
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for name in ("a.png", "b.png", "c.jpg"):
+        (folder / name).write_bytes(
+            make_image(size=(96, 64), fmt="JPEG" if name.endswith("jpg") else "PNG")
+        )
+    (folder / "notes.txt").write_text("not an image")
+    other = tmp_path / "elsewhere"
+    other.mkdir()
+    (other / "a.png").write_bytes(make_image(size=(64, 64)))
+    out = tmp_path / "out"
+    # When `kontext-pipeline local` is given both, with a model that runs 2 at once
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "kontext_tools.cli",
+            "local",
+            "--image",
+            str(folder),
+            "--image",
+            str(other / "a.png"),
+            "--prompt",
+            "make it blue",
+            "--concurrency",
+            "2",
+            "--model-seconds",
+            "1",
+            "--queue-seconds",
+            "0.1",
+            "--out",
+            str(out),
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    # Then every image is edited, each under --out/<image name>/, and one summary says so
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout)
+    assert (summary["images"], summary["succeeded"], summary["failed"]) == (4, 4, 0)
+    assert sorted(path.name for path in out.iterdir() if path.is_dir()) == ["a", "a-2", "b", "c"]
+    for name in ("a", "a-2", "b", "c"):
+        assert (out / name / "index.html").is_file()
+        assert (out / name / "manifest.json").is_file()
+    # And the progress on stderr counted the images as they went
+    assert "4 images: " in result.stderr
+    assert "4 done · 0 failed" in result.stderr
