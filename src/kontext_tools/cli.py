@@ -9,6 +9,9 @@
     kontext-pipeline teardown [--keep-bucket]
     kontext-pipeline local --image photo.jpg --prompt "make it snow"        (no AWS at all)
     kontext-pipeline local --image photos/ --concurrency 2 --prompt "..."   (a local burst)
+    kontext-pipeline local --image photos/ --backfill --prompt "..."        (a local backfill)
+    kontext-pipeline backfill --prefix inputs/2025/ [--dry-run]     (edit what is there)
+    kontext-pipeline callback-secret                            (signs per-job callbacks)
     kontext-pipeline emulator --port 8787                                   (the model emulator)
 
 The stack is `--stack NAME`, else the stack_name in ./samconfig.toml, else
@@ -57,6 +60,7 @@ from kontext_tools.deployed import (
     teardown_stack,
     trigger_function_of,
     upload_image,
+    user_metadata_for,
 )
 from kontext_tools.report import manifest_options, write_report
 
@@ -125,8 +129,12 @@ def add_metadata_argument(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def add_scale_commands(deployed: Callable[[str, str], argparse.ArgumentParser]) -> None:
-    """`backfill` and `callback-secret` (README, "At scale and on budget")."""
+def add_scale_commands(
+    deployed: Callable[[str, str], argparse.ArgumentParser], local: argparse.ArgumentParser
+) -> None:
+    """`backfill`, `callback-secret` and `local --backfill` (README, "At scale and on
+    budget")."""
+    add_local_backfill_arguments(local)
     backfill = deployed(
         "backfill", "edit the images already under a prefix, each once (BackfillStateMachine)"
     )
@@ -135,6 +143,18 @@ def add_scale_commands(deployed: Callable[[str, str], argparse.ArgumentParser]) 
     deployed(
         "callback-secret", "show the secret that signs per-job callbacks (whsec_...)"
     ).set_defaults(run=run_callback_secret)
+
+
+def add_local_backfill_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--backfill",
+        action="store_true",
+        help="put the images in the bucket as if already there (no upload event) and run "
+        "the stack's backfill over them",
+    )
+    parser.add_argument(
+        "--max-concurrency", type=int, help="with --backfill: objects started at once"
+    )
 
 
 def add_backfill_arguments(parser: argparse.ArgumentParser) -> None:
@@ -768,7 +788,7 @@ def run_local(args: argparse.Namespace) -> int:
                 log_file=log_file,
             ) as pipeline,
         ):
-            if len(images) > 1:
+            if len(images) > 1 or args.backfill:
                 return run_local_burst(
                     args,
                     pipeline=pipeline,
@@ -962,6 +982,27 @@ def burst_counts(pipeline: Any, finished: Mapping[str, Any], total: int) -> dict
     }
 
 
+def backfill_existing(
+    args: argparse.Namespace,
+    pipeline: Any,
+    files: Mapping[str, Path],
+    metadata: Mapping[str, str],
+) -> list[SourceObject]:
+    """`local --backfill`: the images are put in the bucket as if they had been there
+    before the stack (no event reaches the trigger), then the stack's backfill edits them."""
+    pipeline.put_existing(
+        {key: path.read_bytes() for key, path in files.items()}, metadata=metadata
+    )
+    say(args, f"Put {len(files)} images in the bucket without events; backfilling them ...")
+    result = pipeline.backfill(
+        pipeline.outputs["InputPrefix"], max_concurrency=args.max_concurrency, timeout=args.timeout
+    )
+    if result.status != "SUCCEEDED":
+        raise CliError(f"the backfill ended {result.status}: {result.error}", EXIT_FAILED)
+    say(args, "Backfill: " + ", ".join(f"{n} {name}" for name, n in result.counts.items()))
+    return [SourceObject(bucket=pipeline.bucket, key=key) for key in files]
+
+
 def run_local_burst(
     args: argparse.Namespace,
     *,
@@ -977,17 +1018,25 @@ def run_local_burst(
     folders = result_folders(images)
     prefix = pipeline.outputs["InputPrefix"]
     started = time.monotonic()
-    sources = [
-        pipeline.upload(
-            image,
-            key=f"{prefix}{folder}{image.suffix.lower()}",
-            prompt=prompt,
-            options=options,
-            metadata=metadata,
+    if args.backfill:
+        sources = backfill_existing(
+            args,
+            pipeline,
+            {f"{prefix}{f}{i.suffix.lower()}": i for i, f in zip(images, folders, strict=True)},
+            user_metadata_for(prompt, options, metadata),
         )
-        for image, folder in zip(images, folders, strict=True)
-    ]
-    say(args, f"Uploaded {len(sources)} images with prompt {_short(prompt)!r} {options or ''}")
+    else:
+        sources = [
+            pipeline.upload(
+                image,
+                key=f"{prefix}{folder}{image.suffix.lower()}",
+                prompt=prompt,
+                options=options,
+                metadata=metadata,
+            )
+            for image, folder in zip(images, folders, strict=True)
+        ]
+        say(args, f"Uploaded {len(sources)} images with prompt {_short(prompt)!r} {options or ''}")
     by_key = {source.key: index for index, source in enumerate(sources)}
     finished: dict[str, Any] = {}
     progress = BurstProgress(len(sources))
@@ -1194,8 +1243,6 @@ def build_parser() -> argparse.ArgumentParser:
     )
     redrive.set_defaults(run=run_redrive)
 
-    add_scale_commands(deployed)
-
     deployed(
         "put-key", "store the model's API key (FAL_KEY or asked for) in the stack's secret"
     ).set_defaults(run=run_put_key)
@@ -1235,6 +1282,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="template parameters for the local stack, as sam deploy takes them",
     )
     local.add_argument("--json", action="store_true", help="one JSON document on stdout")
+    add_scale_commands(deployed, local)
     local.set_defaults(run=run_local)
 
     # Listed for --help; its arguments go to the emulator's own parser (see main).

@@ -4,8 +4,11 @@ version, submitted once whether the trigger ran it or another backfill did."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -27,23 +30,7 @@ def pipeline() -> Iterator[LocalPipeline]:
 
 def put_without_trigger(pipeline: LocalPipeline, keys: list[str], body: bytes) -> None:
     """Objects that were in the bucket before the pipeline: no S3 event reaches the trigger."""
-    s3 = pipeline.client("s3")
-    saved = s3.get_bucket_notification_configuration(Bucket=pipeline.bucket)
-    saved.pop("ResponseMetadata", None)
-    s3.put_bucket_notification_configuration(Bucket=pipeline.bucket, NotificationConfiguration={})
-    try:
-        for key in keys:
-            s3.put_object(
-                Bucket=pipeline.bucket,
-                Key=key,
-                Body=body,
-                ContentType="image/png",
-                Metadata={"prompt": "make it autumn"},
-            )
-    finally:
-        s3.put_bucket_notification_configuration(
-            Bucket=pipeline.bucket, NotificationConfiguration=saved
-        )
+    pipeline.put_existing(dict.fromkeys(keys, body), metadata={"prompt": "make it autumn"})
 
 
 def wait_for_notifications(pipeline: LocalPipeline, prefix: str, count: int) -> list[Any]:
@@ -173,3 +160,49 @@ def test_the_command_line_refuses_a_prefix_outside_the_inputs(
     code = main(["backfill", "--stack", stack, "--prefix", "outputs/"])
     assert code == 2
     assert "outside the input prefix" in capsys.readouterr().err
+
+
+def test_kontext_pipeline_local_backfills_a_folder_put_in_the_bucket_beforehand(
+    tmp_path: Path,
+) -> None:
+    # Given a folder of three images
+    folder = tmp_path / "archive"
+    folder.mkdir()
+    for name in ("a.png", "b.png", "c.png"):
+        (folder / name).write_bytes(make_image(size=(96, 64)))
+    out = tmp_path / "out"
+    # When `kontext-pipeline local --backfill` puts them in the bucket (no upload event)
+    # and backfills them, two at once
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "kontext_tools.cli",
+            "local",
+            "--image",
+            str(folder),
+            "--backfill",
+            "--max-concurrency",
+            "2",
+            "--prompt",
+            "make it autumn",
+            "--model-seconds",
+            "0.3",
+            "--queue-seconds",
+            "0.1",
+            "--out",
+            str(out),
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    # Then the backfill started the three, each was edited, and the summary says so
+    assert result.returncode == 0, result.stderr
+    assert "Backfill: 3 started, 0 duplicate, 0 skipped, 0 failed" in result.stderr
+    summary = json.loads(result.stdout)
+    assert (summary["images"], summary["succeeded"], summary["failed"]) == (3, 3, 0)
+    for name in ("a", "b", "c"):
+        assert (out / name / "manifest.json").is_file()

@@ -194,8 +194,11 @@ def test_eventbridge_rules_can_chain_on_outcomes(pipeline: LocalPipeline) -> Non
     # When a job succeeds
     source = pipeline.upload(make_image(), key="inputs/hook/chained.png", prompt="make it teal")
     pipeline.wait_for_notification(source, timeout=30)
-    # Then the next pipeline's queue holds the event with the outputs
-    messages = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10)["Messages"]
+    # Then the next pipeline's queue holds the event with the outputs (put on the bus just
+    # after the SNS message the wait saw, so it may arrive a moment later)
+    messages = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=10)[
+        "Messages"
+    ]
     details = [json.loads(message["Body"])["detail"] for message in messages]
     assert [detail["source"]["key"] for detail in details] == [source.key]
     assert details[0]["outputs"][0]["s3_uri"].startswith("s3://")

@@ -37,6 +37,7 @@ from kontext_tools.backfill import (
     wait_for_backfill,
 )
 from kontext_tools.deployed import (
+    CONTENT_TYPES,
     JobProgress,
     download_results,
     find_execution,
@@ -360,6 +361,31 @@ class LocalPipeline:
         return list(
             sfn.get_execution_history(executionArn=execution_arn, maxResults=1000)["events"]
         )
+
+    def put_existing(
+        self, files: Mapping[str, bytes], *, metadata: Mapping[str, str] | None = None
+    ) -> None:
+        """Objects as if they were in the bucket before the pipeline: no S3 event is sent
+        for them (the bucket's notifications are off while they are written)."""
+        s3 = self.client("s3")
+        saved = s3.get_bucket_notification_configuration(Bucket=self.bucket)
+        saved.pop("ResponseMetadata", None)
+        s3.put_bucket_notification_configuration(Bucket=self.bucket, NotificationConfiguration={})
+        try:
+            for key, body in files.items():
+                s3.put_object(
+                    Bucket=self.bucket,
+                    Key=key,
+                    Body=body,
+                    ContentType=CONTENT_TYPES.get(
+                        Path(key).suffix.lower(), "application/octet-stream"
+                    ),
+                    Metadata=dict(metadata or {}),
+                )
+        finally:
+            s3.put_bucket_notification_configuration(
+                Bucket=self.bucket, NotificationConfiguration=saved
+            )
 
     def backfill(
         self,
