@@ -18,6 +18,7 @@ from kontext_pipeline.callbacks import (
     CallbackRules,
     CallbackTarget,
     RetryBudget,
+    call_back,
     callback_url_from_metadata,
     check_callback_url,
     deliver_callback,
@@ -27,7 +28,7 @@ from kontext_pipeline.callbacks import (
 )
 from standardwebhooks import Webhook
 
-from tests.conftest import loopback_server
+from tests.conftest import load_event, loopback_server
 
 RULES = CallbackRules(allowed_hosts=("hooks.example.com",))
 SECRET = displayed_secret(base64.b64encode(b"k" * 32).decode())
@@ -308,3 +309,88 @@ def test_the_request_goes_to_the_checked_address_with_tls_checked_against_the_na
                 key=signing_key(SECRET),
                 budget=RetryBudget(max_attempts=1),
             )
+
+
+# --- from the job's outcome event to the receiver ----------------------------------------
+
+
+@pytest.fixture
+def outcome_bus(aws: Any) -> tuple[Any, Any, Any, str]:
+    """The images bucket, and a queue that collects `Kontext Callback Refused` events."""
+    s3, events, sqs = aws.client("s3"), aws.client("events"), aws.client("sqs")
+    s3.create_bucket(Bucket="kontext-images-example")
+    queue = sqs.create_queue(QueueName="refusals")["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
+    events.put_rule(
+        Name="refusals",
+        EventPattern=json.dumps({"detail-type": ["Kontext Callback Refused"]}),
+    )
+    events.put_targets(Rule="refusals", Targets=[{"Id": "q", "Arn": arn}])
+    return s3, events, sqs, queue
+
+
+def job_event_for(s3: Any, metadata: dict[str, str]) -> dict[str, Any]:
+    event = load_event("eventbridge_edit_succeeded")
+    source = event["detail"]["source"]
+    s3.put_object(Bucket=source["bucket"], Key=source["key"], Body=b"image", Metadata=metadata)
+    return dict(event["detail"])
+
+
+def run_call_back(bus: tuple[Any, Any, Any, str], notification: Any, rules: CallbackRules) -> Any:
+    s3, events, _, _ = bus
+    with httpx.Client(timeout=5) as http:
+        return call_back(
+            notification,
+            s3=s3,
+            http=http,
+            events=events,
+            event_bus_name="default",
+            rules=rules,
+            signing_key_source=lambda: signing_key(SECRET),
+        )
+
+
+def test_a_finished_job_is_posted_to_its_uploads_callback_url(
+    outcome_bus: tuple[Any, Any, Any, str], receiver: str
+) -> None:
+    # Given the outcome event of a job whose upload names a receiver
+    Receiver.failures = 0
+    notification = job_event_for(outcome_bus[0], {"callback-url": receiver + "/hook"})
+    # When the callback runs
+    report = run_call_back(outcome_bus, notification, CallbackRules((), allow_loopback=True))
+    # Then the receiver got the notification, signed
+    assert (report.outcome, report.detail) == ("delivered", "HTTP 200")
+    [(headers, body)] = Receiver.requests
+    assert Webhook(SECRET).verify(body, headers) == notification
+
+
+def test_a_refused_callback_url_is_noted_on_the_bus_and_never_requested(
+    outcome_bus: tuple[Any, Any, Any, str], receiver: str
+) -> None:
+    # Given an upload whose callback-url is plain http (deployed rules)
+    notification = job_event_for(
+        outcome_bus[0], {"callback-url": receiver.replace("127.0.0.1", "localhost") + "/t?k=1"}
+    )
+    # When the callback runs
+    report = run_call_back(outcome_bus, notification, CallbackRules(("localhost",)))
+    # Then nothing was requested, and the note says why, without the URL's path or query
+    assert report.outcome == "refused"
+    assert Receiver.requests == []
+    _, _, sqs, queue = outcome_bus
+    [message] = sqs.receive_message(QueueUrl=queue)["Messages"]
+    note = json.loads(message["Body"])["detail"]
+    assert note["request_id"] == notification["request_id"]
+    assert note["callback"]["reason"] == "callback_refused"
+    assert "https only" in note["callback"]["message"]
+    assert note["callback"]["url"] == "http://localhost/..."
+
+
+def test_an_upload_without_a_callback_url_calls_nobody(
+    outcome_bus: tuple[Any, Any, Any, str], receiver: str
+) -> None:
+    notification = job_event_for(outcome_bus[0], {"prompt": "make it snow"})
+    report = run_call_back(outcome_bus, notification, CallbackRules((), allow_loopback=True))
+    assert report.outcome == "none"
+    assert Receiver.requests == []
