@@ -394,3 +394,20 @@ def test_an_upload_without_a_callback_url_calls_nobody(
     report = run_call_back(outcome_bus, notification, CallbackRules((), allow_loopback=True))
     assert report.outcome == "none"
     assert Receiver.requests == []
+
+
+def test_a_passing_dns_failure_is_retried_not_refused() -> None:
+    import socket
+
+    # Given a resolver that fails for now (EAI_AGAIN), then one that says the name is unknown
+    def for_now(host: str, port: int) -> Sequence[str]:
+        raise socket.gaierror(socket.EAI_AGAIN, "Temporary failure in name resolution")
+
+    def unknown(host: str, port: int) -> Sequence[str]:
+        raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+
+    # When a URL is checked with each / Then the first may be retried, the second is refused
+    with pytest.raises(CallbackDeliveryError):
+        check_callback_url("https://hooks.example.com/x", RULES, resolve=for_now)
+    with pytest.raises(CallbackRefusedError):
+        check_callback_url("https://hooks.example.com/x", RULES, resolve=unknown)

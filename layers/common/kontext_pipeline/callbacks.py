@@ -180,6 +180,11 @@ def _plain_loopback(literal: ipaddress.IPv4Address | ipaddress.IPv6Address | Non
 def _public_address(host: str, parts: SplitResult, resolve: Resolver) -> str:
     try:
         addresses = list(resolve(host, parts.port or 443))
+    except socket.gaierror as exc:
+        if exc.errno == socket.EAI_AGAIN:
+            # A resolver's passing failure is not the URL's fault: retried like a 503.
+            raise CallbackDeliveryError(f"host {host}: DNS failed for now: {exc}") from exc
+        raise CallbackRefusedError(f"host {host} does not resolve: {exc}") from exc
     except (OSError, UnicodeError) as exc:
         raise CallbackRefusedError(f"host {host} does not resolve: {exc}") from exc
     if not addresses:
