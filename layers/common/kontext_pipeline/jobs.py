@@ -255,13 +255,15 @@ def submit_edit(
         )
     else:
         budget = budget or Budget(ledger.dynamodb, ledger.table_name)
-        _reserve_budget(budget, ledger, job_key, images=request.num_images)
+        # One day for the spend and any refund, even if the submit straddles midnight (UTC).
+        reserved_at = utc_now()
+        _reserve_budget(budget, ledger, job_key, images=request.num_images, now=reserved_at)
         try:
             submission = fal.submit(request.to_body(), webhook_url=webhook_url_for(settings))
         except (ModelQueueUnavailableError, ModelRequestRejectedError):
             # Nothing was accepted: the images and the slot go back, and a retry may submit.
             budget.release_slot(job_key)
-            budget.refund_images(request.num_images)
+            budget.refund_images(request.num_images, now=reserved_at)
             ledger.release_claim(job_key)
             raise
         try:
@@ -298,18 +300,24 @@ def submit_edit(
     )
 
 
-def _reserve_budget(budget: Budget, ledger: JobLedger, job_key: str, *, images: int) -> None:
-    """Count the images and take a slot before paying; undo both if either is refused."""
-    try:
-        budget.spend_images(images)
-    except (BudgetExceededError, StorageUnavailableError):
-        ledger.release_claim(job_key)
-        raise
+def _reserve_budget(
+    budget: Budget, ledger: JobLedger, job_key: str, *, images: int, now: datetime
+) -> None:
+    """Take a slot, then count the images, before paying; undo both if either is refused.
+
+    The slot comes first, so a job that has to wait holds no images meanwhile (which could
+    refuse another job the day's last images).
+    """
     try:
         budget.take_slot(job_key)
     except (ConcurrencyCapReachedError, StorageUnavailableError):
-        budget.refund_images(images)
         ledger.release_claim(job_key)  # the retry after the wait claims again
+        raise
+    try:
+        budget.spend_images(images, now=now)
+    except (BudgetExceededError, StorageUnavailableError):
+        budget.release_slot(job_key)
+        ledger.release_claim(job_key)
         raise
 
 

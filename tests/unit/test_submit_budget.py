@@ -1,0 +1,157 @@
+"""SubmitEdit and the spending cap: counted before paying, given back only when nothing
+reached the model, and a waiting job holds nothing meanwhile."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from kontext_pipeline.budget import IN_FLIGHT_KEY, Budget
+from kontext_pipeline.config import PipelineSettings
+from kontext_pipeline.errors import (
+    BudgetExceededError,
+    ConcurrencyCapReachedError,
+    ModelQueueUnavailableError,
+)
+from kontext_pipeline.jobs import submit_edit
+from kontext_pipeline.ledger import JobLedger
+from kontext_pipeline.models import JobStart, QueueSubmission, SourceObject
+from kontext_pipeline.polling import PollPlan
+
+from tests.conftest import make_image
+
+BUCKET = "kontext-images-example"
+SETTINGS = PipelineSettings(input_prefix="inputs/", output_prefix="outputs/")
+
+
+class FakeQueue:
+    """Counts submits; fails them while `unavailable` is set (nothing accepted)."""
+
+    def __init__(self) -> None:
+        self.submits = 0
+        self.unavailable = False
+
+    def submit(self, body: dict[str, Any], *, webhook_url: str | None = None) -> QueueSubmission:
+        if self.unavailable:
+            raise ModelQueueUnavailableError("the queue is down")
+        self.submits += 1
+        base = f"https://queue.example/req-{self.submits}"
+        return QueueSubmission(
+            request_id=f"req-{self.submits}",
+            status_url=base + "/status",
+            response_url=base,
+            cancel_url=base + "/cancel",
+        )
+
+
+@pytest.fixture
+def world(aws: Any) -> dict[str, Any]:
+    s3, dynamodb = aws.client("s3"), aws.client("dynamodb")
+    s3.create_bucket(Bucket=BUCKET)
+    s3.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
+    dynamodb.create_table(
+        TableName="jobs",
+        BillingMode="PAY_PER_REQUEST",
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+    )
+    return {"s3": s3, "dynamodb": dynamodb, "queue": FakeQueue()}
+
+
+def submit(world: dict[str, Any], key: str, budget: Budget, images: int = 1) -> Any:
+    put = world["s3"].put_object(
+        Bucket=BUCKET,
+        Key=key,
+        Body=make_image(),
+        Metadata={"prompt": "make it snow", "num-images": str(images)},
+    )
+    start = JobStart(source=SourceObject(bucket=BUCKET, key=key, version_id=put["VersionId"]))
+    return submit_edit(
+        start,
+        s3=world["s3"],
+        fal=world["queue"],  # type: ignore[arg-type]
+        ledger=JobLedger(world["dynamodb"], "jobs"),
+        settings=SETTINGS,
+        poll_plan=PollPlan(min_seconds=1, max_seconds=5, expected_model_seconds=1),
+        budget=budget,
+    )
+
+
+def in_flight(world: dict[str, Any]) -> int:
+    item = world["dynamodb"].get_item(TableName="jobs", Key={"pk": {"S": IN_FLIGHT_KEY}})
+    return int(item.get("Item", {}).get("requests", {}).get("N", "0"))
+
+
+def test_the_job_past_the_daily_cap_is_not_submitted_and_holds_nothing(
+    world: dict[str, Any],
+) -> None:
+    # Given a cap of 3 images a day and of 5 requests at once
+    budget = Budget(world["dynamodb"], "jobs", max_images_per_day=3, max_concurrent_requests=5)
+    submit(world, "inputs/a.png", budget, images=2)
+    # When a job asks for 2 more
+    with pytest.raises(BudgetExceededError, match="MaxImagesPerDay is 3; 2 already submitted"):
+        submit(world, "inputs/b.png", budget, images=2)
+    # Then it was not submitted, its slot went back, and it can be tried again later
+    assert world["queue"].submits == 1
+    assert in_flight(world) == 1
+    assert budget.images_spent() == 2
+
+
+def test_a_job_that_must_wait_keeps_no_images_and_submits_once_a_slot_is_free(
+    world: dict[str, Any],
+) -> None:
+    # Given one request at once, held, and a cap of 2 images
+    budget = Budget(world["dynamodb"], "jobs", max_images_per_day=2, max_concurrent_requests=1)
+    submit(world, "inputs/a.png", budget)
+    # When a second job finds the slot taken
+    with pytest.raises(ConcurrencyCapReachedError):
+        submit(world, "inputs/b.png", budget)
+    # Then it kept no image, so the day's last image is still there for it (or another)
+    assert budget.images_spent() == 1
+    # And once the first job ends, its retry submits
+    assert budget.release_slot(
+        next(
+            item["pk"]["S"].removeprefix("job#")
+            for item in world["dynamodb"].scan(TableName="jobs")["Items"]
+            if item.get("holds_slot")
+        )
+    )
+    assert submit(world, "inputs/b.png", budget).request_id == "req-2"
+
+
+def test_a_submit_that_never_reached_the_model_gives_everything_back(
+    world: dict[str, Any],
+) -> None:
+    # Given caps, and a queue that cannot be reached
+    budget = Budget(world["dynamodb"], "jobs", max_images_per_day=4, max_concurrent_requests=1)
+    world["queue"].unavailable = True
+    # When a job is submitted
+    with pytest.raises(ModelQueueUnavailableError):
+        submit(world, "inputs/a.png", budget, images=3)
+    # Then its images and its slot are back, and its retry submits once the queue is up
+    assert (budget.images_spent(), in_flight(world)) == (0, 0)
+    world["queue"].unavailable = False
+    assert submit(world, "inputs/a.png", budget, images=3).request_id == "req-1"
+    assert (budget.images_spent(), in_flight(world)) == (3, 1)
+
+
+def test_a_retried_submit_reuses_the_request_and_counts_nothing_twice(
+    world: dict[str, Any],
+) -> None:
+    # Given a job already submitted
+    budget = Budget(world["dynamodb"], "jobs", max_images_per_day=4, max_concurrent_requests=2)
+    first = submit(world, "inputs/a.png", budget, images=2)
+    # When its submit task runs again (a retry after a lost answer on the way back)
+    again = submit_edit(
+        JobStart(source=first.source),
+        s3=world["s3"],
+        fal=world["queue"],  # type: ignore[arg-type]
+        ledger=JobLedger(world["dynamodb"], "jobs"),
+        settings=SETTINGS,
+        poll_plan=PollPlan(min_seconds=1, max_seconds=5, expected_model_seconds=1),
+        budget=budget,
+    )
+    # Then it is the same request, and neither cap counted it again
+    assert again.request_id == first.request_id
+    assert world["queue"].submits == 1
+    assert (budget.images_spent(), in_flight(world)) == (2, 1)
