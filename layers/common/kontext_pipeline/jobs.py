@@ -417,19 +417,23 @@ def _observe(job: ModelJob, status: QueueStatus, now: datetime) -> ModelJob:
                 "polls": polls,
             }
         )
-    # The queue does not say when the run began; the last time it was seen waiting (or the
-    # submit) is the earliest it can have, so the run limit never fires early.
+    # The queue does not say when the run began: it lies between the last look that saw it
+    # waiting (or the submit), which the plan aims from, and this one, which the limit
+    # counts from, so neither looks late nor cancels early.
     running_since = job.in_progress_since or last_seen
-    if job.run_limit_seconds and (now - running_since).total_seconds() >= job.run_limit_seconds:
+    seen_running_at = job.seen_running_at or now
+    running_for = (now - seen_running_at).total_seconds()
+    if job.run_limit_seconds and running_for >= job.run_limit_seconds:
         raise ModelDeadlineExceededError(
-            f"request {job.request_id} still {status.status} "
-            f"{(now - running_since).total_seconds():.0f} s after it started (run limit)"
+            f"request {job.request_id} still {status.status} {running_for:.0f} s after it "
+            "was first seen running (run limit)"
         )
     return job.model_copy(
         update={
             "status": status.status,
             "queue_position": None,
             "in_progress_since": running_since,
+            "seen_running_at": seen_running_at,
             "checked_at": now,
             "polls": polls,
         }
@@ -460,7 +464,7 @@ def _run_seconds(job: ModelJob, status: QueueStatus, now: datetime) -> float | N
 def _until_limit(job: ModelJob, at: datetime) -> float:
     """Seconds from `at` until the limit that applies to the job's state now."""
     if job.status == "IN_PROGRESS" and job.run_limit_seconds:
-        started = job.in_progress_since or at
+        started = job.seen_running_at or at
         return job.run_limit_seconds - (at - started).total_seconds()
     return (job.deadline_at - at).total_seconds()
 

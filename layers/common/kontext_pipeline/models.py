@@ -206,7 +206,12 @@ class ModelJob(BaseModel):
     run_limit_seconds: int = 0
     status: QueueStatusName = "IN_QUEUE"
     queue_position: int | None = None
+    # The earliest the run can have started (the last look that saw it waiting): the poll
+    # plan aims from it, so it never looks too late.
     in_progress_since: datetime | None = None
+    # The first look that saw it running: the run limit counts from it, so a request that
+    # waited long between two looks is never cancelled for time it spent in the queue.
+    seen_running_at: datetime | None = None
     checked_at: datetime | None = None
     polls: int = 0
     next_poll_seconds: int = 1

@@ -80,8 +80,12 @@ class PollPlan:
         return until_worth_asking <= inline_left - self.inline_interval_seconds
 
     def loop_wait(self, until_worth_asking: float, *, queued: bool) -> int:
-        """Whole seconds for the Wait state, rounded down so the next look is not late."""
-        ceiling = max(self.max_seconds, self.queued_max_seconds) if queued else self.max_seconds
+        """Whole seconds for the Wait state, rounded down so the next look is not late.
+
+        A queue's long waits are trusted only once the model's run time is known: a guess
+        (20 s against a 0.5 s model) must not put a request to sleep for minutes."""
+        long_queue = queued and self.typical_known
+        ceiling = max(self.max_seconds, self.queued_max_seconds) if long_queue else self.max_seconds
         bounded = min(ceiling, max(self.min_seconds, until_worth_asking))
         return max(1, math.floor(bounded))
 
