@@ -28,7 +28,6 @@ HEAVY_PACKAGES = (
     "boto3",
     "aws_lambda_powertools",
     "httpx",
-    "pydantic_settings",
     "pydantic",
     "kontext_pipeline",
 )
