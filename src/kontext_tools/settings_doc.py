@@ -22,7 +22,7 @@ def reference_table() -> str:
     for name, field in PipelineSettings.model_fields.items():
         default = field.get_default(call_default_factory=True)
         if isinstance(default, tuple):
-            shown = ",".join(default)
+            shown = ",".join(default) or "(unset)"
         elif default in (None, {}, ""):
             shown = "(unset)"
         else:
