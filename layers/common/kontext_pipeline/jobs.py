@@ -370,9 +370,10 @@ def check_status(
             running_since = job.in_progress_since or checked_at
             until = plan.until_worth_asking_running((checked_at - running_since).total_seconds())
         until = min(until, _until_limit(job, checked_at))
-        # Bounded: each turn sleeps, and the budget ends the loop.
+        # Bounded: each turn sleeps (until the answer is worth asking for, at least one
+        # interval), and the budget ends the loop.
         if plan.keep_asking_inline(until, inline_until - clock()):
-            sleep(plan.inline_interval_seconds)
+            sleep(max(plan.inline_interval_seconds, until))
             continue
         wait = plan.loop_wait(until, queued=job.status == "IN_QUEUE")
         # Never sleep past a limit: the next look lands on it, so the cancel is prompt.
