@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import boto3
 import httpx
@@ -16,7 +16,6 @@ from botocore.config import Config
 
 from kontext_pipeline.api_key import resolve_api_key
 from kontext_pipeline.budget import Budget
-from kontext_pipeline.callbacks import CallbackRules, resolve_signing_key
 from kontext_pipeline.config import PipelineSettings, load_settings
 from kontext_pipeline.errors import ConfigurationError
 from kontext_pipeline.fal import FalQueueClient, RetryPolicy
@@ -25,7 +24,12 @@ from kontext_pipeline.notify import Notifier
 from kontext_pipeline.polling import PollPlan
 from kontext_pipeline.run_times import RecentRunTimes
 from kontext_pipeline.storage import OutputPolicy
-from kontext_pipeline.webhooks import JwksCache, WebhookRendezvous
+
+if TYPE_CHECKING:
+    # Imported where used: only the webhook and callback functions need them (and
+    # cryptography), so the other functions' cold starts do not pay for them.
+    from kontext_pipeline.callbacks import CallbackRules
+    from kontext_pipeline.webhooks import JwksCache, WebhookRendezvous
 
 # Standard retry mode: throttling and 5xx from AWS services are retried with backoff.
 BOTO_CONFIG = Config(
@@ -70,6 +74,8 @@ class Runtime:
 
     @cached_property
     def webhook_rendezvous(self) -> WebhookRendezvous:
+        from kontext_pipeline.webhooks import WebhookRendezvous  # noqa: PLC0415 - see above
+
         return WebhookRendezvous(
             self.dynamodb, self.stepfunctions, required(self.settings.jobs_table, "JOBS_TABLE")
         )
@@ -85,6 +91,8 @@ class Runtime:
 
     @cached_property
     def callback_rules(self) -> CallbackRules:
+        from kontext_pipeline.callbacks import CallbackRules  # noqa: PLC0415 - see above
+
         return CallbackRules(
             allowed_hosts=self.settings.callback_url_hosts,
             allow_loopback=self.settings.callback_allow_loopback,
@@ -92,12 +100,16 @@ class Runtime:
 
     def callback_signing_key(self) -> bytes:
         """Per call: from the Parameters cache, so a rotated secret lands within minutes."""
+        from kontext_pipeline.callbacks import resolve_signing_key  # noqa: PLC0415
+
         return resolve_signing_key(
             required(self.settings.callback_secret_id, "CALLBACK_SECRET_ID"), self.secretsmanager
         )
 
     @cached_property
     def jwks(self) -> JwksCache:
+        from kontext_pipeline.webhooks import JwksCache  # noqa: PLC0415 - see above
+
         return JwksCache(self.http, self.settings.webhook_jwks_url)
 
     def notifier(self, lambda_context: Any = None) -> Notifier:
