@@ -88,11 +88,11 @@ browser: ## install chromium + chromium-driver with apt-get when missing
 browser-test: browser $(INSTALLED) ## index.html in headless Chromium (screenshots in tests/artifacts/)
 	$(BIN)/pytest tests/browser -q
 
-bench: $(INSTALLED) ## benchmarks: print figures, write benchmarks/results/ (about 12 minutes)
-	$(BIN)/python -m benchmarks.run
+bench: $(INSTALLED) ## benchmarks: print figures (about 15 minutes); BENCH_ARGS=--save writes benchmarks/results/
+	$(BIN)/python -m benchmarks.run $(BENCH_ARGS)
 
 bench-quick: $(INSTALLED) ## the same benchmarks, smaller (a few minutes)
-	$(BIN)/python -m benchmarks.run --quick
+	$(BIN)/python -m benchmarks.run --quick $(BENCH_ARGS)
 
 STACK ?= kontext-pipeline
 

@@ -1,12 +1,14 @@
 """Run the benchmarks and print what they measured.
 
-    python -m benchmarks.run           # 20 jobs a mode, 5 s and 30 s models, 300-upload burst
-    python -m benchmarks.run --quick   # 5 jobs a mode, 5 s model, 50-upload burst
+    python -m benchmarks.run           # 20 jobs a mode, 5 s and 30 s models, 500-upload burst
+    python -m benchmarks.run --quick   # 5 jobs a mode, 5 s model, 60-upload burst
     python -m benchmarks.run --only overhead
+    python -m benchmarks.run --save    # and keep the figures in benchmarks/results/
 
-Each result goes to benchmarks/results/<name>.json with the machine and date it ran on;
-benchmarks/results/latest.json gathers the newest of each. Figures, not assertions: the
-README quotes a run of these.
+Only with --save does a run write benchmarks/results/<name>.json (with the machine and
+date it ran on) and benchmarks/results/latest.json (the newest of each): the README
+quotes a saved run, and a run to try something out never overwrites it. Figures, not
+assertions.
 """
 
 from __future__ import annotations
@@ -56,9 +58,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--quick", action="store_true", help="smaller runs, a few minutes")
     parser.add_argument("--only", choices=sorted(BENCHMARKS), action="append")
+    parser.add_argument(
+        "--save", action="store_true", help="write the figures to benchmarks/results/"
+    )
     args = parser.parse_args(argv)
     os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
-    RESULTS.mkdir(parents=True, exist_ok=True)
     host = machine()
     print(
         f"Machine: {host['cpus']} CPUs, {host['cpu']}, "
@@ -72,7 +76,12 @@ def main(argv: list[str] | None = None) -> int:
         result["quick"] = args.quick
         result["date"] = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
         result["machine"] = host
-        (RESULTS / f"{name}.json").write_text(json.dumps(result, indent=2, default=str))
+        if args.save:
+            RESULTS.mkdir(parents=True, exist_ok=True)
+            (RESULTS / f"{name}.json").write_text(json.dumps(result, indent=2, default=str))
+    if not args.save:
+        print("\nNot saved (add --save to write benchmarks/results/)")
+        return 0
     # The newest result of every benchmark, so a run with --only keeps the others.
     latest = {
         name: json.loads((RESULTS / f"{name}.json").read_text())
