@@ -209,3 +209,23 @@ def test_time_between_two_looks_is_not_counted_against_the_run_limit() -> None:
     queue.t = 30.0  # the look that first sees it running comes late
     # When followed / Then it completes: 3 s seen running, not 33 s since the last queued look
     assert list(follow(job, queue, KNOWN_5S))[-1].status == "COMPLETED"
+
+
+def test_a_deep_queue_that_moves_fast_is_not_slept_through() -> None:
+    # Given a request 500th in a queue served by 40 runners (8 s runs: 0.2 s a position)
+    def timeline(t: float) -> dict[str, Any]:
+        position = 499 - int(t / 0.2)
+        if position >= 0:
+            return {"status": "IN_QUEUE", "queue_position": position}
+        return run_then_complete(queued=100.0, run=8.0)(t)
+
+    plan = GUESS.with_typical_run(8.0)
+    queue = FakeQueue(timeline)
+    job = a_job(
+        queue_position=499, next_poll_seconds=plan.after_submit(499), typical_run_seconds=8.0
+    )
+    # When followed (the first wait cannot know the pace: one run at a time would be 2,000 s)
+    looks = list(follow(job, queue, plan))
+    # Then it is seen done within seconds of the end (108 s), not minutes later
+    assert looks[-1].status == "COMPLETED"
+    assert queue.t <= 115

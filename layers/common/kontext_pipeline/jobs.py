@@ -375,7 +375,9 @@ def check_status(
         if plan.keep_asking_inline(until, inline_until - clock()):
             sleep(max(plan.inline_interval_seconds, until))
             continue
-        wait = plan.loop_wait(until, queued=job.status == "IN_QUEUE")
+        wait = plan.loop_wait(
+            until, queued=job.status == "IN_QUEUE", pace_known=job.seconds_per_position is not None
+        )
         # Never sleep past a limit: the next look lands on it, so the cancel is prompt.
         wait = min(wait, max(1, math.ceil(_until_limit(job, checked_at))))
         return job.model_copy(update={"next_poll_seconds": wait})

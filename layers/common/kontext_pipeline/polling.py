@@ -15,8 +15,9 @@ splits the work:
 - **Queued.** fal runs a few requests per key at once and queues the rest; the queue moves
   one position per `seconds_per_position` (observed between two polls, else a typical run:
   the account may run one request at a time). The plan waits half the expected time to
-  the front, so each look halves the distance, capped at `queued_max_seconds`: a long
-  queue costs a few looks, not one per `PollMaxSeconds`. Near the front CheckStatus asks
+  the front, so each look halves the distance, capped at `queued_max_seconds` once the
+  pace has been seen (at `max_seconds` before): a long queue costs a few looks, not one
+  per `PollMaxSeconds`. Near the front CheckStatus asks
   inline. A queue position is never a reason to sleep a whole extra run.
 
 Step Functions Wait takes whole seconds; a wait is rounded down so CheckStatus starts
@@ -80,12 +81,13 @@ class PollPlan:
         """Ask again inside this invocation when the answer is due before its budget ends."""
         return until_worth_asking <= inline_left - self.inline_interval_seconds
 
-    def loop_wait(self, until_worth_asking: float, *, queued: bool) -> int:
+    def loop_wait(self, until_worth_asking: float, *, queued: bool, pace_known: bool = True) -> int:
         """Whole seconds for the Wait state, rounded down so the next look is not late.
 
-        A queue's long waits are trusted only once the model's run time is known: a guess
-        (20 s against a 0.5 s model) must not put a request to sleep for minutes."""
-        long_queue = queued and self.typical_known
+        A queue's long waits are trusted only once both the model's run time and the
+        queue's pace are known: a guess (20 s against a 0.5 s model, or one request at a
+        time on an account that runs 40) must not put a request to sleep for minutes."""
+        long_queue = queued and self.typical_known and pace_known
         ceiling = max(self.max_seconds, self.queued_max_seconds) if long_queue else self.max_seconds
         bounded = min(ceiling, max(self.min_seconds, until_worth_asking))
         return max(1, math.floor(bounded))
@@ -93,5 +95,6 @@ class PollPlan:
     def after_submit(self, queue_position: int | None) -> int:
         """The first wait: to the early edge of a run for a request that starts at once."""
         if queue_position:
-            return self.loop_wait(self.until_worth_asking_queued(queue_position), queued=True)
+            until = self.until_worth_asking_queued(queue_position)
+            return self.loop_wait(until, queued=True, pace_known=False)
         return self.loop_wait(self.until_worth_asking_running(0.0), queued=False)
