@@ -1314,5 +1314,20 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_USAGE
 
 
+def entry_point() -> int:
+    """The `kontext-pipeline` command.
+
+    After Ctrl-C the command has already stopped everything it started; what is left is
+    the interpreter freeing the emulated AWS's state object by object, about a second the
+    person pressing Ctrl-C should not wait for, so the process ends without that teardown.
+    """
+    code = main()
+    if code == EXIT_INTERRUPTED:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    return code
+
+
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(entry_point())

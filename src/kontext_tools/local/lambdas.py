@@ -157,6 +157,11 @@ class Sandbox:
             return answer["error"], True
         return {"result": answer.get("result")}, False
 
+    def stop(self) -> None:
+        """End the process; whoever is invoking it sees the runtime exit."""
+        if self._process.poll() is None:
+            self._process.kill()
+
     def kill(self) -> None:
         if self._process.poll() is None:
             self._process.kill()
@@ -222,7 +227,8 @@ def _lambda_environment(
 @dataclass
 class _Pool:
     idle: list[Sandbox] = field(default_factory=list)
-    running: int = 0
+    busy: set[Sandbox] = field(default_factory=set)
+    running: int = 0  # busy, and being started
 
 
 class LocalLambdas:
@@ -405,6 +411,7 @@ class LocalLambdas:
                     sandbox = pool.idle.pop()
                     if sandbox.alive:
                         pool.running += 1
+                        pool.busy.add(sandbox)
                         return sandbox, False
                     sandbox.kill()
                 if pool.running < self._max_sandboxes:
@@ -412,17 +419,23 @@ class LocalLambdas:
                     break
                 self._lock.wait()
         try:
-            return Sandbox(function, self._functions[function.name], self._setup), True
+            sandbox = Sandbox(function, self._functions[function.name], self._setup)
         except BaseException:
             with self._lock:
                 pool.running -= 1
                 self._lock.notify_all()
             raise
+        with self._lock:
+            pool.busy.add(sandbox)
+            if self._closed:
+                sandbox.stop()
+        return sandbox, True
 
     def _release(self, function_name: str, sandbox: Sandbox) -> None:
         with self._lock:
             pool = self._pools[function_name]
             pool.running -= 1
+            pool.busy.discard(sandbox)
             if sandbox.alive and not self._closed:
                 pool.idle.append(sandbox)
             else:
@@ -436,6 +449,10 @@ class LocalLambdas:
             sandboxes = [sandbox for pool in self._pools.values() for sandbox in pool.idle]
             for pool in self._pools.values():
                 pool.idle.clear()
+                # A sandbox in the middle of an invocation is stopped too; the thread that
+                # waits on it sees the process end and releases it.
+                for sandbox in pool.busy:
+                    sandbox.stop()
         for sandbox in sandboxes:
             sandbox.kill()
 

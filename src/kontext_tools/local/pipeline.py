@@ -214,7 +214,11 @@ class LocalPipeline:
         server.start()
         host, port = server.get_host_and_port()
         endpoint = f"http://{host}:{port}"
-        self._exit.callback(server.stop)
+        # Its serve loop notices a shutdown only every half second: stop it without waiting
+        # (nothing is served after the reset below, and the port is freed a moment later).
+        self._exit.callback(
+            threading.Thread(target=server.stop, name="moto-server-stop", daemon=True).start
+        )
         # Emulated state lives in this process's moto backends, shared by every local run
         # in the process: the last one to stop leaves none to the next.
         with _ACTIVE_RUNS_LOCK:
