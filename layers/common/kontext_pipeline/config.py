@@ -104,7 +104,7 @@ class PipelineSettings(BaseModel):
         10.0,
         ge=0,
         le=40,
-        description="How long one CheckStatus keeps asking the queue itself (every 0.25 s) when "
+        description="How long one CheckStatus keeps asking the queue itself (every 0.1 s) when "
         "the answer is due soon, before handing back to the state machine's Wait loop.",
     )
     completion_mode: Literal["poll", "webhook"] = Field(

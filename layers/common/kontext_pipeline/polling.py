@@ -7,9 +7,10 @@ splits the work:
 
 - **Running.** A diffusion model runs a fixed number of steps, so its run time is fairly
   steady. The Wait state sleeps (free) until just before the early edge of a typical run,
-  then CheckStatus asks every `inline_interval_seconds` (0.25 s; fal's own clients poll
-  every 0.1 s and 0.5 s) until the run ends, for at most `inline_budget_seconds`. A run
-  later than that goes back to the Wait loop, backing off in proportion to how late it is.
+  then CheckStatus asks every `inline_interval_seconds` (0.1 s, as fal's Python client
+  does; its JS client asks every 0.5 s) until the run ends, for at most
+  `inline_budget_seconds`. A run later than that goes back to the Wait loop, backing off
+  in proportion to how late it is.
   The typical run is what the model took recently (run_times.py), `ExpectedModelSeconds`
   only the first guess.
 - **Queued.** fal runs a few requests per key at once and queues the rest; the queue moves
@@ -40,7 +41,7 @@ class PollPlan:
     max_seconds: float
     expected_model_seconds: float
     inline_budget_seconds: float = 10.0
-    inline_interval_seconds: float = 0.25
+    inline_interval_seconds: float = 0.1
     queued_max_seconds: float = 300.0
     # False while `expected_model_seconds` is only the configured guess: nothing recorded
     # yet says how long this model runs, so the plan asks early rather than sleep on it.
