@@ -1,0 +1,247 @@
+"""The README's Performance figures, from one saved run (benchmarks/results/latest.json).
+
+    python -m benchmarks.readme           # print the figures' Markdown
+    python -m benchmarks.readme --write   # put it between the README's bench markers
+
+Only the tables and the goal lines are generated: every figure in them comes from the one
+saved run, and each goal says met or missed from the figures themselves. The reasons for
+a miss are written beside the markers, by hand.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+LATEST = ROOT / "benchmarks" / "results" / "latest.json"
+README = ROOT / "README.md"
+START, END = "<!-- bench:start -->", "<!-- bench:end -->"
+
+# Issue 12's goals.
+POLL_OVERHEAD_GOAL_S = 0.5
+POLL_COST_GOAL = 0.20
+WEBHOOK_OVERHEAD_GOAL_S = 0.3
+WEBHOOK_COST_GOAL = 0.15
+COLD_START_GOAL = 1.5
+COPY_RATIO_GOAL = 0.9
+COPY_MEMORY_GOAL_MB = 64
+BURST_GOAL = 500
+
+
+def _verdict(ok: bool) -> str:
+    return "met" if ok else "**missed**"
+
+
+def _rows(overhead: dict[str, Any]) -> list[dict[str, Any]]:
+    return list(overhead["rows"])
+
+
+def _find(rows: list[dict[str, Any]], mode: str, seconds: float, spread: float = 0.1) -> Any:
+    for row in rows:
+        if (
+            row["mode"] == mode
+            and row["model_seconds"] == seconds
+            and abs(row["model_time_spread"] - spread) < 1e-9
+        ):
+            return row
+    return None
+
+
+def overhead_table(overhead: dict[str, Any]) -> list[str]:
+    lines = [
+        "| completion | model run | overhead median | p95 | transitions / job | AWS cost / 1,000 |",
+        "|---|---|---|---|---|---|",
+    ]
+    for row in _rows(overhead):
+        name = row["mode"] + (" (template defaults)" if row["mode"] == "poll, adaptive" else "")
+        if row["mode"] == "poll, fixed 2 s":
+            name += " (common pattern)"
+        lines.append(
+            f"| {name} | {row['model_seconds']:.0f} s ±{row['model_time_spread']:.0%} | "
+            f"{row['overhead_median_s']:.2f} s | {row['overhead_p95_s']:.2f} s | "
+            f"{row['transitions_per_job']:.1f} | ${row['cost_per_1000_images_usd']:.3f} |"
+        )
+    return lines
+
+
+def functions_table(overhead: dict[str, Any]) -> list[str]:
+    lines = [
+        "| function | memory | poll 5 s: duration | poll 30 s: duration | GB-s / job (5 s, 30 s) |",
+        "|---|---|---|---|---|",
+    ]
+    rows = _rows(overhead)
+    five = _find(rows, "poll, adaptive", 5.0) or {}
+    thirty = _find(rows, "poll, adaptive", 30.0) or five
+    five_f = five.get("cost_breakdown_per_1000", {}).get("functions", {})
+    thirty_f = thirty.get("cost_breakdown_per_1000", {}).get("functions", {})
+    for name in sorted(set(five_f) | set(thirty_f)):
+        a, b = five_f.get(name, {}), thirty_f.get(name, {})
+        memory = a.get("memory_mb") or b.get("memory_mb")
+        lines.append(
+            f"| {name.removesuffix('Function')} | {memory} MB | "
+            f"{a.get('mean_duration_s', 0):.3f} s | {b.get('mean_duration_s', 0):.3f} s | "
+            f"{a.get('gb_seconds_per_job', 0):.3f}, {b.get('gb_seconds_per_job', 0):.3f} |"
+        )
+    return lines
+
+
+def overhead_goals(overhead: dict[str, Any]) -> list[str]:
+    rows = _rows(overhead)
+    lines = []
+    polls = [_find(rows, "poll, adaptive", s) for s in (5.0, 30.0)]
+    hooks = [_find(rows, "webhook", s) for s in (5.0, 30.0)]
+    polls = [row for row in polls if row]
+    hooks = [row for row in hooks if row]
+    if polls:
+        worst = max(row["overhead_median_s"] for row in polls)
+        figures = " / ".join(f"{row['overhead_median_s']:.2f} s" for row in polls)
+        lines.append(
+            f"- **Poll mode overhead median ≤ {POLL_OVERHEAD_GOAL_S} s (5 s / 30 s ±10%, "
+            f"template defaults):** {figures}. {_verdict(worst <= POLL_OVERHEAD_GOAL_S)}."
+        )
+        worst_cost = max(row["cost_per_1000_images_usd"] for row in polls)
+        figures = " / ".join(f"${row['cost_per_1000_images_usd']:.3f}" for row in polls)
+        lines.append(
+            f"- **Poll mode ≤ ${POLL_COST_GOAL:.2f} per 1,000 images:** {figures}. "
+            f"{_verdict(worst_cost <= POLL_COST_GOAL)}."
+        )
+    if hooks:
+        worst = max(row["overhead_median_s"] for row in hooks)
+        worst_cost = max(row["cost_per_1000_images_usd"] for row in hooks)
+        figures = " / ".join(
+            f"{row['overhead_median_s']:.2f} s, ${row['cost_per_1000_images_usd']:.3f}"
+            for row in hooks
+        )
+        lines.append(
+            f"- **Webhook mode ≤ {WEBHOOK_OVERHEAD_GOAL_S} s and ≤ ${WEBHOOK_COST_GOAL:.2f}:** "
+            f"{figures}. Overhead {_verdict(worst <= WEBHOOK_OVERHEAD_GOAL_S)}, cost "
+            f"{_verdict(worst_cost <= WEBHOOK_COST_GOAL)}."
+        )
+    return lines
+
+
+def copy_table(copy: dict[str, Any]) -> list[str]:
+    lines = [
+        "| output | streamed copy | peak extra RSS | upload of the file alone (ceiling) "
+        "| copy / ceiling |",
+        "|---|---|---|---|---|",
+    ]
+    for row in copy["rows"]:
+        lines.append(
+            f"| {row['size_mb']} MB | {row['copy_mb_per_s']:.0f} MB/s | "
+            f"{row['copy_peak_extra_rss_mb']:.1f} MB | {row['upload_only_mb_per_s']:.0f} MB/s | "
+            f"{row['ratio_to_upload_only']:.2f} |"
+        )
+    ratios = [row["ratio_to_upload_only"] for row in copy["rows"]]
+    memory = max(row["copy_peak_extra_rss_mb"] for row in copy["rows"])
+    lines += [
+        "",
+        f"- **Streamed copy ≥ {COPY_RATIO_GOAL} of the upload-only ceiling, each size:** "
+        + " / ".join(f"{ratio:.2f}" for ratio in ratios)
+        + f". {_verdict(min(ratios) >= COPY_RATIO_GOAL)}.",
+        f"- **Memory < {COPY_MEMORY_GOAL_MB} MB extra:** {memory:.1f} MB at most. "
+        f"{_verdict(memory < COPY_MEMORY_GOAL_MB)}.",
+    ]
+    return lines
+
+
+def burst_lines(burst: dict[str, Any]) -> list[str]:
+    counts = (
+        f"{burst['uploads']} uploads, {burst['executions']} executions, {burst['outputs']} "
+        f"outputs, {burst['notifications']} notifications, {burst['duplicates']} duplicates, "
+        f"{burst['model_submits']} model submits, {burst['succeeded']} succeeded, "
+        f"{burst.get('cancelled', 0)} cancelled"
+    )
+    ok = (
+        burst["uploads"] >= BURST_GOAL
+        and burst["executions"] == burst["outputs"] == burst["notifications"] == burst["uploads"]
+        and burst["duplicates"] == 0
+        and burst["succeeded"] == burst["uploads"]
+    )
+    return [
+        f"- **Burst of {BURST_GOAL} against a concurrency of {burst.get('concurrency', '?')}:** "
+        f"{counts}. {_verdict(ok)}.",
+        f"- Model runs of {burst.get('model_seconds', 0):.1f} s: the model alone needs "
+        f"{burst.get('model_drain_seconds', 0):.0f} s for the burst; it took "
+        f"{burst['wall_seconds']:.0f} s from the first upload to the last notification "
+        f"(submits at {burst['submit_rate_per_s']:.1f}/s; the longest wait in the queue "
+        f"{burst.get('longest_queue_wait_s', 0):.0f} s).",
+        f"- Transitions a job: {burst.get('transitions_per_job', 0):.1f} on average; spent "
+        f"while queued: {burst.get('queued_transitions_per_job_mean', 0):.1f} on average, "
+        f"{burst.get('queued_transitions_per_job_max', 0)} at most. AWS cost "
+        f"${burst.get('cost_per_1000_images_usd', 0):.3f} per 1,000 images.",
+    ]
+
+
+def cold_table(cold: dict[str, Any]) -> list[str]:
+    lines = ["| function | import | x `import boto3` |", "|---|---|---|"]
+    for row in cold["rows"]:
+        lines.append(
+            f"| {row['function'].removesuffix('Function')} | {row['import_ms']:.0f} ms | "
+            f"{row['ratio_to_boto3']:.2f}x |"
+        )
+    worst = max(row["ratio_to_boto3"] for row in cold["rows"])
+    best = min(row["ratio_to_boto3"] for row in cold["rows"])
+    breakdown = ", ".join(f"{name} ~{ms:.0f} ms" for name, ms in cold["breakdown_ms"].items())
+    lines += [
+        "",
+        f"- **Handler cold import ≤ {COLD_START_GOAL}x `import boto3` "
+        f"({cold['boto3_import_ms']:.0f} ms):** {best:.2f} to {worst:.2f}x. "
+        f"{_verdict(worst <= COLD_START_GOAL)}. Where it goes (StartEdit, `-X importtime`, "
+        f"inclusive and overlapping): {breakdown}.",
+    ]
+    return lines
+
+
+def render(latest: dict[str, Any]) -> str:
+    first = next(iter(latest.values()))
+    machine = first["machine"]
+    dates = sorted({result["date"] for result in latest.values()})
+    lines = [
+        f"Figures from one saved run ({dates[0]} to {dates[-1]}) on {machine['cpus']} CPUs "
+        f"({machine['cpu']}), Python {machine['python']}: `benchmarks/results/latest.json`.",
+        "",
+    ]
+    if "overhead" in latest:
+        overhead = latest["overhead"]
+        lines += ["**Latency and cost per job.**", "", *overhead_table(overhead), ""]
+        lines += [*overhead_goals(overhead), ""]
+        lines += ["Each function's configured memory and measured duration (poll mode):", ""]
+        lines += [*functions_table(overhead), ""]
+    if "burst" in latest:
+        lines += ["**Burst against the model's concurrency.**", "", *burst_lines(latest["burst"])]
+        lines.append("")
+    if "output_copy" in latest:
+        lines += ["**Output copy.**", "", *copy_table(latest["output_copy"]), ""]
+    if "cold_start" in latest:
+        lines += ["**Cold start.**", "", *cold_table(latest["cold_start"])]
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def write(readme: Path, text: str) -> None:
+    content = readme.read_text(encoding="utf-8")
+    if START not in content or END not in content:
+        raise SystemExit(f"{readme} has no {START} ... {END} markers")
+    head, rest = content.split(START, 1)
+    _, tail = rest.split(END, 1)
+    readme.write_text(f"{head}{START}\n{text}{END}{tail}", encoding="utf-8")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--write", action="store_true", help="update README.md in place")
+    args = parser.parse_args(argv)
+    text = render(json.loads(LATEST.read_text(encoding="utf-8")))
+    if args.write:
+        write(README, text)
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
