@@ -67,3 +67,19 @@ def aws() -> Iterator[Any]:
 
     with mock_aws():
         yield boto3.Session(region_name="us-east-1")
+
+
+JOBS_TABLE = "jobs"
+
+
+@pytest.fixture
+def jobs_table(aws: Any) -> Any:
+    """A DynamoDB client with the jobs table as template.yaml declares it (key `pk`)."""
+    dynamodb = aws.client("dynamodb")
+    dynamodb.create_table(
+        TableName=JOBS_TABLE,
+        BillingMode="PAY_PER_REQUEST",
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+    )
+    return dynamodb

@@ -13,21 +13,9 @@ from kontext_pipeline.errors import BudgetExceededError, ConcurrencyCapReachedEr
 NOON = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 
 
-@pytest.fixture
-def dynamodb(aws: Any) -> Any:
-    client = aws.client("dynamodb")
-    client.create_table(
-        TableName="jobs",
-        BillingMode="PAY_PER_REQUEST",
-        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
-        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
-    )
-    return client
-
-
-def test_images_are_counted_until_the_day_is_full(dynamodb: Any) -> None:
+def test_images_are_counted_until_the_day_is_full(jobs_table: Any) -> None:
     # Given a cap of 5 images a day
-    budget = Budget(dynamodb, "jobs", max_images_per_day=5)
+    budget = Budget(jobs_table, "jobs", max_images_per_day=5)
     # When jobs ask for 2, 2 and then 2 more
     assert budget.spend_images(2, now=NOON) == 2
     assert budget.spend_images(2, now=NOON) == 4
@@ -41,9 +29,9 @@ def test_images_are_counted_until_the_day_is_full(dynamodb: Any) -> None:
     assert budget.spend_images(1, now=NOON) == 5
 
 
-def test_a_new_utc_day_starts_from_zero(dynamodb: Any) -> None:
+def test_a_new_utc_day_starts_from_zero(jobs_table: Any) -> None:
     # Given a day that is full
-    budget = Budget(dynamodb, "jobs", max_images_per_day=1)
+    budget = Budget(jobs_table, "jobs", max_images_per_day=1)
     budget.spend_images(1, now=NOON)
     # When the next UTC day comes
     tomorrow = NOON + timedelta(days=1)
@@ -51,9 +39,9 @@ def test_a_new_utc_day_starts_from_zero(dynamodb: Any) -> None:
     assert budget.spend_images(1, now=tomorrow) == 1
 
 
-def test_concurrent_submits_never_pass_the_cap_together(dynamodb: Any) -> None:
+def test_concurrent_submits_never_pass_the_cap_together(jobs_table: Any) -> None:
     # Given a cap of 10 images and 30 submits of one image at once
-    budget = Budget(dynamodb, "jobs", max_images_per_day=10)
+    budget = Budget(jobs_table, "jobs", max_images_per_day=10)
 
     def spend(_: int) -> bool:
         try:
@@ -70,9 +58,9 @@ def test_concurrent_submits_never_pass_the_cap_together(dynamodb: Any) -> None:
     assert budget.images_spent(now=NOON) == 10
 
 
-def test_images_given_back_make_room_again(dynamodb: Any) -> None:
+def test_images_given_back_make_room_again(jobs_table: Any) -> None:
     # Given a full day
-    budget = Budget(dynamodb, "jobs", max_images_per_day=2)
+    budget = Budget(jobs_table, "jobs", max_images_per_day=2)
     budget.spend_images(2, now=NOON)
     # When a submit that never reached the model gives its images back
     budget.refund_images(2, now=NOON)
@@ -80,19 +68,19 @@ def test_images_given_back_make_room_again(dynamodb: Any) -> None:
     assert budget.spend_images(2, now=NOON) == 2
 
 
-def test_no_cap_touches_nothing(dynamodb: Any) -> None:
+def test_no_cap_touches_nothing(jobs_table: Any) -> None:
     # Given caps of 0
-    budget = Budget(dynamodb, "jobs")
+    budget = Budget(jobs_table, "jobs")
     # When a job spends images and takes a slot
     assert budget.spend_images(4, now=NOON) is None
     assert budget.take_slot("job-a") is False
     # Then the table holds nothing
-    assert dynamodb.scan(TableName="jobs")["Items"] == []
+    assert jobs_table.scan(TableName="jobs")["Items"] == []
 
 
-def test_a_job_over_the_concurrency_cap_waits_until_a_slot_is_freed(dynamodb: Any) -> None:
+def test_a_job_over_the_concurrency_cap_waits_until_a_slot_is_freed(jobs_table: Any) -> None:
     # Given a cap of two requests at once, both held
-    budget = Budget(dynamodb, "jobs", max_concurrent_requests=2)
+    budget = Budget(jobs_table, "jobs", max_concurrent_requests=2)
     assert budget.take_slot("job-a") is True
     assert budget.take_slot("job-b") is True
     # When a third job asks
@@ -104,9 +92,9 @@ def test_a_job_over_the_concurrency_cap_waits_until_a_slot_is_freed(dynamodb: An
     assert budget.take_slot("job-c") is True
 
 
-def test_a_slot_is_taken_and_freed_once_per_job(dynamodb: Any) -> None:
+def test_a_slot_is_taken_and_freed_once_per_job(jobs_table: Any) -> None:
     # Given a job holding a slot, its submit retried
-    budget = Budget(dynamodb, "jobs", max_concurrent_requests=1)
+    budget = Budget(jobs_table, "jobs", max_concurrent_requests=1)
     budget.take_slot("job-a")
     assert budget.take_slot("job-a") is True
     # When its end is reported twice, and a job that never held one ends too
@@ -114,7 +102,7 @@ def test_a_slot_is_taken_and_freed_once_per_job(dynamodb: Any) -> None:
     assert budget.release_slot("job-a") is False
     assert budget.release_slot("job-b") is False
     # Then the counter is back at zero, not below: exactly one slot is free
-    item = dynamodb.get_item(TableName="jobs", Key={"pk": {"S": "budget#in-flight"}})["Item"]
+    item = jobs_table.get_item(TableName="jobs", Key={"pk": {"S": "budget#in-flight"}})["Item"]
     assert item["requests"]["N"] == "0"
     assert budget.take_slot("job-c") is True
     with pytest.raises(ConcurrencyCapReachedError):

@@ -17,14 +17,8 @@ INVALID_INPUT = {"Error": "InvalidInputError", "Cause": "not_an_image: s3://b/k 
 
 
 @pytest.fixture
-def notifier(aws: Any) -> Notifier:
-    dynamodb = aws.client("dynamodb")
-    dynamodb.create_table(
-        TableName="jobs",
-        BillingMode="PAY_PER_REQUEST",
-        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
-        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
-    )
+def notifier(aws: Any, jobs_table: Any) -> Notifier:
+    dynamodb = jobs_table
     return Notifier(
         sns=aws.client("sns"),
         topic_arn=aws.client("sns").create_topic(Name="jobs")["TopicArn"],

@@ -13,20 +13,14 @@ from tests.conftest import load_event
 
 
 @pytest.fixture
-def notifier(aws: Any) -> tuple[Notifier, Any, str]:
-    sns, sqs, dynamodb = aws.client("sns"), aws.client("sqs"), aws.client("dynamodb")
+def notifier(aws: Any, jobs_table: Any) -> tuple[Notifier, Any, str]:
+    sns, sqs, dynamodb = aws.client("sns"), aws.client("sqs"), jobs_table
     topic = sns.create_topic(Name="jobs")["TopicArn"]
     queue = sqs.create_queue(QueueName="inbox")["QueueUrl"]
     queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"][
         "QueueArn"
     ]
     sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=queue_arn)
-    dynamodb.create_table(
-        TableName="jobs",
-        BillingMode="PAY_PER_REQUEST",
-        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
-        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
-    )
     return (
         Notifier(
             sns=sns,

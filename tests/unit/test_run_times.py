@@ -8,27 +8,17 @@ import pytest
 from kontext_pipeline.run_times import NEW_RUN_WEIGHT, RecentRunTimes
 
 
-@pytest.fixture
-def dynamodb(aws: Any) -> Any:
-    client = aws.client("dynamodb")
-    client.create_table(
-        TableName="jobs",
-        BillingMode="PAY_PER_REQUEST",
-        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
-        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
-    )
-    return client
-
-
-def test_nothing_recorded_means_no_typical_run(dynamodb: Any) -> None:
+def test_nothing_recorded_means_no_typical_run(jobs_table: Any) -> None:
     # Given a model no job has completed on / Then there is no typical run (the guess is used)
-    assert RecentRunTimes(dynamodb, "jobs", "fal-ai/flux-pro/kontext/max").typical_seconds() is None
+    assert (
+        RecentRunTimes(jobs_table, "jobs", "fal-ai/flux-pro/kontext/max").typical_seconds() is None
+    )
 
 
-def test_recent_runs_count_most_and_each_model_keeps_its_own(dynamodb: Any) -> None:
+def test_recent_runs_count_most_and_each_model_keeps_its_own(jobs_table: Any) -> None:
     # Given a model whose runs went from 20 s to 5 s, and another model
-    kontext = RecentRunTimes(dynamodb, "jobs", "fal-ai/flux-pro/kontext/max")
-    other = RecentRunTimes(dynamodb, "jobs", "fal-ai/other")
+    kontext = RecentRunTimes(jobs_table, "jobs", "fal-ai/flux-pro/kontext/max")
+    other = RecentRunTimes(jobs_table, "jobs", "fal-ai/other")
     kontext.record(20.0)
     other.record(60.0)
     # When five 5 s runs complete

@@ -45,16 +45,10 @@ class FakeQueue:
 
 
 @pytest.fixture
-def world(aws: Any) -> dict[str, Any]:
-    s3, dynamodb = aws.client("s3"), aws.client("dynamodb")
+def world(aws: Any, jobs_table: Any) -> dict[str, Any]:
+    s3, dynamodb = aws.client("s3"), jobs_table
     s3.create_bucket(Bucket=BUCKET)
     s3.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
-    dynamodb.create_table(
-        TableName="jobs",
-        BillingMode="PAY_PER_REQUEST",
-        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
-        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
-    )
     return {"s3": s3, "dynamodb": dynamodb, "queue": FakeQueue()}
 
 

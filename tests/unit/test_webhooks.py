@@ -188,14 +188,8 @@ def test_forged_webhooks_do_not_hammer_the_jwks(jwks_url: str) -> None:
 
 
 @pytest.fixture
-def rendezvous(aws: Any) -> tuple[WebhookRendezvous, Any]:
-    dynamodb = aws.client("dynamodb")
-    dynamodb.create_table(
-        TableName="jobs",
-        BillingMode="PAY_PER_REQUEST",
-        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
-        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
-    )
+def rendezvous(jobs_table: Any) -> tuple[WebhookRendezvous, Any]:
+    dynamodb = jobs_table
     sent: list[dict[str, Any]] = []
 
     class RecordingStepFunctions:
