@@ -6,6 +6,8 @@ import base64
 import io
 import json
 import os
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -83,3 +85,15 @@ def jobs_table(aws: Any) -> Any:
         AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
     )
     return dynamodb
+
+
+def kontext(*argv: str, timeout: float = 240) -> subprocess.CompletedProcess[str]:
+    """`kontext-pipeline ARGV...` as a process of its own, as a person runs it."""
+    return subprocess.run(
+        [sys.executable, "-m", "kontext_tools.cli", *argv],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+        env=os.environ.copy(),
+    )

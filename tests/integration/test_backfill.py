@@ -4,8 +4,6 @@ version, submitted once whether the trigger ran it or another backfill did."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,7 +14,7 @@ import pytest
 from kontext_tools.backfill import dry_run
 from kontext_tools.cli import main
 from kontext_tools.local.pipeline import LocalPipeline
-from tests.conftest import make_image
+from tests.conftest import kontext, make_image
 from tests.integration.conftest import FAST_MODEL
 
 OBJECTS = 50
@@ -173,31 +171,23 @@ def test_kontext_pipeline_local_backfills_a_folder_put_in_the_bucket_beforehand(
     out = tmp_path / "out"
     # When `kontext-pipeline local --backfill` puts them in the bucket (no upload event)
     # and backfills them, two at once
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "kontext_tools.cli",
-            "local",
-            "--image",
-            str(folder),
-            "--backfill",
-            "--max-concurrency",
-            "2",
-            "--prompt",
-            "make it autumn",
-            "--model-seconds",
-            "0.3",
-            "--queue-seconds",
-            "0.1",
-            "--out",
-            str(out),
-            "--json",
-        ],
-        capture_output=True,
-        text=True,
+    result = kontext(
+        "local",
+        "--image",
+        str(folder),
+        "--backfill",
+        "--max-concurrency",
+        "2",
+        "--prompt",
+        "make it autumn",
+        "--model-seconds",
+        "0.3",
+        "--queue-seconds",
+        "0.1",
+        "--out",
+        str(out),
+        "--json",
         timeout=300,
-        check=False,
     )
     # Then the backfill started the three, each was edited, and the summary says so
     assert result.returncode == 0, result.stderr

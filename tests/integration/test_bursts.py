@@ -9,8 +9,6 @@ fail clearly and be cancelled.
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,7 +17,7 @@ import pytest
 
 from kontext_tools.emulator import EmulatorTiming
 from kontext_tools.local.pipeline import LocalPipeline
-from tests.conftest import make_image
+from tests.conftest import kontext, make_image
 
 CONCURRENCY = 2
 RUN_SECONDS = 2.0
@@ -102,32 +100,24 @@ def test_kontext_pipeline_local_runs_a_burst_of_images_and_sums_it_up(tmp_path: 
     (other / "a.png").write_bytes(make_image(size=(64, 64)))
     out = tmp_path / "out"
     # When `kontext-pipeline local` is given both, with a model that runs 2 at once
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "kontext_tools.cli",
-            "local",
-            "--image",
-            str(folder),
-            "--image",
-            str(other / "a.png"),
-            "--prompt",
-            "make it blue",
-            "--concurrency",
-            "2",
-            "--model-seconds",
-            "1",
-            "--queue-seconds",
-            "0.1",
-            "--out",
-            str(out),
-            "--json",
-        ],
-        capture_output=True,
-        text=True,
+    result = kontext(
+        "local",
+        "--image",
+        str(folder),
+        "--image",
+        str(other / "a.png"),
+        "--prompt",
+        "make it blue",
+        "--concurrency",
+        "2",
+        "--model-seconds",
+        "1",
+        "--queue-seconds",
+        "0.1",
+        "--out",
+        str(out),
+        "--json",
         timeout=300,
-        check=False,
     )
     # Then every image is edited, each under --out/<image name>/, and one summary says so
     assert result.returncode == 0, result.stderr

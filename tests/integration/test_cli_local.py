@@ -14,23 +14,12 @@ import threading
 import time
 from pathlib import Path
 
-from tests.conftest import ROOT
+from tests.conftest import ROOT, kontext
 
 SAMPLE = str(ROOT / "samples" / "kitchen-table.jpg")
 FAST = ["--model-seconds", "0.3", "--queue-seconds", "0.1"]
 # What must never reach the terminal: the functions' JSON log lines and moto's internals.
 LOG_NOISE = ('{"level"', "Exception=", "moto.", "Traceback")
-
-
-def kontext(*argv: str, timeout: float = 240) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "kontext_tools.cli", *argv],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-        env=os.environ.copy(),
-    )
 
 
 def test_a_json_run_with_sync_mode_and_parameter_overrides(tmp_path: Path) -> None:
