@@ -20,16 +20,24 @@ class ParameterRefusedError(ConfigurationError):
     default_reason = "invalid_parameter"
 
 
-def check_parameters(template: Mapping[str, Any], given: Mapping[str, str]) -> None:
-    """Refuse values that break a parameter's constraints or a Rule's assertion."""
-    values: dict[str, str] = {}
+def parameter_values(template: Mapping[str, Any], given: Mapping[str, str]) -> dict[str, str]:
+    """Every parameter's value: the one given, else its default."""
+    values = {}
     for name, spec in template.get("Parameters", {}).items():
         if name in given:
             values[name] = str(given[name])
         elif "Default" in spec:
             values[name] = str(spec["Default"])
         else:
-            continue  # a missing value is the deployer's own error to report
+            raise ParameterRefusedError(f"parameter {name} has no default and no value was given")
+    return values
+
+
+def check_parameters(template: Mapping[str, Any], given: Mapping[str, str]) -> dict[str, str]:
+    """Refuse values that break a parameter's constraints or a Rule's assertion; returns
+    every parameter's value, as the stack will use it."""
+    values = parameter_values(template, given)
+    for name, spec in template.get("Parameters", {}).items():
         _check_constraints(name, spec, values[name])
     for rule_name, rule in template.get("Rules", {}).items():
         condition = rule.get("RuleCondition")
@@ -39,6 +47,7 @@ def check_parameters(template: Mapping[str, Any], given: Mapping[str, str]) -> N
             if not _evaluate(assertion["Assert"], values):
                 description = str(assertion.get("AssertDescription", "")).strip()
                 raise ParameterRefusedError(f"rule {rule_name} failed: {description}")
+    return values
 
 
 def _check_constraints(name: str, spec: Mapping[str, Any], value: str) -> None:

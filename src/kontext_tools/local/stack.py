@@ -154,10 +154,10 @@ def deploy_stack(
     from kontext_tools.local.rules import check_parameters  # noqa: PLC0415 - deploy only
 
     given = dict(parameters or {})
-    check_parameters(load_template(template_path), given)
+    values = check_parameters(load_template(template_path), given)
     cfn, sources, layer_dirs = translate_template(template_path, given)
     stack = LocalStack(name=stack_name, template=cfn)
-    resolver = _Resolver(stack, _parameter_values(cfn, given))
+    resolver = _Resolver(stack, values)
     deployer = _Deployer(
         session,
         stack,
@@ -187,18 +187,6 @@ def _register_stack(session: Any, stack: LocalStack) -> None:
         session.client("cloudformation", region_name=REGION).create_stack(
             StackName=stack.name, TemplateBody=json.dumps(summary)
         )
-
-
-def _parameter_values(cfn: Mapping[str, Any], given: Mapping[str, str]) -> dict[str, str]:
-    values = {}
-    for name, spec in cfn.get("Parameters", {}).items():
-        if name in given:
-            values[name] = str(given[name])
-        elif "Default" in spec:
-            values[name] = str(spec["Default"])
-        else:
-            raise TemplateError(f"parameter {name} has no default and no value was given")
-    return values
 
 
 def _references(value: Any) -> set[str]:
