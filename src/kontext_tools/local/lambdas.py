@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from kontext_tools.local.stack import FunctionSource
+from kontext_tools.local.stack import ACCOUNT_ID, REGION, FunctionSource
 
 RUNTIME_SCRIPT = Path(__file__).with_name("lambda_runtime.py")
 # The hop from S3's event to the function's start, as Lambda's async queue adds one.
@@ -347,22 +347,15 @@ class LocalLambdas:
             memory=int(moto_function.memory_size),
         )
 
-    @staticmethod
-    def from_configuration(configuration: Mapping[str, Any]) -> DeployedFunction:
-        """The same, from Lambda's GetFunctionConfiguration answer."""
-        return DeployedFunction(
-            name=configuration["FunctionName"],
-            arn=configuration["FunctionArn"],
-            environment=dict(configuration.get("Environment", {}).get("Variables", {})),
-            timeout=float(configuration["Timeout"]),
-            memory=int(configuration["MemorySize"]),
-        )
-
-    def warm_up(self, functions: list[DeployedFunction]) -> None:
+    def warm_up(self) -> None:
         """Cold-start one sandbox per function now, so a broken build fails at once.
 
         Raises FunctionInitError naming the function and the import error.
         """
+        from moto.awslambda.models import lambda_backends  # noqa: PLC0415 - local run only
+
+        backend = lambda_backends[ACCOUNT_ID][REGION]
+        functions = [self.describe(backend.get_function(name)) for name in self._functions]
         errors: list[FunctionInitError] = []
         threads = [
             threading.Thread(target=self._warm_one, args=(function, errors), daemon=True)

@@ -186,16 +186,8 @@ class LocalPipeline:
             max_sandboxes=self._max_sandboxes,
         )
         self._exit.enter_context(self.lambdas.patched())
-        lambda_client = self.client("lambda")
         # One cold start per function now: a broken build fails here, naming the import.
-        self.lambdas.warm_up(
-            [
-                LocalLambdas.from_configuration(
-                    lambda_client.get_function_configuration(FunctionName=name)
-                )
-                for name in self.stack.functions
-            ]
-        )
+        self.lambdas.warm_up()
         self._subscribe_queue()
 
     def _open_log(self) -> Any:
