@@ -6,9 +6,10 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.data_classes import LambdaFunctionUrlEvent, event_source
 from aws_lambda_powertools.utilities.typing import LambdaContext
+from kontext_pipeline.errors import WebhookRejectedError
 from kontext_pipeline.observability import MetricUnit, logger, metrics
 from kontext_pipeline.runtime import Runtime
-from kontext_pipeline.webhooks import WebhookRejectedError, verify_webhook
+from kontext_pipeline.webhooks import verify_webhook
 
 RUNTIME = Runtime()
 

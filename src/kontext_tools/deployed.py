@@ -12,14 +12,16 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from botocore.exceptions import ClientError, NoCredentialsError, NoRegionError
-from kontext_pipeline.errors import ConfigurationError, InvalidInputError
-from kontext_pipeline.jobs import CaughtError
+from kontext_pipeline.errors import CaughtError, ConfigurationError, InvalidInputError
 from kontext_pipeline.metadata import encode_metadata_value, validate_options
 from kontext_pipeline.models import SourceObject
+
+from kontext_tools.errors import ToolReason
 
 CONTENT_TYPES = {
     ".jpg": "image/jpeg",
@@ -71,7 +73,7 @@ FAILURE_STATE = "ReportFailure"
 class DeployedStackError(ConfigurationError):
     """The stack cannot be used: not found, no credentials, no access."""
 
-    default_reason = "stack_unavailable"
+    default_reason: ClassVar[StrEnum] = ToolReason.STACK_UNAVAILABLE
 
 
 @dataclass(frozen=True)
@@ -127,7 +129,7 @@ def find_stack(cloudformation: Any, stack_name: str) -> StackOutputs:
         raise DeployedStackError(
             f"{exc}: configure AWS credentials and a region (aws configure, or AWS_PROFILE / "
             "AWS_REGION)",
-            reason="no_credentials",
+            reason=ToolReason.NO_CREDENTIALS,
         ) from exc
     except ClientError as exc:
         message = exc.response.get("Error", {}).get("Message", str(exc))
@@ -135,7 +137,7 @@ def find_stack(cloudformation: Any, stack_name: str) -> StackOutputs:
             raise DeployedStackError(
                 f"stack {stack_name!r} not found in this account and region; deploy it with "
                 "make deploy, or pass --stack / --region",
-                reason="stack_not_found",
+                reason=ToolReason.STACK_NOT_FOUND,
             ) from exc
         raise DeployedStackError(f"cannot read stack {stack_name!r}: {message}") from exc
     outputs = {item["OutputKey"]: item["OutputValue"] for item in stacks[0].get("Outputs", [])}
@@ -193,7 +195,7 @@ def input_key_for(stack: StackOutputs, image: Path, key: str | None) -> str:
     if key:
         if not key.startswith(stack.input_prefix):
             raise InvalidInputError(
-                f"key must start with {stack.input_prefix!r}", reason="invalid_key"
+                f"key must start with {stack.input_prefix!r}", reason=ToolReason.INVALID_KEY
             )
         return key
     return f"{stack.input_prefix}{uuid.uuid4().hex[:8]}-{image.name}"
@@ -284,7 +286,7 @@ def download_results(s3: Any, manifest_uri: str, out_dir: Path) -> list[Path]:
 
 def put_api_key(secretsmanager: Any, stack: StackOutputs, api_key: str) -> None:
     if not api_key.strip():
-        raise InvalidInputError("the API key is empty", reason="missing_key")
+        raise InvalidInputError("the API key is empty", reason=ToolReason.MISSING_KEY)
     secretsmanager.put_secret_value(
         SecretId=stack.outputs["FalApiKeySecretArn"], SecretString=api_key.strip()
     )
@@ -349,7 +351,7 @@ def teardown_stack(cloudformation: Any, s3: Any, stack_name: str, *, keep_bucket
     if status.endswith("_IN_PROGRESS") and status != "REVIEW_IN_PROGRESS":
         raise DeployedStackError(
             f"stack {stack_name!r} is {status}; run teardown again once it has finished",
-            reason="stack_busy",
+            reason=ToolReason.STACK_BUSY,
         )
     stack_id = str(stack["StackId"])
     bucket = outputs.get("ImagesBucketName") or f"kontext-images-{stack_id.split('/')[2]}"
@@ -360,7 +362,7 @@ def teardown_stack(cloudformation: Any, s3: Any, stack_name: str, *, keep_bucket
     except WaiterError as exc:
         raise DeployedStackError(
             f"stack {stack_name!r} did not delete ({exc}); see its events in the console",
-            reason="teardown_failed",
+            reason=ToolReason.TEARDOWN_FAILED,
         ) from exc
     if not _bucket_exists(s3, bucket):
         return Teardown(stack_name, status, None, keep_bucket, 0)
@@ -376,11 +378,11 @@ def _describe_for_teardown(cloudformation: Any, stack_name: str) -> dict[str, An
         stacks = cloudformation.describe_stacks(StackName=stack_name)["Stacks"]
     except (NoCredentialsError, NoRegionError) as exc:
         raise DeployedStackError(
-            f"{exc}: configure AWS credentials and a region", reason="no_credentials"
+            f"{exc}: configure AWS credentials and a region", reason=ToolReason.NO_CREDENTIALS
         ) from exc
     except ClientError as exc:
         message = exc.response.get("Error", {}).get("Message", str(exc))
-        reason = "stack_not_found" if "does not exist" in message else None
+        reason = ToolReason.STACK_NOT_FOUND if "does not exist" in message else None
         raise DeployedStackError(
             f"cannot read stack {stack_name!r}: {message}", reason=reason
         ) from exc
@@ -517,7 +519,7 @@ def trigger_function_of(s3: Any, bucket: str) -> str:
     if not functions:
         raise DeployedStackError(
             f"bucket {bucket} triggers no function; is the stack fully deployed?",
-            reason="no_trigger",
+            reason=ToolReason.NO_TRIGGER,
         )
     return str(functions[0])
 

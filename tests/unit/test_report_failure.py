@@ -6,7 +6,8 @@ import json
 from typing import Any
 
 import pytest
-from kontext_pipeline.jobs import CaughtError, report_failure
+from kontext_pipeline.errors import CaughtError
+from kontext_pipeline.jobs import report_failure
 from kontext_pipeline.notify import Notifier
 
 from tests.conftest import load_event

@@ -12,7 +12,7 @@ from aws_lambda_powertools.utilities.parameters.exceptions import GetParameterEr
 from pydantic import SecretStr
 
 from kontext_pipeline.config import PipelineSettings
-from kontext_pipeline.errors import ConfigurationError
+from kontext_pipeline.errors import ConfigurationError, Reason
 
 # Rotation reaches warm functions within this many seconds.
 SECRET_CACHE_SECONDS = 300
@@ -30,7 +30,7 @@ def resolve_api_key(settings: PipelineSettings, secrets_client: Any | None) -> S
     except GetParameterError as exc:
         raise ConfigurationError(
             f"could not read the API key secret {settings.fal_key_secret_id!r}",
-            reason="secret_unavailable",
+            reason=Reason.SECRET_UNAVAILABLE,
         ) from exc
     text = raw.decode() if isinstance(raw, bytes) else str(raw)
     return SecretStr(_key_from_secret_text(text))
@@ -49,8 +49,8 @@ def _key_from_secret_text(text: str) -> str:
                     return str(document[name]).strip()
         raise ConfigurationError(
             f"the API key secret is JSON without one of {', '.join(SECRET_JSON_FIELDS)}",
-            reason="secret_unavailable",
+            reason=Reason.SECRET_UNAVAILABLE,
         )
     if not stripped:
-        raise ConfigurationError("the API key secret is empty", reason="secret_unavailable")
+        raise ConfigurationError("the API key secret is empty", reason=Reason.SECRET_UNAVAILABLE)
     return stripped

@@ -26,7 +26,9 @@ from botocore.exceptions import BotoCoreError, ClientError
 from kontext_pipeline.errors import (
     BudgetExceededError,
     ConcurrencyCapReachedError,
+    Reason,
     StorageUnavailableError,
+    aws_error_code,
 )
 from kontext_pipeline.ledger import RECORD_TTL_SECONDS
 from kontext_pipeline.models import utc_now
@@ -77,7 +79,7 @@ class Budget:
             raise BudgetExceededError(
                 f"MaxImagesPerDay is {self.max_images_per_day}; {spent} already submitted on "
                 f"{now.date().isoformat()} (UTC), this job asks for {count}",
-                reason="budget_exceeded",
+                reason=Reason.BUDGET_EXCEEDED,
             ) from exc
         except BotoCoreError as exc:
             raise StorageUnavailableError(f"jobs table unavailable: {exc}") from exc
@@ -155,7 +157,7 @@ class Budget:
                     raise ConcurrencyCapReachedError(
                         f"MaxConcurrentRequests is {self.max_concurrent_requests} and every "
                         "one is in use; the job waits",
-                        reason="concurrency_cap_reached",
+                        reason=Reason.CONCURRENCY_CAP_REACHED,
                     ) from exc
             raise StorageUnavailableError(f"jobs table unavailable: {_code(exc)}") from exc
         except BotoCoreError as exc:
@@ -208,4 +210,4 @@ def _images_in(item: Any) -> int | None:
 
 
 def _code(exc: ClientError) -> str:
-    return str(exc.response.get("Error", {}).get("Code", "unknown"))
+    return aws_error_code(exc)

@@ -45,7 +45,13 @@ from aws_lambda_powertools.utilities.parameters import SecretsProvider
 from aws_lambda_powertools.utilities.parameters.exceptions import GetParameterError
 from botocore.exceptions import BotoCoreError, ClientError
 
-from kontext_pipeline.errors import ConfigurationError, PipelineError
+from kontext_pipeline.errors import (
+    CallbackDeliveryError,
+    CallbackRefusedError,
+    ConfigurationError,
+    PipelineError,
+    Reason,
+)
 from kontext_pipeline.metadata import normalise_metadata
 from kontext_pipeline.observability import logger
 
@@ -59,22 +65,6 @@ RETRYABLE_STATUS = frozenset({408, 429, 500, 502, 503, 504})
 USER_AGENT = "kontext-pipeline-callbacks/1"
 
 Resolver = Callable[[str, int], Sequence[str]]
-
-
-class CallbackRefusedError(PipelineError):
-    """The callback URL breaks a rule: nothing is sent to it."""
-
-    default_reason = "callback_refused"
-
-
-class CallbackDeliveryError(PipelineError):
-    """The receiver kept failing (5xx, timeouts) for the whole retry budget.
-
-    Raised out of the handler on purpose: Lambda retries the event, then hands it to the
-    dead-letter queue.
-    """
-
-    default_reason = "callback_undelivered"
 
 
 @dataclass(frozen=True)
@@ -210,11 +200,11 @@ def signing_key(secret: str) -> bytes:
         key = base64.b64decode(encoded, validate=True)
     except ValueError as exc:
         raise PipelineError(
-            "the callback signing secret is not base64", reason="secret_unavailable"
+            "the callback signing secret is not base64", reason=Reason.SECRET_UNAVAILABLE
         ) from exc
     if len(key) < 24:
         raise PipelineError(
-            "the callback signing secret is shorter than 24 bytes", reason="secret_unavailable"
+            "the callback signing secret is shorter than 24 bytes", reason=Reason.SECRET_UNAVAILABLE
         )
     return key
 
@@ -343,7 +333,7 @@ def resolve_signing_key(secret_id: str, secrets_client: Any) -> bytes:
     except GetParameterError as exc:
         raise ConfigurationError(
             f"could not read the callback signing secret {secret_id!r}",
-            reason="secret_unavailable",
+            reason=Reason.SECRET_UNAVAILABLE,
         ) from exc
     text = raw.decode() if isinstance(raw, bytes) else str(raw)
     return signing_key(text)

@@ -33,6 +33,7 @@ from kontext_pipeline.errors import (
     ModelRequestFailedError,
     ModelRequestRejectedError,
     ModelSubmitUncertainError,
+    Reason,
 )
 from kontext_pipeline.models import ModelResult, QueueStatus, QueueSubmission
 
@@ -173,12 +174,12 @@ class FalQueueClient:
                 f": {describe_detail(response)}). fal keeps a result about an hour, one of 10 KB "
                 "or more only minutes unless payload storage (X-Fal-Store-IO) is on; upload the "
                 "image again to run it again",
-                reason="model_result_expired",
+                reason=Reason.MODEL_RESULT_EXPIRED,
             )
         if response.status_code >= 400:
             raise ModelRequestFailedError(
                 f"the model's result answered {response.status_code}: {describe_detail(response)}",
-                reason="model_validation_error" if response.status_code == 422 else None,
+                reason=Reason.MODEL_VALIDATION_ERROR if response.status_code == 422 else None,
             )
         return self._parse(response, ModelResult, what="result")
 
@@ -318,7 +319,7 @@ class FalQueueClient:
             raise ModelQueueUnavailableError(
                 f"the queue's {what} answer was not the expected JSON "
                 f"({exc.error_count()} problems, {len(response.content)} bytes)",
-                reason="malformed_queue_response",
+                reason=Reason.MALFORMED_QUEUE_RESPONSE,
             ) from exc
 
     @property
@@ -386,11 +387,11 @@ def _body_field(response: httpx.Response, name: str) -> str | None:
     return str(value) if isinstance(value, str) and value else None
 
 
-def _rejection_reason(status_code: int) -> str:
+def _rejection_reason(status_code: int) -> Reason:
     if status_code in (401, 403):
-        return "model_auth_failed"
+        return Reason.MODEL_AUTH_FAILED
     if status_code == 404:
-        return "model_not_found"
+        return Reason.MODEL_NOT_FOUND
     if status_code == 422:
-        return "model_validation_error"
-    return "model_request_rejected"
+        return Reason.MODEL_VALIDATION_ERROR
+    return Reason.MODEL_REQUEST_REJECTED

@@ -12,7 +12,6 @@ Each takes the clients it needs as arguments; functions/*/app.py only wires them
 from __future__ import annotations
 
 import hashlib
-import json
 import math
 import re
 import time
@@ -30,6 +29,7 @@ from kontext_pipeline.budget import Budget
 from kontext_pipeline.config import PipelineSettings
 from kontext_pipeline.errors import (
     BudgetExceededError,
+    CaughtError,
     ConcurrencyCapReachedError,
     ConfigurationError,
     ModelDeadlineExceededError,
@@ -38,7 +38,9 @@ from kontext_pipeline.errors import (
     ModelRequestFailedError,
     ModelRequestRejectedError,
     PipelineError,
+    Reason,
     StorageUnavailableError,
+    aws_error_code,
 )
 from kontext_pipeline.fal import FalQueueClient
 from kontext_pipeline.ledger import JobLedger
@@ -81,7 +83,6 @@ from kontext_pipeline.storage import (
 
 EXECUTION_NAME_MAX = 80
 MANIFEST_NAME = "manifest.json"
-_REASON = re.compile(r"^[a-z][a-z0-9_]{2,63}$")
 
 
 # --- start ------------------------------------------------------------------------------
@@ -186,7 +187,7 @@ def start_job(
             stateMachineArn=state_machine_arn, name=name, input=start.model_dump_json()
         )
     except ClientError as exc:
-        if exc.response.get("Error", {}).get("Code") == "ExecutionAlreadyExists":
+        if aws_error_code(exc) == "ExecutionAlreadyExists":
             logger.info("duplicate event: job already exists", extra={"execution_name": name})
             return StartOutcome(source, "duplicate", name)
         raise
@@ -321,19 +322,12 @@ def _reserve_budget(
         raise
 
 
-def model_reason(error_type: str | None) -> str | None:
-    """The model's error_type as a reason: `image_load_error` -> `model_image_load_error`."""
-    if not error_type:
-        return None
-    return error_type if error_type.startswith("model_") else f"model_{error_type}"
-
-
 def webhook_url_for(settings: PipelineSettings) -> str | None:
     if settings.completion_mode != "webhook":
         return None
     if not settings.webhook_url:
         raise ConfigurationError(
-            "COMPLETION_MODE is webhook but WEBHOOK_URL is not set", reason="missing_setting"
+            "COMPLETION_MODE is webhook but WEBHOOK_URL is not set", reason=Reason.MISSING_SETTING
         )
     return settings.webhook_url
 
@@ -390,9 +384,8 @@ def _observe(job: ModelJob, status: QueueStatus, now: datetime) -> ModelJob:
     if status.status == "COMPLETED":
         if status.error:
             kind = f" (error_type {status.error_type})" if status.error_type else ""
-            raise ModelRequestFailedError(
-                f"the model reported: {status.error}{kind}",
-                reason=model_reason(status.error_type),
+            raise ModelRequestFailedError.from_model(
+                f"the model reported: {status.error}{kind}", status.error_type
             )
         return job.model_copy(
             update={
@@ -546,7 +539,7 @@ def _copy_all(
     # A verified webhook's payload is the result; otherwise fetch it now, while fal keeps it.
     result = job.result or fal.result(job.response_url)
     if not result.images:
-        raise ModelRequestFailedError("the model returned no images", reason="no_outputs")
+        raise ModelRequestFailedError("the model returned no images", reason=Reason.NO_OUTPUTS)
     expected_type = CONTENT_TYPES[job.options.output_format]
     lineage = {
         "source-key": job.source.key,
@@ -583,31 +576,6 @@ def _copy_all(
 
 
 # --- failure ----------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class CaughtError:
-    """What a Step Functions Catch put at `$.error`: {"Error": name, "Cause": text}."""
-
-    error: str
-    reason: str
-    message: str
-
-    @classmethod
-    def from_state(cls, caught: Mapping[str, Any]) -> CaughtError:
-        error = str(caught.get("Error") or "States.Unknown")
-        cause = caught.get("Cause") or ""
-        message = str(cause)
-        try:
-            document = json.loads(cause) if isinstance(cause, str) else cause
-        except json.JSONDecodeError:
-            document = None
-        if isinstance(document, dict) and "errorMessage" in document:
-            message = str(document["errorMessage"])  # the stack trace stays out
-        prefix, separator, rest = message.partition(": ")
-        if separator and _REASON.match(prefix):
-            return cls(error, prefix, rest)
-        return cls(error, _reason_for_error_name(error), message or error)
 
 
 def report_failure(
@@ -709,17 +677,3 @@ def _cancel_quietly(fal: FalQueueClient, cancel_url: str, request_id: Any) -> No
             "may_still_run": outcome.may_still_run,
         },
     )
-
-
-def _reason_for_error_name(error: str) -> str:
-    known = {
-        "States.Timeout": "timeout",
-        "States.HeartbeatTimeout": "timeout",
-        "States.TaskFailed": "task_failed",
-        "States.Runtime": "state_machine_error",
-    }
-    if error in known:
-        return known[error]
-    if error.startswith("Lambda."):
-        return "lambda_error"
-    return "unexpected_error"

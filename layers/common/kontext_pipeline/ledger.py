@@ -22,7 +22,11 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from kontext_pipeline.errors import ModelSubmitUncertainError, StorageUnavailableError
+from kontext_pipeline.errors import (
+    ModelSubmitUncertainError,
+    StorageUnavailableError,
+    aws_error_code,
+)
 from kontext_pipeline.models import QueueSubmission
 
 # Long enough for the model's webhook retries (2 hours) and any deadline a user sets.
@@ -49,7 +53,7 @@ class JobLedger:
                 ConditionExpression="attribute_not_exists(pk)",
             )
         except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
+            if aws_error_code(exc) != "ConditionalCheckFailedException":
                 raise StorageUnavailableError(f"jobs table unavailable: {_code(exc)}") from exc
             return self._earlier_submission(job_key)
         return None
@@ -110,4 +114,4 @@ class JobLedger:
 
 
 def _code(exc: ClientError) -> str:
-    return str(exc.response.get("Error", {}).get("Code", "unknown"))
+    return aws_error_code(exc)

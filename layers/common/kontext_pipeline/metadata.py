@@ -16,7 +16,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from kontext_pipeline.errors import InvalidInputError
+from kontext_pipeline.errors import InvalidInputError, Reason
 from kontext_pipeline.models import EditOptions
 
 PROMPT_FIELD = "prompt"
@@ -46,7 +46,7 @@ def decode_metadata_value(value: str) -> str:
     except (HeaderParseError, LookupError, UnicodeDecodeError) as exc:
         raise InvalidInputError(
             f"metadata value {value[:40]!r} is not valid RFC 2047 text: {exc}",
-            reason="invalid_metadata",
+            reason=Reason.INVALID_METADATA,
         ) from exc
 
 
@@ -75,10 +75,12 @@ def parse_sidecar(text: str, *, name: str) -> dict[str, Any]:
     except json.JSONDecodeError as exc:
         raise InvalidInputError(
             f"sidecar {name} is not valid JSON: {exc.msg} at line {exc.lineno}",
-            reason="invalid_sidecar",
+            reason=Reason.INVALID_SIDECAR,
         ) from exc
     if not isinstance(document, dict):
-        raise InvalidInputError(f"sidecar {name} must hold a JSON object", reason="invalid_sidecar")
+        raise InvalidInputError(
+            f"sidecar {name} must hold a JSON object", reason=Reason.INVALID_SIDECAR
+        )
     return {str(key).lower().replace("-", "_"): value for key, value in document.items()}
 
 
@@ -117,12 +119,12 @@ def build_edit_spec(
         raise InvalidInputError(
             "no prompt: set the `prompt` user metadata (x-amz-meta-prompt), upload a "
             "<key>.prompt.txt sidecar first, or configure a default prompt",
-            reason="missing_prompt",
+            reason=Reason.MISSING_PROMPT,
         )
     if len(prompt_text) > MAX_PROMPT_CHARS:
         raise InvalidInputError(
             f"prompt is {len(prompt_text)} characters; at most {MAX_PROMPT_CHARS} are accepted",
-            reason="prompt_too_long",
+            reason=Reason.PROMPT_TOO_LONG,
         )
     return EditSpec(
         prompt=prompt_text,
@@ -138,7 +140,9 @@ def validate_options(fields: Mapping[str, Any]) -> EditOptions:
     try:
         return EditOptions.model_validate({k: v for k, v in cleaned.items() if v is not None})
     except ValidationError as exc:
-        raise InvalidInputError(describe_validation_error(exc), reason="invalid_option") from exc
+        raise InvalidInputError(
+            describe_validation_error(exc), reason=Reason.INVALID_OPTION
+        ) from exc
 
 
 def describe_validation_error(exc: ValidationError) -> str:

@@ -24,7 +24,7 @@ from aws_lambda_powertools.utilities.idempotency import (
 )
 from botocore.exceptions import ClientError
 
-from kontext_pipeline.errors import NotificationError
+from kontext_pipeline.errors import NotificationError, aws_error_code
 from kontext_pipeline.ledger import RECORD_TTL_SECONDS
 from kontext_pipeline.models import Notification
 
@@ -57,7 +57,7 @@ def publish_notification(sns: Any, topic_arn: str, notification: Notification) -
             MessageAttributes=notification_attributes(notification),
         )
     except ClientError as exc:
-        code = exc.response.get("Error", {}).get("Code", "unknown")
+        code = aws_error_code(exc)
         raise NotificationError(f"SNS publish to {topic_arn} failed: {code}") from exc
     message_id: str = response["MessageId"]
     return message_id
@@ -77,7 +77,7 @@ def put_notification_event(events: Any, event_bus_name: str, notification: Notif
             ]
         )
     except ClientError as exc:
-        code = exc.response.get("Error", {}).get("Code", "unknown")
+        code = aws_error_code(exc)
         raise NotificationError(f"EventBridge put to {event_bus_name} failed: {code}") from exc
     if response.get("FailedEntryCount"):
         raise NotificationError(f"EventBridge refused the event: {response['Entries']}")

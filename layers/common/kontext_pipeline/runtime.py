@@ -17,7 +17,7 @@ from botocore.config import Config
 from kontext_pipeline.api_key import resolve_api_key
 from kontext_pipeline.budget import Budget
 from kontext_pipeline.config import PipelineSettings, load_settings
-from kontext_pipeline.errors import ConfigurationError
+from kontext_pipeline.errors import ConfigurationError, Reason
 from kontext_pipeline.fal import FalQueueClient, RetryPolicy
 from kontext_pipeline.ledger import JobLedger
 from kontext_pipeline.notify import Notifier
@@ -40,7 +40,7 @@ BOTO_CONFIG = Config(
 def required(value: str | None, variable: str) -> str:
     """A setting only some functions need, checked where it is first used."""
     if not value:
-        raise ConfigurationError(f"{variable} is not set", reason="missing_setting")
+        raise ConfigurationError(f"{variable} is not set", reason=Reason.MISSING_SETTING)
     return value
 
 

@@ -27,7 +27,9 @@ from kontext_pipeline.errors import (
     InvalidInputError,
     OutputCopyError,
     OutputFetchTransientError,
+    Reason,
     StorageUnavailableError,
+    aws_error_code,
 )
 from kontext_pipeline.models import EXTENSIONS, Manifest, SourceObject, StoredOutput
 
@@ -130,10 +132,11 @@ def inspect_source(
     head = _head(s3, source)
     size = int(head["ContentLength"])
     if size == 0:
-        raise InvalidInputError(f"{source.s3_uri} is empty (0 bytes)", reason="empty_object")
+        raise InvalidInputError(f"{source.s3_uri} is empty (0 bytes)", reason=Reason.EMPTY_OBJECT)
     if size > max_bytes:
         raise InvalidInputError(
-            f"{source.s3_uri} is {size} bytes; the limit is {max_bytes}", reason="object_too_large"
+            f"{source.s3_uri} is {size} bytes; the limit is {max_bytes}",
+            reason=Reason.OBJECT_TOO_LARGE,
         )
     first_bytes = _get_range(s3, source, f"bytes=0-{HEADER_BYTES - 1}")
     image_type = sniff_image_type(first_bytes)
@@ -141,14 +144,14 @@ def inspect_source(
         raise InvalidInputError(
             f"{source.s3_uri} is not a JPEG, PNG, WebP, GIF or AVIF image "
             f"(Content-Type {head.get('ContentType', 'unknown')!r})",
-            reason="not_an_image",
+            reason=Reason.NOT_AN_IMAGE,
         )
     dimensions = image_dimensions(first_bytes)
     if dimensions and dimensions[0] * dimensions[1] > max_pixels:
         raise InvalidInputError(
             f"{source.s3_uri} is {dimensions[0]}x{dimensions[1]} pixels; the model takes at "
             f"most {max_pixels:,} pixels",
-            reason="image_too_large",
+            reason=Reason.IMAGE_TOO_LARGE,
         )
     pinned = source.model_copy(
         update={"version_id": head.get("VersionId") or source.version_id, "size": size}
@@ -178,7 +181,8 @@ def read_sidecar(s3: Any, source: SourceObject) -> tuple[str, str] | None:
             return key, body.decode("utf-8")
         except UnicodeDecodeError as exc:
             raise InvalidInputError(
-                f"sidecar s3://{source.bucket}/{key} is not UTF-8 text", reason="invalid_sidecar"
+                f"sidecar s3://{source.bucket}/{key} is not UTF-8 text",
+                reason=Reason.INVALID_SIDECAR,
             ) from exc
     return None
 
@@ -213,7 +217,7 @@ def source_as_data_uri(
             f"the model accepts inline inputs up to about {max_encoded_bytes // (1024 * 1024)} "
             "MB encoded. Use InputTransfer=presigned (a URL the model fetches) or upload a "
             "smaller image",
-            reason="input_too_large_inline",
+            reason=Reason.INPUT_TOO_LARGE_INLINE,
         )
     body = _get_range(s3, inspected.source, f"bytes=0-{(inspected.source.size or 1) - 1}")
     return f"data:{inspected.image_type};base64,{base64.b64encode(body).decode('ascii')}"
@@ -273,17 +277,18 @@ class OutputPolicy:
             parts.scheme == "http" and not self.allow_http
         ):
             raise OutputCopyError(
-                f"output URL scheme {parts.scheme!r} is not allowed", reason="output_url_refused"
+                f"output URL scheme {parts.scheme!r} is not allowed",
+                reason=Reason.OUTPUT_URL_REFUSED,
             )
         if not any(
             host == allowed or host.endswith("." + allowed) for allowed in self.allowed_hosts
         ):
             raise OutputCopyError(
-                f"output host {host!r} is not on the allowlist", reason="output_url_refused"
+                f"output host {host!r} is not on the allowlist", reason=Reason.OUTPUT_URL_REFUSED
             )
         if _is_internal_address(host) and host not in self.allowed_hosts:
             raise OutputCopyError(
-                f"output host {host!r} is an internal address", reason="output_url_refused"
+                f"output host {host!r} is an internal address", reason=Reason.OUTPUT_URL_REFUSED
             )
 
 
@@ -318,18 +323,18 @@ def copy_output(
             if response.status_code >= 400:
                 raise OutputCopyError(
                     f"output download answered {response.status_code} (expired or forbidden URL?)",
-                    reason="output_unavailable",
+                    reason=Reason.OUTPUT_UNAVAILABLE,
                 )
             declared = response.headers.get("content-length")
             content_type = response.headers.get("content-type", "").split(";")[0].strip()
             if content_type and not content_type.startswith("image/"):
                 raise OutputCopyError(
-                    f"output is {content_type!r}, not an image", reason="output_not_an_image"
+                    f"output is {content_type!r}, not an image", reason=Reason.OUTPUT_NOT_AN_IMAGE
                 )
             if declared is not None and int(declared) > policy.max_bytes:
                 raise OutputCopyError(
                     f"output is {declared} bytes; the limit is {policy.max_bytes}",
-                    reason="output_too_large",
+                    reason=Reason.OUTPUT_TOO_LARGE,
                 )
             return _store(
                 s3,
@@ -363,7 +368,7 @@ def _follow_allowed_redirects(
                 raise
             raise OutputCopyError(
                 f"output URL redirected to {_redact(url)}: {exc.message}",
-                reason="output_url_refused",
+                reason=Reason.OUTPUT_URL_REFUSED,
             ) from exc
         with http.stream("GET", url) as response:
             location = response.headers.get("location")
@@ -374,7 +379,7 @@ def _follow_allowed_redirects(
             return
     raise OutputCopyError(
         f"output URL redirected more than {MAX_OUTPUT_REDIRECTS} times (last {_redact(url)})",
-        reason="output_url_refused",
+        reason=Reason.OUTPUT_URL_REFUSED,
     )
 
 
@@ -426,7 +431,7 @@ def decode_data_uri(uri: str) -> tuple[str, bytes]:
         )
     except (binascii.Error, ValueError) as exc:
         raise OutputCopyError(
-            "output data: URI is not valid base64", reason="output_corrupt"
+            "output data: URI is not valid base64", reason=Reason.OUTPUT_CORRUPT
         ) from exc
     return media_type, payload
 
@@ -462,7 +467,8 @@ class _CheckedStream(io.RawIOBase):
         self.size += len(chunk)
         if self.size > self._max_bytes:
             raise OutputCopyError(
-                f"output exceeds the limit of {self._max_bytes} bytes", reason="output_too_large"
+                f"output exceeds the limit of {self._max_bytes} bytes",
+                reason=Reason.OUTPUT_TOO_LARGE,
             )
         if len(self.head) < SNIFF_BYTES:
             self.head += chunk[: SNIFF_BYTES - len(self.head)]
@@ -488,7 +494,7 @@ def _store(
     first.peek(SNIFF_BYTES)
     sniffed = sniff_image_type(stream.head)
     if sniffed is None:
-        raise OutputCopyError("output bytes are not an image", reason="output_not_an_image")
+        raise OutputCopyError("output bytes are not an image", reason=Reason.OUTPUT_NOT_AN_IMAGE)
     if sniffed != content_type:
         content_type, key = sniffed, f"{key_stem}.{EXTENSIONS.get(sniffed, 'bin')}"
     try:
@@ -547,19 +553,19 @@ def _object_params(source: SourceObject) -> dict[str, str]:
 
 
 def _is_missing(exc: ClientError) -> bool:
-    code = exc.response.get("Error", {}).get("Code", "")
+    code = aws_error_code(exc)
     return code in ("404", "NoSuchKey", "NotFound", "NoSuchVersion")
 
 
 def _translate(exc: ClientError, where: str) -> Exception:
-    code = exc.response.get("Error", {}).get("Code", "")
+    code = aws_error_code(exc)
     if _is_missing(exc):
         return InvalidInputError(
-            f"{where} no longer exists (deleted before processing?)", reason="object_not_found"
+            f"{where} no longer exists (deleted before processing?)", reason=Reason.OBJECT_NOT_FOUND
         )
     if code in ("403", "AccessDenied"):
         return ConfigurationError(
-            f"access denied to {where}: check the function's policy", reason="access_denied"
+            f"access denied to {where}: check the function's policy", reason=Reason.ACCESS_DENIED
         )
     return StorageUnavailableError(f"S3 call on {where} failed: {code}")
 

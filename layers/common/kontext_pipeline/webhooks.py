@@ -40,7 +40,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from pydantic import ValidationError
 
-from kontext_pipeline.errors import PipelineError, StorageUnavailableError
+from kontext_pipeline.errors import StorageUnavailableError, WebhookRejectedError, aws_error_code
 from kontext_pipeline.fal import describe_detail_value
 from kontext_pipeline.ledger import RECORD_TTL_SECONDS
 from kontext_pipeline.models import ModelJob, ModelResult
@@ -57,12 +57,6 @@ HEADERS = (
     "x-fal-webhook-timestamp",
     "x-fal-webhook-signature",
 )
-
-
-class WebhookRejectedError(PipelineError):
-    """A webhook that failed verification; answered 401 and never acted on."""
-
-    default_reason = "webhook_rejected"
 
 
 @dataclass
@@ -223,7 +217,7 @@ class WebhookRendezvous:
                 ReturnValues="ALL_NEW",
             )
         except ClientError as exc:
-            code = exc.response.get("Error", {}).get("Code", "unknown")
+            code = aws_error_code(exc)
             raise StorageUnavailableError(f"jobs table unavailable: {code}") from exc
         attributes: dict[str, Any] = response["Attributes"]
         return attributes
@@ -261,7 +255,7 @@ class WebhookRendezvous:
                     ),
                 )
         except ClientError as exc:
-            code = exc.response.get("Error", {}).get("Code", "")
+            code = aws_error_code(exc)
             if code in ("TaskTimedOut", "InvalidToken", "TaskDoesNotExist"):
                 return "already_completed"  # a duplicate, a late webhook, or polling won
             raise StorageUnavailableError(f"could not resume the execution: {code}") from exc

@@ -9,15 +9,18 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from typing import Any
+from enum import StrEnum
+from typing import Any, ClassVar
 
 from kontext_pipeline.errors import ConfigurationError
+
+from kontext_tools.errors import ToolReason
 
 
 class ParameterRefusedError(ConfigurationError):
     """A parameter value CloudFormation would refuse (constraint or Rule)."""
 
-    default_reason = "invalid_parameter"
+    default_reason: ClassVar[StrEnum] = ToolReason.INVALID_PARAMETER
 
 
 def parameter_values(template: Mapping[str, Any], given: Mapping[str, str]) -> dict[str, str]:
@@ -115,4 +118,6 @@ def _evaluate(expression: Any, values: Mapping[str, str]) -> Any:  # noqa: PLR09
     if name == "Fn::EachMemberIn":
         items, allowed = arguments
         return all(str(item) in [str(a) for a in allowed] for item in items)
-    raise ParameterRefusedError(f"{name} cannot be used in Rules", reason="invalid_template")
+    raise ParameterRefusedError(
+        f"{name} cannot be used in Rules", reason=ToolReason.INVALID_TEMPLATE
+    )
