@@ -20,6 +20,7 @@ wheels for it; pyenv provides one here (`pyenv prefix 3.12.1`).
 from __future__ import annotations
 
 import argparse
+import fcntl
 import hashlib
 import os
 import platform
@@ -33,7 +34,10 @@ from kontext_tools.layer_requirements import distribution_name, runtime_dependen
 
 PROJECT_ROOT = Path(__file__).resolve().parents[3]
 RUNTIME_VERSION = "3.12"  # template.yaml's Runtime: python3.12
-LOCAL_BUILD_DIR = PROJECT_ROOT / ".aws-sam" / "build-local"
+# KONTEXT_LOCAL_BUILD_DIR: another folder, e.g. for a second checkout's runs beside this one.
+LOCAL_BUILD_DIR = Path(
+    os.environ.get("KONTEXT_LOCAL_BUILD_DIR") or PROJECT_ROOT / ".aws-sam" / "build-local"
+)
 RELEASE_BUILD_DIR = PROJECT_ROOT / ".aws-sam" / "build"  # where `sam deploy` looks
 RUNTIME_SDK_DIR = PROJECT_ROOT / ".aws-sam" / "lambda-runtime-sdk"
 _STAMP = ".kontext-build-stamp"
@@ -180,10 +184,15 @@ def install_runtime_sdk(target: Path = RUNTIME_SDK_DIR, *, python: Path | None =
 def ensure_built(build_dir: Path = LOCAL_BUILD_DIR) -> BuildArtifacts:
     """The local build, rebuilt when any of its sources changed since it was made."""
     stamp = build_dir / _STAMP
-    digest = sources_digest()
-    if not (stamp.exists() and stamp.read_text(encoding="utf-8") == digest):
-        build(build_dir, architecture=host_architecture())
-        stamp.write_text(digest, encoding="utf-8")
+    build_dir.parent.mkdir(parents=True, exist_ok=True)
+    # One build at a time per folder: two runs started together (two terminals, parallel
+    # test sessions) would otherwise both write the same build.
+    with (build_dir.parent / f".{build_dir.name}.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        digest = sources_digest()
+        if not (stamp.exists() and stamp.read_text(encoding="utf-8") == digest):
+            build(build_dir, architecture=host_architecture())
+            stamp.write_text(digest, encoding="utf-8")
     python = find_runtime_python()
     return BuildArtifacts(build_dir, install_runtime_sdk(python=python), python)
 
