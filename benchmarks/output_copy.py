@@ -112,7 +112,7 @@ def measure_one(size_mb: int) -> dict[str, Any]:
     """Runs inside the worker process."""
     import boto3
     import httpx
-    from kontext_pipeline.storage import OutputPolicy, copy_output
+    from kontext_pipeline.outputs import OutputPolicy, copy_output
 
     size = size_mb * MB
     server, url = serve(size)

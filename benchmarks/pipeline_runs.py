@@ -19,7 +19,7 @@ from kontext_tools.emulator import EmulatorTiming
 from kontext_tools.local.pipeline import LocalPipeline
 from tests.conftest import make_image
 
-# What one single-image job asks of the other services (see jobs.py, storage.py, notify.py):
+# What one single-image job asks of the other services (see jobs.py, inspection.py, outputs.py, notify.py):
 # S3 GET = head + header range + manifest probe + the model's fetch of the presigned input;
 # S3 PUT = the output + the manifest; DynamoDB writes = submit claim + record, idempotency
 # in-progress + completed, the model's recent run time; reads = the claim's check and the

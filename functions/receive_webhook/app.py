@@ -9,7 +9,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from kontext_pipeline.errors import WebhookRejectedError
 from kontext_pipeline.observability import MetricUnit, logger, metrics
 from kontext_pipeline.runtime import Runtime
-from kontext_pipeline.webhooks import verify_webhook
+from kontext_pipeline.webhook_signatures import verify_webhook
 
 RUNTIME = Runtime()
 

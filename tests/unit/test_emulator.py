@@ -12,7 +12,7 @@ from typing import Any, ClassVar
 
 import httpx
 import pytest
-from kontext_pipeline.webhooks import JwksCache, verify_webhook
+from kontext_pipeline.webhook_signatures import JwksCache, verify_webhook
 from PIL import Image
 
 from kontext_tools.emulator import EmulatorTiming, FalQueueEmulator

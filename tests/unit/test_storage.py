@@ -11,16 +11,14 @@ from typing import Any, ClassVar
 import httpx
 import pytest
 from kontext_pipeline.errors import InvalidInputError, OutputCopyError, OutputFetchTransientError
-from kontext_pipeline.models import SourceObject
-from kontext_pipeline.storage import (
-    OutputPolicy,
-    copy_output,
+from kontext_pipeline.inspection import (
     image_dimensions,
     inspect_source,
-    output_folder,
     sniff_image_type,
     source_as_data_uri,
 )
+from kontext_pipeline.models import SourceObject
+from kontext_pipeline.outputs import OutputPolicy, copy_output, output_folder
 
 from tests.conftest import loopback_server, make_image
 

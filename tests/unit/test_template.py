@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 from kontext_pipeline.config import PipelineSettings
-from kontext_pipeline.webhooks import WebhookRendezvous
+from kontext_pipeline.webhook_rendezvous import WebhookRendezvous
 
 from kontext_tools.local.rules import ParameterRefusedError, check_parameters
 from kontext_tools.local.stack import load_template
@@ -228,7 +228,7 @@ def test_the_bucket_notifies_the_trigger_only_for_the_input_prefix() -> None:
 
 
 def dynamodb_calls_of_the_rendezvous() -> set[str]:
-    """The DynamoDB operations webhooks.py makes, as IAM action names."""
+    """The DynamoDB operations webhook_rendezvous.py makes, as IAM action names."""
     source = inspect.getsource(WebhookRendezvous)
     calls = set(re.findall(r"self\.dynamodb\.([a-z_]+)\(", source))
     return {"dynamodb:" + "".join(part.title() for part in call.split("_")) for call in calls}

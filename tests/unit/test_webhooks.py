@@ -14,14 +14,10 @@ import httpx
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+from kontext_pipeline.errors import WebhookRejectedError
 from kontext_pipeline.models import ModelJob, ModelResult
-from kontext_pipeline.webhooks import (
-    JwksCache,
-    VerifiedWebhook,
-    WebhookRejectedError,
-    WebhookRendezvous,
-    verify_webhook,
-)
+from kontext_pipeline.webhook_rendezvous import WebhookRendezvous
+from kontext_pipeline.webhook_signatures import JwksCache, VerifiedWebhook, verify_webhook
 
 from tests.conftest import load_event, loopback_server
 

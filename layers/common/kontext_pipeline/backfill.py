@@ -24,7 +24,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import BaseModel, ConfigDict, Field
 
 from kontext_pipeline.config import PipelineSettings
-from kontext_pipeline.errors import StorageUnavailableError, aws_error_code
+from kontext_pipeline.errors import StorageUnavailableError, is_missing_object
 from kontext_pipeline.jobs import StartOutcome, skip_reason, start_job
 from kontext_pipeline.models import EditOverrides, SourceObject
 from kontext_pipeline.observability import logger
@@ -75,7 +75,7 @@ def start_backfill_edit(
     try:
         head = s3.head_object(Bucket=source.bucket, Key=source.key)
     except ClientError as exc:
-        if aws_error_code(exc) in ("404", "NoSuchKey", "NotFound"):
+        if is_missing_object(exc):
             return StartOutcome(source, "skipped", "deleted since it was listed")
         raise StorageUnavailableError(f"cannot read {source.s3_uri}: {exc}") from exc
     except BotoCoreError as exc:

@@ -274,3 +274,24 @@ class CallbackDeliveryError(PipelineError):
     """
 
     default_reason = Reason.CALLBACK_UNDELIVERED
+
+
+_MISSING_OBJECT_CODES = frozenset({"404", "NoSuchKey", "NotFound", "NoSuchVersion"})
+
+
+def is_missing_object(exc: ClientError) -> bool:
+    """S3 said the object (or its version) is not there."""
+    return aws_error_code(exc) in _MISSING_OBJECT_CODES
+
+
+def s3_error(exc: ClientError, where: str) -> PipelineError:
+    """An S3 ClientError as the pipeline error it means for the job."""
+    if is_missing_object(exc):
+        return InvalidInputError(
+            f"{where} no longer exists (deleted before processing?)", reason=Reason.OBJECT_NOT_FOUND
+        )
+    if aws_error_code(exc) in ("403", "AccessDenied"):
+        return ConfigurationError(
+            f"access denied to {where}: check the function's policy", reason=Reason.ACCESS_DENIED
+        )
+    return StorageUnavailableError(f"S3 call on {where} failed: {aws_error_code(exc)}")

@@ -43,6 +43,13 @@ from kontext_pipeline.errors import (
     aws_error_code,
 )
 from kontext_pipeline.fal import FalQueueClient
+from kontext_pipeline.inspection import (
+    SIDECAR_SUFFIXES,
+    inspect_source,
+    presign_source,
+    read_sidecar,
+    source_as_data_uri,
+)
 from kontext_pipeline.ledger import JobLedger
 from kontext_pipeline.metadata import (
     PROMPT_FIELD,
@@ -66,20 +73,15 @@ from kontext_pipeline.models import (
 )
 from kontext_pipeline.notify import Notifier
 from kontext_pipeline.observability import logger
-from kontext_pipeline.polling import PollPlan
-from kontext_pipeline.run_times import RecentRunTimes
-from kontext_pipeline.storage import (
-    SIDECAR_SUFFIXES,
+from kontext_pipeline.outputs import (
     OutputPolicy,
     copy_output,
-    inspect_source,
     output_folder,
-    presign_source,
     read_manifest,
-    read_sidecar,
-    source_as_data_uri,
     write_manifest,
 )
+from kontext_pipeline.polling import PollPlan
+from kontext_pipeline.run_times import RecentRunTimes
 
 EXECUTION_NAME_MAX = 80
 MANIFEST_NAME = "manifest.json"

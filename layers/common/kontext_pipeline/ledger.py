@@ -11,7 +11,7 @@ A retried submit then finds one of three things: nothing (submit), SUBMITTED (re
 request, pay nothing), or SUBMITTING (the answer was lost: the request may exist, so the
 job fails as `model_submit_uncertain` instead of paying again).
 
-The same table holds the webhook task tokens (see webhooks.py); every item expires by TTL.
+The same table holds the webhook task tokens (see webhook_rendezvous.py); every item expires by TTL.
 """
 
 from __future__ import annotations

@@ -21,15 +21,16 @@ from kontext_pipeline.errors import ConfigurationError, Reason
 from kontext_pipeline.fal import FalQueueClient, RetryPolicy
 from kontext_pipeline.ledger import JobLedger
 from kontext_pipeline.notify import Notifier
+from kontext_pipeline.outputs import OutputPolicy
 from kontext_pipeline.polling import PollPlan
 from kontext_pipeline.run_times import RecentRunTimes
-from kontext_pipeline.storage import OutputPolicy
 
 if TYPE_CHECKING:
     # Imported where used: only the webhook and callback functions need them (and
     # cryptography), so the other functions' cold starts do not pay for them.
     from kontext_pipeline.callbacks import CallbackRules
-    from kontext_pipeline.webhooks import JwksCache, WebhookRendezvous
+    from kontext_pipeline.webhook_rendezvous import WebhookRendezvous
+    from kontext_pipeline.webhook_signatures import JwksCache
 
 # Standard retry mode: throttling and 5xx from AWS services are retried with backoff.
 BOTO_CONFIG = Config(
@@ -74,7 +75,7 @@ class Runtime:
 
     @cached_property
     def webhook_rendezvous(self) -> WebhookRendezvous:
-        from kontext_pipeline.webhooks import WebhookRendezvous  # noqa: PLC0415 - see above
+        from kontext_pipeline.webhook_rendezvous import WebhookRendezvous  # noqa: PLC0415 - see above
 
         return WebhookRendezvous(
             self.dynamodb, self.stepfunctions, required(self.settings.jobs_table, "JOBS_TABLE")
@@ -108,7 +109,7 @@ class Runtime:
 
     @cached_property
     def jwks(self) -> JwksCache:
-        from kontext_pipeline.webhooks import JwksCache  # noqa: PLC0415 - see above
+        from kontext_pipeline.webhook_signatures import JwksCache  # noqa: PLC0415 - see above
 
         return JwksCache(self.http, self.settings.webhook_jwks_url)
 

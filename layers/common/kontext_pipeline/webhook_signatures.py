@@ -1,15 +1,4 @@
-"""Completion by the model's signed webhook, with polling as the fallback.
-
-Flow (completion mode `webhook`): SubmitEdit submits with `fal_webhook=<our URL>`; the
-state machine's AwaitWebhook task (`lambda:invoke.waitForTaskToken`) records its task
-token against the request id; the model POSTs to ReceiveWebhook when the request ends;
-a verified webhook resumes the execution (SendTaskSuccess, or SendTaskFailure for an
-ERROR). If no webhook comes in time, the task times out into the ordinary poll loop.
-
-The webhook and the token can arrive in either order, and the model retries webhooks up
-to 10 times over 2 hours, so both sides write to one jobs-table item and whoever finds
-the other's half completes the task; Step Functions accepts a token once, so a second
-completion, a duplicate or a late webhook is a no-op.
+"""The model's signed webhooks: is this POST really from fal, and what does it say.
 
 Verification (fal's scheme): Ed25519 over
 `request_id \\n user_id \\n timestamp \\n hex(sha256(raw body))`, public keys from a JWKS
@@ -21,6 +10,8 @@ the header's request id may be the body's `request_id` or its `gateway_request_i
 differ when fal retried the request internally); an OK body carries the result as
 `payload` (null, with `payload_error`, when it could not be included); an ERROR body
 carries a message in `error` and the model's detail in `payload`.
+
+What a verified webhook then does to the waiting execution: webhook_rendezvous.py.
 """
 
 from __future__ import annotations
@@ -35,22 +26,28 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
-from botocore.exceptions import ClientError
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from pydantic import ValidationError
 
-from kontext_pipeline.errors import StorageUnavailableError, WebhookRejectedError, aws_error_code
+from kontext_pipeline.errors import WebhookRejectedError
 from kontext_pipeline.fal import describe_detail_value
-from kontext_pipeline.ledger import RECORD_TTL_SECONDS
-from kontext_pipeline.models import ModelJob, ModelResult
+from kontext_pipeline.models import ModelResult
 
 SIGNATURE_TOLERANCE_SECONDS = 300
+
+
 JWKS_CACHE_SECONDS = 24 * 3600
+
+
 JWKS_REFRESH_AFTER_SECONDS = 300
+
+
 # A payload carried to CollectOutputs rides in the state (256 KB cap, with the job around
 # it) and the jobs-table item (400 KB): larger ones (sync_mode data: URIs) are fetched.
 MAX_CARRIED_PAYLOAD_BYTES = 64 * 1024
+
+
 HEADERS = (
     "x-fal-webhook-request-id",
     "x-fal-webhook-user-id",
@@ -172,91 +169,3 @@ def _verified(keys: list[Ed25519PublicKey], signature: bytes, message: bytes) ->
             continue
         return True
     return False
-
-
-@dataclass(frozen=True)
-class WebhookRendezvous:
-    """Where the waiting task's token and the model's webhook meet (one jobs-table item)."""
-
-    dynamodb: Any
-    stepfunctions: Any
-    table_name: str
-
-    def register_token(self, job: ModelJob, task_token: str) -> str:
-        """Called by AwaitWebhook. Completes at once if the webhook came first."""
-        item = self._update(
-            job.request_id,
-            "SET task_token = :token, job = :job",
-            {":token": {"S": task_token}, ":job": {"S": job.model_dump_json()}},
-        )
-        return self._complete_if_ready(item)
-
-    def record_webhook(self, webhook: VerifiedWebhook) -> str:
-        """Called by ReceiveWebhook after verification. Completes if the token is there."""
-        values: dict[str, Any] = {":status": {"S": webhook.status}}
-        expression = "SET webhook_status = :status"
-        if webhook.error:
-            expression += ", webhook_error = :error"
-            values[":error"] = {"S": webhook.error[:2000]}
-        if webhook.result_json:
-            expression += ", webhook_result = :result"
-            values[":result"] = {"S": webhook.result_json}
-        item = self._update(webhook.request_id, expression, values)
-        return self._complete_if_ready(item)
-
-    def _update(self, request_id: str, expression: str, values: dict[str, Any]) -> dict[str, Any]:
-        try:
-            response = self.dynamodb.update_item(
-                TableName=self.table_name,
-                Key={"pk": {"S": f"webhook#{request_id}"}},
-                UpdateExpression=expression + ", expires_at = if_not_exists(expires_at, :ttl)",
-                ExpressionAttributeValues={
-                    **values,
-                    ":ttl": {"N": str(int(time.time()) + RECORD_TTL_SECONDS)},
-                },
-                ReturnValues="ALL_NEW",
-            )
-        except ClientError as exc:
-            code = aws_error_code(exc)
-            raise StorageUnavailableError(f"jobs table unavailable: {code}") from exc
-        attributes: dict[str, Any] = response["Attributes"]
-        return attributes
-
-    def _complete_if_ready(self, item: dict[str, Any]) -> str:
-        """Resume the execution once both halves are there; a used token is a no-op."""
-        if "task_token" not in item or "webhook_status" not in item:
-            return "waiting"
-        token = item["task_token"]["S"]
-        job = ModelJob.model_validate_json(item["job"]["S"])
-        try:
-            if item["webhook_status"]["S"] == "OK":
-                carried = item.get("webhook_result", {}).get("S")
-                completed = job.model_copy(
-                    update={
-                        "status": "COMPLETED",
-                        "queue_position": None,
-                        "next_poll_seconds": 0,
-                        "result": ModelResult.model_validate_json(carried) if carried else None,
-                    }
-                )
-                self.stepfunctions.send_task_success(
-                    taskToken=token, output=completed.model_dump_json()
-                )
-            else:
-                error = item.get("webhook_error", {}).get("S", "the model reported an error")
-                self.stepfunctions.send_task_failure(
-                    taskToken=token,
-                    error="ModelRequestFailedError",
-                    cause=json.dumps(
-                        {
-                            "errorMessage": f"model_request_failed: {error}",
-                            "errorType": "ModelRequestFailedError",
-                        }
-                    ),
-                )
-        except ClientError as exc:
-            code = aws_error_code(exc)
-            if code in ("TaskTimedOut", "InvalidToken", "TaskDoesNotExist"):
-                return "already_completed"  # a duplicate, a late webhook, or polling won
-            raise StorageUnavailableError(f"could not resume the execution: {code}") from exc
-        return "completed"

@@ -1,0 +1,120 @@
+"""Completion by the model's signed webhook, with polling as the fallback.
+
+Flow (completion mode `webhook`): SubmitEdit submits with `fal_webhook=<our URL>`; the
+state machine's AwaitWebhook task (`lambda:invoke.waitForTaskToken`) records its task
+token against the request id; the model POSTs to ReceiveWebhook when the request ends;
+a verified webhook (webhook_signatures.py) resumes the execution (SendTaskSuccess, or
+SendTaskFailure for an ERROR). If no webhook comes in time, the task times out into the
+ordinary poll loop.
+
+The webhook and the token can arrive in either order, and the model retries webhooks up
+to 10 times over 2 hours, so both sides write to one jobs-table item and whoever finds
+the other's half completes the task; Step Functions accepts a token once, so a second
+completion, a duplicate or a late webhook is a no-op.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from botocore.exceptions import ClientError
+
+from kontext_pipeline.errors import StorageUnavailableError, aws_error_code
+from kontext_pipeline.ledger import RECORD_TTL_SECONDS
+from kontext_pipeline.models import ModelJob, ModelResult
+from kontext_pipeline.webhook_signatures import VerifiedWebhook
+
+if TYPE_CHECKING:
+    from types_boto3_dynamodb.client import DynamoDBClient
+    from types_boto3_stepfunctions.client import SFNClient
+
+
+@dataclass(frozen=True)
+class WebhookRendezvous:
+    """Where the waiting task's token and the model's webhook meet (one jobs-table item)."""
+
+    dynamodb: DynamoDBClient
+    stepfunctions: SFNClient
+    table_name: str
+
+    def register_token(self, job: ModelJob, task_token: str) -> str:
+        """Called by AwaitWebhook. Completes at once if the webhook came first."""
+        item = self._update(
+            job.request_id,
+            "SET task_token = :token, job = :job",
+            {":token": {"S": task_token}, ":job": {"S": job.model_dump_json()}},
+        )
+        return self._complete_if_ready(item)
+
+    def record_webhook(self, webhook: VerifiedWebhook) -> str:
+        """Called by ReceiveWebhook after verification. Completes if the token is there."""
+        values: dict[str, Any] = {":status": {"S": webhook.status}}
+        expression = "SET webhook_status = :status"
+        if webhook.error:
+            expression += ", webhook_error = :error"
+            values[":error"] = {"S": webhook.error[:2000]}
+        if webhook.result_json:
+            expression += ", webhook_result = :result"
+            values[":result"] = {"S": webhook.result_json}
+        item = self._update(webhook.request_id, expression, values)
+        return self._complete_if_ready(item)
+
+    def _update(self, request_id: str, expression: str, values: dict[str, Any]) -> dict[str, Any]:
+        try:
+            response = self.dynamodb.update_item(
+                TableName=self.table_name,
+                Key={"pk": {"S": f"webhook#{request_id}"}},
+                UpdateExpression=expression + ", expires_at = if_not_exists(expires_at, :ttl)",
+                ExpressionAttributeValues={
+                    **values,
+                    ":ttl": {"N": str(int(time.time()) + RECORD_TTL_SECONDS)},
+                },
+                ReturnValues="ALL_NEW",
+            )
+        except ClientError as exc:
+            code = aws_error_code(exc)
+            raise StorageUnavailableError(f"jobs table unavailable: {code}") from exc
+        attributes: dict[str, Any] = response["Attributes"]
+        return attributes
+
+    def _complete_if_ready(self, item: dict[str, Any]) -> str:
+        """Resume the execution once both halves are there; a used token is a no-op."""
+        if "task_token" not in item or "webhook_status" not in item:
+            return "waiting"
+        token = item["task_token"]["S"]
+        job = ModelJob.model_validate_json(item["job"]["S"])
+        try:
+            if item["webhook_status"]["S"] == "OK":
+                carried = item.get("webhook_result", {}).get("S")
+                completed = job.model_copy(
+                    update={
+                        "status": "COMPLETED",
+                        "queue_position": None,
+                        "next_poll_seconds": 0,
+                        "result": ModelResult.model_validate_json(carried) if carried else None,
+                    }
+                )
+                self.stepfunctions.send_task_success(
+                    taskToken=token, output=completed.model_dump_json()
+                )
+            else:
+                error = item.get("webhook_error", {}).get("S", "the model reported an error")
+                self.stepfunctions.send_task_failure(
+                    taskToken=token,
+                    error="ModelRequestFailedError",
+                    cause=json.dumps(
+                        {
+                            "errorMessage": f"model_request_failed: {error}",
+                            "errorType": "ModelRequestFailedError",
+                        }
+                    ),
+                )
+        except ClientError as exc:
+            code = aws_error_code(exc)
+            if code in ("TaskTimedOut", "InvalidToken", "TaskDoesNotExist"):
+                return "already_completed"  # a duplicate, a late webhook, or polling won
+            raise StorageUnavailableError(f"could not resume the execution: {code}") from exc
+        return "completed"
