@@ -16,10 +16,10 @@ a slot) cannot free a slot twice. A cap of 0 means no cap and touches nothing.
 
 from __future__ import annotations
 
-import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -30,8 +30,13 @@ from kontext_pipeline.errors import (
     StorageUnavailableError,
     aws_error_code,
 )
-from kontext_pipeline.ledger import RECORD_TTL_SECONDS
+from kontext_pipeline.jobs_table import expires_at
+from kontext_pipeline.ledger import Hold
 from kontext_pipeline.models import utc_now
+
+if TYPE_CHECKING:
+    from types_boto3_dynamodb.client import DynamoDBClient
+    from types_boto3_dynamodb.type_defs import AttributeValueTypeDef, TransactWriteItemTypeDef
 
 IN_FLIGHT_KEY = "budget#in-flight"
 # A day's counter outlives its day by a week, for `jobs` and for anyone auditing the cap.
@@ -44,7 +49,7 @@ def day_key(now: datetime) -> str:
 
 @dataclass(frozen=True)
 class Budget:
-    dynamodb: Any
+    dynamodb: DynamoDBClient
     table_name: str
     max_images_per_day: int = 0
     max_concurrent_requests: int = 0
@@ -67,14 +72,16 @@ class Budget:
                 ExpressionAttributeValues={
                     ":n": {"N": str(count)},
                     ":room": {"N": str(self.max_images_per_day - count)},
-                    ":ttl": {"N": str(int(time.time()) + DAY_RECORD_TTL_SECONDS)},
+                    ":ttl": expires_at(DAY_RECORD_TTL_SECONDS),
                 },
                 ReturnValues="UPDATED_NEW",
                 ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )
         except ClientError as exc:
-            if _code(exc) != "ConditionalCheckFailedException":
-                raise StorageUnavailableError(f"jobs table unavailable: {_code(exc)}") from exc
+            if aws_error_code(exc) != "ConditionalCheckFailedException":
+                raise StorageUnavailableError(
+                    f"jobs table unavailable: {aws_error_code(exc)}"
+                ) from exc
             spent = _images_in(exc.response.get("Item")) or self.images_spent(now=now)
             raise BudgetExceededError(
                 f"MaxImagesPerDay is {self.max_images_per_day}; {spent} already submitted on "
@@ -109,6 +116,23 @@ class Budget:
         ).get("Item")
         return _images_in(item) or 0
 
+    def holds(self, job_key: str, *, images: int, now: datetime) -> list[Hold]:
+        """What the job takes before it pays (ledger.py gives them back if nothing was paid).
+
+        The slot comes first, so a job that has to wait holds no images meanwhile (which could
+        refuse another job the day's last images). One day for the spend and any refund, even
+        if the submit straddles midnight (UTC).
+        """
+        return [
+            Hold(
+                take=lambda: self.take_slot(job_key), give_back=lambda: self.release_slot(job_key)
+            ),
+            Hold(
+                take=lambda: self.spend_images(images, now=now),
+                give_back=lambda: self.refund_images(images, now=now),
+            ),
+        ]
+
     def take_slot(self, job_key: str) -> bool:
         """Hold one of MaxConcurrentRequests for this job; False when there is no cap.
 
@@ -117,97 +141,90 @@ class Budget:
         """
         if self.max_concurrent_requests <= 0:
             return False
-        try:
-            self.dynamodb.transact_write_items(
-                TransactItems=[
-                    {
-                        "Update": {
-                            "TableName": self.table_name,
-                            "Key": {"pk": {"S": IN_FLIGHT_KEY}},
-                            "UpdateExpression": "ADD requests :one",
-                            "ConditionExpression": (
-                                "attribute_not_exists(requests) OR requests < :cap"
-                            ),
-                            "ExpressionAttributeValues": {
-                                ":one": {"N": "1"},
-                                ":cap": {"N": str(self.max_concurrent_requests)},
-                            },
-                        }
-                    },
-                    {
-                        "Update": {
-                            "TableName": self.table_name,
-                            "Key": {"pk": {"S": f"job#{job_key}"}},
-                            "UpdateExpression": "SET holds_slot = :yes, expires_at = :ttl",
-                            "ConditionExpression": "attribute_not_exists(holds_slot)",
-                            "ExpressionAttributeValues": {
-                                ":yes": {"BOOL": True},
-                                ":ttl": {"N": str(int(time.time()) + RECORD_TTL_SECONDS)},
-                            },
-                        }
-                    },
-                ]
+        counter = _update(
+            self.table_name,
+            IN_FLIGHT_KEY,
+            "ADD requests :one",
+            "attribute_not_exists(requests) OR requests < :cap",
+            {":one": {"N": "1"}, ":cap": {"N": str(self.max_concurrent_requests)}},
+        )
+        mark = _update(
+            self.table_name,
+            f"job#{job_key}",
+            "SET holds_slot = :yes, expires_at = :ttl",
+            "attribute_not_exists(holds_slot)",
+            {":yes": {"BOOL": True}, ":ttl": expires_at()},
+        )
+        refused = self._transact(counter, mark)
+        if refused[1:2] == ["ConditionalCheckFailed"]:
+            return True  # this job already holds a slot (a retried submit)
+        if refused[:1] == ["ConditionalCheckFailed"]:
+            raise ConcurrencyCapReachedError(
+                f"MaxConcurrentRequests is {self.max_concurrent_requests} and every "
+                "one is in use; the job waits",
+                reason=Reason.CONCURRENCY_CAP_REACHED,
             )
-        except ClientError as exc:
-            reasons = [item.get("Code") for item in exc.response.get("CancellationReasons", [])]
-            if _code(exc) == "TransactionCanceledException":
-                if reasons[1:2] == ["ConditionalCheckFailed"]:
-                    return True  # this job already holds a slot (a retried submit)
-                if reasons[:1] == ["ConditionalCheckFailed"]:
-                    raise ConcurrencyCapReachedError(
-                        f"MaxConcurrentRequests is {self.max_concurrent_requests} and every "
-                        "one is in use; the job waits",
-                        reason=Reason.CONCURRENCY_CAP_REACHED,
-                    ) from exc
-            raise StorageUnavailableError(f"jobs table unavailable: {_code(exc)}") from exc
-        except BotoCoreError as exc:
-            raise StorageUnavailableError(f"jobs table unavailable: {exc}") from exc
+        if refused:
+            raise StorageUnavailableError("jobs table unavailable: TransactionCanceledException")
         return True
 
     def release_slot(self, job_key: str) -> bool:
         """Free this job's slot if it holds one; True when one was freed."""
         if self.max_concurrent_requests <= 0:
             return False
+        mark = _update(
+            self.table_name,
+            f"job#{job_key}",
+            "REMOVE holds_slot",
+            "holds_slot = :yes",
+            {":yes": {"BOOL": True}},
+        )
+        counter = _update(
+            self.table_name,
+            IN_FLIGHT_KEY,
+            "ADD requests :minus",
+            "requests > :zero",
+            {":minus": {"N": "-1"}, ":zero": {"N": "0"}},
+        )
+        # Refused: no slot held by this job (never taken, or already freed).
+        return not self._transact(mark, counter)
+
+    def _transact(self, *updates: TransactWriteItemTypeDef) -> list[str]:
+        """Both updates or neither; the cancellation reasons' codes when refused, else []."""
         try:
-            self.dynamodb.transact_write_items(
-                TransactItems=[
-                    {
-                        "Update": {
-                            "TableName": self.table_name,
-                            "Key": {"pk": {"S": f"job#{job_key}"}},
-                            "UpdateExpression": "REMOVE holds_slot",
-                            "ConditionExpression": "holds_slot = :yes",
-                            "ExpressionAttributeValues": {":yes": {"BOOL": True}},
-                        }
-                    },
-                    {
-                        "Update": {
-                            "TableName": self.table_name,
-                            "Key": {"pk": {"S": IN_FLIGHT_KEY}},
-                            "UpdateExpression": "ADD requests :minus",
-                            "ConditionExpression": "requests > :zero",
-                            "ExpressionAttributeValues": {
-                                ":minus": {"N": "-1"},
-                                ":zero": {"N": "0"},
-                            },
-                        }
-                    },
-                ]
-            )
+            self.dynamodb.transact_write_items(TransactItems=list(updates))
         except ClientError as exc:
-            if _code(exc) == "TransactionCanceledException":
-                return False  # no slot held by this job (never taken, or already freed)
-            raise StorageUnavailableError(f"jobs table unavailable: {_code(exc)}") from exc
+            if aws_error_code(exc) != "TransactionCanceledException":
+                raise StorageUnavailableError(
+                    f"jobs table unavailable: {aws_error_code(exc)}"
+                ) from exc
+            reasons = exc.response.get("CancellationReasons", [])  # type: ignore[typeddict-item]
+            return [str(item.get("Code")) for item in reasons] or ["TransactionCanceled"]
         except BotoCoreError as exc:
             raise StorageUnavailableError(f"jobs table unavailable: {exc}") from exc
-        return True
+        return []
+
+
+def _update(
+    table_name: str,
+    pk: str,
+    expression: str,
+    condition: str,
+    values: Mapping[str, AttributeValueTypeDef],
+) -> TransactWriteItemTypeDef:
+    """One conditional update of a transaction."""
+    return {
+        "Update": {
+            "TableName": table_name,
+            "Key": {"pk": {"S": pk}},
+            "UpdateExpression": expression,
+            "ConditionExpression": condition,
+            "ExpressionAttributeValues": dict(values),
+        }
+    }
 
 
 def _images_in(item: Any) -> int | None:
     if isinstance(item, dict) and "images" in item:
         return int(item["images"]["N"])
     return None
-
-
-def _code(exc: ClientError) -> str:
-    return aws_error_code(exc)

@@ -61,18 +61,15 @@ from kontext_pipeline.models import (
     CONTENT_TYPES,
     EditOverrides,
     EditRequest,
-    FailureDetail,
     JobStart,
-    Manifest,
     ModelJob,
-    Notification,
     QueueStatus,
     SourceObject,
-    StoredOutput,
     utc_now,
 )
 from kontext_pipeline.notify import Notifier
 from kontext_pipeline.observability import logger
+from kontext_pipeline.outcomes import FailureDetail, Manifest, Notification, StoredOutput
 from kontext_pipeline.outputs import (
     OutputPolicy,
     copy_output,

@@ -1,4 +1,4 @@
-"""The jobs table: what was submitted for a job, written before and after the paid call.
+"""The jobs table around the paid submit: exactly one submit per upload, in one call.
 
 Powertools Idempotency would re-run a submit whose record stayed IN_PROGRESS past the
 function's timeout, which is exactly the case that pays twice (the model took the request,
@@ -11,32 +11,102 @@ A retried submit then finds one of three things: nothing (submit), SUBMITTED (re
 request, pay nothing), or SUBMITTING (the answer was lost: the request may exist, so the
 job fails as `model_submit_uncertain` instead of paying again).
 
-The same table holds the webhook task tokens (see webhook_rendezvous.py); every item expires by TTL.
+`JobLedger.submit_once` runs the whole protocol: claim, take what the job holds while it
+may be at the model (its budget: budget.py), submit, record; and on a failure that never
+reached the model, give back what was taken and release the claim so a retry may submit.
+
+The same table holds the webhook task tokens (see webhook_rendezvous.py); every item
+expires by TTL (jobs_table.py).
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 
 from kontext_pipeline.errors import (
+    BudgetExceededError,
+    ConcurrencyCapReachedError,
+    ModelQueueUnavailableError,
+    ModelRequestRejectedError,
     ModelSubmitUncertainError,
     StorageUnavailableError,
     aws_error_code,
 )
+from kontext_pipeline.jobs_table import RECORD_TTL_SECONDS, job_item_key
 from kontext_pipeline.models import QueueSubmission
+from kontext_pipeline.observability import logger
 
-# Long enough for the model's webhook retries (2 hours) and any deadline a user sets.
-RECORD_TTL_SECONDS = 7 * 24 * 3600
+if TYPE_CHECKING:
+    from types_boto3_dynamodb.client import DynamoDBClient
+
+# What a failure that never reached the model looks like: nothing was accepted, so what the
+# job took goes back and a retry may claim and submit again.
+NOT_SUBMITTED = (
+    ModelQueueUnavailableError,
+    ModelRequestRejectedError,
+    ConcurrencyCapReachedError,
+    BudgetExceededError,
+    StorageUnavailableError,
+)
+
+
+@dataclass(frozen=True)
+class Hold:
+    """Something a job takes before it pays, given back if its submit never reached the model.
+
+    A failure to give it back is raised as is, and the claim then stays (as a lost answer
+    would): nothing is released that might still be counted.
+    """
+
+    take: Callable[[], object]
+    give_back: Callable[[], object]
 
 
 @dataclass(frozen=True)
 class JobLedger:
-    dynamodb: Any
+    dynamodb: DynamoDBClient
     table_name: str
+
+    def submit_once(
+        self,
+        job_key: str,
+        submit: Callable[[], QueueSubmission],
+        holds: Sequence[Hold] = (),
+    ) -> QueueSubmission:
+        """The job's one submission: the recorded one if an earlier attempt made it.
+
+        Holds are taken in order before the submit; a NOT_SUBMITTED failure gives back
+        those taken (in the same order), releases the claim and is raised again.
+        """
+        earlier = self.claim_submit(job_key)
+        if earlier is not None:
+            logger.warning(
+                "reusing the request an earlier attempt submitted",
+                extra={"model_request_id": earlier.request_id},
+            )
+            return earlier
+        taken: list[Hold] = []
+        try:
+            for hold in holds:
+                hold.take()
+                taken.append(hold)
+            submission = submit()
+        except NOT_SUBMITTED:
+            for hold in taken:
+                hold.give_back()
+            self.release_claim(job_key)
+            raise
+        try:
+            self.record_submit(job_key, submission)
+        except StorageUnavailableError:
+            # The execution history still gets the request id from this task's result.
+            logger.exception("submitted but not recorded in the jobs table")
+        return submission
 
     def claim_submit(self, job_key: str) -> QueueSubmission | None:
         """Claim the right to submit; returns the earlier submission if there was one."""
@@ -45,7 +115,7 @@ class JobLedger:
             self.dynamodb.put_item(
                 TableName=self.table_name,
                 Item={
-                    "pk": {"S": f"job#{job_key}"},
+                    **job_item_key(job_key),
                     "state": {"S": "SUBMITTING"},
                     "claimed_at": {"N": str(now)},
                     "expires_at": {"N": str(now + RECORD_TTL_SECONDS)},
@@ -54,7 +124,7 @@ class JobLedger:
             )
         except ClientError as exc:
             if aws_error_code(exc) != "ConditionalCheckFailedException":
-                raise StorageUnavailableError(f"jobs table unavailable: {_code(exc)}") from exc
+                raise _unavailable(exc) from exc
             return self._earlier_submission(job_key)
         return None
 
@@ -63,19 +133,19 @@ class JobLedger:
         try:
             self.dynamodb.delete_item(
                 TableName=self.table_name,
-                Key={"pk": {"S": f"job#{job_key}"}},
+                Key=job_item_key(job_key),
                 ConditionExpression="#state = :submitting",
                 ExpressionAttributeNames={"#state": "state"},
                 ExpressionAttributeValues={":submitting": {"S": "SUBMITTING"}},
             )
         except ClientError as exc:
-            raise StorageUnavailableError(f"jobs table unavailable: {_code(exc)}") from exc
+            raise _unavailable(exc) from exc
 
     def record_submit(self, job_key: str, submission: QueueSubmission) -> None:
         try:
             self.dynamodb.update_item(
                 TableName=self.table_name,
-                Key={"pk": {"S": f"job#{job_key}"}},
+                Key=job_item_key(job_key),
                 UpdateExpression=(
                     "SET #state = :submitted, request_id = :id, status_url = :status, "
                     "response_url = :response, cancel_url = :cancel"
@@ -93,13 +163,18 @@ class JobLedger:
             # The request exists at the model; without the record a retry would not know it.
             # The caller returns the submission anyway: the execution history keeps it.
             raise StorageUnavailableError(
-                f"request {submission.request_id} submitted but not recorded: {_code(exc)}"
+                f"request {submission.request_id} submitted but not recorded: {aws_error_code(exc)}"
             ) from exc
 
     def _earlier_submission(self, job_key: str) -> QueueSubmission:
-        item = self.dynamodb.get_item(
-            TableName=self.table_name, Key={"pk": {"S": f"job#{job_key}"}}, ConsistentRead=True
-        ).get("Item", {})
+        try:
+            item = self.dynamodb.get_item(
+                TableName=self.table_name, Key=job_item_key(job_key), ConsistentRead=True
+            ).get("Item", {})
+        except ClientError as exc:
+            raise _unavailable(exc) from exc
+        except BotoCoreError as exc:
+            raise StorageUnavailableError(f"jobs table unavailable: {exc}") from exc
         if item.get("state", {}).get("S") == "SUBMITTED":
             return QueueSubmission(
                 request_id=item["request_id"]["S"],
@@ -113,5 +188,5 @@ class JobLedger:
         )
 
 
-def _code(exc: ClientError) -> str:
-    return aws_error_code(exc)
+def _unavailable(exc: ClientError) -> StorageUnavailableError:
+    return StorageUnavailableError(f"jobs table unavailable: {aws_error_code(exc)}")

@@ -1,5 +1,5 @@
-"""Payloads: the model's request and result, the job that travels through the state machine,
-and the notification every job ends with.
+"""Payloads: the model's request and result, and the job that travels through the state
+machine (what a job ends with, its outputs and notification, is outcomes.py).
 
 The job is what Step Functions carries between states, so it holds references (S3 keys,
 queue URLs), never image bytes: a state's payload is capped at 256 KB.
@@ -7,9 +7,10 @@ queue URLs), never image bytes: a state's payload is capped at 256 KB.
 
 from __future__ import annotations
 
+import hashlib
+import re
 from datetime import UTC, datetime
 from typing import Any, Generic, Literal, TypeVar, get_args
-from urllib.parse import quote
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -23,6 +24,8 @@ OUTPUT_FORMATS: tuple[str, ...] = get_args(OutputFormat)
 SAFETY_TOLERANCES: tuple[str, ...] = get_args(SafetyTolerance)
 CONTENT_TYPES: dict[str, str] = {"jpeg": "image/jpeg", "png": "image/png"}
 EXTENSIONS: dict[str, str] = {"image/jpeg": "jpg", "image/png": "png", "image/webp": "webp"}
+# Step Functions' limit on an execution's name.
+EXECUTION_NAME_MAX = 80
 
 
 def utc_now() -> datetime:
@@ -85,6 +88,32 @@ class SourceObject(BaseModel):
     @property
     def s3_uri(self) -> str:
         return f"s3://{self.bucket}/{self.key}"
+
+    @property
+    def execution_name(self) -> str:
+        """One name per object version: a repeated event cannot start a second execution.
+
+        The version id identifies a write in a versioned bucket (the template's is), and it is
+        all the name uses when known, so a backfill, which lists objects and has no event
+        sequencer, names an upload's job exactly as the trigger did (backfill.py). Without a
+        version id the sequencer identifies the write (duplicate deliveries of one event carry
+        the same sequencer, an overwrite a new one), with the ETag where the event has no
+        sequencer either. It is also the job's key in the jobs table (ledger.py).
+        """
+        if self.version_id and self.version_id != "null":
+            identity = (self.bucket, self.key, self.version_id)
+        else:
+            identity = (
+                self.bucket,
+                self.key,
+                "",
+                self.sequencer or "",
+                (self.etag or "").strip('"'),
+            )
+        digest = hashlib.sha256("\n".join(identity).encode()).hexdigest()[:32]
+        stem = self.key.rsplit("/", 1)[-1].rsplit(".", 1)[0]
+        slug = re.sub(r"[^A-Za-z0-9_-]+", "-", stem).strip("-")[:40] or "object"
+        return f"{slug}-{digest}"[:EXECUTION_NAME_MAX]
 
 
 def _none_as_empty(value: Any, empty: Any) -> Any:
@@ -222,7 +251,7 @@ class ModelJob(BaseModel):
     seconds_per_position: float | None = None
     # The run as the queue reported it (metrics.inference_time) or as polls observed it.
     run_seconds: float | None = None
-    # The jobs-table key the submit claimed (execution_name_for the event's object), so
+    # The jobs-table key the submit claimed (the event's object's execution_name), so
     # later steps free the job's concurrency slot under the same key.
     job_key: str | None = None
     completion_mode: Literal["poll", "webhook"] = "poll"
@@ -230,63 +259,6 @@ class ModelJob(BaseModel):
     # The verified webhook's payload, when it came with one small enough to carry (a
     # state's payload is capped at 256 KB): collect then needs no second fetch.
     result: ModelResult | None = None
-
-
-class StoredOutput(BaseModel):
-    """One output image as it now stands in S3."""
-
-    s3_uri: str
-    bucket: str
-    key: str
-    size: int
-    content_type: str
-    width: int | None = None
-    height: int | None = None
-    sha256: str
-
-
-class Manifest(BaseModel):
-    """Written beside the outputs, last: its presence means the outputs are complete."""
-
-    source: SourceObject
-    request_id: str
-    prompt: str
-    options: EditOptions
-    seed: int | None
-    has_nsfw_concepts: list[bool]
-    timings: dict[str, Any]
-    outputs: list[StoredOutput]
-    created_at: datetime = Field(default_factory=utc_now)
-
-
-class FailureDetail(BaseModel):
-    reason: str
-    error: str
-    message: str
-
-
-class Notification(BaseModel):
-    """The one SNS message each job ends with, success or failure."""
-
-    version: Literal["1"] = "1"
-    status: Literal["SUCCEEDED", "FAILED"]
-    source: SourceObject
-    request_id: str | None = None
-    prompt: str | None = None
-    outputs: list[StoredOutput] = Field(default_factory=list)
-    manifest_uri: str | None = None
-    seed: int | None = None
-    has_nsfw_concepts: list[bool] = Field(default_factory=list)
-    timings: dict[str, Any] = Field(default_factory=dict)
-    failure: FailureDetail | None = None
-    execution: str | None = None
-    created_at: datetime = Field(default_factory=utc_now)
-
-    def subject(self) -> str:
-        # SNS subjects are ASCII, under 100 characters, no line breaks.
-        key = quote(self.source.key, safe="/")
-        text = f"kontext-pipeline {self.status}: {key}"
-        return text if len(text) <= 99 else text[:96] + "..."
 
 
 StateT = TypeVar("StateT")

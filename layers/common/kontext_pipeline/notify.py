@@ -25,8 +25,8 @@ from aws_lambda_powertools.utilities.idempotency import (
 from botocore.exceptions import ClientError
 
 from kontext_pipeline.errors import NotificationError, aws_error_code
-from kontext_pipeline.ledger import RECORD_TTL_SECONDS
-from kontext_pipeline.models import Notification
+from kontext_pipeline.jobs_table import RECORD_TTL_SECONDS
+from kontext_pipeline.outcomes import Notification
 
 EVENT_SOURCE = "kontext-pipeline"
 DETAIL_TYPES = {"SUCCEEDED": "Kontext Edit Succeeded", "FAILED": "Kontext Edit Failed"}

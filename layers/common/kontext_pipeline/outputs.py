@@ -31,7 +31,8 @@ from kontext_pipeline.errors import (
     s3_error,
 )
 from kontext_pipeline.inspection import SNIFF_BYTES, sniff_image_type
-from kontext_pipeline.models import EXTENSIONS, Manifest, SourceObject, StoredOutput
+from kontext_pipeline.models import EXTENSIONS, SourceObject
+from kontext_pipeline.outcomes import Manifest, StoredOutput
 
 if TYPE_CHECKING:
     from types_boto3_s3.client import S3Client

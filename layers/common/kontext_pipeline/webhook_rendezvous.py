@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import ClientError
 
 from kontext_pipeline.errors import StorageUnavailableError, aws_error_code
-from kontext_pipeline.ledger import RECORD_TTL_SECONDS
+from kontext_pipeline.jobs_table import RECORD_TTL_SECONDS
 from kontext_pipeline.models import ModelJob, ModelResult
 from kontext_pipeline.webhook_signatures import VerifiedWebhook
 

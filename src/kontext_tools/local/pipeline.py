@@ -28,7 +28,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from kontext_pipeline.models import Notification, SourceObject
+from kontext_pipeline.models import SourceObject
+from kontext_pipeline.outcomes import Notification
 
 from kontext_tools.backfill import (
     BackfillResult,

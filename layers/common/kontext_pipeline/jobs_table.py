@@ -1,0 +1,29 @@
+"""The jobs table's items: one DynamoDB table, one partition key `pk`, a prefix per kind.
+
+    job#<job key>              the submit claim and record (ledger.py); the concurrency
+                               mark `holds_slot` (budget.py)
+    webhook#<request id>       the waiting task's token or the early webhook (webhook_rendezvous.py)
+    budget#images#<day>        images submitted that UTC day (budget.py)
+    budget#in-flight           requests at the model at once (budget.py)
+    model-run#<model path>     what the model recently took (run_times.py)
+    (Powertools idempotency)   one publish per job and status (notify.py)
+
+Every item expires by TTL (`expires_at`, seconds since the epoch).
+"""
+
+from __future__ import annotations
+
+import time
+
+# Long enough for the model's webhook retries (2 hours) and any deadline a user sets.
+RECORD_TTL_SECONDS = 7 * 24 * 3600
+
+
+def job_item_key(job_key: str) -> dict[str, dict[str, str]]:
+    """The key of a job's own item (`job#<job key>`)."""
+    return {"pk": {"S": f"job#{job_key}"}}
+
+
+def expires_at(after_seconds: int = RECORD_TTL_SECONDS) -> dict[str, str]:
+    """The `expires_at` attribute value of an item written now."""
+    return {"N": str(int(time.time()) + after_seconds)}
