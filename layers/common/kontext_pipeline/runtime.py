@@ -18,7 +18,8 @@ from kontext_pipeline.api_key import resolve_api_key
 from kontext_pipeline.budget import Budget
 from kontext_pipeline.config import PipelineSettings, load_settings
 from kontext_pipeline.errors import ConfigurationError, Reason
-from kontext_pipeline.fal import FalQueueClient, RetryPolicy
+from kontext_pipeline.fal import FalQueueClient
+from kontext_pipeline.fal_transport import FalEndpoint, RetryPolicy
 from kontext_pipeline.ledger import JobLedger
 from kontext_pipeline.notify import Notifier
 from kontext_pipeline.outputs import OutputPolicy
@@ -142,11 +143,13 @@ class Runtime:
         key = resolve_api_key(self.settings, self.secretsmanager)
         return FalQueueClient(
             self.http,
-            base_url=self.settings.fal_base_url,
-            model_path=self.settings.fal_model_path,
-            api_key=key.get_secret_value() if key else None,
-            auth_header=self.settings.fal_auth_header,
-            auth_scheme=self.settings.fal_auth_scheme,
+            FalEndpoint(
+                base_url=self.settings.fal_base_url,
+                model_path=self.settings.fal_model_path,
+                api_key=key.get_secret_value() if key else None,
+                auth_header=self.settings.fal_auth_header,
+                auth_scheme=self.settings.fal_auth_scheme,
+            ),
             retry=RetryPolicy(max_attempts=self.settings.fal_max_attempts),
         )
 

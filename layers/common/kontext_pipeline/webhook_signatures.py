@@ -31,7 +31,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from pydantic import ValidationError
 
 from kontext_pipeline.errors import WebhookRejectedError
-from kontext_pipeline.fal import describe_detail_value
+from kontext_pipeline.fal_answers import describe_detail_value
 from kontext_pipeline.models import ModelResult
 
 SIGNATURE_TOLERANCE_SECONDS = 300
