@@ -46,19 +46,25 @@ def data_uri(image: bytes, media_type: str = "image/png") -> str:
 
 
 @contextmanager
-def loopback_server(handler: type[BaseHTTPRequestHandler]) -> Iterator[str]:
-    """Serve a request handler on 127.0.0.1 while the block runs; yields its base URL."""
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+def serving(server: ThreadingHTTPServer) -> Iterator[int]:
+    """Serve from a thread while the block runs, then shut down; yields the port."""
     thread = threading.Thread(
         target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
     )
     thread.start()
     try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
+        yield int(server.server_address[1])
     finally:
         server.shutdown()
         server.server_close()
         thread.join(timeout=5)
+
+
+@contextmanager
+def loopback_server(handler: type[BaseHTTPRequestHandler]) -> Iterator[str]:
+    """Serve a request handler on 127.0.0.1 while the block runs; yields its base URL."""
+    with serving(ThreadingHTTPServer(("127.0.0.1", 0), handler)) as port:
+        yield f"http://127.0.0.1:{port}"
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.data_classes import EventBridgeEvent, event_source
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from kontext_pipeline.callbacks import call_back
+from kontext_pipeline.callbacks import JobCallbacks
 from kontext_pipeline.observability import MetricUnit, logger, metrics
 from kontext_pipeline.runtime import Runtime
 
@@ -24,8 +24,7 @@ def lambda_handler(event: EventBridgeEvent, context: LambdaContext) -> dict[str,
     )
     # A receiver that keeps failing raises CallbackDeliveryError out of here: Lambda
     # retries the event, then sends it to the dead-letter queue.
-    report = call_back(
-        notification,
+    callbacks = JobCallbacks(
         s3=RUNTIME.s3,
         http=RUNTIME.http,
         events=RUNTIME.events,
@@ -33,6 +32,7 @@ def lambda_handler(event: EventBridgeEvent, context: LambdaContext) -> dict[str,
         rules=RUNTIME.callback_rules,
         signing_key_source=RUNTIME.callback_signing_key,
     )
+    report = callbacks.call_back(notification)
     if report.outcome != "none":
         metrics.add_metric(
             name=f"Callbacks{report.outcome.title()}", unit=MetricUnit.Count, value=1

@@ -16,7 +16,7 @@ from standardwebhooks import Webhook
 
 from kontext_tools.cli import main
 from kontext_tools.local.pipeline import LocalPipeline
-from tests.conftest import make_image
+from tests.conftest import make_image, serving
 from tests.integration.conftest import FAST_MODEL
 
 
@@ -82,15 +82,8 @@ def receiver(pipeline: LocalPipeline) -> Iterator[int]:
         SecretId=pipeline.outputs["CallbackSigningSecretArn"]
     )["SecretString"]
     Receiver.secret = "whsec_" + secret
-    server = CountingServer(("127.0.0.1", 0), Receiver)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
-    thread.start()
-    try:
-        yield int(server.server_address[1])
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
+    with serving(CountingServer(("127.0.0.1", 0), Receiver)) as port:
+        yield port
 
 
 @pytest.fixture(scope="module")

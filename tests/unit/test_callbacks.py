@@ -13,12 +13,10 @@ from typing import Any, ClassVar
 import httpx
 import pytest
 from kontext_pipeline.callbacks import (
-    CallbackDeliveryError,
-    CallbackRefusedError,
     CallbackRules,
     CallbackTarget,
+    JobCallbacks,
     RetryBudget,
-    call_back,
     callback_url_from_metadata,
     check_callback_url,
     deliver_callback,
@@ -26,9 +24,10 @@ from kontext_pipeline.callbacks import (
     signing_key,
     webhook_id_for,
 )
+from kontext_pipeline.errors import CallbackDeliveryError, CallbackRefusedError
 from standardwebhooks import Webhook
 
-from tests.conftest import load_event, loopback_server
+from tests.conftest import load_event, loopback_server, serving
 
 RULES = CallbackRules(allowed_hosts=("hooks.example.com",))
 SECRET = displayed_secret(base64.b64encode(b"k" * 32).decode())
@@ -105,6 +104,8 @@ def test_loopback_literals_pass_only_where_the_local_run_allows_them() -> None:
 
 
 def test_the_callback_url_is_read_from_metadata_in_any_spelling() -> None:
+    # Given metadata spelling the field in several ways, or not at all
+    # When the callback URL is read / Then every spelling finds it, trimmed
     assert callback_url_from_metadata({"Callback-URL": "https://a/b"}) == "https://a/b"
     assert callback_url_from_metadata({"callback_url": " https://a/c "}) == "https://a/c"
     assert callback_url_from_metadata({"prompt": "x"}) is None
@@ -151,7 +152,11 @@ def test_a_delivery_is_signed_so_standardwebhooks_verifies_it_and_retried_after_
     # When the notification is delivered
     with httpx.Client(timeout=5) as http:
         outcome = deliver_callback(
-            http, target_for(receiver), NOTIFICATION, key=signing_key(SECRET), sleep=slept.append
+            http,
+            target_for(receiver),
+            NOTIFICATION,
+            key=signing_key(SECRET),
+            budget=RetryBudget(sleep=slept.append),
         )
     # Then it arrived on the second attempt, after one backoff
     assert (outcome.outcome, outcome.status_code, outcome.attempts) == ("delivered", 200, 2)
@@ -179,8 +184,7 @@ def test_a_receiver_that_keeps_failing_exhausts_the_bounded_budget(receiver: str
             target_for(receiver),
             NOTIFICATION,
             key=signing_key(SECRET),
-            budget=RetryBudget(max_attempts=3),
-            sleep=lambda _: None,
+            budget=RetryBudget(max_attempts=3, sleep=lambda _: None),
         )
     # Then exactly three requests were made and the error says so (the DLQ takes it next)
     assert len(Receiver.requests) == 3
@@ -201,20 +205,28 @@ def test_a_4xx_is_the_receivers_refusal_and_is_not_retried() -> None:
     with loopback_server(Gone) as base, httpx.Client(timeout=5) as http:
         # When the notification is delivered
         outcome = deliver_callback(
-            http, target_for(base), NOTIFICATION, key=signing_key(SECRET), sleep=lambda _: None
+            http,
+            target_for(base),
+            NOTIFICATION,
+            key=signing_key(SECRET),
+            budget=RetryBudget(sleep=lambda _: None),
         )
     # Then one request was made and the outcome says rejected
     assert (outcome.outcome, outcome.status_code, len(Receiver.requests)) == ("rejected", 410, 1)
 
 
 def test_the_webhook_id_is_one_per_job_outcome() -> None:
+    # Given the same job's notification twice over, and its failure
     failed = {**NOTIFICATION, "status": "FAILED"}
+    # When their webhook ids are made / Then one outcome has one id, another a different one
     assert webhook_id_for(NOTIFICATION) == webhook_id_for(json.loads(json.dumps(NOTIFICATION)))
     assert webhook_id_for(NOTIFICATION) != webhook_id_for(failed)
     assert webhook_id_for(NOTIFICATION).startswith("msg_")
 
 
 def test_a_short_or_garbled_secret_is_refused() -> None:
+    # Given a secret of 5 bytes, and one that is not base64
+    # When each is made a signing key / Then each is refused, saying why
     with pytest.raises(Exception, match="shorter than 24 bytes"):
         signing_key("whsec_" + base64.b64encode(b"short").decode())
     with pytest.raises(Exception, match="not base64"):
@@ -262,16 +274,8 @@ def tls_server(handler: type[BaseHTTPRequestHandler], context: Any) -> Iterator[
     """An HTTPS server on 127.0.0.1 while the block runs; yields its port."""
     server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     server.socket = context.wrap_socket(server.socket, server_side=True)
-    thread = threading.Thread(
-        target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-    )
-    thread.start()
-    try:
-        yield int(server.server_address[1])
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
+    with serving(server) as port:
+        yield port
 
 
 def test_the_request_goes_to_the_checked_address_with_tls_checked_against_the_name(
@@ -341,8 +345,7 @@ def job_event_for(s3: Any, metadata: dict[str, str]) -> dict[str, Any]:
 def run_call_back(bus: tuple[Any, Any, Any, str], notification: Any, rules: CallbackRules) -> Any:
     s3, events, _, _ = bus
     with httpx.Client(timeout=5) as http:
-        return call_back(
-            notification,
+        callbacks = JobCallbacks(
             s3=s3,
             http=http,
             events=events,
@@ -350,6 +353,7 @@ def run_call_back(bus: tuple[Any, Any, Any, str], notification: Any, rules: Call
             rules=rules,
             signing_key_source=lambda: signing_key(SECRET),
         )
+        return callbacks.call_back(notification)
 
 
 def test_a_finished_job_is_posted_to_its_uploads_callback_url(
@@ -390,8 +394,11 @@ def test_a_refused_callback_url_is_noted_on_the_bus_and_never_requested(
 def test_an_upload_without_a_callback_url_calls_nobody(
     outcome_bus: tuple[Any, Any, Any, str], receiver: str
 ) -> None:
+    # Given an upload with a prompt but no callback-url
     notification = job_event_for(outcome_bus[0], {"prompt": "make it snow"})
+    # When the callback runs
     report = run_call_back(outcome_bus, notification, CallbackRules((), allow_loopback=True))
+    # Then nobody is called
     assert report.outcome == "none"
     assert Receiver.requests == []
 

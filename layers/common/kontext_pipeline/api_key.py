@@ -7,15 +7,12 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from aws_lambda_powertools.utilities.parameters import SecretsProvider
-from aws_lambda_powertools.utilities.parameters.exceptions import GetParameterError
 from pydantic import SecretStr
 
 from kontext_pipeline.config import PipelineSettings
 from kontext_pipeline.errors import ConfigurationError, Reason
+from kontext_pipeline.secret_store import read_secret
 
-# Rotation reaches warm functions within this many seconds.
-SECRET_CACHE_SECONDS = 300
 SECRET_JSON_FIELDS = ("FAL_KEY", "fal_key", "api_key", "key")
 
 
@@ -24,15 +21,7 @@ def resolve_api_key(settings: PipelineSettings, secrets_client: Any | None) -> S
         return settings.fal_key
     if not settings.fal_key_secret_id:
         return None
-    provider = SecretsProvider(boto3_client=secrets_client)
-    try:
-        raw = provider.get(settings.fal_key_secret_id, max_age=SECRET_CACHE_SECONDS)
-    except GetParameterError as exc:
-        raise ConfigurationError(
-            f"could not read the API key secret {settings.fal_key_secret_id!r}",
-            reason=Reason.SECRET_UNAVAILABLE,
-        ) from exc
-    text = raw.decode() if isinstance(raw, bytes) else str(raw)
+    text = read_secret(secrets_client, settings.fal_key_secret_id, what="the API key secret")
     return SecretStr(_key_from_secret_text(text))
 
 

@@ -1,0 +1,176 @@
+"""Which callback URLs may be called, and where a job's upload names one.
+
+A callback URL comes from whoever uploads, so it is a way in for server-side request
+forgery. Before any request: https only, no user info, no IP literal, the host in
+`CALLBACK_URL_HOSTS` (or a subdomain), and every address the name resolves to public
+(not private, loopback, link-local, reserved, multicast). The request then goes to the
+address that was checked, with the name kept for TLS and Host, so a second DNS answer
+cannot move it elsewhere (DNS rebinding). The local run may allow plain-HTTP loopback
+literals (`CALLBACK_ALLOW_LOOPBACK`) for a receiver on 127.0.0.1, never on AWS.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+from urllib.parse import SplitResult, urlsplit, urlunsplit
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from kontext_pipeline.errors import CallbackDeliveryError, CallbackRefusedError, PipelineError
+from kontext_pipeline.metadata import normalise_metadata
+from kontext_pipeline.observability import logger
+
+if TYPE_CHECKING:
+    from types_boto3_s3.client import S3Client
+
+CALLBACK_FIELD = "callback_url"
+
+Resolver = Callable[[str, int], Sequence[str]]
+_IpAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+
+@dataclass(frozen=True)
+class CallbackRules:
+    allowed_hosts: tuple[str, ...]
+    allow_loopback: bool = False
+
+
+@dataclass(frozen=True)
+class CallbackTarget:
+    """A URL that passed the rules, and the address it was checked at."""
+
+    url: str
+    host: str
+    address: str
+
+    def pinned_url(self) -> str:
+        """The URL with its host replaced by the checked address (port and path kept)."""
+        parts = urlsplit(self.url)
+        literal = f"[{self.address}]" if ":" in self.address else self.address
+        netloc = literal if parts.port is None else f"{literal}:{parts.port}"
+        return urlunsplit(parts._replace(netloc=netloc))
+
+    def host_header(self) -> str:
+        port = urlsplit(self.url).port
+        return self.host if port is None else f"{self.host}:{port}"
+
+
+def callback_url_from_metadata(metadata: Mapping[str, str]) -> str | None:
+    """The upload's `callback-url` (any case, `-` or `_`), or None."""
+    try:
+        value = normalise_metadata(metadata).get(CALLBACK_FIELD)
+    except PipelineError:
+        return None
+    return value or None
+
+
+def read_callback_url(s3: S3Client, source: Mapping[str, Any]) -> str | None:
+    """The `callback-url` of the upload the job was for, read from its own version.
+
+    The notification names the object version; reading the URL back from it (rather than
+    carrying it through the job) keeps the pipeline's state and notification unchanged.
+    """
+    bucket, key, version = source["bucket"], source["key"], source.get("version_id")
+    try:
+        if version:
+            head = s3.head_object(Bucket=bucket, Key=key, VersionId=version)
+        else:
+            head = s3.head_object(Bucket=bucket, Key=key)
+    except (ClientError, BotoCoreError) as exc:
+        logger.info("no upload to read a callback from", extra={"why": str(exc)})
+        return None
+    return callback_url_from_metadata(head.get("Metadata") or {})
+
+
+def host_allowed(host: str, allowed_hosts: Iterable[str]) -> bool:
+    host = host.rstrip(".").lower()
+    return any(host == allowed or host.endswith("." + allowed) for allowed in allowed_hosts)
+
+
+def system_resolver(host: str, port: int) -> list[str]:
+    infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    return sorted({str(info[4][0]) for info in infos})
+
+
+def check_callback_url(
+    url: str, rules: CallbackRules, *, resolve: Resolver = system_resolver
+) -> CallbackTarget:
+    """The target to POST to, or CallbackRefusedError naming the rule the URL breaks."""
+    parts = _split(url)
+    host = (parts.hostname or "").lower()
+    literal = _ip_literal(host)
+    if rules.allow_loopback and _plain_loopback(literal):
+        # Local runs only (the template never sets it): the test receiver on 127.0.0.1.
+        if parts.scheme not in ("http", "https"):
+            raise CallbackRefusedError(f"scheme {parts.scheme!r}: https only")
+        return CallbackTarget(url=url.strip(), host=host, address=str(literal))
+    if parts.scheme != "https":
+        raise CallbackRefusedError(f"scheme {parts.scheme or '(none)'!r}: https only")
+    if literal is not None:
+        raise CallbackRefusedError(f"host {host} is an IP address: name a host instead")
+    if not host_allowed(host, rules.allowed_hosts):
+        raise CallbackRefusedError(f"host {host} is not in CallbackUrlHosts")
+    return CallbackTarget(url=url.strip(), host=host, address=_public_address(host, parts, resolve))
+
+
+def _split(url: str) -> SplitResult:
+    """The URL's parts, refused when it is no URL, names no host or carries user info."""
+    try:
+        parts = urlsplit(url.strip())
+        _ = parts.port  # a port that is not a number raises here
+    except ValueError as exc:
+        raise CallbackRefusedError(f"not a URL: {exc}") from exc
+    if not parts.hostname:
+        raise CallbackRefusedError("the URL has no host")
+    if parts.username is not None or parts.password is not None:
+        raise CallbackRefusedError("user info in the URL is not allowed")
+    return parts
+
+
+def _ip_literal(host: str) -> _IpAddress | None:
+    try:
+        return ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return None
+
+
+def _plain_loopback(literal: _IpAddress | None) -> bool:
+    # 127.0.0.0/8 or ::1 as written; an IPv4-mapped form is refused like any other literal.
+    if literal is None or getattr(literal, "ipv4_mapped", None) is not None:
+        return False
+    return literal.is_loopback
+
+
+def _public_address(host: str, parts: SplitResult, resolve: Resolver) -> str:
+    addresses = _resolved(host, parts.port or 443, resolve)
+    for address in addresses:
+        ip = ipaddress.ip_address(address.split("%", 1)[0])
+        mapped = getattr(ip, "ipv4_mapped", None)
+        checked = mapped or ip
+        # Every answer must be public: a name with one private answer among public ones
+        # could be made to reach the private one.
+        if not checked.is_global or checked.is_multicast:
+            raise CallbackRefusedError(
+                f"host {host} resolves to {address}, a private, loopback, link-local or "
+                "reserved address"
+            )
+    return addresses[0]
+
+
+def _resolved(host: str, port: int, resolve: Resolver) -> list[str]:
+    try:
+        addresses = list(resolve(host, port))
+    except socket.gaierror as exc:
+        if exc.errno == socket.EAI_AGAIN:
+            # A resolver's passing failure is not the URL's fault: retried like a 503.
+            raise CallbackDeliveryError(f"host {host}: DNS failed for now: {exc}") from exc
+        raise CallbackRefusedError(f"host {host} does not resolve: {exc}") from exc
+    except (OSError, UnicodeError) as exc:
+        raise CallbackRefusedError(f"host {host} does not resolve: {exc}") from exc
+    if not addresses:
+        raise CallbackRefusedError(f"host {host} does not resolve")
+    return addresses
