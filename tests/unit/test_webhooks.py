@@ -77,13 +77,20 @@ def signed(
 BODY = json.dumps(load_event("fal_webhook_ok")).encode()
 
 
-def test_a_signed_webhook_is_verified(jwks_url: str) -> None:
-    # Given the model's key in the JWKS and a webhook signed with it
+def verified(jwks_url: str, body: bytes, *, request_id: str = REQUEST_ID) -> VerifiedWebhook:
+    """`body` signed (over `request_id`) with a key the JWKS publishes, then verified."""
     key = Ed25519PrivateKey.generate()
     _Jwks.document = {"keys": [jwk_for(key, "a")]}
     with httpx.Client(timeout=2) as http:
-        # When verified / Then it is accepted with its status, and its payload is the result
-        webhook = verify_webhook(signed(key, BODY), BODY, JwksCache(http, jwks_url))
+        headers = signed(key, body, request_id=request_id)
+        return verify_webhook(headers, body, JwksCache(http, jwks_url))
+
+
+def test_a_signed_webhook_is_verified(jwks_url: str) -> None:
+    # Given the model's key in the JWKS and a webhook signed with it
+    # When verified
+    webhook = verified(jwks_url, BODY)
+    # Then it is accepted with its status, and its payload is the result
     assert (webhook.request_id, webhook.status, webhook.error) == (REQUEST_ID, "OK", None)
     assert webhook.result_json is not None
     result = ModelResult.model_validate_json(webhook.result_json)
@@ -94,14 +101,10 @@ def test_a_webhook_signed_over_the_gateway_request_id_is_accepted(jwks_url: str)
     # Given a request fal retried internally: its webhook's header names the gateway id
     # (the last attempt), while the body's request_id is the one the queue API (and the
     # job) knows; its payload's timings and nsfw flags are null
-    key = Ed25519PrivateKey.generate()
-    _Jwks.document = {"keys": [jwk_for(key, "a")]}
     document = load_event("fal_webhook_gateway_id")
     body = json.dumps(document).encode()
-    headers = signed(key, body, request_id=document["gateway_request_id"])
     # When verified
-    with httpx.Client(timeout=2) as http:
-        webhook = verify_webhook(headers, body, JwksCache(http, jwks_url))
+    webhook = verified(jwks_url, body, request_id=document["gateway_request_id"])
     # Then it completes the job that knows the queue's request id, with the payload read
     assert webhook.request_id == document["request_id"] != document["gateway_request_id"]
     assert webhook.status == "OK"
@@ -112,12 +115,9 @@ def test_a_webhook_signed_over_the_gateway_request_id_is_accepted(jwks_url: str)
 
 def test_a_webhook_without_its_payload_leaves_the_result_to_be_fetched(jwks_url: str) -> None:
     # Given an OK webhook whose payload fal could not include (payload_error)
-    key = Ed25519PrivateKey.generate()
-    _Jwks.document = {"keys": [jwk_for(key, "a")]}
     body = json.dumps(load_event("fal_webhook_payload_error")).encode()
     # When verified
-    with httpx.Client(timeout=2) as http:
-        webhook = verify_webhook(signed(key, body), body, JwksCache(http, jwks_url))
+    webhook = verified(jwks_url, body)
     # Then the job completes, with no result carried (collect fetches the response URL)
     assert (webhook.status, webhook.error, webhook.result_json) == ("OK", None, None)
 
@@ -134,6 +134,7 @@ def test_a_webhook_without_its_payload_leaves_the_result_to_be_fetched(jwks_url:
     ],
 )
 def test_bad_webhooks_are_rejected(jwks_url: str, tamper: str, why: str) -> None:
+    # Given the model's key in the JWKS, and a webhook tampered with in one way
     key, stranger = Ed25519PrivateKey.generate(), Ed25519PrivateKey.generate()
     _Jwks.document = {"keys": [jwk_for(key, "a")]}
     body, headers = BODY, signed(key, BODY)
@@ -150,6 +151,7 @@ def test_bad_webhooks_are_rejected(jwks_url: str, tamper: str, why: str) -> None
         headers.pop("X-Fal-Webhook-Signature")
     elif tamper == "other-request":
         headers = signed(key, BODY, request_id="another-request")
+    # When verified / Then it is rejected, saying why
     with httpx.Client(timeout=2) as http, pytest.raises(WebhookRejectedError, match=why):
         verify_webhook(headers, body, JwksCache(http, jwks_url))
 
@@ -170,10 +172,12 @@ def test_a_rotated_key_is_fetched_once_the_cache_is_old_enough(jwks_url: str) ->
 
 
 def test_forged_webhooks_do_not_hammer_the_jwks(jwks_url: str) -> None:
+    # Given the model's key in the JWKS, and webhooks signed by a stranger
     key, stranger = Ed25519PrivateKey.generate(), Ed25519PrivateKey.generate()
     _Jwks.document = {"keys": [jwk_for(key, "a")]}
     with httpx.Client(timeout=2) as http:
         cache = JwksCache(http, jwks_url)
+        # When five arrive / Then each is rejected, and the JWKS was fetched once only
         for _ in range(5):
             with pytest.raises(WebhookRejectedError):
                 verify_webhook(signed(stranger, BODY), BODY, cache)
@@ -204,12 +208,11 @@ def job() -> ModelJob:
 
 
 def test_an_error_webhook_carries_the_models_error(jwks_url: str) -> None:
-    key = Ed25519PrivateKey.generate()
-    _Jwks.document = {"keys": [jwk_for(key, "a")]}
+    # Given fal's ERROR webhook, its 422 detail in payload
     body = json.dumps(load_event("fal_webhook_error")).encode()
-    with httpx.Client(timeout=2) as http:
-        webhook = verify_webhook(signed(key, body), body, JwksCache(http, jwks_url))
-    # The headline and the detail fal puts in the ERROR webhook's payload
+    # When verified
+    webhook = verified(jwks_url, body)
+    # Then it holds the headline and the detail fal puts in the payload
     assert webhook.status == "ERROR"
     assert webhook.error == "Invalid status code: 422: prompt: field required"
 
@@ -218,8 +221,11 @@ def test_an_error_webhook_carries_the_models_error(jwks_url: str) -> None:
 def test_the_job_resumes_whichever_half_arrives_first(
     rendezvous: tuple[WebhookRendezvous, list[dict[str, Any]]], token_first: bool
 ) -> None:
+    # Given a waiting rendezvous and an OK webhook without a carried result
     meeting, sent = rendezvous
     webhook = VerifiedWebhook(REQUEST_ID, "OK", None)
+    # When the token and the webhook arrive, in either order
+    # Then the first waits, the second completes the task: once, COMPLETED, no result
     if token_first:
         assert meeting.register_token(job(), "token-1") == "waiting"
         assert meeting.record_webhook(webhook) == "completed"
@@ -250,9 +256,12 @@ def test_the_webhooks_payload_travels_to_collect_with_the_job(
 def test_an_error_webhook_fails_the_task_with_the_models_reason(
     rendezvous: tuple[WebhookRendezvous, list[dict[str, Any]]],
 ) -> None:
+    # Given a waiting job
     meeting, sent = rendezvous
     meeting.register_token(job(), "token-1")
+    # When an ERROR webhook is recorded
     meeting.record_webhook(VerifiedWebhook(REQUEST_ID, "ERROR", "NSFW content detected"))
+    # Then the task fails with the error the state machine matches, and the model's words
     failure = sent[0]["failure"]
     assert failure["error"] == "ModelRequestFailedError"
     assert "NSFW content detected" in json.loads(failure["cause"])["errorMessage"]
@@ -262,14 +271,11 @@ def test_an_error_webhooks_payload_detail_reaches_the_failure_cause(
     jwks_url: str, rendezvous: tuple[WebhookRendezvous, list[dict[str, Any]]]
 ) -> None:
     # Given a waiting job and fal's ERROR webhook, its 422 detail in payload
-    key = Ed25519PrivateKey.generate()
-    _Jwks.document = {"keys": [jwk_for(key, "a")]}
     body = json.dumps(load_event("fal_webhook_error")).encode()
     meeting, sent = rendezvous
     meeting.register_token(job(), "token-1")
     # When it is verified and recorded
-    with httpx.Client(timeout=2) as http:
-        meeting.record_webhook(verify_webhook(signed(key, body), body, JwksCache(http, jwks_url)))
+    meeting.record_webhook(verified(jwks_url, body))
     # Then the task fails with the headline and the detail in its cause
     cause = json.loads(sent[0]["failure"]["cause"])["errorMessage"]
     assert cause == "model_request_failed: Invalid status code: 422: prompt: field required"

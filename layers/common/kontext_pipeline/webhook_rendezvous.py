@@ -16,14 +16,17 @@ completion, a duplicate or a late webhook is a no-op.
 from __future__ import annotations
 
 import json
-import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
-from kontext_pipeline.errors import StorageUnavailableError, aws_error_code
-from kontext_pipeline.jobs_table import RECORD_TTL_SECONDS
+from kontext_pipeline.errors import (
+    ModelRequestFailedError,
+    StorageUnavailableError,
+    aws_error_code,
+)
+from kontext_pipeline.jobs_table import expires_at
 from kontext_pipeline.models import ModelJob, ModelResult
 from kontext_pipeline.webhook_signatures import VerifiedWebhook
 
@@ -70,7 +73,7 @@ class WebhookRendezvous:
                 UpdateExpression=expression + ", expires_at = if_not_exists(expires_at, :ttl)",
                 ExpressionAttributeValues={
                     **values,
-                    ":ttl": {"N": str(int(time.time()) + RECORD_TTL_SECONDS)},
+                    ":ttl": expires_at(),
                 },
                 ReturnValues="ALL_NEW",
             )
@@ -88,33 +91,33 @@ class WebhookRendezvous:
         job = ModelJob.model_validate_json(item["job"]["S"])
         try:
             if item["webhook_status"]["S"] == "OK":
-                carried = item.get("webhook_result", {}).get("S")
-                completed = job.model_copy(
-                    update={
-                        "status": "COMPLETED",
-                        "queue_position": None,
-                        "next_poll_seconds": 0,
-                        "result": ModelResult.model_validate_json(carried) if carried else None,
-                    }
-                )
-                self.stepfunctions.send_task_success(
-                    taskToken=token, output=completed.model_dump_json()
-                )
+                self._succeed(token, job, item.get("webhook_result", {}).get("S"))
             else:
                 error = item.get("webhook_error", {}).get("S", "the model reported an error")
-                self.stepfunctions.send_task_failure(
-                    taskToken=token,
-                    error="ModelRequestFailedError",
-                    cause=json.dumps(
-                        {
-                            "errorMessage": f"model_request_failed: {error}",
-                            "errorType": "ModelRequestFailedError",
-                        }
-                    ),
-                )
+                self._fail(token, ModelRequestFailedError(error))
         except ClientError as exc:
             code = aws_error_code(exc)
             if code in ("TaskTimedOut", "InvalidToken", "TaskDoesNotExist"):
                 return "already_completed"  # a duplicate, a late webhook, or polling won
             raise StorageUnavailableError(f"could not resume the execution: {code}") from exc
         return "completed"
+
+    def _succeed(self, token: str, job: ModelJob, carried: str | None) -> None:
+        completed = job.model_copy(
+            update={
+                "status": "COMPLETED",
+                "queue_position": None,
+                "next_poll_seconds": 0,
+                "result": ModelResult.model_validate_json(carried) if carried else None,
+            }
+        )
+        self.stepfunctions.send_task_success(taskToken=token, output=completed.model_dump_json())
+
+    def _fail(self, token: str, failure: ModelRequestFailedError) -> None:
+        """As a Lambda that raised it would: the class name is the error the ASL matches."""
+        name = type(failure).__name__
+        self.stepfunctions.send_task_failure(
+            taskToken=token,
+            error=name,
+            cause=json.dumps({"errorMessage": str(failure), "errorType": name}),
+        )

@@ -101,11 +101,31 @@ def verify_webhook(
     headers: Mapping[str, str], body: bytes, jwks: JwksCache, *, now: float | None = None
 ) -> VerifiedWebhook:
     """Check signature and freshness; only then read the body."""
+    request_id = _signed_request_id(headers, body, jwks, now)
+    return _read_body(_json_object(body), request_id)
+
+
+def _signed_request_id(
+    headers: Mapping[str, str], body: bytes, jwks: JwksCache, now: float | None
+) -> str:
+    """The header's request id, once the signature over it and the body verifies."""
     lowered = {name.lower(): value for name, value in headers.items()}
     missing = [name for name in HEADERS if not lowered.get(name)]
     if missing:
         raise WebhookRejectedError(f"missing headers: {', '.join(missing)}")
     request_id, user_id, timestamp, signature_hex = (lowered[name] for name in HEADERS)
+    signature = _fresh_signature(timestamp, signature_hex, now)
+    message = "\n".join((request_id, user_id, timestamp, hashlib.sha256(body).hexdigest())).encode()
+    if not (
+        _verified(jwks.keys(), signature, message)
+        or _verified(jwks.keys(refresh=True), signature, message)
+    ):
+        raise WebhookRejectedError("signature does not verify against the JWKS")
+    return request_id
+
+
+def _fresh_signature(timestamp: str, signature_hex: str, now: float | None) -> bytes:
+    """The signature's bytes, refused when it is malformed or its timestamp too far off."""
     try:
         skew = abs((now if now is not None else time.time()) - int(timestamp))
         signature = bytes.fromhex(signature_hex)
@@ -115,18 +135,21 @@ def verify_webhook(
         raise WebhookRejectedError(
             f"timestamp {skew:.0f} s off (limit {SIGNATURE_TOLERANCE_SECONDS})"
         )
-    message = "\n".join((request_id, user_id, timestamp, hashlib.sha256(body).hexdigest())).encode()
-    if not (
-        _verified(jwks.keys(), signature, message)
-        or _verified(jwks.keys(refresh=True), signature, message)
-    ):
-        raise WebhookRejectedError("signature does not verify against the JWKS")
+    return signature
+
+
+def _json_object(body: bytes) -> dict[str, Any]:
     try:
         document = json.loads(body)
     except json.JSONDecodeError as exc:
         raise WebhookRejectedError("signed body is not JSON") from exc
     if not isinstance(document, dict):
         raise WebhookRejectedError("signed body is not a JSON object")
+    return document
+
+
+def _read_body(document: dict[str, Any], request_id: str) -> VerifiedWebhook:
+    """What the signed body says, for the request the headers named."""
     named = (document.get("request_id"), document.get("gateway_request_id"))
     if request_id not in named or not isinstance(document.get("request_id"), str):
         raise WebhookRejectedError("body and header name different requests")
