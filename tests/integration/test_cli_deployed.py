@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
+import threading
 import time
 from pathlib import Path
 
@@ -19,6 +22,32 @@ def run_cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, s
     code = main(list(argv))
     captured = capsys.readouterr()
     return code, captured.out, captured.err
+
+
+def run_edit(
+    capsys: pytest.CaptureFixture[str], pipeline: LocalPipeline, key: str, *options: str
+) -> tuple[int, str, str]:
+    """`edit <the sample> --stack <the stack> --key KEY OPTIONS...`."""
+    stack = pipeline.stack.name  # type: ignore[union-attr]
+    return run_cli(capsys, "edit", SAMPLE, "--stack", stack, "--key", key, *options)
+
+
+def press_ctrl_c_once_uploaded(pipeline: LocalPipeline, key: str) -> threading.Thread:
+    """SIGINT to this process, as Ctrl-C sends it, once `key` is in the bucket."""
+
+    def wait_then_interrupt() -> None:
+        s3 = pipeline.client("s3")
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if s3.list_objects_v2(Bucket=pipeline.bucket, Prefix=key).get("KeyCount"):
+                time.sleep(0.5)  # the command is following the job by now
+                os.kill(os.getpid(), signal.SIGINT)
+                return
+            time.sleep(0.05)
+
+    presser = threading.Thread(target=wait_then_interrupt, daemon=True)
+    presser.start()
+    return presser
 
 
 def test_edit_uploads_follows_and_downloads(
@@ -95,18 +124,17 @@ def test_a_job_that_outlasts_the_timeout_exits_3_and_goes_on(
 
 
 def test_ctrl_c_while_following_says_the_job_goes_on(
-    pipeline: LocalPipeline, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+    pipeline: LocalPipeline, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    # Given Ctrl-C arrives while the command follows the job (after the upload)
-    def interrupted(*args: object, **kwargs: object) -> None:
-        raise KeyboardInterrupt
-
-    monkeypatch.setattr("kontext_tools.cli.follow", interrupted)
-    stack = pipeline.stack.name  # type: ignore[union-attr]
-    # When edit runs / Then it stops with 130 and says where the job is
-    code, _, err = run_cli(
-        capsys, "edit", SAMPLE, "--prompt", "x", "--stack", stack, "--key", "inputs/cli/ctrl-c.jpg"
+    # Given a job the model keeps in its queue, and Ctrl-C pressed once it is uploaded
+    key = "inputs/cli/ctrl-c.jpg"
+    presser = press_ctrl_c_once_uploaded(pipeline, key)
+    # When edit follows it
+    code, _, err = run_edit(
+        capsys, pipeline, key, "--prompt", "x [fault:stuck-in-queue]", "--timeout", "30"
     )
+    presser.join()
+    # Then it stops with 130 and says where the job is
     assert code == 130
     assert err.strip().splitlines()[-1] == (
         "error: interrupted; the job goes on in the stack: "
@@ -117,18 +145,11 @@ def test_ctrl_c_while_following_says_the_job_goes_on(
 def test_a_failed_job_exits_1_with_the_reason(
     pipeline: LocalPipeline, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    code, out, _ = run_cli(
-        capsys,
-        "edit",
-        SAMPLE,
-        "--prompt",
-        "x [fault:model-error]",
-        "--stack",
-        pipeline.stack.name,  # type: ignore[union-attr]
-        "--key",
-        "inputs/cli/broken.jpg",
-        "--json",
-    )
+    # Given a job the model fails
+    prompt = "x [fault:model-error]"
+    # When it is edited for a script
+    code, out, _ = run_edit(capsys, pipeline, "inputs/cli/broken.jpg", "--prompt", prompt, "--json")
+    # Then the document names the error, the reason and the model's message, with exit code 1
     document = json.loads(out)
     assert code == 1
     assert document["status"] == "FAILED"
@@ -178,16 +199,12 @@ def test_a_prompt_too_long_for_metadata_is_sent_in_a_sidecar(
     # Given a 10,000-character prompt (S3 takes 2 KB of user metadata in all)
     prompt = ("Put a donut next to the flour. " * 323)[:10_000]
     # When it is edited
-    code, _, err = run_cli(
+    code, _, err = run_edit(
         capsys,
-        "edit",
-        SAMPLE,
+        pipeline,
+        "inputs/cli/long.jpg",
         "--prompt",
         prompt,
-        "--stack",
-        pipeline.stack.name,  # type: ignore[union-attr]
-        "--key",
-        "inputs/cli/long.jpg",
         "--out",
         str(tmp_path),
         "--json",
@@ -202,13 +219,16 @@ def test_a_prompt_too_long_for_metadata_is_sent_in_a_sidecar(
 def test_status_of_a_key_with_no_job_is_a_usage_error_not_a_failed_job(
     pipeline: LocalPipeline, capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
+    # Given a key nothing was uploaded under
     stack = pipeline.stack.name  # type: ignore[union-attr]
     out = tmp_path / "never"
     for command in ("status", "results"):
         argv = [command, "inputs/cli/never-uploaded.jpg", "--stack", stack]
+        # When status or results asks for its job
         code, _, err = run_cli(
             capsys, *argv, *(["--out", str(out)] if command == "results" else [])
         )
+        # Then the key is named as a usage problem (2), not as a failed job (1)
         assert code == 2
         assert "no job for inputs/cli/never-uploaded.jpg" in err
     # And nothing was left behind for a job that does not exist
@@ -224,9 +244,7 @@ def test_jobs_lists_recent_jobs_with_status_reason_and_cost(
         ("inputs/cli/jobs-ok.jpg", "ok"),
         ("inputs/cli/jobs-bad.jpg", "x [fault:model-error]"),
     ):
-        code, _, _ = run_cli(
-            capsys, "edit", SAMPLE, "--prompt", prompt, "--stack", stack, "--key", key
-        )
+        code, _, _ = run_edit(capsys, pipeline, key, "--prompt", prompt)
         assert code in (0, 1)
     # When the recent jobs are listed for a script
     code, out, _ = run_cli(
@@ -287,19 +305,12 @@ def test_redrive_replays_the_triggers_dead_letters(
 def test_invalid_options_are_refused_before_upload(
     pipeline: LocalPipeline, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    code, _, err = run_cli(
-        capsys,
-        "edit",
-        SAMPLE,
-        "--prompt",
-        "x",
-        "--num-images",
-        "9",
-        "--stack",
-        pipeline.stack.name,  # type: ignore[union-attr]
-        "--key",
-        "inputs/cli/never.jpg",
+    # Given an option value the pipeline would refuse
+    # When edit runs with it
+    code, _, err = run_edit(
+        capsys, pipeline, "inputs/cli/never.jpg", "--prompt", "x", "--num-images", "9"
     )
+    # Then it stops with exit 2 naming the option, and nothing was uploaded
     assert code == 2
     assert "num-images=9" in err
     listing = pipeline.client("s3").list_objects_v2(
@@ -311,7 +322,9 @@ def test_invalid_options_are_refused_before_upload(
 def test_an_unknown_stack_is_named(
     pipeline: LocalPipeline, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    # Given no stack of that name / When a command names it
     code, _, err = run_cli(capsys, "status", "inputs/x.jpg", "--stack", "no-such-stack")
+    # Then the stack is named, with the usage exit code
     assert code == 2
     assert "stack 'no-such-stack' not found" in err
 
@@ -319,8 +332,11 @@ def test_an_unknown_stack_is_named(
 def test_put_key_stores_the_key_in_the_stacks_secret(
     pipeline: LocalPipeline, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # Given a new key in FAL_KEY
     monkeypatch.setenv("FAL_KEY", "fal-new-key")
+    # When put-key runs
     code, _, _ = run_cli(capsys, "put-key", "--stack", pipeline.stack.name)  # type: ignore[union-attr]
+    # Then the stack's secret holds it
     secret = pipeline.client("secretsmanager").get_secret_value(
         SecretId=pipeline.outputs["FalApiKeySecretArn"]
     )

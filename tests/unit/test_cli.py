@@ -13,16 +13,12 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from kontext_tools.cli import (
-    TEMPLATE_PATH,
-    CliError,
-    NotificationWatch,
-    ProgressPrinter,
-    describe_aws_error,
-    main,
-    parse_parameter_overrides,
-    parse_since,
-)
+from kontext_tools.cli import main
+from kontext_tools.cli.arguments import TEMPLATE_PATH, parse_parameter_overrides, parse_since
+from kontext_tools.cli.aws import describe_aws_error
+from kontext_tools.cli.exits import CliError
+from kontext_tools.cli.local import NotificationWatch
+from kontext_tools.cli.output import ProgressPrinter
 from kontext_tools.deployed import (
     JobProgress,
     prompt_goes_to_sidecar,
@@ -30,7 +26,7 @@ from kontext_tools.deployed import (
     stack_name_from_samconfig,
     upload_image,
 )
-from tests.conftest import ROOT
+from tests.conftest import ROOT, kontext
 
 SAMPLE = str(ROOT / "samples" / "kitchen-table.jpg")
 NO_AWS_CONFIG = {
@@ -285,31 +281,30 @@ def test_a_bad_parameter_override_is_refused_before_the_stack_is_stood_up(
     assert expected in one_line_error(capsys)
 
 
+def stand_in(path: Path, body: str) -> Path:
+    """An executable shell script standing in for a tool."""
+    path.write_text(f"#!/bin/sh\n{body}\n")
+    path.chmod(0o755)
+    return path
+
+
 def test_a_local_stack_that_cannot_be_built_is_one_line_with_the_details_in_the_log(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # Given sam build fails (its output is long)
-    from kontext_tools.local import pipeline
-    from kontext_tools.local.build import BuildError
-
-    class FailingBuild:
-        def __init__(self, **keywords: Any) -> None:
-            pass
-
-        def __enter__(self) -> None:
-            raise BuildError("sam build failed (exit 1)\nBuild Failed\nError: PythonPipBuilder")
-
-        def __exit__(self, *exc_info: object) -> None:
-            pass
-
-    monkeypatch.setattr(pipeline, "LocalPipeline", FailingBuild)
+    # Given sam build fails with long output: a stand-in sam, a stand-in interpreter of the
+    # runtime's version, and a build folder of its own, so that a build is due
+    failing_sam = 'echo "Build Failed" >&2; echo "Error: PythonPipBuilder" >&2; exit 1'
+    monkeypatch.setenv("SAM_CLI", str(stand_in(tmp_path / "sam", failing_sam)))
+    monkeypatch.setenv("LAMBDA_PYTHON", str(stand_in(tmp_path / "python3.12", "echo 3.12")))
+    monkeypatch.setenv("KONTEXT_LOCAL_BUILD_DIR", str(tmp_path / "build"))
     # When the local run starts
-    code = main(["local", "--image", SAMPLE, "--prompt", "x", "--out", str(tmp_path)])
+    out = tmp_path / "out"
+    done = kontext("local", "--image", SAMPLE, "--prompt", "x", "--out", str(out))
     # Then one line names the problem and where the rest is, with the setup exit code
-    assert code == 2
-    err = one_line_error(capsys)
-    assert "could not be stood up: sam build failed (exit 1)" in err
-    assert "Error: PythonPipBuilder" in (tmp_path / "local-run.log").read_text()
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.count("\n") == 1, done.stderr
+    assert "could not be stood up: sam build failed (exit 1)" in done.stderr
+    assert "Error: PythonPipBuilder" in (out / "local-run.log").read_text()
 
 
 def test_version_is_printed(capsys: pytest.CaptureFixture[str]) -> None:

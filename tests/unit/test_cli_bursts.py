@@ -6,7 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from kontext_tools.cli import checked_images, main, result_folders
+from kontext_tools.cli import main
+from kontext_tools.cli.arguments import checked_images
+from kontext_tools.cli.burst import result_folders
 
 
 def test_a_folder_gives_its_images_in_order_and_skips_other_files(tmp_path: Path) -> None:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from kontext_tools.cli import CliError, build_parser, parse_metadata
+from kontext_tools.cli.arguments import parse_metadata
+from kontext_tools.cli.exits import CliError
+from kontext_tools.cli.parser import build_parser
 
 
 def test_metadata_pairs_are_read_and_repeatable() -> None:

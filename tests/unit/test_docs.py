@@ -12,14 +12,14 @@ from pathlib import Path
 import pytest
 from kontext_pipeline.config import PipelineSettings
 
-from kontext_tools.cli import (
+from kontext_tools.cli.exits import (
     EXIT_FAILED,
     EXIT_INTERRUPTED,
     EXIT_OK,
     EXIT_TIMEOUT,
     EXIT_USAGE,
-    build_parser,
 )
+from kontext_tools.cli.parser import build_parser
 from kontext_tools.local.stack import load_template
 from kontext_tools.settings_doc import with_reference
 from tests.conftest import ROOT
