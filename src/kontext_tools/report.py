@@ -50,51 +50,23 @@ def write_report(
     into out_dir so the page only refers to files beside it.
     """
     out_dir.mkdir(parents=True, exist_ok=True)
-    figures = []
-    if input_image is not None and input_image.is_file():
-        local_input = out_dir / f"input{input_image.suffix.lower()}"
-        if input_image.resolve() != local_input.resolve():
-            shutil.copyfile(input_image, local_input)
-        figures.append(_figure(local_input.name, "input", _size_of(local_input)))
-    for index, (path, record) in enumerate(outputs):
-        caption = f"output {index}"
-        if record.get("width") and record.get("height"):
-            caption += f" · {record['width']}x{record['height']}"
-        if record.get("content_type"):
-            caption += f" · {record['content_type']}"
-        nsfw = list(job.get("has_nsfw_concepts") or [])
-        if index < len(nsfw) and nsfw[index]:
-            caption += " · flagged NSFW by the model"
-        figures.append(_figure(path.name, caption, _size_of(path)))
-
+    figures = [*_input_figure(out_dir, input_image), *_output_figures(job, outputs)]
     status = str(job.get("status") or "UNKNOWN")
     source = job.get("source") or {}
     key = source.get("key", "") if isinstance(source, Mapping) else ""
-    facts: list[tuple[str, Any]] = [
-        ("input key", key),
-        ("prompt", job.get("prompt")),
-        ("options", _options_text(options)),
-        ("seed", job.get("seed")),
-        ("timings", _timings_text(job.get("timings"))),
-        ("request id", job.get("request_id")),
-        ("execution", job.get("execution")),
-        ("created", job.get("created_at")),
-    ]
-    rows = "".join(
-        f"<tr><th>{html.escape(name)}</th><td>{html.escape(str(value))}</td></tr>"
-        for name, value in facts
-        if value not in (None, "", {}, [])
+    body = (
+        f"{_failure_html(job)}\n"
+        f'<table class="facts">{_facts_rows(job, key, options)}</table>\n'
+        f'<div class="images">{"".join(figures)}</div>'
     )
-    failure = job.get("failure")
-    failure_html = ""
-    if isinstance(failure, Mapping):
-        failure_html = (
-            '<div class="failure" id="failure"><strong>'
-            f"{html.escape(str(failure.get('reason', 'failed')))}</strong>: "
-            f"{html.escape(str(failure.get('message', '')))}</div>"
-        )
+    target = out_dir / REPORT_NAME
+    target.write_text(_page(key, status, body), encoding="utf-8")
+    return target
+
+
+def _page(key: str, status: str, body: str) -> str:
     title = f"kontext-pipeline · {status} · {key}"
-    page = f"""<!DOCTYPE html>
+    return f"""<!DOCTYPE html>
 <html lang="en">
 <head>
 <meta charset="utf-8">
@@ -106,15 +78,66 @@ def write_report(
 <h1>{html.escape(key or "job")} <span class="status {html.escape(status)}" id="status">{
         html.escape(status)
     }</span></h1>
-{failure_html}
-<table class="facts">{rows}</table>
-<div class="images">{"".join(figures)}</div>
+{body}
 </body>
 </html>
 """
-    target = out_dir / REPORT_NAME
-    target.write_text(page, encoding="utf-8")
-    return target
+
+
+def _input_figure(out_dir: Path, input_image: Path | None) -> list[str]:
+    """The input, copied beside the page (when there is one to show)."""
+    if input_image is None or not input_image.is_file():
+        return []
+    local_input = out_dir / f"input{input_image.suffix.lower()}"
+    if input_image.resolve() != local_input.resolve():
+        shutil.copyfile(input_image, local_input)
+    return [_figure(local_input.name, "input", _size_of(local_input))]
+
+
+def _output_figures(
+    job: Mapping[str, Any], outputs: Sequence[tuple[Path, Mapping[str, Any]]]
+) -> list[str]:
+    nsfw = list(job.get("has_nsfw_concepts") or [])
+    figures = []
+    for index, (path, record) in enumerate(outputs):
+        caption = f"output {index}"
+        if record.get("width") and record.get("height"):
+            caption += f" · {record['width']}x{record['height']}"
+        if record.get("content_type"):
+            caption += f" · {record['content_type']}"
+        if index < len(nsfw) and nsfw[index]:
+            caption += " · flagged NSFW by the model"
+        figures.append(_figure(path.name, caption, _size_of(path)))
+    return figures
+
+
+def _facts_rows(job: Mapping[str, Any], key: str, options: Mapping[str, Any] | None) -> str:
+    facts: list[tuple[str, Any]] = [
+        ("input key", key),
+        ("prompt", job.get("prompt")),
+        ("options", _options_text(options)),
+        ("seed", job.get("seed")),
+        ("timings", _timings_text(job.get("timings"))),
+        ("request id", job.get("request_id")),
+        ("execution", job.get("execution")),
+        ("created", job.get("created_at")),
+    ]
+    return "".join(
+        f"<tr><th>{html.escape(name)}</th><td>{html.escape(str(value))}</td></tr>"
+        for name, value in facts
+        if value not in (None, "", {}, [])
+    )
+
+
+def _failure_html(job: Mapping[str, Any]) -> str:
+    failure = job.get("failure")
+    if not isinstance(failure, Mapping):
+        return ""
+    return (
+        '<div class="failure" id="failure"><strong>'
+        f"{html.escape(str(failure.get('reason', 'failed')))}</strong>: "
+        f"{html.escape(str(failure.get('message', '')))}</div>"
+    )
 
 
 def _figure(name: str, caption: str, size: int | None) -> str:
