@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +37,16 @@ def _verdict(ok: bool) -> str:
     return "met" if ok else "**missed**"
 
 
+def _table(header: str, rows: Iterable[Any], cells: Callable[[Any], Sequence[str]]) -> list[str]:
+    """A Markdown table: the header (its names between ` | `), its rule, and one line of
+    cells per row."""
+    return [
+        f"| {header} |",
+        "|" + "---|" * len(header.split(" | ")),
+        *("| " + " | ".join(cells(row)) + " |" for row in rows),
+    ]
+
+
 def _rows(overhead: dict[str, Any]) -> list[dict[str, Any]]:
     return list(overhead["rows"])
 
@@ -51,91 +62,102 @@ def _find(rows: list[dict[str, Any]], mode: str, seconds: float, spread: float =
     return None
 
 
+OVERHEAD_HEADER = (
+    "completion | model run | overhead median | p95 | transitions / job | AWS cost / 1,000"
+)
+# How the modes worth pointing out are named in the table.
+MODE_NOTES = {"poll, adaptive": " (template defaults)", "poll, fixed 2 s": " (common pattern)"}
+
+
 def overhead_table(overhead: dict[str, Any]) -> list[str]:
-    lines = [
-        "| completion | model run | overhead median | p95 | transitions / job | AWS cost / 1,000 |",
-        "|---|---|---|---|---|---|",
+    return _table(OVERHEAD_HEADER, _rows(overhead), _overhead_cells)
+
+
+def _overhead_cells(row: dict[str, Any]) -> list[str]:
+    return [
+        row["mode"] + MODE_NOTES.get(row["mode"], ""),
+        f"{row['model_seconds']:.0f} s ±{row['model_time_spread']:.0%}",
+        f"{row['overhead_median_s']:.2f} s",
+        f"{row['overhead_p95_s']:.2f} s",
+        f"{row['transitions_per_job']:.1f}",
+        f"${row['cost_per_1000_images_usd']:.3f}",
     ]
-    for row in _rows(overhead):
-        name = row["mode"] + (" (template defaults)" if row["mode"] == "poll, adaptive" else "")
-        if row["mode"] == "poll, fixed 2 s":
-            name += " (common pattern)"
-        lines.append(
-            f"| {name} | {row['model_seconds']:.0f} s ±{row['model_time_spread']:.0%} | "
-            f"{row['overhead_median_s']:.2f} s | {row['overhead_p95_s']:.2f} s | "
-            f"{row['transitions_per_job']:.1f} | ${row['cost_per_1000_images_usd']:.3f} |"
-        )
-    return lines
 
 
 def functions_table(overhead: dict[str, Any]) -> list[str]:
-    lines = [
-        "| function | memory | poll 5 s: duration | poll 30 s: duration | GB-s / job (5 s, 30 s) |",
-        "|---|---|---|---|---|",
-    ]
+    header = "function | memory | poll 5 s: duration | poll 30 s: duration | GB-s / job (5 s, 30 s)"
     rows = _rows(overhead)
     five = _find(rows, "poll, adaptive", 5.0) or {}
     thirty = _find(rows, "poll, adaptive", 30.0) or five
     five_f = five.get("cost_breakdown_per_1000", {}).get("functions", {})
     thirty_f = thirty.get("cost_breakdown_per_1000", {}).get("functions", {})
-    for name in sorted(set(five_f) | set(thirty_f)):
+
+    def cells(name: str) -> list[str]:
         a, b = five_f.get(name, {}), thirty_f.get(name, {})
-        memory = a.get("memory_mb") or b.get("memory_mb")
-        lines.append(
-            f"| {name.removesuffix('Function')} | {memory} MB | "
-            f"{a.get('mean_duration_s', 0):.3f} s | {b.get('mean_duration_s', 0):.3f} s | "
-            f"{a.get('gb_seconds_per_job', 0):.3f}, {b.get('gb_seconds_per_job', 0):.3f} |"
-        )
-    return lines
+        return [
+            name.removesuffix("Function"),
+            f"{a.get('memory_mb') or b.get('memory_mb')} MB",
+            f"{a.get('mean_duration_s', 0):.3f} s",
+            f"{b.get('mean_duration_s', 0):.3f} s",
+            f"{a.get('gb_seconds_per_job', 0):.3f}, {b.get('gb_seconds_per_job', 0):.3f}",
+        ]
+
+    return _table(header, sorted(set(five_f) | set(thirty_f)), cells)
 
 
 def overhead_goals(overhead: dict[str, Any]) -> list[str]:
     rows = _rows(overhead)
-    lines = []
-    polls = [_find(rows, "poll, adaptive", s) for s in (5.0, 30.0)]
-    hooks = [_find(rows, "webhook", s) for s in (5.0, 30.0)]
-    polls = [row for row in polls if row]
-    hooks = [row for row in hooks if row]
-    if polls:
-        worst = max(row["overhead_median_s"] for row in polls)
-        figures = " / ".join(f"{row['overhead_median_s']:.2f} s" for row in polls)
-        lines.append(
-            f"- **Poll mode overhead median ≤ {POLL_OVERHEAD_GOAL_S} s (5 s / 30 s ±10%, "
-            f"template defaults):** {figures}. {_verdict(worst <= POLL_OVERHEAD_GOAL_S)}."
-        )
-        worst_cost = max(row["cost_per_1000_images_usd"] for row in polls)
-        figures = " / ".join(f"${row['cost_per_1000_images_usd']:.3f}" for row in polls)
-        lines.append(
-            f"- **Poll mode ≤ ${POLL_COST_GOAL:.2f} per 1,000 images:** {figures}. "
-            f"{_verdict(worst_cost <= POLL_COST_GOAL)}."
-        )
-    if hooks:
-        worst = max(row["overhead_median_s"] for row in hooks)
-        worst_cost = max(row["cost_per_1000_images_usd"] for row in hooks)
-        figures = " / ".join(
-            f"{row['overhead_median_s']:.2f} s, ${row['cost_per_1000_images_usd']:.3f}"
-            for row in hooks
-        )
-        lines.append(
-            f"- **Webhook mode ≤ {WEBHOOK_OVERHEAD_GOAL_S} s and ≤ ${WEBHOOK_COST_GOAL:.2f}:** "
-            f"{figures}. Overhead {_verdict(worst <= WEBHOOK_OVERHEAD_GOAL_S)}, cost "
-            f"{_verdict(worst_cost <= WEBHOOK_COST_GOAL)}."
-        )
-    return lines
+    polls = [row for row in (_find(rows, "poll, adaptive", s) for s in (5.0, 30.0)) if row]
+    hooks = [row for row in (_find(rows, "webhook", s) for s in (5.0, 30.0)) if row]
+    return [*_poll_goals(polls), *_webhook_goals(hooks)]
+
+
+def _poll_goals(polls: list[dict[str, Any]]) -> list[str]:
+    if not polls:
+        return []
+    worst = max(row["overhead_median_s"] for row in polls)
+    figures = " / ".join(f"{row['overhead_median_s']:.2f} s" for row in polls)
+    worst_cost = max(row["cost_per_1000_images_usd"] for row in polls)
+    costs = " / ".join(f"${row['cost_per_1000_images_usd']:.3f}" for row in polls)
+    return [
+        f"- **Poll mode overhead median ≤ {POLL_OVERHEAD_GOAL_S} s (5 s / 30 s ±10%, "
+        f"template defaults):** {figures}. {_verdict(worst <= POLL_OVERHEAD_GOAL_S)}.",
+        f"- **Poll mode ≤ ${POLL_COST_GOAL:.2f} per 1,000 images:** {costs}. "
+        f"{_verdict(worst_cost <= POLL_COST_GOAL)}.",
+    ]
+
+
+def _webhook_goals(hooks: list[dict[str, Any]]) -> list[str]:
+    if not hooks:
+        return []
+    worst = max(row["overhead_median_s"] for row in hooks)
+    worst_cost = max(row["cost_per_1000_images_usd"] for row in hooks)
+    figures = " / ".join(
+        f"{row['overhead_median_s']:.2f} s, ${row['cost_per_1000_images_usd']:.3f}" for row in hooks
+    )
+    return [
+        f"- **Webhook mode ≤ {WEBHOOK_OVERHEAD_GOAL_S} s and ≤ ${WEBHOOK_COST_GOAL:.2f}:** "
+        f"{figures}. Overhead {_verdict(worst <= WEBHOOK_OVERHEAD_GOAL_S)}, cost "
+        f"{_verdict(worst_cost <= WEBHOOK_COST_GOAL)}."
+    ]
 
 
 def copy_table(copy: dict[str, Any]) -> list[str]:
-    lines = [
-        "| output | streamed copy | peak extra RSS | upload of the file alone (ceiling) "
-        "| copy / ceiling |",
-        "|---|---|---|---|---|",
-    ]
-    for row in copy["rows"]:
-        lines.append(
-            f"| {row['size_mb']} MB | {row['copy_mb_per_s']:.0f} MB/s | "
-            f"{row['copy_peak_extra_rss_mb']:.1f} MB | {row['upload_only_mb_per_s']:.0f} MB/s | "
-            f"{row['ratio_to_upload_only']:.2f} |"
-        )
+    header = (
+        "output | streamed copy | peak extra RSS | upload of the file alone (ceiling) "
+        "| copy / ceiling"
+    )
+    lines = _table(
+        header,
+        copy["rows"],
+        lambda row: [
+            f"{row['size_mb']} MB",
+            f"{row['copy_mb_per_s']:.0f} MB/s",
+            f"{row['copy_peak_extra_rss_mb']:.1f} MB",
+            f"{row['upload_only_mb_per_s']:.0f} MB/s",
+            f"{row['ratio_to_upload_only']:.2f}",
+        ],
+    )
     ratios = [row["ratio_to_upload_only"] for row in copy["rows"]]
     memory = max(row["copy_peak_extra_rss_mb"] for row in copy["rows"])
     lines += [
@@ -178,12 +200,15 @@ def burst_lines(burst: dict[str, Any]) -> list[str]:
 
 
 def cold_table(cold: dict[str, Any]) -> list[str]:
-    lines = ["| function | import | x `import boto3` |", "|---|---|---|"]
-    for row in cold["rows"]:
-        lines.append(
-            f"| {row['function'].removesuffix('Function')} | {row['import_ms']:.0f} ms | "
-            f"{row['ratio_to_boto3']:.2f}x |"
-        )
+    lines = _table(
+        "function | import | x `import boto3`",
+        cold["rows"],
+        lambda row: [
+            row["function"].removesuffix("Function"),
+            f"{row['import_ms']:.0f} ms",
+            f"{row['ratio_to_boto3']:.2f}x",
+        ],
+    )
     worst = max(row["ratio_to_boto3"] for row in cold["rows"])
     best = min(row["ratio_to_boto3"] for row in cold["rows"])
     breakdown = ", ".join(f"{name} ~{ms:.0f} ms" for name, ms in cold["breakdown_ms"].items())
