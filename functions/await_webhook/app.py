@@ -18,9 +18,11 @@ class AwaitEnvelope(TaskEnvelope[ModelJob]):
 
 @logger.inject_lambda_context(clear_state=True)
 @metrics.log_metrics
-def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+def lambda_handler(
+    event: dict[str, Any], context: LambdaContext, runtime: Runtime = RUNTIME
+) -> dict[str, Any]:
     envelope = AwaitEnvelope.model_validate(event)
     logger.append_keys(object_key=envelope.job.source.key, model_request_id=envelope.job.request_id)
-    outcome = RUNTIME.webhook_rendezvous.register_token(envelope.job, envelope.task_token)
+    outcome = runtime.webhook_rendezvous.register_token(envelope.job, envelope.task_token)
     logger.info("waiting for the model's webhook", extra={"outcome": outcome})
     return {"outcome": outcome}

@@ -5,31 +5,31 @@ from __future__ import annotations
 from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from kontext_pipeline.jobs import collect_outputs
-from kontext_pipeline.models import ModelJob, TaskEnvelope, utc_now
-from kontext_pipeline.observability import MetricUnit, logger, metrics
+from kontext_pipeline.models import utc_now
+from kontext_pipeline.observability import MetricUnit, job_in, logger, metrics
 from kontext_pipeline.runtime import Runtime
+from kontext_pipeline.steps.collect_outputs import CollectOutputs, collect_outputs
 
 RUNTIME = Runtime()
 
 
 @logger.inject_lambda_context(clear_state=True)
 @metrics.log_metrics
-def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    envelope = TaskEnvelope[ModelJob].model_validate(event)
-    logger.append_keys(object_key=envelope.job.source.key, model_request_id=envelope.job.request_id)
-    notification = collect_outputs(
-        envelope.job,
-        s3=RUNTIME.s3,
-        http=RUNTIME.http,
-        fal=RUNTIME.fal(),
-        notifier=RUNTIME.notifier(context),
-        settings=RUNTIME.settings,
-        policy=RUNTIME.output_policy,
-        execution_id=envelope.execution_id,
-        budget=RUNTIME.budget,
-        run_times=RUNTIME.run_times,
+def lambda_handler(
+    event: dict[str, Any], context: LambdaContext, runtime: Runtime = RUNTIME
+) -> dict[str, Any]:
+    envelope = job_in(event)
+    step = CollectOutputs(
+        s3=runtime.s3,
+        http=runtime.http,
+        queue=runtime.fal(),
+        publisher=runtime.notifier(context),
+        scope=runtime.edit_scope,
+        policy=runtime.output_policy,
+        budget=runtime.budget,
+        run_times=runtime.run_times,
     )
+    notification = collect_outputs(envelope.job, step, execution_id=envelope.execution_id)
     metrics.add_dimension(name="status", value=notification.status)
     metrics.add_metric(name="JobsSucceeded", unit=MetricUnit.Count, value=1)
     model_seconds = float(notification.timings.get("inference") or 0.0)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_lambda_powertools.utilities.data_classes import EventBridgeEvent, event_source
+from aws_lambda_powertools.utilities.data_classes import EventBridgeEvent
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from kontext_pipeline.callbacks import JobCallbacks
 from kontext_pipeline.observability import MetricUnit, logger, metrics
@@ -15,8 +15,10 @@ RUNTIME = Runtime()
 
 @logger.inject_lambda_context(clear_state=True)
 @metrics.log_metrics
-@event_source(data_class=EventBridgeEvent)
-def lambda_handler(event: EventBridgeEvent, context: LambdaContext) -> dict[str, Any]:
+def lambda_handler(
+    raw_event: dict[str, Any], context: LambdaContext, runtime: Runtime = RUNTIME
+) -> dict[str, Any]:
+    event = EventBridgeEvent(raw_event)
     notification = event.detail
     logger.append_keys(
         object_key=(notification.get("source") or {}).get("key"),
@@ -25,12 +27,12 @@ def lambda_handler(event: EventBridgeEvent, context: LambdaContext) -> dict[str,
     # A receiver that keeps failing raises CallbackDeliveryError out of here: Lambda
     # retries the event, then sends it to the dead-letter queue.
     callbacks = JobCallbacks(
-        s3=RUNTIME.s3,
-        http=RUNTIME.http,
-        events=RUNTIME.events,
-        event_bus_name=RUNTIME.settings.event_bus_name,
-        rules=RUNTIME.callback_rules,
-        signing_key_source=RUNTIME.callback_signing_key,
+        s3=runtime.s3,
+        http=runtime.http,
+        events=runtime.events,
+        event_bus_name=runtime.settings.event_bus_name,
+        rules=runtime.callback_rules,
+        signing_key_source=runtime.callback_signing_key,
     )
     report = callbacks.call_back(notification)
     if report.outcome != "none":

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_lambda_powertools.utilities.data_classes import LambdaFunctionUrlEvent, event_source
+from aws_lambda_powertools.utilities.data_classes import LambdaFunctionUrlEvent
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from kontext_pipeline.errors import WebhookRejectedError
 from kontext_pipeline.observability import MetricUnit, logger, metrics
@@ -16,19 +16,21 @@ RUNTIME = Runtime()
 
 @logger.inject_lambda_context(clear_state=True)
 @metrics.log_metrics
-@event_source(data_class=LambdaFunctionUrlEvent)
-def lambda_handler(event: LambdaFunctionUrlEvent, context: LambdaContext) -> dict[str, Any]:
+def lambda_handler(
+    raw_event: dict[str, Any], context: LambdaContext, runtime: Runtime = RUNTIME
+) -> dict[str, Any]:
+    event = LambdaFunctionUrlEvent(raw_event)
     if event.request_context.http.method != "POST":
         return {"statusCode": 405, "body": "POST only"}
     body = event.decoded_body.encode() if event.decoded_body else b""
     try:
-        webhook = verify_webhook(event.headers, body, RUNTIME.jwks)
+        webhook = verify_webhook(event.headers, body, runtime.jwks)
     except WebhookRejectedError as exc:
         logger.warning("webhook rejected", extra={"why": exc.message})
         metrics.add_metric(name="WebhooksRejected", unit=MetricUnit.Count, value=1)
         return {"statusCode": 401, "body": "rejected"}
     logger.append_keys(model_request_id=webhook.request_id)
-    outcome = RUNTIME.webhook_rendezvous.record_webhook(webhook)
+    outcome = runtime.webhook_rendezvous.record_webhook(webhook)
     logger.info("webhook accepted", extra={"status": webhook.status, "outcome": outcome})
     metrics.add_metric(name="WebhooksAccepted", unit=MetricUnit.Count, value=1)
     return {"statusCode": 200, "body": outcome}

@@ -6,34 +6,32 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from kontext_pipeline.errors import PipelineError
-from kontext_pipeline.fal import FalQueueClient
-from kontext_pipeline.jobs import report_failure
 from kontext_pipeline.models import TaskEnvelope
 from kontext_pipeline.observability import MetricUnit, logger, metrics
+from kontext_pipeline.protocols import ModelQueue
 from kontext_pipeline.runtime import Runtime
+from kontext_pipeline.steps.report_failure import ReportFailure, report_failure
 
 RUNTIME = Runtime()
 
 
 @logger.inject_lambda_context(clear_state=True)
 @metrics.log_metrics
-def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+def lambda_handler(
+    event: dict[str, Any], context: LambdaContext, runtime: Runtime = RUNTIME
+) -> dict[str, Any]:
     envelope = TaskEnvelope[dict[str, Any]].model_validate(event)
-    fal: FalQueueClient | None
+    queue: ModelQueue | None
     try:
-        fal = RUNTIME.fal()
+        queue = runtime.fal()
     except PipelineError as exc:
         # Without the key nothing can be cancelled, but the failure must still be reported.
         logger.warning("no model client for the cancel", extra={"why": str(exc)})
-        fal = None
-    notification = report_failure(
-        envelope.job,
-        fal=fal,
-        notifier=RUNTIME.notifier(context),
-        execution_id=envelope.execution_id,
-        s3=RUNTIME.s3,
-        budget=RUNTIME.budget,
+        queue = None
+    step = ReportFailure(
+        publisher=runtime.notifier(context), queue=queue, s3=runtime.s3, budget=runtime.budget
     )
+    notification = report_failure(envelope.job, step, execution_id=envelope.execution_id)
     reason = notification.failure.reason if notification.failure else "unknown"
     metrics.add_dimension(name="status", value=notification.status)
     metrics.add_metadata(key="reason", value=reason)

@@ -5,29 +5,31 @@ from __future__ import annotations
 from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from kontext_pipeline.jobs import submit_edit
 from kontext_pipeline.models import JobStart, TaskEnvelope
 from kontext_pipeline.observability import MetricUnit, logger, metrics
 from kontext_pipeline.runtime import Runtime
+from kontext_pipeline.steps.submit_edit import SubmitEdit, submit_edit
 
 RUNTIME = Runtime()
 
 
 @logger.inject_lambda_context(clear_state=True)
 @metrics.log_metrics
-def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+def lambda_handler(
+    event: dict[str, Any], context: LambdaContext, runtime: Runtime = RUNTIME
+) -> dict[str, Any]:
     envelope = TaskEnvelope[JobStart].model_validate(event)
     logger.append_keys(object_key=envelope.job.source.key, execution=envelope.execution_id)
-    job = submit_edit(
-        envelope.job,
-        s3=RUNTIME.s3,
-        fal=RUNTIME.fal(),
-        ledger=RUNTIME.ledger,
-        settings=RUNTIME.settings,
-        poll_plan=RUNTIME.poll_plan,
-        budget=RUNTIME.budget,
-        run_times=RUNTIME.run_times,
+    step = SubmitEdit(
+        s3=runtime.s3,
+        queue=runtime.fal(),
+        ledger=runtime.ledger,
+        budget=runtime.budget,
+        poll_plan=runtime.poll_plan,
+        policy=runtime.submit_policy,
+        run_times=runtime.run_times,
     )
+    job = submit_edit(envelope.job, step)
     metrics.add_metric(name="RequestsSubmitted", unit=MetricUnit.Count, value=1)
     metrics.add_metric(name="ImagesRequested", unit=MetricUnit.Count, value=job.options.num_images)
     return job.model_dump(mode="json")

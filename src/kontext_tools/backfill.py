@@ -12,11 +12,15 @@ import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kontext_pipeline.backfill import BackfillPlan, count_outcomes, plan_backfill
-from kontext_pipeline.config import PipelineSettings
 from kontext_pipeline.models import EditOverrides
+from kontext_pipeline.scope import EditScope
+
+if TYPE_CHECKING:
+    from types_boto3_s3.client import S3Client
+    from types_boto3_stepfunctions.client import SFNClient
 
 POLL_SECONDS = 1.0
 
@@ -49,7 +53,9 @@ def backfill_input(
     return document
 
 
-def start_backfill(stepfunctions: Any, state_machine_arn: str, document: Mapping[str, Any]) -> str:
+def start_backfill(
+    stepfunctions: SFNClient, state_machine_arn: str, document: Mapping[str, Any]
+) -> str:
     # Not named from the prefix: a second backfill of the same prefix is a new run, and the
     # edits it starts are deduplicated per object version anyway.
     response = stepfunctions.start_execution(
@@ -60,7 +66,7 @@ def start_backfill(stepfunctions: Any, state_machine_arn: str, document: Mapping
     return str(response["executionArn"])
 
 
-def backfill_result(stepfunctions: Any, execution_arn: str) -> BackfillResult:
+def backfill_result(stepfunctions: SFNClient, execution_arn: str) -> BackfillResult:
     described = stepfunctions.describe_execution(executionArn=execution_arn)
     status = str(described["status"])
     if status == "SUCCEEDED":
@@ -73,7 +79,7 @@ def backfill_result(stepfunctions: Any, execution_arn: str) -> BackfillResult:
 
 
 def wait_for_backfill(
-    stepfunctions: Any,
+    stepfunctions: SFNClient,
     execution_arn: str,
     *,
     timeout: float,
@@ -94,25 +100,21 @@ def wait_for_backfill(
         sleep(POLL_SECONDS)
 
 
-def listed_keys(s3: Any, bucket: str, prefix: str) -> Iterator[str]:
+def listed_keys(s3: S3Client, bucket: str, prefix: str) -> Iterator[str]:
     for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
         for item in page.get("Contents", []):
             yield str(item["Key"])
 
 
 def dry_run(
-    s3: Any,
+    s3: S3Client,
     *,
     bucket: str,
     prefix: str,
-    input_prefix: str,
-    output_prefix: str,
-    prompt: str | None = None,
-    options: Mapping[str, Any] | None = None,
+    scope: EditScope,
+    request: EditOverrides | None = None,
 ) -> BackfillPlan:
     """What the backfill would start, and what the model would cost, starting nothing."""
-    settings = PipelineSettings(input_prefix=input_prefix, output_prefix=output_prefix)
-    request = EditOverrides(prompt=prompt, options=dict(options or {}))
     return plan_backfill(
-        listed_keys(s3, bucket, prefix), bucket=bucket, settings=settings, request=request
+        listed_keys(s3, bucket, prefix), bucket=bucket, scope=scope, request=request
     )

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from kontext_pipeline.scope import EditScope
 
 from kontext_tools.backfill import dry_run
 from kontext_tools.cli import main
@@ -58,13 +59,8 @@ def test_a_backfill_edits_each_object_once_however_often_it_runs(pipeline: Local
     executions_before = len(pipeline.executions())
 
     # When the dry run looks first, then a backfill runs with MaxConcurrency 5
-    plan = dry_run(
-        pipeline.client("s3"),
-        bucket=pipeline.bucket,
-        prefix=prefix,
-        input_prefix=pipeline.outputs["InputPrefix"],
-        output_prefix=pipeline.outputs["OutputPrefix"],
-    )
+    scope = EditScope(pipeline.outputs["InputPrefix"], pipeline.outputs["OutputPrefix"])
+    plan = dry_run(pipeline.client("s3"), bucket=pipeline.bucket, prefix=prefix, scope=scope)
     first = pipeline.backfill(prefix, max_concurrency=5, timeout=240)
 
     # Then the dry run counted without starting anything, and the backfill started the 50,

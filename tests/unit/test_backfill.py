@@ -12,12 +12,12 @@ from kontext_pipeline.backfill import (
     plan_backfill,
     start_backfill_edit,
 )
-from kontext_pipeline.config import PipelineSettings
-from kontext_pipeline.jobs import source_from_s3_record, start_edit_jobs
+from kontext_pipeline.scope import EditScope
+from kontext_pipeline.steps.start_edit import JobStarter, source_from_s3_record, start_edit_jobs
 
 from tests.conftest import load_event
 
-SETTINGS = PipelineSettings(input_prefix="inputs/", output_prefix="outputs/")
+SCOPE = EditScope(input_prefix="inputs/", output_prefix="outputs/")
 BUCKET = "kontext-images-example"
 
 
@@ -42,9 +42,7 @@ def item_for(key: str, **changes: Any) -> BackfillItem:
 
 def start(aws_setup: tuple[Any, Any, str], item: BackfillItem) -> str:
     s3, sfn, arn = aws_setup
-    return start_backfill_edit(
-        item, s3=s3, stepfunctions=sfn, state_machine_arn=arn, settings=SETTINGS
-    ).outcome
+    return start_backfill_edit(item, s3=s3, starter=JobStarter(sfn, arn), scope=SCOPE).outcome
 
 
 def test_a_listed_object_starts_its_edit_with_the_backfills_request(
@@ -75,9 +73,7 @@ def test_an_object_the_trigger_already_started_is_a_duplicate(
     record["s3"]["bucket"]["name"] = BUCKET
     record["s3"]["object"].update(versionId=put["VersionId"], eTag=put["ETag"].strip('"'))
     assert source_from_s3_record(record).version_id == put["VersionId"]
-    [trigger] = start_edit_jobs(
-        [record], stepfunctions=sfn, state_machine_arn=arn, settings=SETTINGS
-    )
+    [trigger] = start_edit_jobs([record], starter=JobStarter(sfn, arn), scope=SCOPE)
     assert trigger.outcome == "started"
     # When a backfill lists it
     # Then it is recognised: no second execution
@@ -104,7 +100,7 @@ def test_the_plan_counts_objects_and_the_models_price() -> None:
     keys = ["inputs/a.jpg", "inputs/b.png", "inputs/a.jpg.prompt.txt", "outputs/x/0.jpg"]
     request = item_for("inputs/a.jpg").request
     # When planned with the request's two images each
-    plan = plan_backfill(keys, bucket=BUCKET, settings=SETTINGS, request=request)
+    plan = plan_backfill(keys, bucket=BUCKET, scope=SCOPE, request=request)
     # Then two objects would start, four images, $0.32 at the model
     assert (plan.objects, plan.skipped, plan.images) == (2, 2, 4)
     assert plan.model_cost_usd == pytest.approx(0.32)

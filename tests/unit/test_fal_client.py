@@ -274,9 +274,9 @@ def test_a_result_is_read_with_its_images_seed_and_nsfw_flags() -> None:
 
 def test_completed_with_an_error_fails_the_job_with_the_models_reason() -> None:
     # Given a status answer: COMPLETED, but with the model's error
-    from kontext_pipeline.jobs import check_status
     from kontext_pipeline.models import ModelJob
     from kontext_pipeline.polling import PollPlan
+    from kontext_pipeline.steps.check_status import check_status
 
     seen: list[httpx.Request] = []
     client = scripted_client(
@@ -285,7 +285,7 @@ def test_completed_with_an_error_fails_the_job_with_the_models_reason() -> None:
     job = ModelJob.model_validate(load_event("task_check_status")["job"])
     # When the job is polled / Then it fails with the model's error type as the reason
     with pytest.raises(ModelRequestFailedError) as caught:
-        check_status(job, fal=client, poll_plan=PollPlan(2, 30, 20))
+        check_status(job, queue=client, poll_plan=PollPlan(2, 30, 20))
     assert caught.value.reason == "model_image_load_error"
     assert "could not be loaded" in caught.value.message
     assert "error_type image_load_error" in caught.value.message

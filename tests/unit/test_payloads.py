@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from kontext_pipeline.jobs import execution_name_for
 from kontext_pipeline.models import JobStart, ModelJob, TaskEnvelope
 
 from tests.conftest import load_event
@@ -13,7 +12,7 @@ def test_the_submit_payload_is_the_execution_input_and_its_id() -> None:
     assert envelope.job.source.key == "inputs/kitchen-table.jpg"
     assert (envelope.execution_id or "").startswith("arn:aws:states:")
     # The submit's ledger key is the execution name the trigger derived from the same source
-    assert execution_name_for(envelope.job.source).startswith("kitchen-table-")
+    assert envelope.job.source.execution_name.startswith("kitchen-table-")
 
 
 def test_the_poll_payload_is_a_model_job() -> None:

@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 from kontext_pipeline.errors import ModelDeadlineExceededError, ModelQueueWaitExceededError
-from kontext_pipeline.jobs import check_status
 from kontext_pipeline.models import ModelJob, QueueStatus
 from kontext_pipeline.polling import PollPlan
+from kontext_pipeline.steps.check_status import Clock, check_status
 
 from tests.conftest import load_event
 
@@ -74,9 +74,8 @@ def follow(job: ModelJob, queue: FakeQueue, plan: PollPlan) -> Iterator[ModelJob
     """What the state machine does: Wait, CheckStatus, until COMPLETED (bounded)."""
     queue.t += job.next_poll_seconds
     for _ in range(500):
-        job = check_status(
-            job, fal=queue, poll_plan=plan, now=queue.now, clock=queue.clock, sleep=queue.sleep
-        )  # type: ignore[arg-type]
+        clock = Clock(now=queue.now, monotonic=queue.clock, sleep=queue.sleep)
+        job = check_status(job, queue=queue, poll_plan=plan, clock=clock)
         yield job
         if job.status == "COMPLETED":
             return

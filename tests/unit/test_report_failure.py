@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 from kontext_pipeline.errors import CaughtError
-from kontext_pipeline.jobs import report_failure
 from kontext_pipeline.notify import Notifier
+from kontext_pipeline.steps.report_failure import ReportFailure, report_failure
 
 from tests.conftest import load_event
 
@@ -48,7 +48,7 @@ def test_a_model_failure_is_reported_with_its_reason_and_no_stack_trace(
     publisher, sqs, queue = notifier
     state = load_event("task_report_failure")["job"]
     # When reported
-    notification = report_failure(state, fal=None, notifier=publisher, execution_id="exec-1")
+    notification = report_failure(state, ReportFailure(publisher), execution_id="exec-1")
     # Then subscribers learn the reason, the error, the message and the request id
     assert notification.failure is not None
     assert notification.failure.reason == "model_image_load_error"
@@ -65,7 +65,7 @@ def test_invalid_input_is_reported_without_a_request_id(
 ) -> None:
     publisher, _, _ = notifier
     state = load_event("task_report_failure_invalid_input")["job"]
-    notification = report_failure(state, fal=None, notifier=publisher)
+    notification = report_failure(state, ReportFailure(publisher))
     assert notification.failure is not None
     assert notification.failure.reason == "missing_prompt"
     assert notification.request_id is None
@@ -75,8 +75,8 @@ def test_a_retried_failure_branch_publishes_once(notifier: tuple[Notifier, Any, 
     # Given the failure branch ran, and Step Functions runs it again (a retry)
     publisher, sqs, queue = notifier
     state = load_event("task_report_failure")["job"]
-    report_failure(state, fal=None, notifier=publisher)
-    report_failure(state, fal=None, notifier=publisher)
+    report_failure(state, ReportFailure(publisher))
+    report_failure(state, ReportFailure(publisher))
     # Then one notification went out
     assert len(received(sqs, queue)) == 1
 

@@ -6,12 +6,12 @@ import json
 from typing import Any
 
 import pytest
-from kontext_pipeline.config import PipelineSettings
-from kontext_pipeline.jobs import execution_name_for, source_from_s3_record, start_edit_jobs
+from kontext_pipeline.scope import EditScope
+from kontext_pipeline.steps.start_edit import JobStarter, source_from_s3_record, start_edit_jobs
 
 from tests.conftest import load_event
 
-SETTINGS = PipelineSettings(input_prefix="inputs/", output_prefix="outputs/")
+SCOPE = EditScope(input_prefix="inputs/", output_prefix="outputs/")
 
 
 @pytest.fixture
@@ -29,9 +29,8 @@ def state_machine(aws: Any) -> tuple[Any, str]:
 def run(event_name: str, sfn: Any, arn: str) -> list[str]:
     outcomes = start_edit_jobs(
         load_event(event_name)["Records"],
-        stepfunctions=sfn,
-        state_machine_arn=arn,
-        settings=SETTINGS,
+        starter=JobStarter(sfn, arn),
+        scope=SCOPE,
     )
     return [outcome.outcome for outcome in outcomes]
 
@@ -95,8 +94,8 @@ def test_execution_names_are_valid_and_stable() -> None:
     # Given the unicode-key object
     source = source_from_s3_record(load_event("s3_put_unicode_key")["Records"][0])
     # When named twice / Then the name is deterministic and only uses allowed characters
-    name = execution_name_for(source)
-    assert name == execution_name_for(source)
+    name = source.execution_name
+    assert name == source.execution_name
     assert len(name) <= 80
     assert all(ch.isascii() and (ch.isalnum() or ch in "-_") for ch in name)
 
@@ -107,12 +106,11 @@ def test_a_listed_object_version_gets_the_name_its_upload_event_gave_it() -> Non
     # When a backfill names the same version, listed: no sequencer, the ETag quoted
     listed = from_event.model_copy(update={"sequencer": None, "etag": f'"{from_event.etag}"'})
     # Then the names agree, so the backfill finds the job the trigger started
-    assert execution_name_for(listed) == execution_name_for(from_event)
+    assert listed.execution_name == from_event.execution_name
     # And without a version id, the sequencer and ETag still tell writes apart
     unversioned = from_event.model_copy(update={"version_id": None})
-    assert execution_name_for(unversioned) != execution_name_for(
-        unversioned.model_copy(update={"sequencer": "0055AED6DCD90281E6"})
-    )
+    resequenced = unversioned.model_copy(update={"sequencer": "0055AED6DCD90281E6"})
+    assert unversioned.execution_name != resequenced.execution_name
 
 
 def test_concurrent_deliveries_start_one_execution(state_machine: tuple[Any, str]) -> None:

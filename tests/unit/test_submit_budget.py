@@ -7,21 +7,20 @@ from typing import Any
 
 import pytest
 from kontext_pipeline.budget import IN_FLIGHT_KEY, Budget
-from kontext_pipeline.config import PipelineSettings
 from kontext_pipeline.errors import (
     BudgetExceededError,
     ConcurrencyCapReachedError,
     ModelQueueUnavailableError,
 )
-from kontext_pipeline.jobs import submit_edit
 from kontext_pipeline.ledger import JobLedger
 from kontext_pipeline.models import JobStart, QueueSubmission, SourceObject
 from kontext_pipeline.polling import PollPlan
+from kontext_pipeline.steps.submit_edit import SubmitEdit, SubmitPolicy, submit_edit
 
 from tests.conftest import make_image
 
 BUCKET = "kontext-images-example"
-SETTINGS = PipelineSettings(input_prefix="inputs/", output_prefix="outputs/")
+POLICY = SubmitPolicy(max_input_bytes=25 * 1024 * 1024, max_input_pixels=40_000_000)
 
 
 class FakeQueue:
@@ -60,14 +59,17 @@ def submit(world: dict[str, Any], key: str, budget: Budget, images: int = 1) -> 
         Metadata={"prompt": "make it snow", "num-images": str(images)},
     )
     start = JobStart(source=SourceObject(bucket=BUCKET, key=key, version_id=put["VersionId"]))
-    return submit_edit(
-        start,
+    return submit_edit(start, step(world, budget))
+
+
+def step(world: dict[str, Any], budget: Budget) -> SubmitEdit:
+    return SubmitEdit(
         s3=world["s3"],
-        fal=world["queue"],  # type: ignore[arg-type]
+        queue=world["queue"],
         ledger=JobLedger(world["dynamodb"], "jobs"),
-        settings=SETTINGS,
-        poll_plan=PollPlan(min_seconds=1, max_seconds=5, expected_model_seconds=1),
         budget=budget,
+        poll_plan=PollPlan(min_seconds=1, max_seconds=5, expected_model_seconds=1),
+        policy=POLICY,
     )
 
 
@@ -136,15 +138,7 @@ def test_a_retried_submit_reuses_the_request_and_counts_nothing_twice(
     budget = Budget(world["dynamodb"], "jobs", max_images_per_day=4, max_concurrent_requests=2)
     first = submit(world, "inputs/a.png", budget, images=2)
     # When its submit task runs again (a retry after a lost answer on the way back)
-    again = submit_edit(
-        JobStart(source=first.source),
-        s3=world["s3"],
-        fal=world["queue"],  # type: ignore[arg-type]
-        ledger=JobLedger(world["dynamodb"], "jobs"),
-        settings=SETTINGS,
-        poll_plan=PollPlan(min_seconds=1, max_seconds=5, expected_model_seconds=1),
-        budget=budget,
-    )
+    again = submit_edit(JobStart(source=first.source), step(world, budget))
     # Then it is the same request, and neither cap counted it again
     assert again.request_id == first.request_id
     assert world["queue"].submits == 1

@@ -2,7 +2,7 @@
 
 `BackfillStateMachine` (statemachine/backfill.asl.json) lists a prefix with a Distributed
 Map (`ItemReader` `s3:listObjectsV2`) and hands each listed object to
-`start_backfill_edit`, which starts its edit exactly as the trigger does (`start_job`,
+`start_backfill_edit`, which starts its edit exactly as the trigger does (`JobStarter`,
 the one naming rule). A listing has no event sequencer, so the object's current version id
 is read (HeadObject) and names the job: an object the trigger already ran, or that an
 overlapping backfill started, answers `ExecutionAlreadyExists` and counts as a duplicate,
@@ -18,16 +18,19 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import BaseModel, ConfigDict, Field
 
-from kontext_pipeline.config import PipelineSettings
 from kontext_pipeline.errors import StorageUnavailableError, is_missing_object
-from kontext_pipeline.jobs import StartOutcome, skip_reason, start_job
 from kontext_pipeline.models import EditOverrides, SourceObject
 from kontext_pipeline.observability import logger
+from kontext_pipeline.scope import EditScope
+from kontext_pipeline.steps.start_edit import JobStarter, StartOutcome
+
+if TYPE_CHECKING:
+    from types_boto3_s3.client import S3Client
 
 # fal's list price for FLUX.1 Kontext [max], per output image (README, "A spending cap").
 MODEL_PRICE_PER_IMAGE_USD = 0.08
@@ -52,47 +55,56 @@ class BackfillItem(BaseModel):
     object: ListedObject
     request: EditOverrides | None = None
 
+    @property
+    def source(self) -> SourceObject:
+        """The listed object, as the trigger's event would name it (no version yet)."""
+        listed = self.object
+        return SourceObject(
+            bucket=self.bucket,
+            key=listed.key,
+            etag=(listed.etag or listed.etag_boto or "").strip('"') or None,
+            size=listed.size,
+        )
+
 
 def start_backfill_edit(
-    item: BackfillItem,
-    *,
-    s3: Any,
-    stepfunctions: Any,
-    state_machine_arn: str,
-    settings: PipelineSettings,
+    item: BackfillItem, *, s3: S3Client, starter: JobStarter, scope: EditScope
 ) -> StartOutcome:
     """Start the edit of one listed object, or say why not (skipped, duplicate)."""
-    listed = item.object
-    source = SourceObject(
-        bucket=item.bucket,
-        key=listed.key,
-        etag=(listed.etag or listed.etag_boto or "").strip('"') or None,
-        size=listed.size,
-    )
-    reason = skip_reason(source, settings)
+    source = item.source
+    reason = scope.skip_reason(source)
     if reason:
         return StartOutcome(source, "skipped", reason)
+    current = _current_version(s3, source)
+    if current is None:
+        return StartOutcome(source, "skipped", "deleted since it was listed")
+    outcome = starter.start(current, request=item.request)
+    logger.info("backfill item", extra={"object_key": current.key, "outcome": outcome.outcome})
+    return outcome
+
+
+def _current_version(s3: S3Client, source: SourceObject) -> SourceObject | None:
+    """The listed object as it stands now (version, ETag, size); None once it is deleted.
+
+    The current version is the one to edit; if it was overwritten since the listing, the
+    overwrite's own event names the same job, so the two still start it once.
+    """
     try:
         head = s3.head_object(Bucket=source.bucket, Key=source.key)
     except ClientError as exc:
         if is_missing_object(exc):
-            return StartOutcome(source, "skipped", "deleted since it was listed")
+            return None
         raise StorageUnavailableError(f"cannot read {source.s3_uri}: {exc}") from exc
     except BotoCoreError as exc:
         raise StorageUnavailableError(f"cannot read {source.s3_uri}: {exc}") from exc
     version = head.get("VersionId")
-    # The current version is the one to edit; if it was overwritten since the listing, the
-    # overwrite's own event names the same job, so the two still start it once.
-    source = source.model_copy(
+    return source.model_copy(
         update={
             "version_id": version if version and version != "null" else None,
             "etag": str(head.get("ETag", source.etag or "")).strip('"') or None,
             "size": head.get("ContentLength", source.size),
         }
     )
-    outcome = start_job(stepfunctions, state_machine_arn, source, request=item.request)
-    logger.info("backfill item", extra={"object_key": source.key, "outcome": outcome.outcome})
-    return outcome
 
 
 @dataclass(frozen=True)
@@ -116,7 +128,7 @@ def plan_backfill(
     keys: Iterable[str],
     *,
     bucket: str,
-    settings: PipelineSettings,
+    scope: EditScope,
     request: EditOverrides | None = None,
 ) -> BackfillPlan:
     """Count what would be started. Images per object come from the request's
@@ -124,7 +136,7 @@ def plan_backfill(
     reading each object would tell, so the estimate is a floor then."""
     objects = skipped = 0
     for key in keys:
-        if skip_reason(SourceObject(bucket=bucket, key=key), settings):
+        if scope.skip_reason(SourceObject(bucket=bucket, key=key)):
             skipped += 1
         else:
             objects += 1

@@ -198,7 +198,7 @@ class Budget:
                 raise StorageUnavailableError(
                     f"jobs table unavailable: {aws_error_code(exc)}"
                 ) from exc
-            reasons = exc.response.get("CancellationReasons", [])  # type: ignore[typeddict-item]
+            reasons = exc.response.get("CancellationReasons", [])
             return [str(item.get("Code")) for item in reasons] or ["TransactionCanceled"]
         except BotoCoreError as exc:
             raise StorageUnavailableError(f"jobs table unavailable: {exc}") from exc

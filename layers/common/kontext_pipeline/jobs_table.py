@@ -14,16 +14,20 @@ Every item expires by TTL (`expires_at`, seconds since the epoch).
 from __future__ import annotations
 
 import time
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from types_boto3_dynamodb.type_defs import AttributeValueTypeDef
 
 # Long enough for the model's webhook retries (2 hours) and any deadline a user sets.
 RECORD_TTL_SECONDS = 7 * 24 * 3600
 
 
-def job_item_key(job_key: str) -> dict[str, dict[str, str]]:
+def job_item_key(job_key: str) -> dict[str, AttributeValueTypeDef]:
     """The key of a job's own item (`job#<job key>`)."""
     return {"pk": {"S": f"job#{job_key}"}}
 
 
-def expires_at(after_seconds: int = RECORD_TTL_SECONDS) -> dict[str, str]:
+def expires_at(after_seconds: int = RECORD_TTL_SECONDS) -> AttributeValueTypeDef:
     """The `expires_at` attribute value of an item written now."""
     return {"N": str(int(time.time()) + after_seconds)}

@@ -100,6 +100,7 @@ class SourceObject(BaseModel):
         the same sequencer, an overwrite a new one), with the ETag where the event has no
         sequencer either. It is also the job's key in the jobs table (ledger.py).
         """
+        identity: tuple[str, ...]
         if self.version_id and self.version_id != "null":
             identity = (self.bucket, self.key, self.version_id)
         else:

@@ -1,14 +1,15 @@
-"""The clients a function needs, built once per cold start and only when first used.
+"""The clients and policies a function needs, built once per cold start, when first used.
 
 Handlers get everything from here, so they never touch boto3 or httpx themselves, and the
-local run and the tests can hand in clients of their own.
+tests can hand in a Runtime of their own (`lambda_handler(event, context, runtime)`). The
+policies are the few settings each step reads, so no step sees the whole settings model.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, cast
 
 import boto3
 import httpx
@@ -24,12 +25,24 @@ from kontext_pipeline.ledger import JobLedger
 from kontext_pipeline.notify import Notifier
 from kontext_pipeline.outputs import OutputPolicy
 from kontext_pipeline.polling import PollPlan
+from kontext_pipeline.protocols import ModelQueue
 from kontext_pipeline.run_times import RecentRunTimes
+from kontext_pipeline.scope import EditScope
 
 if TYPE_CHECKING:
-    # Imported where used: only the webhook and callback functions need them (and
-    # cryptography), so the other functions' cold starts do not pay for them.
+    from aws_lambda_powertools.utilities.typing import LambdaContext
+    from types_boto3_dynamodb.client import DynamoDBClient
+    from types_boto3_events.client import EventBridgeClient
+    from types_boto3_s3.client import S3Client
+    from types_boto3_secretsmanager.client import SecretsManagerClient
+    from types_boto3_sns.client import SNSClient
+    from types_boto3_stepfunctions.client import SFNClient
+
+    # Imported where used: only the functions that need them load them (the webhook and
+    # callback modules bring cryptography), so the others' cold starts do not pay for them.
     from kontext_pipeline.callbacks import CallbackRules
+    from kontext_pipeline.steps.start_edit import JobStarter
+    from kontext_pipeline.steps.submit_edit import SubmitPolicy
     from kontext_pipeline.webhook_rendezvous import WebhookRendezvous
     from kontext_pipeline.webhook_signatures import JwksCache
 
@@ -49,44 +62,52 @@ def required(value: str | None, variable: str) -> str:
 @dataclass
 class Runtime:
     settings: PipelineSettings = field(default_factory=load_settings)
+    # A model queue handed in (the tests); else fal() builds the client from the settings.
+    model_queue: ModelQueue | None = None
 
     @cached_property
-    def s3(self) -> Any:
-        return boto3.client("s3", config=BOTO_CONFIG)
+    def s3(self) -> S3Client:
+        return cast("S3Client", boto3.client("s3", config=BOTO_CONFIG))
 
     @cached_property
-    def sns(self) -> Any:
-        return boto3.client("sns", config=BOTO_CONFIG)
+    def sns(self) -> SNSClient:
+        return cast("SNSClient", boto3.client("sns", config=BOTO_CONFIG))
 
     @cached_property
-    def events(self) -> Any:
-        return boto3.client("events", config=BOTO_CONFIG)
+    def events(self) -> EventBridgeClient:
+        return cast("EventBridgeClient", boto3.client("events", config=BOTO_CONFIG))
 
     @cached_property
-    def stepfunctions(self) -> Any:
-        return boto3.client("stepfunctions", config=BOTO_CONFIG)
+    def stepfunctions(self) -> SFNClient:
+        return cast("SFNClient", boto3.client("stepfunctions", config=BOTO_CONFIG))
 
     @cached_property
-    def dynamodb(self) -> Any:
-        return boto3.client("dynamodb", config=BOTO_CONFIG)
+    def dynamodb(self) -> DynamoDBClient:
+        return cast("DynamoDBClient", boto3.client("dynamodb", config=BOTO_CONFIG))
+
+    @cached_property
+    def secretsmanager(self) -> SecretsManagerClient:
+        return cast("SecretsManagerClient", boto3.client("secretsmanager", config=BOTO_CONFIG))
+
+    @property
+    def jobs_table(self) -> str:
+        return required(self.settings.jobs_table, "JOBS_TABLE")
 
     @cached_property
     def ledger(self) -> JobLedger:
-        return JobLedger(self.dynamodb, required(self.settings.jobs_table, "JOBS_TABLE"))
+        return JobLedger(self.dynamodb, self.jobs_table)
 
     @cached_property
     def webhook_rendezvous(self) -> WebhookRendezvous:
         from kontext_pipeline.webhook_rendezvous import WebhookRendezvous  # noqa: PLC0415 - see above
 
-        return WebhookRendezvous(
-            self.dynamodb, self.stepfunctions, required(self.settings.jobs_table, "JOBS_TABLE")
-        )
+        return WebhookRendezvous(self.dynamodb, self.stepfunctions, self.jobs_table)
 
     @cached_property
     def budget(self) -> Budget:
         return Budget(
             self.dynamodb,
-            required(self.settings.jobs_table, "JOBS_TABLE"),
+            self.jobs_table,
             max_images_per_day=self.settings.max_images_per_day,
             max_concurrent_requests=self.settings.max_concurrent_requests,
         )
@@ -114,20 +135,16 @@ class Runtime:
 
         return JwksCache(self.http, self.settings.webhook_jwks_url)
 
-    def notifier(self, lambda_context: Any = None) -> Notifier:
+    def notifier(self, lambda_context: LambdaContext | None = None) -> Notifier:
         return Notifier(
             sns=self.sns,
             topic_arn=required(self.settings.topic_arn, "TOPIC_ARN"),
             events=self.events,
             event_bus_name=self.settings.event_bus_name,
             dynamodb=self.dynamodb,
-            table_name=required(self.settings.jobs_table, "JOBS_TABLE"),
+            table_name=self.jobs_table,
             lambda_context=lambda_context,
         )
-
-    @cached_property
-    def secretsmanager(self) -> Any:
-        return boto3.client("secretsmanager", config=BOTO_CONFIG)
 
     @cached_property
     def http(self) -> httpx.Client:
@@ -138,8 +155,13 @@ class Runtime:
         # Redirects are not followed: a redirect could lead the API key or a download elsewhere.
         return httpx.Client(timeout=timeout, follow_redirects=False)
 
-    def fal(self) -> FalQueueClient:
-        """Built per call: the key comes from the Parameters cache, so a rotation lands."""
+    def fal(self) -> ModelQueue:
+        """Built per call: the key comes from the Parameters cache, so a rotation lands.
+
+        A queue handed in (`model_queue`: the tests) is used instead.
+        """
+        if self.model_queue is not None:
+            return self.model_queue
         key = resolve_api_key(self.settings, self.secretsmanager)
         return FalQueueClient(
             self.http,
@@ -166,7 +188,7 @@ class Runtime:
     def run_times(self) -> RecentRunTimes:
         return RecentRunTimes(
             self.dynamodb,
-            required(self.settings.jobs_table, "JOBS_TABLE"),
+            self.jobs_table,
             self.settings.fal_model_path,
         )
 
@@ -178,4 +200,36 @@ class Runtime:
             allowed_hosts=self.settings.output_url_hosts,
             allow_http=self.settings.allow_http_output_urls,
             max_bytes=self.settings.max_output_bytes,
+        )
+
+    @cached_property
+    def edit_scope(self) -> EditScope:
+        return EditScope(
+            self.settings.input_prefix, self.settings.output_prefix, self.settings.output_bucket
+        )
+
+    @cached_property
+    def job_starter(self) -> JobStarter:
+        from kontext_pipeline.steps.start_edit import JobStarter  # noqa: PLC0415 - see above
+
+        arn = required(self.settings.state_machine_arn, "STATE_MACHINE_ARN")
+        return JobStarter(self.stepfunctions, arn)
+
+    @cached_property
+    def submit_policy(self) -> SubmitPolicy:
+        from kontext_pipeline.steps.submit_edit import SubmitPolicy  # noqa: PLC0415 - see above
+
+        settings = self.settings
+        return SubmitPolicy(
+            max_input_bytes=settings.max_input_bytes,
+            max_input_pixels=settings.max_input_pixels,
+            input_transfer=settings.input_transfer,
+            presign_expires_seconds=settings.presign_expires_seconds,
+            default_prompt=settings.default_prompt,
+            default_options=settings.default_options,
+            completion_mode=settings.completion_mode,
+            webhook_url=settings.webhook_url,
+            webhook_wait_seconds=settings.webhook_wait_seconds,
+            queue_wait_seconds=settings.queue_wait_seconds,
+            deadline_seconds=settings.deadline_seconds,
         )

@@ -1,0 +1,44 @@
+"""What the steps call on the model's queue and on the notifier: the edges a unit test fakes.
+
+FalQueueClient (fal.py) and Notifier (notify.py) are the real ones; tests/fakes.py holds
+fakes that answer from memory.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from kontext_pipeline.models import ModelResult, QueueStatus, QueueSubmission
+    from kontext_pipeline.outcomes import Notification
+
+
+class CancelAnswer(Protocol):
+    """What a cancel achieved (OK, CANCELLATION_REQUESTED, ALREADY_COMPLETED, NOT_FOUND)."""
+
+    @property
+    def status(self) -> str: ...
+
+    @property
+    def may_still_run(self) -> bool: ...
+
+
+class ModelQueue(Protocol):
+    """The model's queue: submit once, ask how it goes, fetch the result, cancel."""
+
+    def submit(
+        self, body: Mapping[str, Any], *, webhook_url: str | None = None
+    ) -> QueueSubmission: ...
+
+    def status(self, status_url: str) -> QueueStatus: ...
+
+    def result(self, response_url: str) -> ModelResult: ...
+
+    def cancel(self, cancel_url: str) -> CancelAnswer: ...
+
+
+class Publisher(Protocol):
+    """Publishes a job's notification at most once per job and status."""
+
+    def publish_once(self, notification: Notification) -> str: ...

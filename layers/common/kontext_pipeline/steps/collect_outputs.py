@@ -1,0 +1,129 @@
+"""CollectOutputs: copy every output into S3, write the manifest last, publish the success.
+
+Safe to run twice: output keys are fixed by the request id, and an existing manifest
+means the copy already completed, so a retry only publishes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import httpx
+
+from kontext_pipeline.budget import Budget
+from kontext_pipeline.errors import ModelRequestFailedError, Reason
+from kontext_pipeline.models import CONTENT_TYPES, ModelJob
+from kontext_pipeline.observability import logger
+from kontext_pipeline.outcomes import Manifest, Notification, StoredOutput
+from kontext_pipeline.outputs import (
+    OutputPolicy,
+    copy_output,
+    output_folder,
+    read_manifest,
+    write_manifest,
+)
+from kontext_pipeline.protocols import ModelQueue, Publisher
+from kontext_pipeline.run_times import RecentRunTimes
+from kontext_pipeline.scope import EditScope
+
+if TYPE_CHECKING:
+    from types_boto3_s3.client import S3Client
+
+MANIFEST_NAME = "manifest.json"
+
+
+@dataclass(frozen=True)
+class CollectOutputs:
+    """What CollectOutputs works with."""
+
+    s3: S3Client
+    http: httpx.Client
+    queue: ModelQueue
+    publisher: Publisher
+    scope: EditScope
+    policy: OutputPolicy
+    budget: Budget | None = None
+    run_times: RecentRunTimes | None = None
+
+
+def collect_outputs(
+    job: ModelJob, step: CollectOutputs, *, execution_id: str | None = None
+) -> Notification:
+    """Copy every output into S3, write the manifest last, publish the success notification."""
+    if step.budget is not None:
+        # The model is done with the request: its concurrency slot is free (idempotent).
+        step.budget.release_slot(job.job_key or job.source.execution_name)
+    bucket = step.scope.output_bucket_for(job.source)
+    folder = output_folder(
+        job.source,
+        input_prefix=step.scope.input_prefix,
+        output_prefix=step.scope.output_prefix,
+        job=job.request_id,
+    )
+    manifest_key = folder + MANIFEST_NAME
+    manifest = read_manifest(step.s3, bucket=bucket, key=manifest_key)
+    if manifest is None:
+        manifest = _copy_all(job, step, bucket=bucket, folder=folder)
+        write_manifest(step.s3, manifest, bucket=bucket, key=manifest_key)
+    else:
+        logger.info("outputs already complete; publishing only", extra={"manifest": manifest_key})
+    notification = Notification(
+        status="SUCCEEDED",
+        source=job.source,
+        request_id=job.request_id,
+        prompt=job.prompt,
+        outputs=manifest.outputs,
+        manifest_uri=f"s3://{bucket}/{manifest_key}",
+        seed=manifest.seed,
+        has_nsfw_concepts=manifest.has_nsfw_concepts,
+        timings=manifest.timings,
+        execution=execution_id,
+    )
+    step.publisher.publish_once(notification)
+    if step.run_times is not None:
+        # What this run took plans the next jobs' polls (webhook mode: the result's timing).
+        inference = manifest.timings.get("inference")
+        seconds = job.run_seconds or (float(inference) if isinstance(inference, int | float) else 0)
+        step.run_times.record(seconds)
+    return notification
+
+
+def _copy_all(job: ModelJob, step: CollectOutputs, *, bucket: str, folder: str) -> Manifest:
+    # A verified webhook's payload is the result; otherwise fetch it now, while fal keeps it.
+    result = job.result or step.queue.result(job.response_url)
+    if not result.images:
+        raise ModelRequestFailedError("the model returned no images", reason=Reason.NO_OUTPUTS)
+    expected_type = CONTENT_TYPES[job.options.output_format]
+    lineage = {
+        "source-key": job.source.key,
+        "source-bucket": job.source.bucket,
+        "source-version": job.source.version_id or "",
+        "request-id": job.request_id,
+        "prompt": job.prompt,
+        "seed": "" if result.seed is None else str(result.seed),
+    }
+    outputs: list[StoredOutput] = []
+    for index, image in enumerate(result.images):
+        stored = copy_output(
+            step.s3,
+            step.http,
+            image.url,
+            bucket=bucket,
+            key_stem=f"{folder}{index}",
+            expected_type=image.content_type or expected_type,
+            policy=step.policy,
+            lineage=lineage,
+        )
+        outputs.append(stored.model_copy(update={"width": image.width, "height": image.height}))
+    logger.info("outputs copied", extra={"count": len(outputs), "folder": folder})
+    return Manifest(
+        source=job.source,
+        request_id=job.request_id,
+        prompt=job.prompt,
+        options=job.options,
+        seed=result.seed,
+        has_nsfw_concepts=result.has_nsfw_concepts,
+        timings=result.timings,
+        outputs=outputs,
+    )

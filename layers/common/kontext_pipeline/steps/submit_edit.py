@@ -1,0 +1,174 @@
+"""SubmitEdit: inspect and validate the upload, then submit it to the model exactly once.
+
+Everything that can be checked is checked before the paid call (image type and size, the
+prompt and options, the sidecar); the submit itself runs through `JobLedger.submit_once`
+(ledger.py), which claims the job, takes its budget (budget.py), submits and records.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any, Literal
+
+from kontext_pipeline.budget import Budget
+from kontext_pipeline.errors import ConfigurationError, Reason
+from kontext_pipeline.inspection import (
+    InspectedObject,
+    inspect_source,
+    presign_source,
+    read_sidecar,
+    source_as_data_uri,
+)
+from kontext_pipeline.ledger import JobLedger
+from kontext_pipeline.metadata import (
+    PROMPT_FIELD,
+    EditSpec,
+    build_edit_spec,
+    normalise_metadata,
+    parse_sidecar,
+)
+from kontext_pipeline.models import EditRequest, JobStart, ModelJob, QueueSubmission, utc_now
+from kontext_pipeline.observability import logger
+from kontext_pipeline.polling import PollPlan
+from kontext_pipeline.protocols import ModelQueue
+from kontext_pipeline.run_times import RecentRunTimes
+
+if TYPE_CHECKING:
+    from types_boto3_s3.client import S3Client
+
+
+@dataclass(frozen=True)
+class SubmitPolicy:
+    """The settings SubmitEdit reads (config.py documents each)."""
+
+    max_input_bytes: int
+    max_input_pixels: int
+    input_transfer: Literal["presigned", "data_uri"] = "presigned"
+    presign_expires_seconds: int = 3600
+    default_prompt: str | None = None
+    default_options: dict[str, Any] = field(default_factory=dict)
+    completion_mode: Literal["poll", "webhook"] = "poll"
+    webhook_url: str | None = None
+    webhook_wait_seconds: int = 120
+    queue_wait_seconds: int = 14400
+    deadline_seconds: int = 900
+
+    def model_webhook_url(self) -> str | None:
+        """Where the model sends its webhook: None when polling; required in webhook mode."""
+        if self.completion_mode != "webhook":
+            return None
+        if not self.webhook_url:
+            raise ConfigurationError(
+                "COMPLETION_MODE is webhook but WEBHOOK_URL is not set",
+                reason=Reason.MISSING_SETTING,
+            )
+        return self.webhook_url
+
+
+@dataclass(frozen=True)
+class SubmitEdit:
+    """What SubmitEdit works with."""
+
+    s3: S3Client
+    queue: ModelQueue
+    ledger: JobLedger
+    budget: Budget
+    poll_plan: PollPlan
+    policy: SubmitPolicy
+    run_times: RecentRunTimes | None = None
+
+
+def submit_edit(start: JobStart, step: SubmitEdit) -> ModelJob:
+    """Validate everything that can be validated, then submit exactly once (see ledger.py).
+
+    The job's images count against the day's cap and it holds one of the concurrent-request
+    slots before it pays (budget.py); a job over the daily cap fails as `budget_exceeded`,
+    one over the concurrency cap raises ConcurrencyCapReachedError, which the state machine
+    retries after a wait.
+    """
+    inspected = inspect_source(
+        step.s3,
+        start.source,
+        max_bytes=step.policy.max_input_bytes,
+        max_pixels=step.policy.max_input_pixels,
+    )
+    spec = _edit_spec(start, inspected, step)
+    request = EditRequest(
+        prompt=spec.prompt,
+        image_url=_image_url(inspected, step),
+        **spec.options.model_dump(exclude_none=True),
+    )
+    job_key = start.source.execution_name
+    submission = step.ledger.submit_once(
+        job_key,
+        lambda: step.queue.submit(request.to_body(), webhook_url=step.policy.model_webhook_url()),
+        holds=step.budget.holds(job_key, images=request.num_images, now=utc_now()),
+    )
+    logger.append_keys(model_request_id=submission.request_id)
+    logger.info(
+        "model request submitted",
+        extra={"prompt_source": spec.prompt_source, "queue_position": submission.queue_position},
+    )
+    return _submitted_job(inspected, spec, submission, job_key, step)
+
+
+def _edit_spec(start: JobStart, inspected: InspectedObject, step: SubmitEdit) -> EditSpec:
+    """The prompt and options: metadata, else the sidecar, over the configured defaults."""
+    sidecar_name, sidecar = None, None
+    if not normalise_metadata(inspected.metadata).get(PROMPT_FIELD):
+        found = read_sidecar(step.s3, inspected.source)
+        if found:
+            sidecar_name, text = found
+            sidecar = parse_sidecar(text, name=sidecar_name)
+    spec = build_edit_spec(
+        inspected.metadata,
+        sidecar=sidecar,
+        sidecar_name=sidecar_name,
+        default_prompt=step.policy.default_prompt,
+        default_options=step.policy.default_options,
+        overrides=start.request.as_fields() if start.request else None,
+    )
+    if spec.ignored_keys:
+        logger.warning("ignoring unknown metadata", extra={"keys": list(spec.ignored_keys)})
+    return spec
+
+
+def _image_url(inspected: InspectedObject, step: SubmitEdit) -> str:
+    if step.policy.input_transfer == "data_uri":
+        return source_as_data_uri(step.s3, inspected)
+    return presign_source(
+        step.s3, inspected.source, expires_seconds=step.policy.presign_expires_seconds
+    )
+
+
+def _submitted_job(
+    inspected: InspectedObject,
+    spec: EditSpec,
+    submission: QueueSubmission,
+    job_key: str,
+    step: SubmitEdit,
+) -> ModelJob:
+    submitted_at = utc_now()
+    typical = step.run_times.typical_seconds() if step.run_times is not None else None
+    poll_plan = step.poll_plan.with_typical_run(typical)
+    policy = step.policy
+    return ModelJob(
+        source=inspected.source,
+        prompt=spec.prompt,
+        options=spec.options,
+        request_id=submission.request_id,
+        status_url=submission.status_url,
+        response_url=submission.response_url,
+        cancel_url=submission.cancel_url,
+        submitted_at=submitted_at,
+        checked_at=submitted_at,
+        deadline_at=submitted_at + timedelta(seconds=policy.queue_wait_seconds),
+        run_limit_seconds=policy.deadline_seconds,
+        typical_run_seconds=typical,
+        job_key=job_key,
+        queue_position=submission.queue_position,
+        next_poll_seconds=poll_plan.after_submit(submission.queue_position),
+        completion_mode=policy.completion_mode,
+        webhook_wait_seconds=policy.webhook_wait_seconds,
+    )
