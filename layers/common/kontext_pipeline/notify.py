@@ -14,8 +14,10 @@ published and answers a repeat with the first message id instead.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from functools import cached_property
+from typing import TYPE_CHECKING
 
 from aws_lambda_powertools.utilities.idempotency import (
     DynamoDBPersistenceLayer,
@@ -28,13 +30,22 @@ from kontext_pipeline.errors import NotificationError, aws_error_code
 from kontext_pipeline.jobs_table import RECORD_TTL_SECONDS
 from kontext_pipeline.outcomes import Notification
 
+if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.typing import LambdaContext
+    from types_boto3_dynamodb.client import DynamoDBClient
+    from types_boto3_events.client import EventBridgeClient
+    from types_boto3_sns.client import SNSClient
+    from types_boto3_sns.type_defs import MessageAttributeValueTypeDef
+
 EVENT_SOURCE = "kontext-pipeline"
 DETAIL_TYPES = {"SUCCEEDED": "Kontext Edit Succeeded", "FAILED": "Kontext Edit Failed"}
 # One job publishes at most once per status, whatever the retries.
 IDEMPOTENCY_KEY = "[source.bucket, source.key, source.version_id, request_id, status]"
 
 
-def notification_attributes(notification: Notification) -> dict[str, dict[str, str]]:
+def notification_attributes(
+    notification: Notification,
+) -> dict[str, MessageAttributeValueTypeDef]:
     attributes = {
         "status": notification.status,
         "bucket": notification.source.bucket,
@@ -47,7 +58,7 @@ def notification_attributes(notification: Notification) -> dict[str, dict[str, s
     }
 
 
-def publish_notification(sns: Any, topic_arn: str, notification: Notification) -> str:
+def publish_notification(sns: SNSClient, topic_arn: str, notification: Notification) -> str:
     """Publish and return the SNS message id."""
     try:
         response = sns.publish(
@@ -63,7 +74,9 @@ def publish_notification(sns: Any, topic_arn: str, notification: Notification) -
     return message_id
 
 
-def put_notification_event(events: Any, event_bus_name: str, notification: Notification) -> None:
+def put_notification_event(
+    events: EventBridgeClient, event_bus_name: str, notification: Notification
+) -> None:
     try:
         response = events.put_events(
             Entries=[
@@ -87,15 +100,21 @@ def put_notification_event(events: Any, event_bus_name: str, notification: Notif
 class Notifier:
     """Publishes a job's notification once (SNS + EventBridge), remembering it in the jobs table."""
 
-    sns: Any
+    sns: SNSClient
     topic_arn: str
-    events: Any
+    events: EventBridgeClient
     event_bus_name: str
-    dynamodb: Any
+    dynamodb: DynamoDBClient
     table_name: str
-    lambda_context: Any = None
+    lambda_context: LambdaContext | None = None
 
     def publish_once(self, notification: Notification) -> str:
+        message_id: str = self._publish(notification=notification)
+        return message_id
+
+    @cached_property
+    def _publish(self) -> Callable[..., str]:
+        """The publish, wrapped in Powertools Idempotency: its config and store built once."""
         config = IdempotencyConfig(
             event_key_jmespath=IDEMPOTENCY_KEY,
             raise_on_no_idempotency_key=True,
@@ -121,5 +140,5 @@ class Notifier:
             put_notification_event(self.events, self.event_bus_name, notification)
             return message_id
 
-        message_id: str = publish(notification=notification)
-        return message_id
+        published: Callable[..., str] = publish
+        return published
