@@ -132,24 +132,29 @@ class CaughtError:
     @classmethod
     def from_state(cls, caught: Mapping[str, Any]) -> CaughtError:
         error = str(caught.get("Error") or "States.Unknown")
-        cause = caught.get("Cause") or ""
-        message = str(cause)
-        try:
-            document = json.loads(cause) if isinstance(cause, str) else cause
-        except json.JSONDecodeError:
-            document = None
-        if isinstance(document, dict) and "errorMessage" in document:
-            message = str(document["errorMessage"])  # the stack trace stays out
+        message = _error_message(caught.get("Cause") or "")
         prefix, separator, rest = message.partition(": ")
         if separator and _REASON_PREFIX.match(prefix):
             return cls(error, prefix, rest)
         return cls(error, reason_for_error_name(error), message or error)
 
 
+def _error_message(cause: Any) -> str:
+    """A Lambda error's `errorMessage` out of a Catch's Cause (the stack trace stays out)."""
+    try:
+        document = json.loads(cause) if isinstance(cause, str) else cause
+    except json.JSONDecodeError:
+        return str(cause)
+    if isinstance(document, dict) and "errorMessage" in document:
+        return str(document["errorMessage"])
+    return str(cause)
+
+
 class PipelineError(Exception):
     """Base of every error the pipeline raises on purpose."""
 
-    # A `Reason`; the tools outside the layer name their own (kontext_tools.errors.ToolReason).
+    # A `Reason`; the tools outside the layer name their own (kontext_tools.errors.ToolReason),
+    # so the classes they subclass (InvalidInputError, ConfigurationError) declare a StrEnum.
     default_reason: ClassVar[StrEnum] = Reason.UNEXPECTED_ERROR
 
     def __init__(self, message: str, *, reason: StrEnum | None = None) -> None:
@@ -161,14 +166,12 @@ class PipelineError(Exception):
 class InvalidInputError(PipelineError):
     """The uploaded object or its metadata cannot become a model request. Never retried."""
 
-    # StrEnum, not Reason: the tools subclass it with reasons of their own.
     default_reason: ClassVar[StrEnum] = Reason.INVALID_INPUT
 
 
 class ConfigurationError(PipelineError):
     """The deployment is misconfigured (missing environment, secret, bad prefix). Never retried."""
 
-    # StrEnum, not Reason: the tools subclass it with reasons of their own.
     default_reason: ClassVar[StrEnum] = Reason.CONFIGURATION_ERROR
 
 
