@@ -99,6 +99,7 @@ def test_a_failing_run_prints_the_reason_and_keeps_the_logs_in_a_file(tmp_path: 
 def test_a_run_past_its_timeout_stops_with_one_line_and_exit_3(tmp_path: Path) -> None:
     # Given a model that takes a minute and a 3 s timeout
     started = time.monotonic()
+    # When the local run waits for it
     run = kontext(
         "local",
         "--image",

@@ -8,19 +8,24 @@ import socket
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError
+from kontext_pipeline.models import SourceObject
 
 from kontext_tools.cli import main
 from kontext_tools.cli.arguments import TEMPLATE_PATH, parse_parameter_overrides, parse_since
-from kontext_tools.cli.aws import describe_aws_error
+from kontext_tools.cli.aws import describe_aws_error, required_output
+from kontext_tools.cli.burst import burst_counts
 from kontext_tools.cli.exits import CliError
 from kontext_tools.cli.local import NotificationWatch
 from kontext_tools.cli.output import ProgressPrinter
+from kontext_tools.cli.results import ResultsFolder
 from kontext_tools.deployed import (
     JobProgress,
+    StackOutputs,
     prompt_goes_to_sidecar,
     redrive_dead_letters,
     stack_name_from_samconfig,
@@ -133,8 +138,10 @@ def test_missing_credentials_get_a_clear_message(
 def test_an_unknown_profile_is_named(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    # Given a profile that is not configured
     monkeypatch.setenv("AWS_PROFILE", "nobody-has-this-profile")
     monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent")
+    # When a command runs / Then one line names the profile, with exit code 2
     assert main(["jobs", "--stack", "s", "--region", "us-east-1"]) == 2
     assert "nobody-has-this-profile" in one_line_error(capsys)
 
@@ -158,6 +165,7 @@ def test_aws_refusals_become_one_actionable_line(code: str, expected: str) -> No
 
 
 def test_errors_that_are_not_aws_errors_are_not_disguised() -> None:
+    # Given a bug, not an AWS problem / When described / Then it is left to its traceback
     assert describe_aws_error(ValueError("a bug")) is None
 
 
@@ -165,6 +173,7 @@ def test_errors_that_are_not_aws_errors_are_not_disguised() -> None:
 
 
 def test_a_missing_image_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
+    # Given an image path that is not there / When edit runs / Then it stops at once
     assert main(["edit", "/nonexistent.jpg", "--prompt", "x", "--stack", "s"]) == 2
     assert "is not a file" in one_line_error(capsys)
 
@@ -198,7 +207,9 @@ def test_a_blank_or_over_long_prompt_is_refused_before_upload(
 def test_option_values_are_checked_by_the_pipelines_rules(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
+    # Given a guidance scale past the model's 1 to 20
     argv = ["edit", SAMPLE, "--prompt", "x", "--guidance-scale", "50", "--stack", "s"]
+    # When edit runs / Then the pipeline's own rule refuses it, naming the value
     assert main(argv) == 2
     assert "guidance-scale=50.0" in capsys.readouterr().err
 
@@ -235,7 +246,8 @@ def test_an_out_below_a_file_is_refused_and_nothing_is_made(
 def test_output_format_jpg_is_accepted_as_the_readme_says(
     capsys: pytest.CaptureFixture[str], no_region: None
 ) -> None:
-    # Given `jpg`, which the README's metadata table allows; When edit checks its options
+    # Given `jpg`, which the README's metadata table allows
+    # When edit checks its options
     code = main(["edit", SAMPLE, "--prompt", "x", "--output-format", "jpg", "--stack", "s"])
     # Then the option passed and the command went on to AWS (and stopped at the region)
     assert code == 2
@@ -246,6 +258,8 @@ def test_output_format_jpg_is_accepted_as_the_readme_says(
 
 
 def test_since_takes_durations_and_iso_times() -> None:
+    # Given a fixed now / When durations and an ISO time (without a zone) are read
+    # Then each is the moment meant, in UTC
     now = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
     assert parse_since("90m", now=now) == now - timedelta(minutes=90)
     assert parse_since("1d", now=now) == now - timedelta(days=1)
@@ -253,15 +267,18 @@ def test_since_takes_durations_and_iso_times() -> None:
 
 
 def test_a_since_that_is_neither_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
+    # Given a --since that is neither a duration nor a time / When jobs runs
+    # Then one line shows the forms it takes
     assert main(["jobs", "--since", "yesterday-ish", "--stack", "s"]) == 2
     assert "30m, 2h, 1d" in one_line_error(capsys)
 
 
 def test_parameter_overrides_take_both_sam_deploy_forms() -> None:
-    overrides = parse_parameter_overrides(
-        ["OutputPrefix=edited/", "ParameterKey=DefaultPrompt,ParameterValue=a, b = c"],
-        TEMPLATE_PATH,
-    )
+    # Given both of sam deploy's forms, a value holding commas and '='
+    items = ["OutputPrefix=edited/", "ParameterKey=DefaultPrompt,ParameterValue=a, b = c"]
+    # When read against the template
+    overrides = parse_parameter_overrides(items, TEMPLATE_PATH)
+    # Then each names its parameter and keeps its whole value
     assert overrides == {"OutputPrefix": "edited/", "DefaultPrompt": "a, b = c"}
 
 
@@ -276,7 +293,9 @@ def test_parameter_overrides_take_both_sam_deploy_forms() -> None:
 def test_a_bad_parameter_override_is_refused_before_the_stack_is_stood_up(
     item: str, expected: str, capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
+    # Given an override the template does not declare, does not allow, or cannot be read
     argv = ["local", "--image", SAMPLE, "--prompt", "x", "--out", str(tmp_path)]
+    # When the local run starts / Then it stops before standing anything up, naming why
     assert main([*argv, "--parameter-overrides", item]) == 2
     assert expected in one_line_error(capsys)
 
@@ -308,6 +327,8 @@ def test_a_local_stack_that_cannot_be_built_is_one_line_with_the_details_in_the_
 
 
 def test_version_is_printed(capsys: pytest.CaptureFixture[str]) -> None:
+    # Given --version on the command and on a subcommand
+    # When each runs / Then the version is printed and the command exits 0
     for argv in (["--version"], ["local", "--version"]):
         with pytest.raises(SystemExit) as stopped:
             main(argv)
@@ -319,6 +340,7 @@ def test_emulator_options_reach_the_emulators_own_parser(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     # Given the example in the command's help (`emulator --port 8787`), asked for its help
+    # When it runs
     with pytest.raises(SystemExit) as stopped:
         main(["emulator", "--port", "8787", "--help"])
     # Then the emulator's parser answered, with its own options
@@ -331,8 +353,10 @@ def test_emulator_options_reach_the_emulators_own_parser(
 def test_an_unknown_emulator_option_is_refused_by_the_emulator(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
+    # Given an option the emulator does not have / When it runs
     with pytest.raises(SystemExit) as stopped:
         main(["emulator", "--no-such-option"])
+    # Then the emulator's parser refuses it, with exit code 2
     assert stopped.value.code == 2
     assert "--no-such-option" in capsys.readouterr().err
 
@@ -442,8 +466,11 @@ def test_a_prompt_too_long_for_metadata_goes_into_a_sidecar_written_first() -> N
 
 
 def test_a_prompt_that_fits_stays_in_metadata() -> None:
+    # Given a short prompt (non-ASCII, so encoded for S3)
     s3 = RecordingS3()
+    # When the image is uploaded
     upload_image(s3, "b", "inputs/a.jpg", b"img", prompt="make it snow ☃")
+    # Then only the image is put, with the prompt in its metadata
     (image,) = s3.puts
     assert image["Metadata"]["prompt"].startswith("=?utf-8?")
     assert not prompt_goes_to_sidecar("make it snow ☃")
@@ -452,6 +479,7 @@ def test_a_prompt_that_fits_stays_in_metadata() -> None:
 def test_a_non_ascii_prompt_is_measured_as_s3_measures_it_encoded() -> None:
     # Given 700 snowmen: 700 characters, but 2,100 UTF-8 bytes and more once encoded
     s3 = RecordingS3()
+    # When the image is uploaded
     upload_image(s3, "b", "inputs/a.jpg", b"img", prompt="☃" * 700)
     # Then it does not fit in metadata and goes into the sidecar
     assert [put["Key"] for put in s3.puts] == ["inputs/a.jpg.prompt.txt", "inputs/a.jpg"]
@@ -503,11 +531,96 @@ def test_redrive_hands_each_failed_event_back_to_the_trigger_and_leaves_the_rest
 def test_a_stack_without_a_trigger_is_named(aws: Any) -> None:
     from kontext_tools.deployed import DeployedStackError, trigger_function_of
 
+    # Given a bucket whose uploads notify no function
     s3 = aws.client("s3")
     s3.create_bucket(Bucket="bare")
+    # When the trigger is looked for / Then the bucket is named as triggering nothing
     with pytest.raises(DeployedStackError, match="triggers no function"):
         trigger_function_of(s3, "bare")
 
 
 def test_the_stack_name_comes_from_samconfig() -> None:
+    # Given the project's samconfig.toml / When its stack name is read / Then it is the one
+    # `sam deploy` uses
     assert stack_name_from_samconfig(ROOT / "samconfig.toml") == "kontext-pipeline"
+
+
+# --- pieces of the commands -------------------------------------------------------------
+
+
+def test_a_stack_output_the_command_needs_is_named_when_missing() -> None:
+    # Given a stack deployed before its backfill existed, and one with it
+    old = StackOutputs(name="old", outputs={"ImagesBucketName": "b"})
+    new = StackOutputs(name="new", outputs={"BackfillStateMachineArn": "arn:backfill"})
+    # When the command asks each for the output
+    # Then the new one gives it, the old one is a usage problem saying to redeploy
+    assert required_output(new, "BackfillStateMachineArn") == "arn:backfill"
+    with pytest.raises(CliError) as refused:
+        required_output(old, "BackfillStateMachineArn")
+    assert refused.value.code == 2
+    assert refused.value.message == "stack old has no BackfillStateMachineArn output; redeploy it"
+
+
+def test_the_most_specific_kind_of_aws_error_describes_it() -> None:
+    from botocore.exceptions import BotoCoreError, NoRegionError, WaiterError
+
+    # Given errors of kinds that are also BotoCoreErrors, and a plain one
+    waiter = WaiterError(name="StackDeleteComplete", reason="Max attempts", last_response={})
+    # When each is described
+    # Then each gets its own line before the catch-all "AWS: ..."
+    assert describe_aws_error(NoRegionError()) == (
+        "no AWS region configured: pass --region, set AWS_REGION (or AWS_DEFAULT_REGION), "
+        "or run aws configure"
+    )
+    assert str(describe_aws_error(waiter)).startswith("AWS did not finish: Waiter ")
+    assert describe_aws_error(BotoCoreError()) == "AWS: An unspecified error occurred"
+
+
+def test_the_input_is_fetched_for_the_report_only_when_it_is_not_at_hand(
+    aws: Any, tmp_path: Path
+) -> None:
+    # Given a bucket with the job's input, and one key with nothing under it
+    s3 = aws.client("s3")
+    s3.create_bucket(Bucket="images")
+    s3.put_object(Bucket="images", Key="inputs/a.JPG", Body=b"the input")
+    here, gone = (SourceObject(bucket="images", key=key) for key in ("inputs/a.JPG", "inputs/b"))
+    out = tmp_path / "out"
+    at_hand = tmp_path / "mine.jpg"
+    # When results go to a folder with only the key known, with the image known, or nowhere
+    fetched = ResultsFolder(out).with_input(s3, here)
+    kept = ResultsFolder(out, at_hand).with_input(s3, here)
+    nowhere = ResultsFolder(None).with_input(s3, here)
+    missing = ResultsFolder(tmp_path / "other").with_input(s3, gone)
+    # Then only the first is downloaded (beside the report, suffix lower-cased)
+    assert fetched.input_image == out / "input.jpg"
+    assert fetched.input_image.read_bytes() == b"the input"
+    assert (kept.input_image, nowhere.input_image) == (at_hand, None)
+    # And an input that is no longer there leaves the report without it
+    assert missing.input_image is None
+
+
+class EmulatorSeen:
+    """The emulated model's requests, as the burst's counts read them."""
+
+    def __init__(self, *statuses: str) -> None:
+        self._requests = [SimpleNamespace(status=status) for status in statuses]
+
+    def requests(self) -> list[SimpleNamespace]:
+        return self._requests
+
+
+def received(status: str) -> SimpleNamespace:
+    return SimpleNamespace(notification=SimpleNamespace(status=status))
+
+
+def test_a_bursts_counts_split_open_jobs_into_running_and_queued() -> None:
+    # Given 5 images: 1 done, 1 failed, and the model running 2 of the 3 still open
+    pipeline = SimpleNamespace(emulator=EmulatorSeen("IN_PROGRESS", "IN_PROGRESS", "COMPLETED"))
+    finished = {"a": received("SUCCEEDED"), "b": received("FAILED")}
+    # When the burst counts them
+    counts = burst_counts(pipeline, finished, 5)  # type: ignore[arg-type]
+    # Then each open job is either running or queued, never both
+    assert counts == {"queued": 1, "running": 2, "done": 1, "failed": 1}
+    # And with an external model queue nothing is seen running: every open job is queued
+    external = burst_counts(SimpleNamespace(emulator=None), finished, 5)  # type: ignore[arg-type]
+    assert external == {"queued": 3, "running": 0, "done": 1, "failed": 1}

@@ -42,8 +42,10 @@ def test_a_folder_without_images_is_refused_before_anything_runs(
 def test_a_concurrency_below_one_is_refused(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    # Given an image and a concurrency of 0
     image = tmp_path / "a.png"
     image.write_bytes(b"x")
     argv = ["local", "--image", str(image), "--prompt", "x", "--concurrency", "0"]
+    # When the local run starts / Then it stops at once with exit 2, naming the option
     assert main([*argv, "--out", str(tmp_path / "o")]) == 2
     assert "--concurrency" in capsys.readouterr().err

@@ -30,6 +30,8 @@ SETTINGS = {name.upper() for name in PipelineSettings.model_fields}
 
 
 def test_the_configuration_reference_is_generated_from_the_settings_model() -> None:
+    # Given the README / When its configuration reference is generated again
+    # Then nothing changes
     assert with_reference(README) == README, "run python -m kontext_tools.settings_doc --write"
 
 
@@ -37,25 +39,33 @@ def test_every_variable_the_readme_names_is_a_setting() -> None:
     # Given every `UPPER_SNAKE` name in backticks that is not an AWS or Powertools name
     named = set(re.findall(r"`([A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+)`", README))
     named = {name for name in named if not name.startswith(("POWERTOOLS_", "AWS_"))}
+    # When they are compared with the settings model's fields
     # Then each is a field of the settings model
     assert named - SETTINGS == set()
 
 
 def test_every_setting_is_in_the_readme() -> None:
+    # Given every field of the settings model, as its variable / When the README is read
+    # Then each is named there
     assert {name for name in SETTINGS if f"`{name}`" not in README} == set()
 
 
 def test_every_template_parameter_is_documented_and_every_documented_one_exists() -> None:
+    # Given the template's parameters
     parameters = set(TEMPLATE["Parameters"])
+    # When the README's Configuration section is read for `ParameterNames`
     section = README[README.index("## Configuration") : README.index("### Configuration reference")]
     documented = set(re.findall(r"`([A-Z][a-zA-Z]+)`", section))
+    # Then the two are the same set
     assert documented == parameters
 
 
 def test_the_template_sets_only_variables_the_settings_model_reads() -> None:
+    # Given every environment variable the template sets (globally and per function)
     variables = set(TEMPLATE["Globals"]["Function"]["Environment"]["Variables"])
     for resource in TEMPLATE["Resources"].values():
         variables |= set(resource.get("Properties", {}).get("Environment", {}).get("Variables", {}))
+    # When Powertools' own are left out / Then each is a field of the settings model
     assert {name for name in variables if not name.startswith("POWERTOOLS_")} <= SETTINGS
 
 
@@ -185,15 +195,21 @@ def test_every_command_the_readme_shows_is_one_the_cli_takes() -> None:
 
 
 def test_the_readme_lists_the_exit_codes_the_command_uses() -> None:
+    # Given the README's table of exit codes
     table = README[README.index("| exit code | meaning |") :].split("\n\n", 1)[0]
+    # When its codes are read
     listed = {int(code) for code in re.findall(r"^\| (\d+) \|", table, re.MULTILINE)}
+    # Then they are the command's exit codes, no more and no fewer
     assert listed == {EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_TIMEOUT, EXIT_INTERRUPTED}
 
 
 def test_the_bench_time_is_the_same_in_the_readme_and_make_help() -> None:
+    # Given the Makefile's help for bench and the README's line about it
     makefile = (ROOT / "Makefile").read_text(encoding="utf-8")
+    # When the minutes each gives are read
     in_make = re.search(r"^bench:.*about (\d+) minutes", makefile, re.MULTILINE)
     in_readme = re.search(r"`make bench` \(about (\d+) minutes", README)
+    # Then they agree
     assert in_make is not None
     assert in_readme is not None
     assert in_make.group(1) == in_readme.group(1)

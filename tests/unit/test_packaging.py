@@ -68,6 +68,7 @@ def test_the_layer_leaves_boto3_to_the_lambda_runtime() -> None:
         for line in LAYER_REQUIREMENTS.read_text(encoding="utf-8").splitlines()
         if line and not line.startswith("#")
     }
+    # When they are compared with pyproject's runtime dependencies
     # Then the SDK the runtime provides is not among them, and everything else is
     assert required.isdisjoint(RUNTIME_PROVIDED)
     declared = {distribution_name(item) for item in runtime_dependencies()}
@@ -76,6 +77,7 @@ def test_the_layer_leaves_boto3_to_the_lambda_runtime() -> None:
 
 def test_the_built_layer_puts_the_package_and_every_dependency_on_opt_python(layer: Path) -> None:
     # Given the layer as sam built it (Lambda mounts it at /opt, so python/ is /opt/python)
+    # When its top folder is read
     # Then the package sits at python/kontext_pipeline, not one folder deeper
     assert (layer / "kontext_pipeline" / "__init__.py").is_file()
     assert not (layer / "python").exists()
@@ -89,6 +91,7 @@ def test_the_layer_holds_only_runtime_code(layer: Path) -> None:
     # Given every module of the package in the layer
     modules = list((layer / "kontext_pipeline").rglob("*.py"))
     assert modules
+    # When each module's imports are read
     # Then none of the tools is there, and nothing there imports them
     assert not (layer / "kontext_tools").exists()
     for module in modules:
@@ -121,7 +124,7 @@ def test_compiled_dependencies_are_built_for_the_templates_architecture(layer: P
 
 
 def test_the_layer_stays_under_lambdas_unzipped_limit(layer: Path) -> None:
-    # Given the layer and the largest function folder
+    # Given the layer and the largest function folder, measured
     layer_bytes = sum(path.stat().st_size for path in layer.rglob("*") if path.is_file())
     functions = [d for d in RELEASE_BUILD.iterdir() if d.is_dir() and d.name.endswith("Function")]
     largest_function = max(
@@ -129,5 +132,6 @@ def test_the_layer_stays_under_lambdas_unzipped_limit(layer: Path) -> None:
         for folder in functions
     )
     print(f"layer unzipped: {layer_bytes / 1e6:.1f} MB; largest function: {largest_function} B")
+    # When their unzipped sizes are added
     # Then together they stay under Lambda's 250 MB
     assert layer_bytes + largest_function < LAMBDA_UNZIPPED_LIMIT_BYTES
