@@ -1,4 +1,4 @@
-"""Output copy: peak memory and throughput of `storage.copy_output` for 1, 10 and 50 MB.
+"""Output copy: peak memory and throughput of `outputs.copy_output` for 1, 10 and 50 MB.
 
 Each size runs in a fresh Python process so peak RSS is its own. The image is served over
 loopback by a small HTTP server streaming a PNG header plus padding (the copy only sniffs
@@ -112,7 +112,8 @@ def measure_one(size_mb: int) -> dict[str, Any]:
     """Runs inside the worker process."""
     import boto3
     import httpx
-    from kontext_pipeline.outputs import OutputPolicy, copy_output
+    from kontext_pipeline.output_sources import OutputPolicy
+    from kontext_pipeline.outputs import OutputPlace, copy_output
 
     size = size_mb * MB
     server, url = serve(size)
@@ -128,30 +129,14 @@ def measure_one(size_mb: int) -> dict[str, Any]:
         )
         s3.create_bucket(Bucket="bench-outputs")
         # Warm both paths once with a small file so imports and pools are not measured.
-        copy_output(
-            s3,
-            http,
-            url.replace("out", "warm"),
-            bucket="bench-outputs",
-            key_stem="warm",
-            expected_type="image/png",
-            policy=policy,
-            lineage={},
-        )
+        warm = OutputPlace(bucket="bench-outputs", key_stem="warm", lineage={})
+        copy_output(s3, http, url.replace("out", "warm"), warm, policy)
         s3.delete_object(Bucket="bench-outputs", Key="warm.png")
         baseline = rss_bytes()
         with PeakSampler() as sampler:
             started = time.perf_counter()
-            copy_output(
-                s3,
-                http,
-                url,
-                bucket="bench-outputs",
-                key_stem="out",
-                expected_type="image/png",
-                policy=policy,
-                lineage={},
-            )
+            place = OutputPlace(bucket="bench-outputs", key_stem="out", lineage={})
+            copy_output(s3, http, url, place, policy)
             copy_seconds = time.perf_counter() - started
         copy_peak_extra = sampler.peak - baseline
         with tempfile.TemporaryDirectory() as folder, PeakSampler() as plain_sampler:

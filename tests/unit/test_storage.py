@@ -18,7 +18,8 @@ from kontext_pipeline.inspection import (
     source_as_data_uri,
 )
 from kontext_pipeline.models import SourceObject
-from kontext_pipeline.outputs import OutputPolicy, copy_output, output_folder
+from kontext_pipeline.output_sources import OutputPolicy
+from kontext_pipeline.outputs import OutputPlace, copy_output, output_folder
 
 from tests.conftest import loopback_server, make_image
 
@@ -78,16 +79,9 @@ def s3(aws: Any) -> Any:
 
 def copy(s3: Any, url: str, policy: OutputPolicy = POLICY) -> Any:
     with httpx.Client(timeout=httpx.Timeout(5.0, connect=2.0)) as http:
-        return copy_output(
-            s3,
-            http,
-            url,
-            bucket=BUCKET,
-            key_stem="outputs/a/req/0",
-            expected_type="image/png",
-            policy=policy,
-            lineage={"source-key": "inputs/café.png", "prompt": "x" * 3000},
-        )
+        lineage = {"source-key": "inputs/café.png", "prompt": "x" * 3000}
+        place = OutputPlace(bucket=BUCKET, key_stem="outputs/a/req/0", lineage=lineage)
+        return copy_output(s3, http, url, place, policy)
 
 
 def test_an_output_is_streamed_in_with_type_checksum_and_lineage(s3: Any, cdn: str) -> None:

@@ -23,7 +23,7 @@ from kontext_pipeline.fal import FalQueueClient
 from kontext_pipeline.fal_transport import FalEndpoint, RetryPolicy
 from kontext_pipeline.ledger import JobLedger
 from kontext_pipeline.notify import Notifier
-from kontext_pipeline.outputs import OutputPolicy
+from kontext_pipeline.output_sources import OutputPolicy
 from kontext_pipeline.polling import PollPlan
 from kontext_pipeline.protocols import ModelQueue
 from kontext_pipeline.run_times import RecentRunTimes

@@ -13,11 +13,12 @@ import httpx
 
 from kontext_pipeline.budget import Budget
 from kontext_pipeline.errors import ModelRequestFailedError, Reason
-from kontext_pipeline.models import CONTENT_TYPES, ModelJob
+from kontext_pipeline.models import ModelJob
 from kontext_pipeline.observability import logger
 from kontext_pipeline.outcomes import Manifest, Notification, StoredOutput
+from kontext_pipeline.output_sources import OutputPolicy
 from kontext_pipeline.outputs import (
-    OutputPolicy,
+    OutputPlace,
     copy_output,
     output_folder,
     read_manifest,
@@ -94,7 +95,6 @@ def _copy_all(job: ModelJob, step: CollectOutputs, *, bucket: str, folder: str) 
     result = job.result or step.queue.result(job.response_url)
     if not result.images:
         raise ModelRequestFailedError("the model returned no images", reason=Reason.NO_OUTPUTS)
-    expected_type = CONTENT_TYPES[job.options.output_format]
     lineage = {
         "source-key": job.source.key,
         "source-bucket": job.source.bucket,
@@ -105,16 +105,8 @@ def _copy_all(job: ModelJob, step: CollectOutputs, *, bucket: str, folder: str) 
     }
     outputs: list[StoredOutput] = []
     for index, image in enumerate(result.images):
-        stored = copy_output(
-            step.s3,
-            step.http,
-            image.url,
-            bucket=bucket,
-            key_stem=f"{folder}{index}",
-            expected_type=image.content_type or expected_type,
-            policy=step.policy,
-            lineage=lineage,
-        )
+        place = OutputPlace(bucket=bucket, key_stem=f"{folder}{index}", lineage=lineage)
+        stored = copy_output(step.s3, step.http, image.url, place, step.policy)
         outputs.append(stored.model_copy(update={"width": image.width, "height": image.height}))
     logger.info("outputs copied", extra={"count": len(outputs), "folder": folder})
     return Manifest(
