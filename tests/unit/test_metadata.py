@@ -5,6 +5,8 @@ from __future__ import annotations
 import pytest
 from kontext_pipeline.errors import InvalidInputError
 from kontext_pipeline.metadata import (
+    EditDefaults,
+    Sidecar,
     build_edit_spec,
     decode_metadata_value,
     encode_metadata_value,
@@ -62,6 +64,8 @@ def test_missing_prompt_names_the_ways_to_give_one() -> None:
 
 
 def test_blank_prompt_is_missing() -> None:
+    # Given a prompt of spaces only
+    # When parsed / Then it counts as no prompt
     with pytest.raises(InvalidInputError) as caught:
         build_edit_spec({"prompt": "   "})
     assert caught.value.reason == "missing_prompt"
@@ -97,27 +101,24 @@ def test_every_option_out_of_range_or_of_the_wrong_type_is_refused(
 
 
 def test_unknown_keys_are_ignored_and_reported() -> None:
+    # Given metadata with keys that are neither the prompt nor an option
+    # When parsed / Then they are ignored, and named for the warning
     spec = build_edit_spec({"prompt": "x", "colour": "blue", "uploaded-by": "ana"})
     assert spec.ignored_keys == ("colour", "uploaded_by")
 
 
 def test_jpg_is_accepted_for_jpeg() -> None:
+    # Given output-format JPG / When parsed / Then it is the model's jpeg
     assert build_edit_spec({"prompt": "x", "output-format": "JPG"}).options.output_format == "jpeg"
 
 
 def test_defaults_sit_under_sidecar_under_metadata() -> None:
     # Given a default, a JSON sidecar and metadata that all set options
-    sidecar = parse_sidecar(
-        '{"prompt": "from sidecar", "num_images": 3, "seed": 7}', name="a.jpg.prompt.json"
-    )
+    name = "a.jpg.prompt.json"
+    fields = parse_sidecar('{"prompt": "from sidecar", "num_images": 3, "seed": 7}', name=name)
+    defaults = EditDefaults("default", {"num_images": 2, "output_format": "png"})
     # When merged
-    spec = build_edit_spec(
-        {"seed": "9"},
-        sidecar=sidecar,
-        sidecar_name="a.jpg.prompt.json",
-        default_prompt="default",
-        default_options={"num_images": 2, "output_format": "png"},
-    )
+    spec = build_edit_spec({"seed": "9"}, sidecar=Sidecar(name, fields), defaults=defaults)
     # Then metadata wins over the sidecar, which wins over the defaults
     assert spec.prompt == "from sidecar"
     assert spec.prompt_source == "sidecar a.jpg.prompt.json"
@@ -125,21 +126,26 @@ def test_defaults_sit_under_sidecar_under_metadata() -> None:
 
 
 def test_default_prompt_is_used_when_the_upload_has_none() -> None:
-    spec = build_edit_spec({}, default_prompt="Make it look like a watercolour")
+    # Given an upload without a prompt, and a default prompt configured
+    # When parsed / Then the default is the prompt, and says so
+    spec = build_edit_spec({}, defaults=EditDefaults("Make it look like a watercolour"))
     assert (spec.prompt, spec.prompt_source) == ("Make it look like a watercolour", "default")
 
 
 def test_text_sidecar_is_the_prompt() -> None:
+    # Given a text sidecar / When read / Then its trimmed text is the prompt
     assert parse_sidecar("  a long prompt\n", name="k.prompt.txt") == {"prompt": "a long prompt"}
 
 
 def test_broken_json_sidecar_is_an_input_error() -> None:
+    # Given a JSON sidecar that is not JSON / When read / Then it is an invalid_sidecar error
     with pytest.raises(InvalidInputError) as caught:
         parse_sidecar("{not json", name="k.prompt.json")
     assert caught.value.reason == "invalid_sidecar"
 
 
 def test_overlong_prompt_is_refused() -> None:
+    # Given a prompt one character over the limit / When parsed / Then it is refused
     with pytest.raises(InvalidInputError) as caught:
         build_edit_spec({"prompt": "x" * 10_001})
     assert caught.value.reason == "prompt_too_long"
@@ -155,4 +161,5 @@ def test_encoded_word_with_unknown_charset_is_refused_clearly() -> None:
 
 
 def test_quoted_printable_encoded_word_is_decoded() -> None:
+    # Given a Q-encoded word / When decoded / Then it is the UTF-8 text
     assert decode_metadata_value("=?utf-8?q?caf=C3=A9?=") == "café"

@@ -84,36 +84,68 @@ def parse_sidecar(text: str, *, name: str) -> dict[str, Any]:
     return {str(key).lower().replace("-", "_"): value for key, value in document.items()}
 
 
+@dataclass(frozen=True)
+class Sidecar:
+    """A `<key>.prompt.txt` / `.prompt.json` beside the upload, as parse_sidecar read it."""
+
+    name: str
+    fields: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class EditDefaults:
+    """The deployment's default prompt and options: what holds where an upload says nothing."""
+
+    prompt: str | None = None
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+
 def build_edit_spec(
     metadata: Mapping[str, str],
     *,
-    sidecar: Mapping[str, Any] | None = None,
-    sidecar_name: str | None = None,
-    default_prompt: str | None = None,
-    default_options: Mapping[str, Any] | None = None,
+    sidecar: Sidecar | None = None,
+    defaults: EditDefaults = EditDefaults(),
     overrides: Mapping[str, Any] | None = None,
 ) -> EditSpec:
     """Merge defaults < sidecar < metadata < overrides (a backfill's own prompt and
     options) and validate the result against the model's rules."""
-    fields: dict[str, Any] = dict(default_options or {})
-    prompt_source = "default"
-    prompt = default_prompt
-    ignored: list[str] = []
-
     origins = (
-        (f"sidecar {sidecar_name}", sidecar or {}),
+        (f"sidecar {sidecar.name}" if sidecar else "sidecar", sidecar.fields if sidecar else {}),
         ("metadata", normalise_metadata(metadata)),
         ("backfill request", overrides or {}),
     )
+    merged = _merge(origins, defaults)
+    return EditSpec(
+        prompt=_checked_prompt(merged.prompt),
+        options=validate_options(merged.fields),
+        prompt_source=merged.prompt_source,
+        ignored_keys=tuple(sorted(merged.ignored)),
+    )
+
+
+@dataclass
+class _Merged:
+    prompt: Any
+    prompt_source: str
+    fields: dict[str, Any]
+    ignored: list[str]
+
+
+def _merge(origins: tuple[tuple[str, Mapping[str, Any]], ...], defaults: EditDefaults) -> _Merged:
+    """Each origin's prompt and options over the ones before it; unknown keys noted."""
+    merged = _Merged(defaults.prompt, "default", dict(defaults.options), [])
     for origin, values in origins:
         for key, value in values.items():
             if key == PROMPT_FIELD:
-                prompt, prompt_source = value, origin
+                merged.prompt, merged.prompt_source = value, origin
             elif key in OPTION_FIELDS:
-                fields[key] = value
+                merged.fields[key] = value
             elif key not in PIPELINE_FIELDS:
-                ignored.append(key)
+                merged.ignored.append(key)
+    return merged
 
+
+def _checked_prompt(prompt: Any) -> str:
     prompt_text = prompt.strip() if isinstance(prompt, str) else ""
     if not prompt_text:
         raise InvalidInputError(
@@ -126,12 +158,7 @@ def build_edit_spec(
             f"prompt is {len(prompt_text)} characters; at most {MAX_PROMPT_CHARS} are accepted",
             reason=Reason.PROMPT_TOO_LONG,
         )
-    return EditSpec(
-        prompt=prompt_text,
-        options=validate_options(fields),
-        prompt_source=prompt_source,
-        ignored_keys=tuple(sorted(ignored)),
-    )
+    return prompt_text
 
 
 def validate_options(fields: Mapping[str, Any]) -> EditOptions:

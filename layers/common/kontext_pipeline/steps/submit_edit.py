@@ -23,7 +23,9 @@ from kontext_pipeline.inspection import (
 from kontext_pipeline.ledger import JobLedger
 from kontext_pipeline.metadata import (
     PROMPT_FIELD,
+    EditDefaults,
     EditSpec,
+    Sidecar,
     build_edit_spec,
     normalise_metadata,
     parse_sidecar,
@@ -115,18 +117,16 @@ def submit_edit(start: JobStart, step: SubmitEdit) -> ModelJob:
 
 def _edit_spec(start: JobStart, inspected: InspectedObject, step: SubmitEdit) -> EditSpec:
     """The prompt and options: metadata, else the sidecar, over the configured defaults."""
-    sidecar_name, sidecar = None, None
+    sidecar = None
     if not normalise_metadata(inspected.metadata).get(PROMPT_FIELD):
         found = read_sidecar(step.s3, inspected.source)
         if found:
             sidecar_name, text = found
-            sidecar = parse_sidecar(text, name=sidecar_name)
+            sidecar = Sidecar(sidecar_name, parse_sidecar(text, name=sidecar_name))
     spec = build_edit_spec(
         inspected.metadata,
         sidecar=sidecar,
-        sidecar_name=sidecar_name,
-        default_prompt=step.policy.default_prompt,
-        default_options=step.policy.default_options,
+        defaults=EditDefaults(step.policy.default_prompt, step.policy.default_options),
         overrides=start.request.as_fields() if start.request else None,
     )
     if spec.ignored_keys:
