@@ -8,7 +8,7 @@ import json
 import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from typing import Any, ClassVar
 
 import pytest
@@ -16,7 +16,7 @@ from standardwebhooks import Webhook
 
 from kontext_tools.cli import main
 from kontext_tools.local.pipeline import LocalPipeline
-from tests.conftest import make_image, serving
+from tests.conftest import QuietHandler, make_image, serving
 from tests.integration.conftest import FAST_MODEL
 
 
@@ -30,14 +30,14 @@ class CountingServer(ThreadingHTTPServer):
         super().process_request(request, client_address)
 
 
-class Receiver(BaseHTTPRequestHandler):
+class Receiver(QuietHandler):
     """A team's service: verifies each delivery, answers 503 to the first try of each."""
 
     secret: ClassVar[str] = ""
     deliveries: ClassVar[list[dict[str, Any]]] = []
     lock = threading.Lock()
 
-    def do_POST(self) -> None:
+    def do_POST(self) -> None:  # noqa: N802 - http.server names it
         body = self.rfile.read(int(self.headers.get("content-length", "0")))
         headers = dict(self.headers.items())
         try:
@@ -58,12 +58,7 @@ class Receiver(BaseHTTPRequestHandler):
                     "status": status,
                 }
             )
-        self.send_response(status)
-        self.send_header("content-length", "0")
-        self.end_headers()
-
-    def log_message(self, *args: Any) -> None:
-        pass
+        self.reply(status)
 
 
 @pytest.fixture(scope="module")

@@ -6,14 +6,13 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler
-from typing import Any, ClassVar
+from typing import Any
 
 import pytest
 
 from kontext_tools.emulator import EmulatorTiming
 from kontext_tools.local.pipeline import LocalPipeline
-from tests.conftest import loopback_server, make_image
+from tests.conftest import QuietHandler, loopback_server, make_image
 
 WEBHOOK_MODE = {
     "CompletionMode": "webhook",
@@ -132,35 +131,30 @@ def test_without_a_webhook_polling_takes_over() -> None:
 # --- downstream integrations --------------------------------------------------------------
 
 
-class _Subscriber(BaseHTTPRequestHandler):
-    received: ClassVar[list[dict[str, Any]]] = []
-
-    def do_POST(self) -> None:
-        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        _Subscriber.received.append(body)
-        self.send_response(200)
-        self.end_headers()
-
-    def log_message(self, *args: Any) -> None:
-        return
-
-
 @pytest.fixture
-def https_subscriber() -> Iterator[str]:
-    _Subscriber.received = []
-    with loopback_server(_Subscriber) as base_url:
-        yield f"{base_url}/kontext-events"
+def https_subscriber() -> Iterator[tuple[str, list[dict[str, Any]]]]:
+    """An HTTP endpoint on loopback, and the list of what it receives."""
+    received: list[dict[str, Any]] = []
+
+    class Subscriber(QuietHandler):
+        def do_POST(self) -> None:  # noqa: N802 - http.server names it
+            received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+            self.reply(200)
+
+    with loopback_server(Subscriber) as base_url:
+        yield f"{base_url}/kontext-events", received
 
 
 def test_an_http_subscriber_filtered_on_status_gets_only_failures(
-    pipeline: LocalPipeline, https_subscriber: str
+    pipeline: LocalPipeline, https_subscriber: tuple[str, list[dict[str, Any]]]
 ) -> None:
     # Given an HTTP(S) endpoint subscribed with a filter policy on the status attribute
+    endpoint, received = https_subscriber
     sns = pipeline.client("sns")
     sns.subscribe(
         TopicArn=pipeline.outputs["NotificationsTopicArn"],
         Protocol="http",
-        Endpoint=https_subscriber,
+        Endpoint=endpoint,
         Attributes={"FilterPolicy": json.dumps({"status": ["FAILED"]})},
     )
     # When one job succeeds and one fails
@@ -170,10 +164,10 @@ def test_an_http_subscriber_filtered_on_status_gets_only_failures(
     pipeline.wait_for_notification(bad, timeout=30)
     # Then the endpoint received the failure only (SNS posts to it after the queue's copy)
     deadline = time.monotonic() + 10
-    while not _Subscriber.received and time.monotonic() < deadline:
+    while not received and time.monotonic() < deadline:
         time.sleep(0.05)
     time.sleep(0.5)  # and nothing more arrives
-    deliveries = [item for item in _Subscriber.received if item.get("Type") == "Notification"]
+    deliveries = [item for item in received if item.get("Type") == "Notification"]
     assert [json.loads(item["Message"])["source"]["key"] for item in deliveries] == [bad.key]
 
 

@@ -27,7 +27,7 @@ from kontext_pipeline.callbacks import (
 from kontext_pipeline.errors import CallbackDeliveryError, CallbackRefusedError
 from standardwebhooks import Webhook
 
-from tests.conftest import load_event, loopback_server, serving
+from tests.conftest import QuietHandler, load_event, loopback_server, serving
 
 RULES = CallbackRules(allowed_hosts=("hooks.example.com",))
 SECRET = displayed_secret(base64.b64encode(b"k" * 32).decode())
@@ -111,24 +111,19 @@ def test_the_callback_url_is_read_from_metadata_in_any_spelling() -> None:
     assert callback_url_from_metadata({"prompt": "x"}) is None
 
 
-class Receiver(BaseHTTPRequestHandler):
+class Receiver(QuietHandler):
     """Answers 503 to the first `failures` requests, then 200; records every request."""
 
     failures: ClassVar[int] = 0
     requests: ClassVar[list[tuple[dict[str, str], bytes]]] = []
     lock = threading.Lock()
 
-    def do_POST(self) -> None:
+    def do_POST(self) -> None:  # noqa: N802 - http.server names it
         body = self.rfile.read(int(self.headers.get("content-length", "0")))
         with self.lock:
             Receiver.requests.append((dict(self.headers.items()), body))
             failing = len(Receiver.requests) <= Receiver.failures
-        self.send_response(503 if failing else 200)
-        self.send_header("content-length", "0")
-        self.end_headers()
-
-    def log_message(self, *args: Any) -> None:
-        pass
+        self.reply(503 if failing else 200)
 
 
 @pytest.fixture
@@ -195,11 +190,9 @@ def test_a_receiver_that_keeps_failing_exhausts_the_bounded_budget(receiver: str
 def test_a_4xx_is_the_receivers_refusal_and_is_not_retried() -> None:
     # Given a receiver that answers 410
     class Gone(Receiver):
-        def do_POST(self) -> None:
+        def do_POST(self) -> None:  # noqa: N802 - http.server names it
             Receiver.requests.append(({}, b""))
-            self.send_response(410)
-            self.send_header("content-length", "0")
-            self.end_headers()
+            self.reply(410)
 
     Receiver.requests = []
     with loopback_server(Gone) as base, httpx.Client(timeout=5) as http:

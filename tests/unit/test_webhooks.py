@@ -7,7 +7,6 @@ import hashlib
 import json
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler
 from typing import Any, ClassVar
 
 import httpx
@@ -19,7 +18,7 @@ from kontext_pipeline.models import ModelJob, ModelResult
 from kontext_pipeline.webhook_rendezvous import WebhookRendezvous
 from kontext_pipeline.webhook_signatures import JwksCache, VerifiedWebhook, verify_webhook
 
-from tests.conftest import load_event, loopback_server
+from tests.conftest import QuietHandler, load_event, loopback_server
 
 REQUEST_ID = "e36fc67f-afa7-416a-a288-50d90a630d7a"
 
@@ -34,20 +33,13 @@ def jwk_for(key: Ed25519PrivateKey, kid: str) -> dict[str, str]:
     }
 
 
-class _Jwks(BaseHTTPRequestHandler):
+class _Jwks(QuietHandler):
     document: ClassVar[dict[str, Any]] = {"keys": []}
     fetches: ClassVar[list[float]] = []
 
-    def do_GET(self) -> None:
-        body = json.dumps(self.document).encode()
+    def do_GET(self) -> None:  # noqa: N802 - http.server names it
         _Jwks.fetches.append(time.time())
-        self.send_response(200)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args: Any) -> None:
-        return
+        self.reply(200, json.dumps(self.document).encode())
 
 
 @pytest.fixture
