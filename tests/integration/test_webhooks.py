@@ -63,10 +63,13 @@ def test_a_signed_webhook_completes_the_job_without_polling(pipeline: LocalPipel
 def test_duplicate_forged_and_late_webhooks_complete_exactly_once(
     pipeline: LocalPipeline, fault: str
 ) -> None:
+    # Given a webhook delivered twice, alongside a forged one, or late (one fault each)
     source = pipeline.upload(
         make_image(), key=f"inputs/hook/{fault}.png", prompt=f"make it green [fault:{fault}]"
     )
+    # When the job completes
     notification = pipeline.wait_for_notification(source, timeout=40).notification
+    # Then it succeeded, and it was notified once only
     assert notification.status == "SUCCEEDED", notification.failure
     time.sleep(1.5)  # room for a duplicate or late delivery to do harm, if it could
     keys = [item.notification.source.key for item in pipeline.notifications()]
@@ -74,10 +77,13 @@ def test_duplicate_forged_and_late_webhooks_complete_exactly_once(
 
 
 def test_an_error_webhook_fails_the_job_with_the_models_reason(pipeline: LocalPipeline) -> None:
+    # Given a model that reports an error in its webhook
     source = pipeline.upload(
         make_image(), key="inputs/hook/error.png", prompt="make it red [fault:model-error]"
     )
+    # When the job ends
     notification = pipeline.wait_for_notification(source, timeout=30).notification
+    # Then it failed as the model's failure
     assert notification.status == "FAILED"
     assert notification.failure is not None
     assert notification.failure.error == "ModelRequestFailedError"
