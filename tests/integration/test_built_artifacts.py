@@ -12,9 +12,9 @@ import pytest
 from botocore.exceptions import ClientError
 
 from kontext_tools.local.build import BuildArtifacts, ensure_built
-from kontext_tools.local.lambdas import FunctionInitError
+from kontext_tools.local.moto_fixes import USER_METADATA_LIMIT_BYTES
 from kontext_tools.local.pipeline import LocalPipeline
-from kontext_tools.local.s3_limits import USER_METADATA_LIMIT_BYTES
+from kontext_tools.local.sandbox import FunctionInitError
 from kontext_tools.local.stack import load_template
 from tests.conftest import ROOT, make_image
 

@@ -1,20 +1,117 @@
-"""Where moto's server drops what AWS keeps, put it back for the local run.
+"""Where moto differs from AWS in what the pipeline relies on, corrected for the local run.
 
-`SendTaskFailure` over moto's HTTP API passes only the token and the error name on to the
-ASL interpreter, although the interpreter takes a cause too; on AWS the cause reaches the
-state's Catch (`$.Cause`). The pipeline's failure messages for a job failed by a webhook
-travel in that cause, so without it a local run would report less than AWS does.
+- S3's 2 KB limit on user metadata (`s3_metadata_limit`): real S3 refuses more (the bytes
+  of every x-amz-meta-* name and value, UTF-8) with 400 MetadataTooLarge; moto stores any
+  amount. A local run that accepted what AWS refuses would hide exactly the uploads that
+  fail in production (a long prompt in metadata), so the local S3 refuses them as AWS does.
+- S3 event notifications as S3 sends them (`s3_event_versions`): moto's records carry the
+  object's key, size and ETag only. S3's also carry `versionId` (in a versioned bucket)
+  and a `sequencer` (always): "The sequencer key provides a way to determine the sequence
+  of events ... a hexadecimal value" (S3 user guide, "Event message structure"). The
+  pipeline names each job from the version id, so a local run without it would name jobs
+  differently from AWS, and a backfill (which reads the version id from the object) would
+  not recognise the trigger's jobs. So the local S3 adds both, as S3 would.
+- `SendTaskFailure` keeps its cause (`send_task_failure_keeps_its_cause`): over moto's
+  HTTP API it passes only the token and the error name on to the ASL interpreter,
+  although the interpreter takes a cause too; on AWS the cause reaches the state's Catch
+  (`$.Cause`). The pipeline's failure messages for a job failed by a webhook travel in
+  that cause, so without it a local run would report less than AWS does.
+
+`moto_as_aws()` applies all of them while it is active.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
+import itertools
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
 from typing import Any
+
+# S3 user guide, "Working with object metadata": user-defined metadata is limited to 2 KB.
+USER_METADATA_LIMIT_BYTES = 2048
+_PREFIX = "x-amz-meta-"
+
+_SEQUENCE = itertools.count(1)
+_SEQUENCE_LOCK = threading.Lock()
+
+
+@contextmanager
+def moto_as_aws() -> Iterator[None]:
+    """While active, moto behaves as AWS does where this module corrects it."""
+    with ExitStack() as fixes:
+        fixes.enter_context(s3_metadata_limit())
+        fixes.enter_context(send_task_failure_keeps_its_cause())
+        fixes.enter_context(s3_event_versions())
+        yield
+
+
+def user_metadata_size(headers: dict[str, Any]) -> int:
+    """Bytes of user-defined metadata, as S3 counts them (names without the prefix)."""
+    size = 0
+    for name, value in headers.items():
+        if isinstance(name, str) and name.lower().startswith(_PREFIX):
+            text = value[0] if isinstance(value, list) else value
+            size += len(name[len(_PREFIX) :].encode()) + len(str(text).encode())
+    return size
+
+
+@contextmanager
+def s3_metadata_limit() -> Iterator[None]:
+    """While active, moto's S3 answers MetadataTooLarge above the limit, as S3 does."""
+    from moto.s3 import responses  # noqa: PLC0415 - local run only
+    from moto.s3.exceptions import S3ClientError  # noqa: PLC0415
+
+    # moto's S3 handlers look the function up on their module at each request.
+    original: Callable[[dict[str, Any]], Any] = getattr(responses, "metadata_from_headers")  # noqa: B009
+
+    def metadata_within_limit(headers: dict[str, Any]) -> Any:
+        size = user_metadata_size(dict(headers.items()))
+        if size > USER_METADATA_LIMIT_BYTES:
+            raise S3ClientError(
+                "MetadataTooLarge",
+                "Your metadata headers exceed the maximum allowed metadata size "
+                f"({size} bytes; the limit is {USER_METADATA_LIMIT_BYTES}).",
+            )
+        return original(headers)
+
+    setattr(responses, "metadata_from_headers", metadata_within_limit)  # noqa: B010
+    try:
+        yield
+    finally:
+        setattr(responses, "metadata_from_headers", original)  # noqa: B010
+
+
+@contextmanager
+def s3_event_versions() -> Iterator[None]:
+    """While active, moto's S3 notifications carry versionId and a sequencer."""
+    from moto.s3 import notifications  # noqa: PLC0415 - local run only
+
+    # send_event looks the builder up on its module at each notification.
+    original: Callable[..., dict[str, Any]] = getattr(notifications, "_get_s3_event")  # noqa: B009
+
+    def with_version(event_name: str, bucket: Any, key: Any, notification_id: str) -> Any:
+        body = original(event_name, bucket, key, notification_id)
+        with _SEQUENCE_LOCK:
+            sequencer = f"{next(_SEQUENCE):016X}"
+        version = getattr(key, "version_id", None)
+        for record in body.get("Records", []):
+            described = record["s3"]["object"]
+            described["sequencer"] = sequencer
+            if version and version != "null":
+                described["versionId"] = version
+        return body
+
+    setattr(notifications, "_get_s3_event", with_version)  # noqa: B010
+    try:
+        yield
+    finally:
+        setattr(notifications, "_get_s3_event", original)  # noqa: B010
 
 
 @contextmanager
 def send_task_failure_keeps_its_cause() -> Iterator[None]:
+    """While active, SendTaskFailure over moto's HTTP API hands its cause on."""
     from moto.core.responses import EmptyResult  # noqa: PLC0415 - local run only
     from moto.stepfunctions.responses import StepFunctionResponse  # noqa: PLC0415
 

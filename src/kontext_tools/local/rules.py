@@ -8,7 +8,7 @@ never accepts a configuration AWS would not.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from enum import StrEnum
 from typing import Any, ClassVar
 
@@ -54,30 +54,45 @@ def check_parameters(template: Mapping[str, Any], given: Mapping[str, str]) -> d
 
 
 def _check_constraints(name: str, spec: Mapping[str, Any], value: str) -> None:
-    def refuse(why: str) -> ParameterRefusedError:
+    why = _text_constraint_broken(spec, value)
+    if why is None and spec.get("Type") == "Number":
+        why = _number_constraint_broken(spec, value)
+    if why is not None:
         hint = spec.get("ConstraintDescription")
-        return ParameterRefusedError(
+        raise ParameterRefusedError(
             f"parameter {name}={value!r} {why}" + (f" ({hint})" if hint else "")
         )
 
+
+def _text_constraint_broken(spec: Mapping[str, Any], value: str) -> str | None:
+    """Why the value breaks AllowedValues, AllowedPattern or a length; None if it does not."""
     if "AllowedValues" in spec and value not in [str(v) for v in spec["AllowedValues"]]:
-        raise refuse(f"is not one of {spec['AllowedValues']}")
+        return f"is not one of {spec['AllowedValues']}"
     pattern = spec.get("AllowedPattern")
     if pattern is not None and not any(re.fullmatch(str(pattern), v) for v in _as_deployed(value)):
-        raise refuse(f"does not match {pattern}")
+        return f"does not match {pattern}"
+    return _length_constraint_broken(spec, value)
+
+
+def _length_constraint_broken(spec: Mapping[str, Any], value: str) -> str | None:
     if "MinLength" in spec and len(value) < int(spec["MinLength"]):
-        raise refuse(f"is shorter than {spec['MinLength']}")
+        return f"is shorter than {spec['MinLength']}"
     if "MaxLength" in spec and len(value) > int(spec["MaxLength"]):
-        raise refuse(f"is longer than {spec['MaxLength']}")
-    if spec.get("Type") == "Number":
-        try:
-            number = float(value)
-        except ValueError:
-            raise refuse("is not a number") from None
-        if "MinValue" in spec and number < float(spec["MinValue"]):
-            raise refuse(f"is less than {spec['MinValue']}")
-        if "MaxValue" in spec and number > float(spec["MaxValue"]):
-            raise refuse(f"is more than {spec['MaxValue']}")
+        return f"is longer than {spec['MaxLength']}"
+    return None
+
+
+def _number_constraint_broken(spec: Mapping[str, Any], value: str) -> str | None:
+    """Why a Number parameter's value is refused; None if it is not."""
+    try:
+        number = float(value)
+    except ValueError:
+        return "is not a number"
+    if "MinValue" in spec and number < float(spec["MinValue"]):
+        return f"is less than {spec['MinValue']}"
+    if "MaxValue" in spec and number > float(spec["MaxValue"]):
+        return f"is more than {spec['MaxValue']}"
+    return None
 
 
 def _as_deployed(value: str) -> tuple[str, ...]:
@@ -88,7 +103,45 @@ def _as_deployed(value: str) -> tuple[str, ...]:
     return (value,)
 
 
-def _evaluate(expression: Any, values: Mapping[str, str]) -> Any:  # noqa: PLR0911 - one per function
+def _pair(arguments: Any) -> tuple[Any, Any]:
+    first, second = arguments
+    return first, second
+
+
+def _contains(arguments: Any) -> bool:
+    items, value = _pair(arguments)
+    return str(value) in [str(item) for item in items]
+
+
+def _each_member_equals(arguments: Any) -> bool:
+    items, value = _pair(arguments)
+    return all(str(item) == str(value) for item in items)
+
+
+def _each_member_in(arguments: Any) -> bool:
+    items, allowed = _pair(arguments)
+    return all(str(item) in [str(a) for a in allowed] for item in items)
+
+
+def _equals(arguments: Any) -> bool:
+    left, right = _pair(arguments)
+    return str(left) == str(right)
+
+
+# The rule-specific intrinsic functions (the only ones Rules may use), on their evaluated
+# arguments; Ref is the one that reads the parameters.
+_RULE_FUNCTIONS: dict[str, Callable[[Any], bool]] = {
+    "Fn::Equals": _equals,
+    "Fn::Not": lambda arguments: not arguments[0],
+    "Fn::And": all,
+    "Fn::Or": any,
+    "Fn::Contains": _contains,
+    "Fn::EachMemberEquals": _each_member_equals,
+    "Fn::EachMemberIn": _each_member_in,
+}
+
+
+def _evaluate(expression: Any, values: Mapping[str, str]) -> Any:
     """The rule-specific intrinsic functions (the only ones Rules may use)."""
     if isinstance(expression, list):
         return [_evaluate(item, values) for item in expression]
@@ -100,24 +153,9 @@ def _evaluate(expression: Any, values: Mapping[str, str]) -> Any:  # noqa: PLR09
             raise ParameterRefusedError(f"Rules refer to {argument}, which has no value")
         return values[str(argument)]
     arguments = _evaluate(argument, values)
-    if name == "Fn::Equals":
-        left, right = arguments
-        return str(left) == str(right)
-    if name == "Fn::Not":
-        return not arguments[0]
-    if name == "Fn::And":
-        return all(arguments)
-    if name == "Fn::Or":
-        return any(arguments)
-    if name == "Fn::Contains":
-        items, value = arguments
-        return str(value) in [str(item) for item in items]
-    if name == "Fn::EachMemberEquals":
-        items, value = arguments
-        return all(str(item) == str(value) for item in items)
-    if name == "Fn::EachMemberIn":
-        items, allowed = arguments
-        return all(str(item) in [str(a) for a in allowed] for item in items)
-    raise ParameterRefusedError(
-        f"{name} cannot be used in Rules", reason=ToolReason.INVALID_TEMPLATE
-    )
+    function = _RULE_FUNCTIONS.get(name)
+    if function is None:
+        raise ParameterRefusedError(
+            f"{name} cannot be used in Rules", reason=ToolReason.INVALID_TEMPLATE
+        )
+    return function(arguments)
