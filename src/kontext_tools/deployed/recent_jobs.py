@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -42,17 +42,14 @@ class JobSummary:
         )
 
     def document(self) -> dict[str, Any]:
-        return {
-            "key": self.key,
-            "status": self.status,
-            "reason": self.reason,
-            "request_id": self.request_id,
+        """As `jobs --json` prints it: times as text, the cost, the execution's ARN last."""
+        document = asdict(self)
+        execution = document.pop("execution_arn")
+        return document | {
             "started_at": self.started_at.isoformat(),
             "seconds": None if self.seconds is None else round(self.seconds, 1),
-            "transitions": self.transitions,
-            "images": self.images,
             "cost_usd": round(self.cost_usd, 4),
-            "execution": self.execution_arn,
+            "execution": execution,
         }
 
 

@@ -3,6 +3,7 @@ boto3 clients of a session in it."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, cast
 
 if TYPE_CHECKING:
@@ -30,44 +31,43 @@ EMULATED_CREDENTIALS = {
 }
 
 
+@dataclass(frozen=True)
 class AwsClients:
-    """The clients of one boto3 session, each in the emulated region."""
+    """One boto3 session's clients, each in the emulated region."""
 
-    def __init__(self, session: boto3.Session) -> None:
-        self._session = session
+    session: boto3.Session
+    s3: S3Client
+    sns: SNSClient
+    sqs: SQSClient
+    secretsmanager: SecretsManagerClient
+    iam: IAMClient
+    lambda_: LambdaClient
+    stepfunctions: SFNClient
+    dynamodb: DynamoDBClient
+    cloudwatch: CloudWatchClient
+    events: EventBridgeClient
+    cloudformation: CloudFormationClient
+
+    @classmethod
+    def of(cls, session: boto3.Session) -> AwsClients:
+        def client(service: str) -> BaseClient:
+            return session.client(service, region_name=REGION)  # type: ignore[no-any-return]
+
+        return cls(
+            session,
+            s3=cast("S3Client", client("s3")),
+            sns=cast("SNSClient", client("sns")),
+            sqs=cast("SQSClient", client("sqs")),
+            secretsmanager=cast("SecretsManagerClient", client("secretsmanager")),
+            iam=cast("IAMClient", client("iam")),
+            lambda_=cast("LambdaClient", client("lambda")),
+            stepfunctions=cast("SFNClient", client("stepfunctions")),
+            dynamodb=cast("DynamoDBClient", client("dynamodb")),
+            cloudwatch=cast("CloudWatchClient", client("cloudwatch")),
+            events=cast("EventBridgeClient", client("events")),
+            cloudformation=cast("CloudFormationClient", client("cloudformation")),
+        )
 
     def client(self, service: str) -> BaseClient:
-        return self._session.client(service, region_name=REGION)  # type: ignore[no-any-return]
-
-    def s3(self) -> S3Client:
-        return cast("S3Client", self.client("s3"))
-
-    def sns(self) -> SNSClient:
-        return cast("SNSClient", self.client("sns"))
-
-    def sqs(self) -> SQSClient:
-        return cast("SQSClient", self.client("sqs"))
-
-    def secretsmanager(self) -> SecretsManagerClient:
-        return cast("SecretsManagerClient", self.client("secretsmanager"))
-
-    def iam(self) -> IAMClient:
-        return cast("IAMClient", self.client("iam"))
-
-    def lambda_(self) -> LambdaClient:
-        return cast("LambdaClient", self.client("lambda"))
-
-    def stepfunctions(self) -> SFNClient:
-        return cast("SFNClient", self.client("stepfunctions"))
-
-    def dynamodb(self) -> DynamoDBClient:
-        return cast("DynamoDBClient", self.client("dynamodb"))
-
-    def cloudwatch(self) -> CloudWatchClient:
-        return cast("CloudWatchClient", self.client("cloudwatch"))
-
-    def events(self) -> EventBridgeClient:
-        return cast("EventBridgeClient", self.client("events"))
-
-    def cloudformation(self) -> CloudFormationClient:
-        return cast("CloudFormationClient", self.client("cloudformation"))
+        """A client of any service (for what has no field here)."""
+        return self.session.client(service, region_name=REGION)  # type: ignore[no-any-return]

@@ -75,11 +75,8 @@ def s3_metadata_limit() -> Iterator[None]:
             )
         return original(headers)
 
-    setattr(responses, "metadata_from_headers", metadata_within_limit)  # noqa: B010
-    try:
+    with _replaced(responses, "metadata_from_headers", metadata_within_limit):
         yield
-    finally:
-        setattr(responses, "metadata_from_headers", original)  # noqa: B010
 
 
 @contextmanager
@@ -102,11 +99,8 @@ def s3_event_versions() -> Iterator[None]:
                 described["versionId"] = version
         return body
 
-    setattr(notifications, "_get_s3_event", with_version)  # noqa: B010
-    try:
+    with _replaced(notifications, "_get_s3_event", with_version):
         yield
-    finally:
-        setattr(notifications, "_get_s3_event", original)  # noqa: B010
 
 
 @contextmanager
@@ -114,8 +108,6 @@ def send_task_failure_keeps_its_cause() -> Iterator[None]:
     """While active, SendTaskFailure over moto's HTTP API hands its cause on."""
     from moto.core.responses import EmptyResult  # noqa: PLC0415 - local run only
     from moto.stepfunctions.responses import StepFunctionResponse  # noqa: PLC0415
-
-    original = StepFunctionResponse.send_task_failure
 
     def send_task_failure(self: Any) -> Any:
         self.stepfunction_backend.send_task_failure(
@@ -125,8 +117,16 @@ def send_task_failure_keeps_its_cause() -> Iterator[None]:
         )
         return EmptyResult()
 
-    StepFunctionResponse.send_task_failure = send_task_failure  # type: ignore[method-assign]
+    with _replaced(StepFunctionResponse, "send_task_failure", send_task_failure):
+        yield
+
+
+@contextmanager
+def _replaced(owner: object, name: str, replacement: object) -> Iterator[None]:
+    """`owner.name` is `replacement` while active, then what it was again."""
+    original = getattr(owner, name)
+    setattr(owner, name, replacement)
     try:
         yield
     finally:
-        StepFunctionResponse.send_task_failure = original  # type: ignore[method-assign]
+        setattr(owner, name, original)

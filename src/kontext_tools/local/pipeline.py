@@ -87,13 +87,13 @@ class LocalPipeline:
         self._exit.close()
 
     def _subscribe_queue(self) -> None:
-        sqs = self._clients.sqs()
+        sqs = self._clients.sqs
         name = f"{self.stack.name if self.stack else 'kontext-local'}-notifications"
         self._queue_url = sqs.create_queue(QueueName=name)["QueueUrl"]
         queue_arn = sqs.get_queue_attributes(QueueUrl=self._queue_url, AttributeNames=["QueueArn"])[
             "Attributes"
         ]["QueueArn"]
-        self._clients.sns().subscribe(
+        self._clients.sns.subscribe(
             TopicArn=self.outputs["NotificationsTopicArn"], Protocol="sqs", Endpoint=queue_arn
         )
 
@@ -145,7 +145,7 @@ class LocalPipeline:
         if key is None:
             name = image.name if isinstance(image, Path) else f"upload-{uuid.uuid4().hex[:8]}.png"
             key = self.outputs["InputPrefix"] + name
-        return upload_image(self._clients.s3(), self.bucket, key, body, **content)
+        return upload_image(self._clients.s3, self.bucket, key, body, **content)
 
     def wait_for_notification(
         self,
@@ -165,7 +165,7 @@ class LocalPipeline:
                 # Found once: the job's execution does not change, only its progress.
                 execution = execution or self.execution_for(source)
                 if execution is not None:
-                    progress = job_progress(self._clients.stepfunctions(), execution)
+                    progress = job_progress(self._clients.stepfunctions, execution)
                     on_progress(progress, time.monotonic() - started)
             time.sleep(0.1)
         raise TimeoutError(f"no notification for {source.s3_uri} within {timeout:.0f} s")
@@ -186,7 +186,7 @@ class LocalPipeline:
         return None
 
     def _drain_queue(self) -> None:
-        sqs = self._clients.sqs()
+        sqs = self._clients.sqs
         while True:
             messages = sqs.receive_message(
                 QueueUrl=self._queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=0
@@ -203,17 +203,15 @@ class LocalPipeline:
                 sqs.delete_message(QueueUrl=self._queue_url, ReceiptHandle=message["ReceiptHandle"])
 
     def executions(self) -> list[dict[str, Any]]:
-        sfn = self._clients.stepfunctions()
+        sfn = self._clients.stepfunctions
         listed = sfn.list_executions(stateMachineArn=self.outputs["StateMachineArn"])
         return [dict(execution) for execution in listed["executions"]]
 
     def execution_for(self, source: SourceObject) -> dict[str, Any] | None:
-        return find_execution(
-            self._clients.stepfunctions(), self.outputs["StateMachineArn"], source
-        )
+        return find_execution(self._clients.stepfunctions, self.outputs["StateMachineArn"], source)
 
     def history(self, execution_arn: str) -> list[dict[str, Any]]:
-        sfn = self._clients.stepfunctions()
+        sfn = self._clients.stepfunctions
         events = sfn.get_execution_history(executionArn=execution_arn, maxResults=1000)["events"]
         return [dict(event) for event in events]
 
@@ -222,7 +220,7 @@ class LocalPipeline:
     ) -> None:
         """Objects as if they were in the bucket before the pipeline: no S3 event is sent
         for them (the bucket's notifications are off while they are written)."""
-        s3 = self._clients.s3()
+        s3 = self._clients.s3
         saved = s3.get_bucket_notification_configuration(Bucket=self.bucket)
         saved.pop("ResponseMetadata", None)  # type: ignore[misc]
         s3.put_bucket_notification_configuration(Bucket=self.bucket, NotificationConfiguration={})
@@ -251,7 +249,7 @@ class LocalPipeline:
         timeout: float = 300.0,
     ) -> BackfillResult:
         """Run the stack's backfill over a prefix and wait for its counts."""
-        sfn = self._clients.stepfunctions()
+        sfn = self._clients.stepfunctions
         execution_arn = start_backfill(
             sfn,
             self.outputs["BackfillStateMachineArn"],
@@ -263,4 +261,4 @@ class LocalPipeline:
         """Copy the job's output images and manifest from the emulated S3 into a folder."""
         if not notification.manifest_uri:
             return []
-        return download_results(self._clients.s3(), notification.manifest_uri, out_dir)
+        return download_results(self._clients.s3, notification.manifest_uri, out_dir)

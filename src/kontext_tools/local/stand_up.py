@@ -92,9 +92,9 @@ def stand_up(options: LocalRunOptions, exit_stack: ExitStack) -> LocalRun:
     endpoint = start_moto_server(exit_stack, log)
     emulated = _reach_emulated_aws(endpoint)
     session = boto3.Session(region_name=REGION)
-    clients = AwsClients(session)
+    clients = AwsClients.of(session)
     model = _model_queue(options, exit_stack)
-    gateway = FunctionUrlGateway(clients.lambda_()).start()
+    gateway = FunctionUrlGateway(clients.lambda_).start()
     exit_stack.callback(gateway.stop)
     stack = deploy_stack(
         artifacts.template,
@@ -104,13 +104,13 @@ def stand_up(options: LocalRunOptions, exit_stack: ExitStack) -> LocalRun:
         overrides=LocalOverrides(model.environment, gateway.url_for),
     )
     if model.api_key:
-        clients.secretsmanager().put_secret_value(
+        clients.secretsmanager.put_secret_value(
             SecretId=stack.outputs["FalApiKeySecretArn"], SecretString=model.api_key
         )
     lambdas = LocalLambdas(
         stack,
         RuntimeSetup(artifacts.python, artifacts.runtime_sdk_dir, emulated, log),
-        sqs=clients.sqs(),
+        sqs=clients.sqs,
         max_sandboxes=options.get("max_sandboxes", DEFAULT_MAX_SANDBOXES),
     )
     exit_stack.enter_context(lambdas.patched())

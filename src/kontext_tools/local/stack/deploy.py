@@ -38,7 +38,7 @@ def deploy_stack(
     cfn = translation.cfn
     stack = LocalStack(name=stack_name, template=cfn)
     resolver = Resolver(stack, values)
-    clients = AwsClients(session)
+    clients = AwsClients.of(session)
     creator = ResourceCreator(clients, stack, resolver, translation, overrides or LocalOverrides())
     for logical_id in creation_order(cfn["Resources"]):
         creator.create(logical_id, cfn["Resources"][logical_id])
@@ -57,9 +57,7 @@ def _register_stack(clients: AwsClients, stack: LocalStack) -> None:
     }
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # moto notes it does not model the placeholder
-        clients.cloudformation().create_stack(
-            StackName=stack.name, TemplateBody=json.dumps(summary)
-        )
+        clients.cloudformation.create_stack(StackName=stack.name, TemplateBody=json.dumps(summary))
 
 
 def creation_order(resources: Mapping[str, Any]) -> list[str]:

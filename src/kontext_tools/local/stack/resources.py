@@ -105,7 +105,7 @@ class ResourceCreator:
         self.stack.attributes[logical_id] = attributes
 
     def _bucket(self, logical_id: str, props: dict[str, Any]) -> None:
-        s3 = self.clients.s3()
+        s3 = self.clients.s3
         name = props.get("BucketName") or self._name(logical_id).lower()
         s3.create_bucket(Bucket=name)
         if props.get("VersioningConfiguration", {}).get("Status") == "Enabled":
@@ -124,14 +124,14 @@ class ResourceCreator:
 
     def _topic(self, logical_id: str, props: dict[str, Any]) -> None:
         name = props.get("TopicName") or self._name(logical_id)
-        arn = self.clients.sns().create_topic(Name=name)["TopicArn"]
+        arn = self.clients.sns.create_topic(Name=name)["TopicArn"]
         self._set(logical_id, arn, TopicName=name, TopicArn=arn)
 
     def _subscription(self, logical_id: str, props: dict[str, Any]) -> None:
         attributes = {}
         if "FilterPolicy" in props:
             attributes["FilterPolicy"] = json.dumps(props["FilterPolicy"])
-        arn = self.clients.sns().subscribe(
+        arn = self.clients.sns.subscribe(
             TopicArn=props["TopicArn"],
             Protocol=props["Protocol"],
             Endpoint=props["Endpoint"],
@@ -141,7 +141,7 @@ class ResourceCreator:
 
     def _queue(self, logical_id: str, props: dict[str, Any]) -> None:
         name = props.get("QueueName") or self._name(logical_id)
-        sqs = self.clients.sqs()
+        sqs = self.clients.sqs
         url = sqs.create_queue(QueueName=name)["QueueUrl"]
         arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"][
             "QueueArn"
@@ -151,11 +151,11 @@ class ResourceCreator:
     def _secret(self, logical_id: str, props: dict[str, Any]) -> None:
         name = props.get("Name") or self._name(logical_id)
         value = props.get("SecretString") or uuid.uuid4().hex
-        arn = self.clients.secretsmanager().create_secret(Name=name, SecretString=value)["ARN"]
+        arn = self.clients.secretsmanager.create_secret(Name=name, SecretString=value)["ARN"]
         self._set(logical_id, arn, Id=arn)
 
     def _role(self, logical_id: str, props: dict[str, Any]) -> None:
-        iam = self.clients.iam()
+        iam = self.clients.iam
         name = props.get("RoleName") or self._name(logical_id)[:64]
         arn = iam.create_role(
             RoleName=name, AssumeRolePolicyDocument=json.dumps(props["AssumeRolePolicyDocument"])
@@ -170,7 +170,7 @@ class ResourceCreator:
         self._set(logical_id, name, Arn=arn)
 
     def _layer(self, logical_id: str, props: dict[str, Any]) -> None:
-        arn = self.clients.lambda_().publish_layer_version(
+        arn = self.clients.lambda_.publish_layer_version(
             LayerName=props.get("LayerName") or logical_id,
             # The translator renames the layer; its code key keeps the template's name.
             Content={"ZipFile": zip_folder(self._layer_dir(props))},
@@ -190,7 +190,7 @@ class ResourceCreator:
         environment = dict(props.get("Environment", {}).get("Variables", {}))
         environment.update(self.overrides.environment)
         source = self.translation.functions[logical_id]
-        response = self.clients.lambda_().create_function(
+        response = self.clients.lambda_.create_function(
             FunctionName=name,
             Runtime=props.get("Runtime", "python3.12"),
             Role=props["Role"],
@@ -217,7 +217,7 @@ class ResourceCreator:
             config["MaximumRetryAttempts"] = int(props["MaximumRetryAttempts"])
         if "DestinationConfig" in props:
             config["DestinationConfig"] = props["DestinationConfig"]
-        self.clients.lambda_().put_function_event_invoke_config(**config)
+        self.clients.lambda_.put_function_event_invoke_config(**config)
         function_name = str(props["FunctionName"]).rsplit(":", 1)[-1]
         self.stack.async_configs[function_name] = config
         self._set(logical_id, self._name(logical_id))
@@ -227,7 +227,7 @@ class ResourceCreator:
         for name, value in props.get("DefinitionSubstitutions", {}).items():
             definition = definition.replace("${" + name + "}", str(value))
         name = props.get("StateMachineName") or self._name(logical_id)
-        arn = self.clients.stepfunctions().create_state_machine(
+        arn = self.clients.stepfunctions.create_state_machine(
             name=name,
             definition=definition,
             roleArn=props["RoleArn"],
@@ -237,7 +237,7 @@ class ResourceCreator:
 
     def _table(self, logical_id: str, props: dict[str, Any]) -> None:
         name = props.get("TableName") or self._name(logical_id)
-        dynamodb = self.clients.dynamodb()
+        dynamodb = self.clients.dynamodb
         arn = dynamodb.create_table(
             TableName=name,
             KeySchema=props["KeySchema"],
@@ -260,7 +260,7 @@ class ResourceCreator:
         for metric in fields.get("Metrics", []):
             if "MetricStat" in metric:
                 metric["MetricStat"]["Period"] = int(metric["MetricStat"]["Period"])
-        self.clients.cloudwatch().put_metric_alarm(AlarmName=name, **fields)
+        self.clients.cloudwatch.put_metric_alarm(AlarmName=name, **fields)
         self._set(logical_id, name, Arn=f"arn:aws:cloudwatch:{REGION}:{ACCOUNT_ID}:alarm:{name}")
 
     def _function_url(self, logical_id: str, props: dict[str, Any]) -> None:
@@ -274,7 +274,7 @@ class ResourceCreator:
     def _events_rule(self, logical_id: str, props: dict[str, Any]) -> None:
         """The rule and its targets on moto's EventBridge. Targets that are the stack's
         functions are invoked by the local run (lambdas.py), since moto's rules cannot."""
-        events = self.clients.events()
+        events = self.clients.events
         name = props.get("Name") or self._name(logical_id)[:64]
         bus = props.get("EventBusName", "default")
         arn = events.put_rule(
@@ -293,7 +293,7 @@ class ResourceCreator:
 
     def _dashboard(self, logical_id: str, props: dict[str, Any]) -> None:
         name = props.get("DashboardName") or self._name(logical_id)
-        self.clients.cloudwatch().put_dashboard(
+        self.clients.cloudwatch.put_dashboard(
             DashboardName=name, DashboardBody=props["DashboardBody"]
         )
         self._set(logical_id, name)
