@@ -94,3 +94,14 @@ def test_a_caught_error_the_service_named_gets_the_reason_of_its_name() -> None:
     assert (crash.reason, crash.message) == (Reason.LAMBDA_ERROR, "not json {")
     assert (nothing.error, nothing.reason) == ("States.Unknown", Reason.UNEXPECTED_ERROR)
     assert errors.ERROR_NAME_REASONS["States.TaskFailed"] is Reason.TASK_FAILED
+
+
+def test_a_failure_the_model_typed_travels_with_its_own_reason() -> None:
+    # Given the model's failure with its error type, raised out of a Lambda
+    error = errors.ModelRequestFailedError.from_model(
+        "the model reported: boom", "image_load_error"
+    )
+    # When the Catch's state is read back from the text Lambda passed on
+    caught = CaughtError.from_state({"Error": "ModelRequestFailedError", "Cause": str(error)})
+    # Then the reason is the model's, not the generic one
+    assert error.reason == caught.reason == "model_image_load_error"

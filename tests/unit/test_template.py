@@ -276,15 +276,61 @@ def test_the_layer_is_named_per_stack() -> None:
     assert "${AWS::StackName}" in layer["LayerName"]["Fn::Sub"]
 
 
+def environment_variables() -> dict[str, Any]:
+    """Every variable the template sets, globally or on a function, with its value."""
+    variables = dict(TEMPLATE["Globals"]["Function"]["Environment"]["Variables"])
+    for resource in TEMPLATE["Resources"].values():
+        variables.update(resource.get("Properties", {}).get("Environment", {}).get("Variables", {}))
+    return variables
+
+
 def integer_parameters() -> list[str]:
     """Parameters whose environment variable the settings model reads as an integer."""
-    variables = TEMPLATE["Globals"]["Function"]["Environment"]["Variables"]
-    names = []
-    for variable, value in variables.items():
+    names = set()
+    for variable, value in environment_variables().items():
         field = PipelineSettings.model_fields.get(variable.lower())
         if field is not None and field.annotation is int and isinstance(value, dict):
-            names.append(value["Ref"])
-    return names
+            names.add(value["Ref"])
+    return sorted(names)
+
+
+def test_the_globals_set_only_what_every_function_reads() -> None:
+    # Given the environment every function gets
+    variables = TEMPLATE["Globals"]["Function"]["Environment"]["Variables"]
+    # Then it is Powertools' own and the model path (each metric's dimension): the rest is
+    # set per function, only where it is read
+    assert {name for name in variables if not name.startswith("POWERTOOLS_")} == {"FAL_MODEL_PATH"}
+
+
+@pytest.mark.parametrize(
+    ("function", "variable"),
+    [
+        ("StartEditFunction", "STATE_MACHINE_ARN"),
+        ("StartEditFunction", "INPUT_PREFIX"),
+        ("SubmitEditFunction", "JOBS_TABLE"),
+        ("SubmitEditFunction", "MAX_IMAGES_PER_DAY"),
+        ("CheckStatusFunction", "POLL_MAX_SECONDS"),
+        ("CollectOutputsFunction", "OUTPUT_URL_HOSTS"),
+        ("ReportFailureFunction", "TOPIC_ARN"),
+        ("ReceiveWebhookFunction", "WEBHOOK_JWKS_URL"),
+        ("DeliverCallbackFunction", "CALLBACK_URL_HOSTS"),
+    ],
+)
+def test_a_function_gets_the_settings_it_reads(function: str, variable: str) -> None:
+    # Given a function and a setting its step reads
+    properties = TEMPLATE["Resources"][function]["Properties"]
+    # Then its own environment sets it
+    assert variable in properties["Environment"]["Variables"]
+
+
+def test_a_function_gets_no_settings_it_does_not_read() -> None:
+    # Given the functions that never call the model or publish
+    resources = TEMPLATE["Resources"]
+    quiet = ("StartEditFunction", "AwaitWebhookFunction", "DeliverCallbackFunction")
+    # Then none of them is given the model's key or the topic
+    for function in quiet:
+        variables = resources[function]["Properties"]["Environment"]["Variables"]
+        assert not {"FAL_KEY_SECRET_ID", "TOPIC_ARN"} & set(variables), function
 
 
 def test_there_are_integer_parameters_to_check() -> None:
@@ -318,11 +364,7 @@ def test_integer_parameters_accept_their_default_and_the_settings_agree(name: st
     check_parameters(TEMPLATE, {name: spec["Default"]})
     check_parameters(TEMPLATE, {name: "86400"})
     # And the smallest value the pattern takes is one the settings accept
-    variable = next(
-        key
-        for key, value in TEMPLATE["Globals"]["Function"]["Environment"]["Variables"].items()
-        if value == {"Ref": name}
-    )
+    variable = next(key for key, value in environment_variables().items() if value == {"Ref": name})
     smallest = next(str(n) for n in range(100) if re.fullmatch(spec["AllowedPattern"], str(n)))
     PipelineSettings(**{variable.lower(): smallest})
 

@@ -153,8 +153,7 @@ def _error_message(cause: Any) -> str:
 class PipelineError(Exception):
     """Base of every error the pipeline raises on purpose."""
 
-    # A `Reason`; the tools outside the layer name their own (kontext_tools.errors.ToolReason),
-    # so the classes they subclass (InvalidInputError, ConfigurationError) declare a StrEnum.
+    # A `Reason`; typed StrEnum as the tools subclass with their own (errors.ToolReason there).
     default_reason: ClassVar[StrEnum] = Reason.UNEXPECTED_ERROR
 
     def __init__(self, message: str, *, reason: StrEnum | None = None) -> None:
@@ -206,6 +205,7 @@ class ModelRequestFailedError(PipelineError):
         """A failure the model typed itself: its reason is `model_<error_type>`."""
         error = cls(message)
         error.reason = model_reason(error_type)
+        error.args = (f"{error.reason}: {message}",)  # what Lambda passes on, with that reason
         return error
 
 

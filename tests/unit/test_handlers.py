@@ -1,0 +1,178 @@
+"""Every function's lambda_handler, called as Lambda calls it, with a Runtime of the test's
+own: AWS on moto, the model's queue a fake (tests/fakes.py), the sample events of events/."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from dataclasses import dataclass
+from types import ModuleType
+from typing import Any
+
+import pytest
+from kontext_pipeline.config import PipelineSettings
+from kontext_pipeline.models import QueueStatus
+from kontext_pipeline.runtime import Runtime
+
+from tests.conftest import JOBS_TABLE, ROOT, data_uri, load_event, make_image
+from tests.fakes import FakeQueue
+
+BUCKET = "kontext-images-0b1c2d3e"  # the sample task events' bucket
+
+
+@dataclass(frozen=True)
+class Context:
+    """What Powertools reads of the Lambda context."""
+
+    function_name: str = "test-function"
+    memory_limit_in_mb: int = 256
+    invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:test-function"
+    aws_request_id: str = "c6af9ac6-7b61-11e6-9a41-93e812345678"
+
+    def get_remaining_time_in_millis(self) -> int:
+        return 60_000
+
+
+def handler(function: str) -> ModuleType:
+    """functions/<function>/app.py, loaded as Lambda loads it (each folder its own `app`)."""
+    path = ROOT / "functions" / function / "app.py"
+    spec = importlib.util.spec_from_file_location(f"app_{function}", path)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture
+def runtime(aws: Any, jobs_table: Any) -> Runtime:
+    """A Runtime over moto: the bucket, the topic, the table and an edit state machine."""
+    s3 = aws.client("s3")
+    for bucket in (BUCKET, "kontext-images-example"):
+        s3.create_bucket(Bucket=bucket)
+        s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+    topic = aws.client("sns").create_topic(Name="jobs")["TopicArn"]
+    machine = aws.client("stepfunctions").create_state_machine(
+        name="edit",
+        definition=json.dumps({"StartAt": "Done", "States": {"Done": {"Type": "Succeed"}}}),
+        roleArn="arn:aws:iam::123456789012:role/sfn",
+    )["stateMachineArn"]
+    settings = PipelineSettings(jobs_table=JOBS_TABLE, topic_arn=topic, state_machine_arn=machine)
+    return Runtime(settings=settings, model_queue=FakeQueue())
+
+
+def queue_of(runtime: Runtime) -> FakeQueue:
+    assert isinstance(runtime.model_queue, FakeQueue)
+    return runtime.model_queue
+
+
+def test_start_edit_starts_one_execution_per_upload(runtime: Runtime) -> None:
+    # Given the sample S3 put event
+    event = load_event("s3_put")
+    # When the trigger runs
+    answer = handler("start_edit").lambda_handler(event, Context(), runtime)
+    # Then its one object started a job
+    assert [job["outcome"] for job in answer["jobs"]] == ["started"]
+
+
+def test_submit_edit_submits_the_upload(runtime: Runtime) -> None:
+    # Given the sample SubmitEdit task, its upload in the bucket with a prompt
+    event = load_event("task_submit_edit")
+    put = runtime.s3.put_object(
+        Bucket=BUCKET,
+        Key="inputs/kitchen-table.jpg",
+        Body=make_image("JPEG"),
+        Metadata={"prompt": "Put a donut next to the flour."},
+    )
+    event["job"]["source"]["version_id"] = put["VersionId"]
+    # When the task runs
+    answer = handler("submit_edit").lambda_handler(event, Context(), runtime)
+    # Then the model got it once, and the state machine gets the job to poll
+    assert len(queue_of(runtime).submitted) == 1
+    assert answer["request_id"] == "req-1"
+    assert answer["prompt"] == "Put a donut next to the flour."
+
+
+def test_check_status_moves_a_completed_request_on(runtime: Runtime) -> None:
+    # Given the sample CheckStatus task, and the queue's COMPLETED answer
+    queue_of(runtime).statuses.append(
+        QueueStatus.model_validate(load_event("fal_status_completed"))
+    )
+    # When the task runs
+    answer = handler("check_status").lambda_handler(
+        load_event("task_check_status"), Context(), runtime
+    )
+    # Then the job is COMPLETED after one look
+    assert (answer["status"], answer["polls"]) == ("COMPLETED", 1)
+
+
+def test_collect_outputs_stores_the_result_and_publishes(runtime: Runtime) -> None:
+    # Given a completed job whose result carries its image inline
+    event = load_event("task_check_status")
+    event["job"]["status"] = "COMPLETED"
+    result = load_event("fal_result")
+    result["images"][0]["url"] = data_uri(make_image())
+    event["job"]["result"] = result
+    # When the task runs
+    answer = handler("collect_outputs").lambda_handler(event, Context(), runtime)
+    # Then the output and the manifest are in S3, and the job SUCCEEDED
+    assert answer["status"] == "SUCCEEDED"
+    [output] = answer["outputs"]
+    assert output.startswith(f"s3://{BUCKET}/outputs/kitchen-table/")
+
+
+def test_report_failure_cancels_and_publishes_the_reason(runtime: Runtime) -> None:
+    # Given the sample failure branch's state: a request the model failed
+    event = load_event("task_report_failure")
+    # When the task runs
+    answer = handler("report_failure").lambda_handler(event, Context(), runtime)
+    # Then the request is cancelled, and the failure published with the model's reason
+    assert answer == {"status": "FAILED", "reason": "model_image_load_error"}
+    assert queue_of(runtime).cancelled == [event["job"]["cancel_url"]]
+
+
+def test_await_webhook_parks_the_task_token(runtime: Runtime) -> None:
+    # Given a job waiting for its webhook, with the task's token
+    event = {**load_event("task_check_status"), "task_token": "token-1"}
+    # When the task runs
+    answer = handler("await_webhook").lambda_handler(event, Context(), runtime)
+    # Then the token is parked for the webhook to find
+    assert answer == {"outcome": "waiting"}
+
+
+@pytest.mark.parametrize(("method", "status"), [("GET", 405), ("POST", 401)])
+def test_receive_webhook_refuses_what_is_not_a_signed_post(
+    runtime: Runtime, method: str, status: int
+) -> None:
+    # Given a Function URL request that is not a POST, or a POST without a signature
+    event = {
+        "headers": {"content-type": "application/json"},
+        "body": json.dumps(load_event("fal_webhook_ok")),
+        "isBase64Encoded": False,
+        "requestContext": {"http": {"method": method}},
+    }
+    # When the function is called / Then it is refused before anything is read
+    answer = handler("receive_webhook").lambda_handler(event, Context(), runtime)
+    assert answer["statusCode"] == status
+
+
+def test_start_backfill_edit_starts_the_listed_object(runtime: Runtime) -> None:
+    # Given a listed object of the sample backfill item, still in the bucket
+    event = load_event("task_start_backfill_edit")
+    runtime.s3.put_object(Bucket=event["bucket"], Key=event["object"]["Key"], Body=make_image())
+    # When the item runs
+    answer = handler("start_backfill_edit").lambda_handler(event, Context(), runtime)
+    # Then its edit started, as the trigger would have started it
+    assert (answer["outcome"], answer["key"]) == ("started", event["object"]["Key"])
+
+
+def test_deliver_callback_does_nothing_for_a_job_without_a_callback(runtime: Runtime) -> None:
+    # Given the sample success event, its upload carrying no callback-url
+    event = load_event("eventbridge_edit_succeeded")
+    runtime.s3.put_object(
+        Bucket="kontext-images-example", Key="inputs/kitchen-table.jpg", Body=b"x"
+    )
+    # When the rule's target runs
+    answer = handler("deliver_callback").lambda_handler(event, Context(), runtime)
+    # Then there was nothing to call back
+    assert answer["outcome"] == "none"
