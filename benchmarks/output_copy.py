@@ -21,9 +21,15 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import httpx
+    from kontext_pipeline.output_sources import OutputPolicy
+    from types_boto3_s3.client import S3Client
 
 MB = 1024 * 1024
 SIZES_MB = (1, 10, 50)
@@ -110,61 +116,89 @@ def s3_server() -> Iterator[str]:
 
 def measure_one(size_mb: int) -> dict[str, Any]:
     """Runs inside the worker process."""
-    import boto3
     import httpx
     from kontext_pipeline.output_sources import OutputPolicy
-    from kontext_pipeline.outputs import OutputPlace, copy_output
 
     size = size_mb * MB
     server, url = serve(size)
     policy = OutputPolicy(allowed_hosts=("127.0.0.1",), allow_http=True, max_bytes=200 * MB)
     timeout = httpx.Timeout(30.0, connect=2.0)
     with s3_server() as endpoint, httpx.Client(timeout=timeout) as http:
-        s3 = boto3.client(
-            "s3",
-            region_name="us-east-1",
-            endpoint_url=endpoint,
-            aws_access_key_id="bench",
-            aws_secret_access_key="bench",
-        )
-        s3.create_bucket(Bucket="bench-outputs")
-        # Warm both paths once with a small file so imports and pools are not measured.
-        warm = OutputPlace(bucket="bench-outputs", key_stem="warm", lineage={})
-        copy_output(s3, http, url.replace("out", "warm"), warm, policy)
-        s3.delete_object(Bucket="bench-outputs", Key="warm.png")
-        baseline = rss_bytes()
-        with PeakSampler() as sampler:
-            started = time.perf_counter()
-            place = OutputPlace(bucket="bench-outputs", key_stem="out", lineage={})
-            copy_output(s3, http, url, place, policy)
-            copy_seconds = time.perf_counter() - started
-        copy_peak_extra = sampler.peak - baseline
-        with tempfile.TemporaryDirectory() as folder, PeakSampler() as plain_sampler:
-            started = time.perf_counter()
-            with http.stream("GET", url) as response, open(Path(folder) / "out", "wb") as sink:
-                for chunk in response.iter_bytes(1024 * 1024):
-                    sink.write(chunk)
-            plain_seconds = time.perf_counter() - started
-            # The common pattern: download to a file, then upload the file.
-            started = time.perf_counter()
-            s3.upload_file(str(Path(folder) / "out"), "bench-outputs", "two-step.png")
-            upload_seconds = time.perf_counter() - started
-            two_step_seconds = plain_seconds + upload_seconds
+        s3 = bench_bucket(endpoint)
+        copy = measured_copy(s3, http, url, policy)
+        two_step = measured_two_step(s3, http, url)
     server.shutdown()
     return {
         "size_mb": size_mb,
-        "copy_seconds": copy_seconds,
-        "copy_mb_per_s": size_mb / copy_seconds,
-        "plain_download_mb_per_s": size_mb / plain_seconds,
-        "throughput_ratio": plain_seconds / copy_seconds,
+        "copy_seconds": copy.seconds,
+        "copy_mb_per_s": size_mb / copy.seconds,
+        "plain_download_mb_per_s": size_mb / two_step.seconds,
+        "throughput_ratio": two_step.seconds / copy.seconds,
         # What the emulated S3 takes in at best: the ceiling for any copy into it.
-        "upload_only_mb_per_s": size_mb / upload_seconds,
-        "ratio_to_upload_only": upload_seconds / copy_seconds,
-        "two_step_mb_per_s": size_mb / two_step_seconds,
-        "ratio_to_two_step": two_step_seconds / copy_seconds,
-        "copy_peak_extra_rss_mb": copy_peak_extra / MB,
-        "plain_peak_extra_rss_mb": (plain_sampler.peak - baseline) / MB,
+        "upload_only_mb_per_s": size_mb / two_step.upload_seconds,
+        "ratio_to_upload_only": two_step.upload_seconds / copy.seconds,
+        "two_step_mb_per_s": size_mb / (two_step.seconds + two_step.upload_seconds),
+        "ratio_to_two_step": (two_step.seconds + two_step.upload_seconds) / copy.seconds,
+        "copy_peak_extra_rss_mb": (copy.peak - copy.baseline) / MB,
+        "plain_peak_extra_rss_mb": (two_step.peak - copy.baseline) / MB,
     }
+
+
+@dataclass(frozen=True)
+class Measured:
+    """How long a transfer took, the process's RSS before it and at its peak; for the
+    download-then-upload pattern `seconds` is the download and `upload_seconds` the upload."""
+
+    seconds: float
+    peak: int
+    baseline: int = 0
+    upload_seconds: float = 0.0
+
+
+def bench_bucket(endpoint: str) -> S3Client:
+    import boto3
+
+    s3: S3Client = boto3.client(
+        "s3",
+        region_name="us-east-1",
+        endpoint_url=endpoint,
+        aws_access_key_id="bench",
+        aws_secret_access_key="bench",
+    )
+    s3.create_bucket(Bucket="bench-outputs")
+    return s3
+
+
+def measured_copy(s3: S3Client, http: httpx.Client, url: str, policy: OutputPolicy) -> Measured:
+    """`copy_output` of the image, after one warm-up so imports and pools are not measured."""
+    from kontext_pipeline.outputs import OutputPlace, copy_output
+
+    # Warm both paths once with a small file so imports and pools are not measured.
+    warm = OutputPlace(bucket="bench-outputs", key_stem="warm", lineage={})
+    copy_output(s3, http, url.replace("out", "warm"), warm, policy)
+    s3.delete_object(Bucket="bench-outputs", Key="warm.png")
+    baseline = rss_bytes()
+    with PeakSampler() as sampler:
+        started = time.perf_counter()
+        place = OutputPlace(bucket="bench-outputs", key_stem="out", lineage={})
+        copy_output(s3, http, url, place, policy)
+        seconds = time.perf_counter() - started
+    return Measured(seconds, sampler.peak, baseline)
+
+
+def measured_two_step(s3: S3Client, http: httpx.Client, url: str) -> Measured:
+    """The plain streamed download to a file, then boto3's upload_file of that file."""
+    with tempfile.TemporaryDirectory() as folder, PeakSampler() as sampler:
+        started = time.perf_counter()
+        with http.stream("GET", url) as response, open(Path(folder) / "out", "wb") as sink:
+            for chunk in response.iter_bytes(1024 * 1024):
+                sink.write(chunk)
+        plain_seconds = time.perf_counter() - started
+        # The common pattern: download to a file, then upload the file.
+        started = time.perf_counter()
+        s3.upload_file(str(Path(folder) / "out"), "bench-outputs", "two-step.png")
+        upload_seconds = time.perf_counter() - started
+    return Measured(plain_seconds, sampler.peak, upload_seconds=upload_seconds)
 
 
 def output_copy(quick: bool) -> dict[str, Any]:

@@ -23,9 +23,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from benchmarks.burst import burst
 from benchmarks.cold_start import cold_start
 from benchmarks.output_copy import output_copy
-from benchmarks.pipeline_runs import burst, overhead
+from benchmarks.overhead import overhead
 
 RESULTS = Path(__file__).resolve().parent / "results"
 BENCHMARKS: dict[str, Callable[[bool], dict[str, Any]]] = {

@@ -1,0 +1,96 @@
+"""Jobs run through the whole pipeline on moto + the emulator, and what each one took.
+
+Overhead is what the pipeline adds to the model: (notification received - upload) minus
+the time the emulator held the request (queue + run, from its own clock). Transitions are
+the `*StateEntered` events of each execution's history, which is what Step Functions
+Standard bills. Nothing here is asserted; every figure is printed and saved.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from kontext_pipeline.models import SourceObject
+
+from kontext_tools.local.pipeline import LocalPipeline
+from tests.conftest import make_image
+
+# The template's own defaults: the plan learns the model's run time from the jobs it runs,
+# nothing here is tuned to the emulated model, whose times (5 s, 30 s) differ from the
+# 20 s guess.
+TEMPLATE_DEFAULTS = {"ExpectedModelSeconds": "20", "PollMinSeconds": "2", "PollMaxSeconds": "30"}
+
+
+@dataclass
+class JobFigures:
+    overhead_seconds: float
+    model_seconds: float
+    end_to_end_seconds: float
+    transitions: int
+    status: str
+
+
+def run_jobs(
+    pipeline: LocalPipeline, count: int, tag: str, *, timeout: float, spacing: float = 0.0
+) -> list[JobFigures]:
+    """Upload `count` images, one every `spacing` seconds (0: all at once), and follow
+    them to their notifications."""
+    image = make_image(size=(256, 192))
+    keys = [f"inputs/bench/{tag}-{index}.png" for index in range(count)]
+    started = time.time()
+    uploaded: dict[str, float] = {}
+    received: dict[str, tuple[float, Any]] = {}
+    deadline = started + count * spacing + timeout
+    while len(received) < count and time.time() < deadline:
+        while len(uploaded) < count and time.time() >= started + len(uploaded) * spacing:
+            key = keys[len(uploaded)]
+            uploaded[key] = time.time()
+            pipeline.upload(image, key=key, prompt=f"make it blue #{len(uploaded)}")
+        for item in pipeline.notifications():
+            key = item.notification.source.key
+            if key in uploaded and key not in received:
+                received[key] = (time.time(), item.notification)
+        time.sleep(0.02)
+    return [
+        job_figures(pipeline, notification, uploaded_at=uploaded[key], notified_at=notified_at)
+        for key, (notified_at, notification) in received.items()
+    ]
+
+
+def job_figures(
+    pipeline: LocalPipeline, notification: Any, *, uploaded_at: float, notified_at: float
+) -> JobFigures:
+    """One job's overhead, model time, transitions and status, from its notification."""
+    end_to_end = notified_at - uploaded_at
+    if notification.request_id is None:  # failed before the model saw it
+        reason = notification.failure.reason if notification.failure else "unknown"
+        return JobFigures(end_to_end, 0.0, end_to_end, 0, f"FAILED {reason}")
+    request = pipeline.emulator.get(notification.request_id)
+    held = (request.completed_at or notified_at) - request.submitted_at
+    transitions = transitions_of(pipeline, notification.source)
+    status = notification.status
+    if notification.failure:
+        status += f" {notification.failure.reason}"
+    return JobFigures(end_to_end - held, held, end_to_end, transitions, status)
+
+
+def transitions_of(pipeline: LocalPipeline, source: SourceObject) -> int:
+    """The states the job's execution entered: what Step Functions Standard bills."""
+    execution = pipeline.execution_for(source)
+    if not execution:
+        return 0
+    return sum(
+        1
+        for event in pipeline.history(execution["executionArn"])
+        if event["type"].endswith("StateEntered")
+    )
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    if not ordered:
+        return float("nan")
+    index = min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))
+    return ordered[index]
