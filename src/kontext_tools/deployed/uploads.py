@@ -86,6 +86,9 @@ def upload_image(
     sidecar instead, written before the image: the image's upload starts the job, and the
     job reads the sidecar when the metadata has no prompt.
     """
+    unknown = set(content) - UploadContent.__optional_keys__
+    if unknown:
+        raise TypeError(f"upload_image() got unexpected keyword arguments {sorted(unknown)}")
     prompt, options = content.get("prompt"), content.get("options")
     if options:
         validate_options(options)

@@ -66,6 +66,9 @@ class LocalPipeline:
 
     def __init__(self, **options: Unpack[LocalRunOptions]) -> None:
         """`options`: how to stand it up (LocalRunOptions; each has a default)."""
+        unknown = set(options) - LocalRunOptions.__optional_keys__
+        if unknown:
+            raise TypeError(f"LocalPipeline() got unexpected keyword arguments {sorted(unknown)}")
         self._options = options
         self._exit = ExitStack()
         self._run: LocalRun | None = None
