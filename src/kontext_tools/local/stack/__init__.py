@@ -14,7 +14,7 @@ the template's only statement denies non-TLS access, and in-process calls carry 
 transport for moto to judge.
 
     template.py         the template as a document (CloudFormation's short-form tags)
-    sam_translation.py  SAM -> CloudFormation; where each function's built code lives
+    sam_translation.py  SAM -> CloudFormation; where each built folder lives, zipped for Lambda
     intrinsics.py       Ref, Fn::GetAtt, Fn::Sub, ... and conditions, resolved
     resources.py        each resource type created through boto3
     local_stack.py      what the deploy created

@@ -4,10 +4,8 @@ layers are published with their built code."""
 
 from __future__ import annotations
 
-import io
 import json
 import uuid
-import zipfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -17,7 +15,7 @@ from typing import Any
 from kontext_tools.local.account import ACCOUNT_ID, REGION, AwsClients
 from kontext_tools.local.stack.intrinsics import Resolver
 from kontext_tools.local.stack.local_stack import LocalStack
-from kontext_tools.local.stack.sam_translation import Translation
+from kontext_tools.local.stack.sam_translation import Translation, zip_folder
 from kontext_tools.local.stack.template import TemplateError
 
 Creator = Callable[[str, dict[str, Any]], None]
@@ -31,16 +29,6 @@ class LocalOverrides:
 
     environment: Mapping[str, str] = field(default_factory=dict)
     function_url_for: Callable[[str], str] | None = None
-
-
-def zip_folder(folder: Path) -> bytes:
-    """A folder as Lambda takes it: a zip with the folder's content at its root."""
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as archive:
-        for path in sorted(folder.rglob("*")):
-            if path.is_file() and "__pycache__" not in path.parts:
-                archive.write(path, path.relative_to(folder).as_posix())
-    return buffer.getvalue()
 
 
 def _lambda_notifications(lambdas: list[dict[str, Any]]) -> list[Any]:

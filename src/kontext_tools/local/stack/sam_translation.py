@@ -3,8 +3,10 @@ folders the template points at become code in S3, and each function's folder is 
 
 from __future__ import annotations
 
+import io
 import json
 import logging
+import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -97,3 +99,13 @@ def _code_from_bucket(sam: Mapping[str, Any], root: Path) -> None:
         elif resource["Type"] == "AWS::Serverless::StateMachine" and "DefinitionUri" in properties:
             definition_path = root / str(properties.pop("DefinitionUri"))
             properties["Definition"] = json.loads(definition_path.read_text(encoding="utf-8"))
+
+
+def zip_folder(folder: Path) -> bytes:
+    """A folder as Lambda takes it: a zip with the folder's content at its root."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as archive:
+        for path in sorted(folder.rglob("*")):
+            if path.is_file() and "__pycache__" not in path.parts:
+                archive.write(path, path.relative_to(folder).as_posix())
+    return buffer.getvalue()
