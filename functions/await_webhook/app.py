@@ -5,24 +5,22 @@ from __future__ import annotations
 from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
+from kontext_pipeline.lambda_entry import lambda_entry
 from kontext_pipeline.models import ModelJob, TaskEnvelope
-from kontext_pipeline.observability import logger, metrics
+from kontext_pipeline.observability import logger
 from kontext_pipeline.runtime import Runtime
-
-RUNTIME = Runtime()
 
 
 class AwaitEnvelope(TaskEnvelope[ModelJob]):
     task_token: str
 
 
-@logger.inject_lambda_context(clear_state=True)
-@metrics.log_metrics
-def lambda_handler(
-    event: dict[str, Any], context: LambdaContext, runtime: Runtime = RUNTIME
-) -> dict[str, Any]:
+def handle(event: dict[str, Any], context: LambdaContext, runtime: Runtime) -> dict[str, Any]:
     envelope = AwaitEnvelope.model_validate(event)
     logger.append_keys(object_key=envelope.job.source.key, model_request_id=envelope.job.request_id)
     outcome = runtime.webhook_rendezvous.register_token(envelope.job, envelope.task_token)
     logger.info("waiting for the model's webhook", extra={"outcome": outcome})
     return {"outcome": outcome}
+
+
+lambda_handler = lambda_entry(handle)

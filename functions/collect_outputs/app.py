@@ -5,19 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
+from kontext_pipeline.lambda_entry import lambda_entry
 from kontext_pipeline.models import utc_now
-from kontext_pipeline.observability import MetricUnit, job_in, logger, metrics
+from kontext_pipeline.observability import MetricUnit, job_in, metrics
 from kontext_pipeline.runtime import Runtime
 from kontext_pipeline.steps.collect_outputs import CollectOutputs, collect_outputs
 
-RUNTIME = Runtime()
 
-
-@logger.inject_lambda_context(clear_state=True)
-@metrics.log_metrics
-def lambda_handler(
-    event: dict[str, Any], context: LambdaContext, runtime: Runtime = RUNTIME
-) -> dict[str, Any]:
+def handle(event: dict[str, Any], context: LambdaContext, runtime: Runtime) -> dict[str, Any]:
     envelope = job_in(event)
     step = CollectOutputs(
         s3=runtime.s3,
@@ -47,3 +42,6 @@ def lambda_handler(
         "manifest_uri": notification.manifest_uri,
         "outputs": [output.s3_uri for output in notification.outputs],
     }
+
+
+lambda_handler = lambda_entry(handle)

@@ -7,17 +7,12 @@ from typing import Any
 from aws_lambda_powertools.utilities.data_classes import EventBridgeEvent
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from kontext_pipeline.callbacks import JobCallbacks
+from kontext_pipeline.lambda_entry import lambda_entry
 from kontext_pipeline.observability import MetricUnit, logger, metrics
 from kontext_pipeline.runtime import Runtime
 
-RUNTIME = Runtime()
 
-
-@logger.inject_lambda_context(clear_state=True)
-@metrics.log_metrics
-def lambda_handler(
-    raw_event: dict[str, Any], context: LambdaContext, runtime: Runtime = RUNTIME
-) -> dict[str, Any]:
+def handle(raw_event: dict[str, Any], context: LambdaContext, runtime: Runtime) -> dict[str, Any]:
     event = EventBridgeEvent(raw_event)
     notification = event.detail
     logger.append_keys(
@@ -41,3 +36,6 @@ def lambda_handler(
         )
     logger.info("callback", extra={"outcome": report.outcome, "detail": report.detail})
     return {"outcome": report.outcome, "detail": report.detail}
+
+
+lambda_handler = lambda_entry(handle)

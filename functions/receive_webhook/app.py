@@ -7,18 +7,13 @@ from typing import Any
 from aws_lambda_powertools.utilities.data_classes import LambdaFunctionUrlEvent
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from kontext_pipeline.errors import WebhookRejectedError
+from kontext_pipeline.lambda_entry import lambda_entry
 from kontext_pipeline.observability import MetricUnit, logger, metrics
 from kontext_pipeline.runtime import Runtime
 from kontext_pipeline.webhook_signatures import verify_webhook
 
-RUNTIME = Runtime()
 
-
-@logger.inject_lambda_context(clear_state=True)
-@metrics.log_metrics
-def lambda_handler(
-    raw_event: dict[str, Any], context: LambdaContext, runtime: Runtime = RUNTIME
-) -> dict[str, Any]:
+def handle(raw_event: dict[str, Any], context: LambdaContext, runtime: Runtime) -> dict[str, Any]:
     event = LambdaFunctionUrlEvent(raw_event)
     if event.request_context.http.method != "POST":
         return {"statusCode": 405, "body": "POST only"}
@@ -34,3 +29,6 @@ def lambda_handler(
     logger.info("webhook accepted", extra={"status": webhook.status, "outcome": outcome})
     metrics.add_metric(name="WebhooksAccepted", unit=MetricUnit.Count, value=1)
     return {"statusCode": 200, "body": outcome}
+
+
+lambda_handler = lambda_entry(handle)

@@ -6,20 +6,15 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from kontext_pipeline.errors import PipelineError
+from kontext_pipeline.lambda_entry import lambda_entry
 from kontext_pipeline.models import TaskEnvelope
 from kontext_pipeline.observability import MetricUnit, logger, metrics
 from kontext_pipeline.protocols import ModelQueue
 from kontext_pipeline.runtime import Runtime
 from kontext_pipeline.steps.report_failure import ReportFailure, report_failure
 
-RUNTIME = Runtime()
 
-
-@logger.inject_lambda_context(clear_state=True)
-@metrics.log_metrics
-def lambda_handler(
-    event: dict[str, Any], context: LambdaContext, runtime: Runtime = RUNTIME
-) -> dict[str, Any]:
+def handle(event: dict[str, Any], context: LambdaContext, runtime: Runtime) -> dict[str, Any]:
     envelope = TaskEnvelope[dict[str, Any]].model_validate(event)
     queue: ModelQueue | None
     try:
@@ -37,3 +32,6 @@ def lambda_handler(
     metrics.add_metadata(key="reason", value=reason)
     metrics.add_metric(name="JobsFailed", unit=MetricUnit.Count, value=1)
     return {"status": notification.status, "reason": reason}
+
+
+lambda_handler = lambda_entry(handle)

@@ -6,20 +6,18 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from kontext_pipeline.backfill import BackfillItem, start_backfill_edit
-from kontext_pipeline.observability import MetricUnit, logger, metrics
+from kontext_pipeline.lambda_entry import lambda_entry
+from kontext_pipeline.observability import MetricUnit, metrics
 from kontext_pipeline.runtime import Runtime
 
-RUNTIME = Runtime()
 
-
-@logger.inject_lambda_context(clear_state=True)
-@metrics.log_metrics
-def lambda_handler(
-    event: dict[str, Any], context: LambdaContext, runtime: Runtime = RUNTIME
-) -> dict[str, Any]:
+def handle(event: dict[str, Any], context: LambdaContext, runtime: Runtime) -> dict[str, Any]:
     item = BackfillItem.model_validate(event)
     outcome = start_backfill_edit(
         item, s3=runtime.s3, starter=runtime.job_starter, scope=runtime.edit_scope
     )
     metrics.add_metric(name=f"Backfill{outcome.outcome.title()}", unit=MetricUnit.Count, value=1)
     return {"outcome": outcome.outcome, "key": outcome.source.key, "detail": outcome.detail}
+
+
+lambda_handler = lambda_entry(handle)

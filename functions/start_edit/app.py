@@ -6,18 +6,13 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.data_classes import S3Event
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from kontext_pipeline.observability import MetricUnit, logger, metrics
+from kontext_pipeline.lambda_entry import lambda_entry
+from kontext_pipeline.observability import MetricUnit, metrics
 from kontext_pipeline.runtime import Runtime
 from kontext_pipeline.steps.start_edit import start_edit_jobs
 
-RUNTIME = Runtime()
 
-
-@logger.inject_lambda_context(clear_state=True)
-@metrics.log_metrics
-def lambda_handler(
-    event: dict[str, Any], context: LambdaContext, runtime: Runtime = RUNTIME
-) -> dict[str, Any]:
+def handle(event: dict[str, Any], context: LambdaContext, runtime: Runtime) -> dict[str, Any]:
     outcomes = start_edit_jobs(
         [record.raw_event for record in S3Event(event).records],
         starter=runtime.job_starter,
@@ -30,3 +25,6 @@ def lambda_handler(
     return {
         "jobs": [{"key": o.source.key, "outcome": o.outcome, "detail": o.detail} for o in outcomes]
     }
+
+
+lambda_handler = lambda_entry(handle)

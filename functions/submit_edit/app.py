@@ -5,19 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
+from kontext_pipeline.lambda_entry import lambda_entry
 from kontext_pipeline.models import JobStart, TaskEnvelope
 from kontext_pipeline.observability import MetricUnit, logger, metrics
 from kontext_pipeline.runtime import Runtime
 from kontext_pipeline.steps.submit_edit import SubmitEdit, submit_edit
 
-RUNTIME = Runtime()
 
-
-@logger.inject_lambda_context(clear_state=True)
-@metrics.log_metrics
-def lambda_handler(
-    event: dict[str, Any], context: LambdaContext, runtime: Runtime = RUNTIME
-) -> dict[str, Any]:
+def handle(event: dict[str, Any], context: LambdaContext, runtime: Runtime) -> dict[str, Any]:
     envelope = TaskEnvelope[JobStart].model_validate(event)
     logger.append_keys(object_key=envelope.job.source.key, execution=envelope.execution_id)
     step = SubmitEdit(
@@ -33,3 +28,6 @@ def lambda_handler(
     metrics.add_metric(name="RequestsSubmitted", unit=MetricUnit.Count, value=1)
     metrics.add_metric(name="ImagesRequested", unit=MetricUnit.Count, value=job.options.num_images)
     return job.model_dump(mode="json")
+
+
+lambda_handler = lambda_entry(handle)

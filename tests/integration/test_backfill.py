@@ -150,8 +150,11 @@ def test_the_command_line_counts_a_dry_run_and_a_backfill(
 def test_the_command_line_refuses_a_prefix_outside_the_inputs(
     pipeline: LocalPipeline, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    # Given the deployed stack and a prefix outside its inputs
     stack = pipeline.stack.name  # type: ignore[union-attr]
+    # When the command is asked to backfill it
     code = main(["backfill", "--stack", stack, "--prefix", "outputs/"])
+    # Then it refuses before starting anything, and says why
     assert code == 2
     assert "outside the input prefix" in capsys.readouterr().err
 

@@ -94,8 +94,11 @@ def test_transient_queue_faults_are_retried_to_success(pipeline: LocalPipeline, 
 def test_permanent_faults_end_in_a_failure_notification_with_the_reason(
     pipeline: LocalPipeline, fault: str, reason: str
 ) -> None:
+    # Given a model fault that no retry can cure
     marker = f"[fault:{fault}]"
+    # When a job runs into it
     source, received = run_job(pipeline, fault.replace("=", "-"), f"make it red {marker}")
+    # Then it fails with its reason, in the notification and its SNS attribute, paid once
     notification = received.notification
     assert notification.status == "FAILED"
     assert notification.failure is not None
@@ -148,7 +151,10 @@ def test_a_copy_that_breaks_midway_is_redone_without_duplicates(pipeline: LocalP
 
 
 def test_nsfw_flags_reach_the_notification_and_its_attributes(pipeline: LocalPipeline) -> None:
+    # Given a result the model flags as NSFW
+    # When the job runs
     _, received = run_job(pipeline, "nsfw", "make it pink [fault:nsfw]")
+    # Then the flag reaches the notification and the attribute subscribers filter on
     assert received.notification.has_nsfw_concepts == [True]
     assert received.envelope["MessageAttributes"]["has_nsfw_concepts"]["Value"] == "true"
 
@@ -248,7 +254,10 @@ def test_null_metrics_timings_and_nsfw_flags_do_not_fail_a_job(pipeline: LocalPi
 
 
 def test_the_models_error_type_is_kept_in_the_failure_message(pipeline: LocalPipeline) -> None:
+    # Given a model that completes with its own error type
+    # When the job runs
     _, received = run_job(pipeline, "error-type", "make it red [fault:model-error]")
+    # Then the failure's reason is the model's, and its message keeps the type
     failure = received.notification.failure
     assert failure is not None
     assert failure.reason == "model_error"

@@ -66,12 +66,15 @@ def test_four_png_outputs_in_the_asked_aspect_ratio(pipeline: LocalPipeline) -> 
 
 
 def test_a_unicode_key_and_prompt_go_through(pipeline: LocalPipeline) -> None:
+    # Given a key and a prompt outside ASCII (spaces, accents, an emoji)
     source = pipeline.upload(
         make_image(),
         key="inputs/holiday photos/café à l'aube ☕.png",
         prompt="Ajoute un croissant à côté du café ☕",
     )
+    # When the job runs
     notification = pipeline.wait_for_notification(source).notification
+    # Then it succeeds, with the prompt intact and the outputs under the same name
     assert notification.status == "SUCCEEDED", notification.failure
     assert notification.prompt == "Ajoute un croissant à côté du café ☕"
     assert notification.outputs[0].key.startswith("outputs/holiday photos/café à l'aube ☕/")
@@ -146,8 +149,11 @@ def test_a_replayed_event_makes_no_second_job(pipeline: LocalPipeline) -> None:
 
 
 def test_outputs_never_trigger_the_pipeline(pipeline: LocalPipeline) -> None:
+    # Given the executions so far
     executions_before = len(pipeline.executions())
+    # When objects land under the output prefix and outside the input prefix
     pipeline.upload(make_image(), key="outputs/loop.png", prompt="would loop")
     pipeline.upload(Path(SAMPLE).read_bytes(), key="elsewhere/x.jpg", prompt="not watched")
     pipeline.lambdas.drain()  # type: ignore[union-attr]
+    # Then no job starts for either
     assert len(pipeline.executions()) == executions_before

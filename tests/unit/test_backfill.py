@@ -88,10 +88,14 @@ def test_an_object_the_trigger_already_started_is_a_duplicate(
 def test_what_the_trigger_skips_the_backfill_skips(
     aws_setup: tuple[Any, Any, str], key: str
 ) -> None:
+    # Given a listed object the trigger would skip
+    # When the backfill item runs / Then it is skipped too, nothing started
     assert start(aws_setup, item_for(key)) == "skipped"
 
 
 def test_an_object_deleted_since_the_listing_is_skipped(aws_setup: tuple[Any, Any, str]) -> None:
+    # Given a listed object deleted since the listing (never put in the bucket)
+    # When the backfill item runs / Then it is skipped, not failed
     assert start(aws_setup, item_for("inputs/gone.jpg")) == "skipped"
 
 
@@ -107,5 +111,7 @@ def test_the_plan_counts_objects_and_the_models_price() -> None:
 
 
 def test_the_maps_result_is_counted_by_outcome() -> None:
+    # Given the Map's result: one word an object, or None where an item failed
     outcomes = ["started", "duplicate", "started", "skipped", None, "failed"]
+    # When it is counted / Then every object lands under one outcome
     assert count_outcomes(outcomes) == {"started": 2, "duplicate": 1, "skipped": 1, "failed": 2}

@@ -8,9 +8,12 @@ from kontext_pipeline.errors import ConfigurationError
 
 
 def test_defaults_are_fals_own_values(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Given no model settings in the environment
     for name in ("FAL_BASE_URL", "FAL_MODEL_PATH", "FAL_KEY", "OUTPUT_URL_HOSTS"):
         monkeypatch.delenv(name, raising=False)
+    # When the settings are read
     settings = load_settings()
+    # Then they are fal's own queue and the Kontext [max] model, with no key
     assert settings.fal_base_url == "https://queue.fal.run"
     assert settings.fal_model_path == "fal-ai/flux-pro/kontext/max"
     assert settings.fal_key is None
@@ -43,7 +46,10 @@ def test_overlapping_prefixes_are_refused_at_cold_start(inputs: str, outputs: st
 
 
 def test_api_key_is_never_shown(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Given the API key in the environment (local runs only)
     monkeypatch.setenv("FAL_KEY", "sk-very-secret")
+    # When the settings are read
     settings = load_settings()
+    # Then neither their repr nor their dump shows it
     assert "sk-very-secret" not in repr(settings)
     assert "sk-very-secret" not in str(settings.model_dump())

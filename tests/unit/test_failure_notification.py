@@ -62,11 +62,14 @@ def test_the_prompt_and_version_are_read_back_for_a_failure_at_submit(
 
 
 def test_a_prompt_from_the_sidecar_is_read_back_too(s3: Any, notifier: Notifier) -> None:
+    # Given an upload whose prompt is in its sidecar, whose job failed at submit
     s3.put_object(Bucket="images", Key="inputs/b.jpg.prompt.txt", Body=b"a long prompt")
     put = s3.put_object(Bucket="images", Key="inputs/b.jpg", Body=b"text")
+    # When the failure is reported
     notification = report_failure(
         failed_at_submit(put, "inputs/b.jpg"), ReportFailure(notifier, s3=s3)
     )
+    # Then the sidecar's prompt is named, as a success would name it
     assert notification.prompt == "a long prompt"
 
 

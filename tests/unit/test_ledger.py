@@ -63,7 +63,7 @@ def test_holds_are_taken_before_the_submit_and_given_back_if_nothing_was_sent(
     jobs_table: Any,
 ) -> None:
     # Given two holds, and a queue that refuses the request
-    ledger, log = JobLedger(jobs_table, JOBS_TABLE), []
+    ledger, log = JobLedger(jobs_table, JOBS_TABLE), list[str]()
     holds = [recording_hold("slot", log), recording_hold("images", log)]
     # When the job submits
     with pytest.raises(ModelRequestRejectedError):
@@ -75,7 +75,7 @@ def test_holds_are_taken_before_the_submit_and_given_back_if_nothing_was_sent(
 
 def test_a_refused_hold_gives_back_only_what_was_taken(jobs_table: Any) -> None:
     # Given a slot that is free and a day's images that are spent
-    ledger, log = JobLedger(jobs_table, JOBS_TABLE), []
+    ledger, log = JobLedger(jobs_table, JOBS_TABLE), list[str]()
     refused = BudgetExceededError("MaxImagesPerDay is 3")
     holds = [recording_hold("slot", log), recording_hold("images", log, refuse=refused)]
     submit = Counter()
@@ -87,7 +87,7 @@ def test_a_refused_hold_gives_back_only_what_was_taken(jobs_table: Any) -> None:
 
 def test_an_uncertain_submit_keeps_the_claim(jobs_table: Any) -> None:
     # Given a submit whose answer was lost
-    ledger, log = JobLedger(jobs_table, JOBS_TABLE), []
+    ledger, log = JobLedger(jobs_table, JOBS_TABLE), list[str]()
     with pytest.raises(ModelSubmitUncertainError):
         ledger.submit_once(
             "job-d", Counter(ModelSubmitUncertainError("lost")), [recording_hold("slot", log)]
@@ -103,12 +103,12 @@ class BrokenTable:
     """A DynamoDB client whose item exists (the claim fails) but cannot be read."""
 
     def put_item(self, **_: Any) -> None:
-        error = {"Code": "ConditionalCheckFailedException", "Message": "exists"}
-        raise ClientError({"Error": error}, "PutItem")
+        error = {"Error": {"Code": "ConditionalCheckFailedException", "Message": "exists"}}
+        raise ClientError(error, "PutItem")  # type: ignore[arg-type]
 
     def get_item(self, **_: Any) -> None:
-        error = {"Code": "ProvisionedThroughputExceededException", "Message": "slow down"}
-        raise ClientError({"Error": error}, "GetItem")
+        error = {"Error": {"Code": "ProvisionedThroughputExceededException", "Message": "slow"}}
+        raise ClientError(error, "GetItem")  # type: ignore[arg-type]
 
 
 def test_an_unreadable_earlier_record_is_storage_unavailable() -> None:

@@ -8,7 +8,10 @@ from tests.conftest import load_event
 
 
 def test_the_submit_payload_is_the_execution_input_and_its_id() -> None:
+    # Given the sample SubmitEdit task
+    # When it is read as the state machine hands it over
     envelope = TaskEnvelope[JobStart].model_validate(load_event("task_submit_edit"))
+    # Then it is the execution's input (the upload) and the execution's id
     assert envelope.job.source.key == "inputs/kitchen-table.jpg"
     assert (envelope.execution_id or "").startswith("arn:aws:states:")
     # The submit's ledger key is the execution name the trigger derived from the same source
@@ -16,6 +19,9 @@ def test_the_submit_payload_is_the_execution_input_and_its_id() -> None:
 
 
 def test_the_poll_payload_is_a_model_job() -> None:
+    # Given the sample CheckStatus task
+    # When it is read as the state machine hands it over
     envelope = TaskEnvelope[ModelJob].model_validate(load_event("task_check_status"))
+    # Then it is the job the submit returned
     assert envelope.job.request_id == "e36fc67f-afa7-416a-a288-50d90a630d7a"
     assert envelope.job.options.output_format == "png"

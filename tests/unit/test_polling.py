@@ -111,6 +111,7 @@ def test_a_queued_request_waits_half_the_expected_time_to_the_front() -> None:
 def test_overdue_runs_back_off_in_proportion_and_up_to_the_maximum() -> None:
     # Given runs later and later past a 20 s typical window
     plan = GUESS.with_typical_run(20.0)
+    # When the loop plans its waits
     waits = [
         plan.loop_wait(plan.until_worth_asking_running(s), queued=False) for s in (23, 60, 200)
     ]

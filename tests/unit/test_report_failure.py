@@ -63,9 +63,12 @@ def test_a_model_failure_is_reported_with_its_reason_and_no_stack_trace(
 def test_invalid_input_is_reported_without_a_request_id(
     notifier: tuple[Notifier, Any, str],
 ) -> None:
+    # Given the failure branch's state when SubmitEdit refused the upload
     publisher, _, _ = notifier
     state = load_event("task_report_failure_invalid_input")["job"]
+    # When reported
     notification = report_failure(state, ReportFailure(publisher))
+    # Then the reason is the refusal's, and there is no model request to name
     assert notification.failure is not None
     assert notification.failure.reason == "missing_prompt"
     assert notification.request_id is None
@@ -75,6 +78,7 @@ def test_a_retried_failure_branch_publishes_once(notifier: tuple[Notifier, Any, 
     # Given the failure branch ran, and Step Functions runs it again (a retry)
     publisher, sqs, queue = notifier
     state = load_event("task_report_failure")["job"]
+    # When it publishes twice
     report_failure(state, ReportFailure(publisher))
     report_failure(state, ReportFailure(publisher))
     # Then one notification went out
@@ -104,5 +108,8 @@ def test_a_retried_failure_branch_publishes_once(notifier: tuple[Notifier, Any, 
 def test_errors_from_outside_the_package_get_a_reason(
     caught: dict[str, str], reason: str, message: str
 ) -> None:
+    # Given an error a Catch caught that no pipeline code raised
+    # When it is read back
     parsed = CaughtError.from_state(caught)
+    # Then it gets the reason its name means, and its cause as the message
     assert (parsed.reason, parsed.message) == (reason, message)

@@ -9,10 +9,10 @@ from kontext_pipeline.run_times import NEW_RUN_WEIGHT, RecentRunTimes
 
 
 def test_nothing_recorded_means_no_typical_run(jobs_table: Any) -> None:
-    # Given a model no job has completed on / Then there is no typical run (the guess is used)
-    assert (
-        RecentRunTimes(jobs_table, "jobs", "fal-ai/flux-pro/kontext/max").typical_seconds() is None
-    )
+    # Given a model no job has completed on
+    run_times = RecentRunTimes(jobs_table, "jobs", "fal-ai/flux-pro/kontext/max")
+    # When the typical run is read / Then there is none (the configured guess is used)
+    assert run_times.typical_seconds() is None
 
 
 def test_recent_runs_count_most_and_each_model_keeps_its_own(jobs_table: Any) -> None:

@@ -63,9 +63,12 @@ def test_a_duplicate_delivery_starts_nothing_more(state_machine: tuple[Any, str]
 
 
 def test_an_overwrite_is_a_new_job(state_machine: tuple[Any, str]) -> None:
+    # Given an upload that started its job
     sfn, arn = state_machine
     assert run("s3_put", sfn, arn) == ["started"]
+    # When the same key is overwritten (a new version, a new sequencer)
     assert run("s3_put_overwrite", sfn, arn) == ["started"]
+    # Then that is a second job, not a duplicate
     assert len(sfn.list_executions(stateMachineArn=arn)["executions"]) == 2
 
 

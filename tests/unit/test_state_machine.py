@@ -32,7 +32,9 @@ def test_the_state_after_submit_is_chosen_at_deploy_time_and_exists_in_both_mode
 
 
 def test_every_substitution_the_asl_names_is_defined() -> None:
-    # Given the ASL's ${...} placeholders / Then the template defines each of them
+    # Given the ASL's ${...} placeholders
     text = json.dumps(ASL)
+    # When they are collected
     names = {part.split("}", 1)[0] for part in text.split("${")[1:]}
+    # Then the template defines each of them
     assert names <= set(substitutions())

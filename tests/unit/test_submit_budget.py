@@ -13,34 +13,15 @@ from kontext_pipeline.errors import (
     ModelQueueUnavailableError,
 )
 from kontext_pipeline.ledger import JobLedger
-from kontext_pipeline.models import JobStart, QueueSubmission, SourceObject
+from kontext_pipeline.models import JobStart, SourceObject
 from kontext_pipeline.polling import PollPlan
 from kontext_pipeline.steps.submit_edit import SubmitEdit, SubmitPolicy, submit_edit
 
 from tests.conftest import make_image
+from tests.fakes import FakeQueue
 
 BUCKET = "kontext-images-example"
 POLICY = SubmitPolicy(max_input_bytes=25 * 1024 * 1024, max_input_pixels=40_000_000)
-
-
-class FakeQueue:
-    """Counts submits; fails them while `unavailable` is set (nothing accepted)."""
-
-    def __init__(self) -> None:
-        self.submits = 0
-        self.unavailable = False
-
-    def submit(self, body: dict[str, Any], *, webhook_url: str | None = None) -> QueueSubmission:
-        if self.unavailable:
-            raise ModelQueueUnavailableError("the queue is down")
-        self.submits += 1
-        base = f"https://queue.example/req-{self.submits}"
-        return QueueSubmission(
-            request_id=f"req-{self.submits}",
-            status_url=base + "/status",
-            response_url=base,
-            cancel_url=base + "/cancel",
-        )
 
 
 @pytest.fixture
@@ -88,7 +69,7 @@ def test_the_job_past_the_daily_cap_is_not_submitted_and_holds_nothing(
     with pytest.raises(BudgetExceededError, match="MaxImagesPerDay is 3; 2 already submitted"):
         submit(world, "inputs/b.png", budget, images=2)
     # Then it was not submitted, its slot went back, and it can be tried again later
-    assert world["queue"].submits == 1
+    assert len(world["queue"].submitted) == 1
     assert in_flight(world) == 1
     assert budget.images_spent() == 2
 
@@ -120,13 +101,13 @@ def test_a_submit_that_never_reached_the_model_gives_everything_back(
 ) -> None:
     # Given caps, and a queue that cannot be reached
     budget = Budget(world["dynamodb"], "jobs", max_images_per_day=4, max_concurrent_requests=1)
-    world["queue"].unavailable = True
+    world["queue"].submit_error = ModelQueueUnavailableError("the queue is down")
     # When a job is submitted
     with pytest.raises(ModelQueueUnavailableError):
         submit(world, "inputs/a.png", budget, images=3)
     # Then its images and its slot are back, and its retry submits once the queue is up
     assert (budget.images_spent(), in_flight(world)) == (0, 0)
-    world["queue"].unavailable = False
+    world["queue"].submit_error = None
     assert submit(world, "inputs/a.png", budget, images=3).request_id == "req-1"
     assert (budget.images_spent(), in_flight(world)) == (3, 1)
 
@@ -141,5 +122,5 @@ def test_a_retried_submit_reuses_the_request_and_counts_nothing_twice(
     again = submit_edit(JobStart(source=first.source), step(world, budget))
     # Then it is the same request, and neither cap counted it again
     assert again.request_id == first.request_id
-    assert world["queue"].submits == 1
+    assert len(world["queue"].submitted) == 1
     assert (budget.images_spent(), in_flight(world)) == (2, 1)

@@ -125,6 +125,7 @@ def test_every_alarm_action_targets_a_topic_cloudwatch_can_publish_to() -> None:
     alarms = [r for r in TEMPLATE["Resources"].values() if r["Type"] == "AWS::CloudWatch::Alarm"]
     assert len(alarms) >= 4
     assert all(alarm["Properties"].get("AlarmActions") for alarm in alarms)
+    # When each action's topic and its key are looked up
     # Then each action's topic is unencrypted or uses a key whose policy lets CloudWatch in
     assert undeliverable_alarm_actions(TEMPLATE) == []
 
@@ -133,6 +134,7 @@ def test_the_aws_managed_sns_key_is_recognised_as_undeliverable() -> None:
     # Given the alarms topic encrypted with the AWS-managed key, as it once was
     template = copy.deepcopy(TEMPLATE)
     template["Resources"]["AlarmsTopic"]["Properties"]["KmsMasterKeyId"] = "alias/aws/sns"
+    # When the alarms' actions are checked
     # Then every alarm is reported: CloudWatch cannot use that key
     alarms = [k for k, r in TEMPLATE["Resources"].items() if r["Type"] == "AWS::CloudWatch::Alarm"]
     assert undeliverable_alarm_actions(template) == [f"{alarm} -> AlarmsTopic" for alarm in alarms]
@@ -145,6 +147,7 @@ def test_a_key_that_does_not_let_cloudwatch_in_is_undeliverable() -> None:
     policy["Statement"] = [
         s for s in policy["Statement"] if "cloudwatch.amazonaws.com" not in _service_principals(s)
     ]
+    # When the alarms' actions are checked
     # Then the alarms are reported
     assert undeliverable_alarm_actions(template) != []
 
@@ -155,6 +158,7 @@ def test_a_key_that_does_not_let_cloudwatch_in_is_undeliverable() -> None:
 def test_collecting_outputs_may_abort_a_multipart_upload_and_write_only_outputs() -> None:
     # Given the role SAM generates for CollectOutputs
     statements = role_statements("CollectOutputsFunction")
+    # When its statements are read
     # Then a failed multipart copy can clean up after itself
     assert allows(statements, "s3:AbortMultipartUpload")
     assert allows(statements, "s3:PutObject")
@@ -168,6 +172,7 @@ def test_collecting_outputs_may_abort_a_multipart_upload_and_write_only_outputs(
 def test_reporting_a_failure_may_read_back_the_upload_and_nothing_else_in_s3() -> None:
     # Given the role SAM generates for ReportFailure
     statements = role_statements("ReportFailureFunction")
+    # When its statements are read
     # Then it can read the upload (HeadObject pinned to its version) and its sidecars
     assert allows(statements, "s3:GetObject")
     assert allows(statements, "s3:GetObjectVersion")
@@ -186,6 +191,7 @@ def test_no_function_may_change_object_acls_or_bucket_lifecycle() -> None:
     # Given every function's role
     roles = [r for r in CFN["Resources"] if r.endswith("FunctionRole")]
     assert roles
+    # When their statements are read
     # Then none may rewrite ACLs (the bucket enforces owner ACLs) or the bucket's lifecycle
     # (the template's own): SAM's S3WritePolicy and S3CrudPolicy would grant both
     for role in roles:
@@ -204,6 +210,7 @@ def test_only_the_images_bucket_may_invoke_the_trigger() -> None:
     ]
     assert permissions
     bucket_name = TEMPLATE["Resources"]["ImagesBucket"]["Properties"]["BucketName"]["Fn::Sub"]
+    # When each permission's source is read
     for permission in permissions:
         # Then each names the images bucket's ARN, built from the same name
         text, variables = permission["SourceArn"]["Fn::Sub"]
@@ -215,6 +222,7 @@ def test_the_bucket_notifies_the_trigger_only_for_the_input_prefix() -> None:
     # Given the bucket's own notification, which replaced SAM's S3 event
     bucket = CFN["Resources"]["ImagesBucket"]
     (notification,) = bucket["Properties"]["NotificationConfiguration"]["LambdaConfigurations"]
+    # When it is read
     # Then it invokes the trigger, for uploads under the input prefix only
     assert notification["Function"] == {"Fn::GetAtt": ["StartEditFunction", "Arn"]}
     assert notification["Filter"]["S3Key"]["Rules"] == [
@@ -239,6 +247,7 @@ def test_webhook_functions_get_only_the_dynamodb_actions_they_call(function: str
     # Given what the code calls (the rendezvous is all these functions do with the table)
     called = dynamodb_calls_of_the_rendezvous()
     assert called == {"dynamodb:UpdateItem"}
+    # When the role's DynamoDB statements are read
     # Then the role grants exactly those, on the jobs table
     granted = {
         action
@@ -260,6 +269,7 @@ def test_callbacks_are_scoped_to_the_edit_state_machine(function: str) -> None:
         s for s in role_statements(function) if any(a.startswith("states:") for a in actions_of(s))
     ]
     assert sorted(actions_of(statement)) == ["states:SendTaskFailure", "states:SendTaskSuccess"]
+    # When its resource is read
     # Then it names the state machine the template creates, by the same name
     name = TEMPLATE["Resources"]["EditStateMachine"]["Properties"]["Name"]["Fn::Sub"]
     expected = "arn:${AWS::Partition}:states:${AWS::Region}:${AWS::AccountId}:stateMachine:"
@@ -272,6 +282,7 @@ def test_callbacks_are_scoped_to_the_edit_state_machine(function: str) -> None:
 def test_the_layer_is_named_per_stack() -> None:
     # Given the layer's name
     layer = TEMPLATE["Resources"]["CommonLayer"]["Properties"]
+    # When it is read
     # Then it carries the stack's, so two stacks in one account publish two layers
     assert "${AWS::StackName}" in layer["LayerName"]["Fn::Sub"]
 
@@ -297,6 +308,7 @@ def integer_parameters() -> list[str]:
 def test_the_globals_set_only_what_every_function_reads() -> None:
     # Given the environment every function gets
     variables = TEMPLATE["Globals"]["Function"]["Environment"]["Variables"]
+    # When its variables are read
     # Then it is Powertools' own and the model path (each metric's dimension): the rest is
     # set per function, only where it is read
     assert {name for name in variables if not name.startswith("POWERTOOLS_")} == {"FAL_MODEL_PATH"}
@@ -319,6 +331,7 @@ def test_the_globals_set_only_what_every_function_reads() -> None:
 def test_a_function_gets_the_settings_it_reads(function: str, variable: str) -> None:
     # Given a function and a setting its step reads
     properties = TEMPLATE["Resources"][function]["Properties"]
+    # When its environment is read
     # Then its own environment sets it
     assert variable in properties["Environment"]["Variables"]
 
@@ -327,6 +340,7 @@ def test_a_function_gets_no_settings_it_does_not_read() -> None:
     # Given the functions that never call the model or publish
     resources = TEMPLATE["Resources"]
     quiet = ("StartEditFunction", "AwaitWebhookFunction", "DeliverCallbackFunction")
+    # When their environments are read
     # Then none of them is given the model's key or the topic
     for function in quiet:
         variables = resources[function]["Properties"]["Environment"]["Variables"]
@@ -335,6 +349,7 @@ def test_a_function_gets_no_settings_it_does_not_read() -> None:
 
 def test_there_are_integer_parameters_to_check() -> None:
     # Given the parameters the settings read as integers
+    # When they are collected from every function's environment
     # Then there are some, or the tests below would check nothing
     assert sorted(integer_parameters()) == [
         "DeadlineSeconds",
@@ -360,6 +375,7 @@ def test_integer_parameters_refuse_what_is_not_a_whole_number(name: str, value: 
 def test_integer_parameters_accept_their_default_and_the_settings_agree(name: str) -> None:
     # Given the parameter's constraint
     spec = TEMPLATE["Parameters"][name]
+    # When it is checked as the deployer checks it
     # Then its default and a day's worth of seconds deploy
     check_parameters(TEMPLATE, {name: spec["Default"]})
     check_parameters(TEMPLATE, {name: "86400"})
@@ -384,6 +400,7 @@ def test_overlapping_prefixes_are_refused_at_deploy_time(inputs: str, outputs: s
 @pytest.mark.parametrize(("inputs", "outputs"), [("inputs/", "outputs/"), ("in/", "inx/")])
 def test_separate_prefixes_are_accepted(inputs: str, outputs: str) -> None:
     # Given two different folders, one named like the start of the other
+    # When they are checked as the deployer checks them
     # Then the template deploys them
     check_parameters(TEMPLATE, {"InputPrefix": inputs, "OutputPrefix": outputs})
     # And the settings model, which checks the same thing at cold start, agrees
@@ -405,14 +422,17 @@ def test_every_rule_uses_only_functions_rules_may_use() -> None:
         "Fn::ValueOf",
         "Fn::ValueOfAll",
     }
+    # When the Rules' functions are collected
     used = set(re.findall(r'"((?:Fn::)?[A-Za-z]+)":', json.dumps(TEMPLATE["Rules"])))
     used -= {"Assertions", "Assert", "AssertDescription", "RuleCondition"}
     used -= set(TEMPLATE["Rules"])
+    # Then every function the Rules use is one of those
     assert used <= allowed
 
 
 def test_the_local_emulators_plain_http_on_loopback_is_the_only_exception() -> None:
     # Given the local run's FalBaseUrl: the emulator on 127.0.0.1, which has no TLS
+    # When the deployer checks it
     # Then the local deployer accepts it
     check_parameters(TEMPLATE, {"FalBaseUrl": "http://127.0.0.1:8123"})
     # But refuses plain HTTP anywhere else, as CloudFormation does
@@ -426,6 +446,7 @@ def test_the_local_deployer_refuses_a_bad_parameter_before_creating_anything() -
 
     from kontext_tools.local.stack import deploy_stack
 
+    # Given a moto account, and prefixes that overlap
     with mock_aws():
         session = boto3.Session(region_name="us-east-1")
         # When the stack is deployed with overlapping prefixes

@@ -24,6 +24,7 @@ def s3_statements(function: str) -> list[dict[str, Any]]:
 def test_backfill_and_callbacks_only_read_uploads_under_the_input_prefix(function: str) -> None:
     # Given the role of a function that reads an upload's version id or metadata
     statements = s3_statements(function)
+    # When its S3 statements are read
     # Then it may read (HeadObject, pinned to a version) and list, never write
     actions = {a for s in statements for a in actions_of(s)}
     assert actions == {"s3:GetObject", "s3:GetObjectVersion", "s3:ListBucket"}
@@ -39,6 +40,7 @@ def test_the_backfill_may_run_its_own_map_children_and_list_the_bucket() -> None
     name = TEMPLATE["Resources"]["BackfillStateMachine"]["Properties"]["Name"]["Fn::Sub"]
     statements = CFN["Resources"]["BackfillStateMachineRole"]["Properties"]["Policies"]
     flat = [s for p in statements for s in p["PolicyDocument"]["Statement"]]
+    # When its statements are read
     # Then it starts child executions of itself only, and watches and stops only those
     start = next(s for s in flat if "states:StartExecution" in actions_of(s))
     assert start["Resource"]["Fn::Sub"].endswith(":stateMachine:" + name)
@@ -56,6 +58,7 @@ def test_every_substitution_of_the_backfill_definition_is_given() -> None:
     # Given the ${...} names the ASL file uses
     used = set(re.findall(r"\$\{(\w+)\}", json.dumps(BACKFILL_ASL)))
     given = TEMPLATE["Resources"]["BackfillStateMachine"]["Properties"]["DefinitionSubstitutions"]
+    # When the two are compared
     # Then the template gives each, and nothing more
     assert used == set(given)
 
@@ -63,6 +66,7 @@ def test_every_substitution_of_the_backfill_definition_is_given() -> None:
 def test_the_backfill_lists_with_a_distributed_map_and_ends_each_item_in_one_word() -> None:
     # Given the Map state
     state = BACKFILL_ASL["States"]["StartEachEdit"]
+    # When it is read
     # Then it reads S3 itself, in distributed mode, at the asked concurrency
     assert state["ItemReader"]["Resource"] == "arn:aws:states:::s3:listObjectsV2"
     assert state["ItemProcessor"]["ProcessorConfig"]["Mode"] == "DISTRIBUTED"
@@ -82,6 +86,7 @@ def test_callbacks_run_off_the_pipelines_outcome_events_and_end_in_a_dead_letter
         and r["Properties"]["Targets"][0]["Arn"]
         == {"Fn::GetAtt": ["DeliverCallbackFunction", "Arn"]}
     )
+    # When it is read
     # Then it matches exactly the two outcome events
     assert rule["EventPattern"] == {
         "source": ["kontext-pipeline"],
@@ -97,7 +102,9 @@ def test_callbacks_run_off_the_pipelines_outcome_events_and_end_in_a_dead_letter
 
 
 def test_loopback_callbacks_are_off_unless_a_local_run_turns_them_on() -> None:
+    # Given the parameter that allows loopback callbacks
     parameter = TEMPLATE["Parameters"]["CallbackAllowLoopback"]
+    # When it is read / Then it is off by default and takes only true or false
     assert parameter["Default"] == "false"
     assert parameter["AllowedValues"] == ["false", "true"]
 
@@ -105,6 +112,7 @@ def test_loopback_callbacks_are_off_unless_a_local_run_turns_them_on() -> None:
 def test_the_daily_cap_alarm_fires_at_80_percent_of_the_cap_and_only_with_a_cap() -> None:
     # Given the alarm
     alarm = TEMPLATE["Resources"]["DailyImageCapAlarm"]
+    # When it is read
     # Then it exists only with a cap, and compares a day's images with 80% of it
     assert alarm["Condition"] == "HasDailyImageCap"
     properties = alarm["Properties"]
@@ -120,4 +128,6 @@ def test_the_daily_cap_alarm_fires_at_80_percent_of_the_cap_and_only_with_a_cap(
 
 @pytest.mark.parametrize("value", ["0", "1", "5000"])
 def test_the_caps_take_zero_for_none_and_whole_numbers(value: str) -> None:
+    # Given no cap (0) or a whole number
+    # When deployed / Then the deployer accepts it for both caps
     check_parameters(TEMPLATE, {"MaxImagesPerDay": value, "MaxConcurrentRequests": value})

@@ -19,6 +19,7 @@ class StoredOutput(BaseModel):
     s3_uri: str
     bucket: str
     key: str
+    # What landed: the type its bytes turned out to be, and their size and digest.
     size: int
     content_type: str
     width: int | None = None

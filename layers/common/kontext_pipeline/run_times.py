@@ -15,11 +15,15 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
 from botocore.exceptions import BotoCoreError, ClientError
 
 from kontext_pipeline.observability import logger
+
+if TYPE_CHECKING:
+    from types_boto3_dynamodb.client import DynamoDBClient
+    from types_boto3_dynamodb.type_defs import AttributeValueTypeDef
 
 # Each new run moves the average 30% of the way: after five runs a change of model speed
 # is mostly learned, and one odd run moves it little.
@@ -30,12 +34,12 @@ RECORD_TTL_SECONDS = 30 * 24 * 3600
 
 @dataclass(frozen=True)
 class RecentRunTimes:
-    dynamodb: Any
+    dynamodb: DynamoDBClient
     table_name: str
     model_path: str
 
     @property
-    def _key(self) -> dict[str, Any]:
+    def _key(self) -> dict[str, AttributeValueTypeDef]:
         return {"pk": {"S": f"model-run#{self.model_path}"}}
 
     def typical_seconds(self) -> float | None:

@@ -7,9 +7,9 @@ policies are the few settings each step reads, so no step sees the whole setting
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from functools import cached_property
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING, ClassVar, Generic, TypeVar, cast, overload
 
 import boto3
 import httpx
@@ -46,6 +46,7 @@ if TYPE_CHECKING:
     from kontext_pipeline.webhook_rendezvous import WebhookRendezvous
     from kontext_pipeline.webhook_signatures import JwksCache
 
+ClientT = TypeVar("ClientT")
 # Standard retry mode: throttling and 5xx from AWS services are retried with backoff.
 BOTO_CONFIG = Config(
     retries={"max_attempts": 5, "mode": "standard"}, connect_timeout=5, read_timeout=30
@@ -59,35 +60,44 @@ def required(value: str | None, variable: str) -> str:
     return value
 
 
+class AwsClient(Generic[ClientT]):
+    """A Runtime's boto3 client for one service: built on first use, then kept."""
+
+    def __init__(self, service: str) -> None:
+        self.service = service
+        self.name = service
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    @overload
+    def __get__(self, runtime: None, owner: type) -> AwsClient[ClientT]: ...
+
+    @overload
+    def __get__(self, runtime: object, owner: type) -> ClientT: ...
+
+    def __get__(self, runtime: object | None, owner: type) -> AwsClient[ClientT] | ClientT:
+        if runtime is None:
+            return self
+        kept = runtime.__dict__
+        if self.name not in kept:
+            kept[self.name] = boto3.client(self.service, config=BOTO_CONFIG)
+        return cast("ClientT", kept[self.name])
+
+
 @dataclass
 class Runtime:
     settings: PipelineSettings = field(default_factory=load_settings)
     # A model queue handed in (the tests); else fal() builds the client from the settings.
     model_queue: ModelQueue | None = None
 
-    @cached_property
-    def s3(self) -> S3Client:
-        return cast("S3Client", boto3.client("s3", config=BOTO_CONFIG))
-
-    @cached_property
-    def sns(self) -> SNSClient:
-        return cast("SNSClient", boto3.client("sns", config=BOTO_CONFIG))
-
-    @cached_property
-    def events(self) -> EventBridgeClient:
-        return cast("EventBridgeClient", boto3.client("events", config=BOTO_CONFIG))
-
-    @cached_property
-    def stepfunctions(self) -> SFNClient:
-        return cast("SFNClient", boto3.client("stepfunctions", config=BOTO_CONFIG))
-
-    @cached_property
-    def dynamodb(self) -> DynamoDBClient:
-        return cast("DynamoDBClient", boto3.client("dynamodb", config=BOTO_CONFIG))
-
-    @cached_property
-    def secretsmanager(self) -> SecretsManagerClient:
-        return cast("SecretsManagerClient", boto3.client("secretsmanager", config=BOTO_CONFIG))
+    # boto3 clients, each built when first used, then kept.
+    s3: ClassVar[AwsClient[S3Client]] = AwsClient("s3")
+    sns: ClassVar[AwsClient[SNSClient]] = AwsClient("sns")
+    events: ClassVar[AwsClient[EventBridgeClient]] = AwsClient("events")
+    stepfunctions: ClassVar[AwsClient[SFNClient]] = AwsClient("stepfunctions")
+    dynamodb: ClassVar[AwsClient[DynamoDBClient]] = AwsClient("dynamodb")
+    secretsmanager: ClassVar[AwsClient[SecretsManagerClient]] = AwsClient("secretsmanager")
 
     @property
     def jobs_table(self) -> str:
@@ -186,11 +196,7 @@ class Runtime:
 
     @cached_property
     def run_times(self) -> RecentRunTimes:
-        return RecentRunTimes(
-            self.dynamodb,
-            self.jobs_table,
-            self.settings.fal_model_path,
-        )
+        return RecentRunTimes(self.dynamodb, self.jobs_table, self.settings.fal_model_path)
 
     @cached_property
     def output_policy(self) -> OutputPolicy:
@@ -219,17 +225,6 @@ class Runtime:
     def submit_policy(self) -> SubmitPolicy:
         from kontext_pipeline.steps.submit_edit import SubmitPolicy  # noqa: PLC0415 - see above
 
-        settings = self.settings
-        return SubmitPolicy(
-            max_input_bytes=settings.max_input_bytes,
-            max_input_pixels=settings.max_input_pixels,
-            input_transfer=settings.input_transfer,
-            presign_expires_seconds=settings.presign_expires_seconds,
-            default_prompt=settings.default_prompt,
-            default_options=settings.default_options,
-            completion_mode=settings.completion_mode,
-            webhook_url=settings.webhook_url,
-            webhook_wait_seconds=settings.webhook_wait_seconds,
-            queue_wait_seconds=settings.queue_wait_seconds,
-            deadline_seconds=settings.deadline_seconds,
-        )
+        # Its fields are the settings of the same names (config.py documents each).
+        chosen = {name.name: getattr(self.settings, name.name) for name in fields(SubmitPolicy)}
+        return SubmitPolicy(**chosen)

@@ -42,6 +42,7 @@ class CollectOutputs:
     http: httpx.Client
     queue: ModelQueue
     publisher: Publisher
+    # Where the outputs go, and where they may be fetched from.
     scope: EditScope
     policy: OutputPolicy
     budget: Budget | None = None
@@ -110,10 +111,8 @@ def _copy_all(job: ModelJob, step: CollectOutputs, *, bucket: str, folder: str) 
         outputs.append(stored.model_copy(update={"width": image.width, "height": image.height}))
     logger.info("outputs copied", extra={"count": len(outputs), "folder": folder})
     return Manifest(
-        source=job.source,
-        request_id=job.request_id,
-        prompt=job.prompt,
-        options=job.options,
+        # The job's own source, request, prompt and options, beside what the model answered.
+        **job.model_dump(include={"source", "request_id", "prompt", "options"}),
         seed=result.seed,
         has_nsfw_concepts=result.has_nsfw_concepts,
         timings=result.timings,
