@@ -42,10 +42,10 @@ class CollectOutputs:
     http: httpx.Client
     queue: ModelQueue
     publisher: Publisher
+    budget: Budget
     # Where the outputs go, and where they may be fetched from.
     scope: EditScope
     policy: OutputPolicy
-    budget: Budget | None = None
     run_times: RecentRunTimes | None = None
 
 
@@ -53,9 +53,8 @@ def collect_outputs(
     job: ModelJob, step: CollectOutputs, *, execution_id: str | None = None
 ) -> Notification:
     """Copy every output into S3, write the manifest last, publish the success notification."""
-    if step.budget is not None:
-        # The model is done with the request: its concurrency slot is free (idempotent).
-        step.budget.release_slot(job.job_key or job.source.execution_name)
+    # The model is done with the request: its concurrency slot is free (idempotent).
+    step.budget.release_slot(job.job_key or job.source.execution_name)
     bucket = step.scope.output_bucket_for(job.source)
     folder = output_folder(
         job.source,
