@@ -16,17 +16,26 @@ from kontext_pipeline.webhook_signatures import JwksCache, verify_webhook
 from PIL import Image
 
 from kontext_tools.emulator import EmulatorTiming, FalQueueEmulator
-from tests.conftest import data_uri, loopback_server, make_image
+from kontext_tools.emulator.command import parser, timing_from
+from kontext_tools.emulator.faults import Faults
+from kontext_tools.emulator.validation import validate
+from kontext_tools.loopback import LoopbackServer
+from tests.conftest import data_uri, load_event, loopback_server, make_image
 
 KEY = "emulator-test-key"
 AUTH = {"Authorization": f"Key {KEY}"}
+MODEL = "fal-ai/flux-pro/kontext/max"
+QUICK = EmulatorTiming(queue_seconds=0.2, run_seconds=0.2)
+
+
+def keyed(timing: EmulatorTiming = QUICK, **options: Any) -> FalQueueEmulator:
+    """An emulator that wants this module's key."""
+    return FalQueueEmulator(timing=timing, api_key=KEY, **options)
 
 
 @pytest.fixture
 def emulator() -> Iterator[FalQueueEmulator]:
-    with FalQueueEmulator(
-        timing=EmulatorTiming(queue_seconds=0.2, run_seconds=0.2), api_key=KEY
-    ) as running:
+    with keyed() as running:
         yield running
 
 
@@ -36,12 +45,27 @@ def http() -> Iterator[httpx.Client]:
         yield client
 
 
-def submit(http: httpx.Client, emulator: FalQueueEmulator, **body: Any) -> dict[str, Any]:
+def post(
+    http: httpx.Client, emulator: FalQueueEmulator, *, hook: str | None = None, **body: Any
+) -> httpx.Response:
+    """A submit of `body` (a small image unless it names one), with a webhook URL if given."""
     body.setdefault("image_url", data_uri(make_image(size=(120, 80))))
-    response = http.post(f"{emulator.base_url}/fal-ai/flux-pro/kontext/max", json=body)
+    params = {"fal_webhook": hook} if hook else {}
+    return http.post(f"{emulator.base_url}/{MODEL}", params=params, json=body)
+
+
+def submit(http: httpx.Client, emulator: FalQueueEmulator, **body: Any) -> dict[str, Any]:
+    response = post(http, emulator, **body)
     assert response.status_code == 200
     answer: dict[str, Any] = response.json()
     return answer
+
+
+def wait_for_status(http: httpx.Client, answer: dict[str, Any], status: str) -> None:
+    deadline = time.monotonic() + 5
+    while http.get(answer["status_url"]).json()["status"] != status:
+        assert time.monotonic() < deadline, f"never {status}"
+        time.sleep(0.01)
 
 
 def test_status_moves_from_queue_to_progress_to_completed(
@@ -64,28 +88,58 @@ def test_status_moves_from_queue_to_progress_to_completed(
     assert seen == ["IN_QUEUE", "IN_PROGRESS", "COMPLETED"]
 
 
+def test_answers_carry_the_fields_of_fals_own(
+    emulator: FalQueueEmulator, http: httpx.Client
+) -> None:
+    # Given a submitted request
+    answer = submit(http, emulator, prompt="make it blue")
+    # When it has completed and its result is fetched
+    wait_for_status(http, answer, "COMPLETED")
+    status = http.get(answer["status_url"]).json()
+    result = http.get(answer["response_url"]).json()
+    # Then each answer has at least the fields of fal's sample answers
+    assert set(load_event("fal_submit_response")) <= set(answer)
+    assert set(load_event("fal_status_completed")) <= set(status)
+    assert set(load_event("fal_result")) == set(result)
+    assert set(load_event("fal_result")["images"][0]) == set(result["images"][0])
+
+
 def test_urls_name_the_owner_and_app_only(emulator: FalQueueEmulator, http: httpx.Client) -> None:
+    # Given a submitted request
     answer = submit(http, emulator, prompt="x")
+    # When its URLs are read / Then they sit under the owner/app, not the model's full path
     assert answer["status_url"].endswith(f"/fal-ai/flux-pro/requests/{answer['request_id']}/status")
-    wrong = (
-        f"{emulator.base_url}/fal-ai/flux-pro/kontext/max/requests/{answer['request_id']}/status"
-    )
+    wrong = f"{emulator.base_url}/{MODEL}/requests/{answer['request_id']}/status"
     assert http.get(wrong).status_code == 404
 
 
 def test_a_key_is_required(emulator: FalQueueEmulator) -> None:
+    # Given a caller without the key
+    # When it submits
     response = httpx.post(
-        f"{emulator.base_url}/fal-ai/flux-pro/kontext/max",
+        f"{emulator.base_url}/{MODEL}",
         timeout=5,
         json={"prompt": "x", "image_url": "https://example.com/a.png"},
     )
+    # Then it is refused, and nothing is queued
     assert response.status_code == 401
+    assert emulator.submit_count == 0
+
+
+def test_a_body_that_is_not_json_is_a_422(emulator: FalQueueEmulator, http: httpx.Client) -> None:
+    # Given a submit whose body is not JSON
+    # When it is sent
+    response = http.post(f"{emulator.base_url}/{MODEL}", content=b"{not json")
+    # Then the model's own validation answers, and nothing is queued
+    assert response.status_code == 422
+    assert response.json()["detail"][0]["type"] == "json_invalid"
     assert emulator.submit_count == 0
 
 
 def test_outputs_are_real_images_in_the_asked_format(
     emulator: FalQueueEmulator, http: httpx.Client
 ) -> None:
+    # Given a request for three square PNGs with a seed
     answer = submit(
         http,
         emulator,
@@ -95,9 +149,11 @@ def test_outputs_are_real_images_in_the_asked_format(
         aspect_ratio="1:1",
         seed=5,
     )
+    # When it has completed and its hosted files are fetched
     time.sleep(0.5)
     result = http.get(answer["response_url"]).json()
     images = [Image.open(io.BytesIO(http.get(item["url"]).content)) for item in result["images"]]
+    # Then they are three different square PNGs, made with that seed
     assert [image.format for image in images] == ["PNG"] * 3
     assert {image.size for image in images} == {(80, 80)}
     assert len({image.tobytes() for image in images}) == 3
@@ -105,26 +161,72 @@ def test_outputs_are_real_images_in_the_asked_format(
 
 
 def test_sync_mode_returns_data_uris(emulator: FalQueueEmulator, http: httpx.Client) -> None:
+    # Given a request in sync mode
     answer = submit(http, emulator, prompt="x", sync_mode=True)
+    # When its result is fetched
     time.sleep(0.5)
     url = http.get(answer["response_url"]).json()["images"][0]["url"]
+    # Then the image comes inline
     assert url.startswith("data:image/jpeg;base64,")
 
 
+def test_a_redirect_fault_sends_a_file_request_round_once(
+    emulator: FalQueueEmulator, http: httpx.Client
+) -> None:
+    # Given a completed request whose hosted files redirect once
+    answer = submit(http, emulator, prompt="x [fault:output-redirect]")
+    wait_for_status(http, answer, "COMPLETED")
+    url = http.get(answer["response_url"]).json()["images"][0]["url"]
+    # When its file is fetched without following redirects, then with
+    first = http.get(url)
+    followed = http.get(url, follow_redirects=True)
+    # Then the first answer points at the same file; followed, the file is served
+    assert (first.status_code, first.headers["Location"]) == (302, f"{url}?redirected=1")
+    assert (followed.status_code, followed.headers["Content-Type"]) == (200, "image/jpeg")
+
+
 def test_cancelled_in_queue_costs_nothing(emulator: FalQueueEmulator, http: httpx.Client) -> None:
+    # Given a request stuck in the queue
     answer = submit(http, emulator, prompt="x [fault:stuck-in-queue]")
-    assert http.put(answer["cancel_url"]).status_code == 202
-    assert http.put(answer["cancel_url"]).json() == {"status": "ALREADY_COMPLETED"}
+    # When it is cancelled, twice
+    first, second = http.put(answer["cancel_url"]), http.put(answer["cancel_url"])
+    # Then the first cancel ends it, without a run, and the second finds it over
+    assert first.status_code == 202
+    assert second.json() == {"status": "ALREADY_COMPLETED"}
     request = emulator.get(answer["request_id"])
     assert request.cancelled
     assert request.model_seconds == 0
 
 
 def test_injected_faults_hit_the_next_calls(emulator: FalQueueEmulator, http: httpx.Client) -> None:
+    # Given two 429s injected for the next submits
     emulator.inject_fault("submit-429", times=2)
-    url = f"{emulator.base_url}/fal-ai/flux-pro/kontext/max"
-    body = {"prompt": "x", "image_url": data_uri(make_image())}
-    assert [http.post(url, json=body).status_code for _ in range(3)] == [429, 429, 200]
+    # When three submits are sent / Then the first two are refused and the third is queued
+    assert [post(http, emulator, prompt="x").status_code for _ in range(3)] == [429, 429, 200]
+
+
+def test_a_counted_marker_fails_that_many_calls_then_stops() -> None:
+    # Given a prompt whose marker fails two calls, armed for one scope
+    faults = Faults()
+    faults.arm("request-1", "x [fault:status-429*2]")
+    # When that scope's calls ask for the fault
+    hits = [faults.hits("request-1", "status-429") for _ in range(3)]
+    # Then two fail, the third does not, and no other scope was armed
+    assert hits == [True, True, False]
+    assert not faults.hits("request-2", "status-429")
+
+
+def test_an_injected_fault_hits_any_scope_before_the_markers() -> None:
+    # Given a marker with a value, and one injected fault of the same name
+    faults = Faults()
+    faults.arm("request-1", "x [fault:output-huge=2]")
+    faults.inject("output-huge", times=1)
+    # When the fault is taken twice / Then the injected one comes first (no value), then the
+    # marker's
+    assert [faults.take("request-1", "output-huge") for _ in range(2)] == [
+        (True, None),
+        (True, "2"),
+    ]
 
 
 class _Receiver(BaseHTTPRequestHandler):
@@ -141,25 +243,28 @@ class _Receiver(BaseHTTPRequestHandler):
         return
 
 
+def wait_for_deliveries(count: int, timeout: float = 10) -> None:
+    deadline = time.monotonic() + timeout
+    while len(_Receiver.deliveries) < count:
+        assert time.monotonic() < deadline, f"{len(_Receiver.deliveries)} of {count} webhooks"
+        time.sleep(0.02)
+
+
 def test_webhooks_are_signed_so_the_pipeline_can_verify_them(
     emulator: FalQueueEmulator, http: httpx.Client
 ) -> None:
     # Given a receiver on 127.0.0.1 and a request that asks for a webhook
     _Receiver.deliveries = []
     with loopback_server(_Receiver) as base_url:
-        hook = f"{base_url}/hook"
-        url = f"{emulator.base_url}/fal-ai/flux-pro/kontext/max"
-        body = {"prompt": "x", "image_url": data_uri(make_image())}
-        request_id = http.post(url, params={"fal_webhook": hook}, json=body).json()["request_id"]
+        request_id = submit(http, emulator, prompt="x", hook=f"{base_url}/hook")["request_id"]
         # When the request completes
-        deadline = time.monotonic() + 5
-        while not _Receiver.deliveries:
-            assert time.monotonic() < deadline, "no webhook arrived"
-            time.sleep(0.02)
-    # Then the webhook verifies against the emulator's JWKS, with the pipeline's own check
+        wait_for_deliveries(1)
+    # Then the webhook verifies against the emulator's JWKS, with the pipeline's own check,
+    # and has the fields of fal's
     headers, raw = _Receiver.deliveries[0]
     verified = verify_webhook(headers, raw, JwksCache(httpx.Client(timeout=5), emulator.jwks_url))
     assert (verified.request_id, verified.status) == (request_id, "OK")
+    assert set(json.loads(raw)) == set(load_event("fal_webhook_ok"))
 
 
 def test_run_times_vary_within_the_spread() -> None:
@@ -176,6 +281,49 @@ def test_run_times_vary_within_the_spread() -> None:
     assert EmulatorTiming(run_seconds=10.0).draw_run_seconds(rng) == 10.0
 
 
+# --- the model's own checks ----------------------------------------------------------------
+
+
+# Each field the model takes: a value it accepts, and one it refuses.
+FIELDS = (
+    ("prompt", "make it blue", "  "),
+    ("image_url", "https://example.com/a.png", "ftp://example.com/a.png"),
+    ("output_format", "png", "webp"),
+    ("num_images", 4, 5),
+    ("guidance_scale", 20, 0.5),
+    ("seed", 3, True),  # a bool is no integer here
+    ("safety_tolerance", "2", 3),
+    ("aspect_ratio", "9:21", "5:4"),
+    ("sync_mode", False, "yes"),
+    ("enhance_prompt", True, 1),
+)
+
+
+def test_a_valid_body_passes_the_models_checks() -> None:
+    # Given a body with every field the model takes, each valid
+    body = {name: good for name, good, _ in FIELDS}
+    # When it is checked / Then nothing is wrong
+    assert validate(body) == []
+
+
+def test_each_bad_field_is_a_detail_item_of_its_own_in_field_order() -> None:
+    # Given a body where every field is wrong
+    body = {name: bad for name, _, bad in FIELDS}
+    # When it is checked
+    problems = validate(body)
+    # Then each field has its item, in the order the model checks them
+    assert [problem["loc"] for problem in problems] == [["body", name] for name, _, _ in FIELDS]
+    assert problems[3]["msg"] == "ensure this value is between 1 and 4"
+
+
+def test_absent_fields_take_the_models_defaults() -> None:
+    # Given a body with neither prompt nor image, and nothing optional
+    # When it is checked
+    problems = validate({})
+    # Then only the two required fields are missing
+    assert [problem["loc"][1] for problem in problems] == ["prompt", "image_url"]
+
+
 # --- issue 11: the emulator does what fal does --------------------------------------------
 
 
@@ -183,9 +331,9 @@ def test_the_submit_answer_names_the_request_and_its_gateway_id(
     emulator: FalQueueEmulator, http: httpx.Client
 ) -> None:
     # Given a submit
-    url = f"{emulator.base_url}/fal-ai/flux-pro/kontext/max"
-    response = http.post(url, json={"prompt": "x", "image_url": data_uri(make_image())})
-    # When answered / Then fal's fields and header are there
+    # When answered
+    response = post(http, emulator, prompt="x")
+    # Then fal's fields and header are there
     answer = response.json()
     assert answer["gateway_request_id"] == answer["request_id"]
     assert response.headers["x-fal-request-id"] == answer["request_id"]
@@ -195,10 +343,9 @@ def test_an_ingress_error_has_no_request_id_and_queues_nothing(
     emulator: FalQueueEmulator, http: httpx.Client
 ) -> None:
     # Given the ingress in front of the queue fails once
-    url = f"{emulator.base_url}/fal-ai/flux-pro/kontext/max"
-    body = {"prompt": "x [fault:submit-503*1]", "image_url": data_uri(make_image())}
-    # When submitted / Then the answer is the proxy's page, and nothing is queued
-    response = http.post(url, json=body)
+    # When a request is submitted
+    response = post(http, emulator, prompt="x [fault:submit-503*1]")
+    # Then the answer is the proxy's page, and nothing is queued
     assert response.status_code == 503
     assert "x-fal-request-id" not in response.headers
     assert b"nginx" in response.content
@@ -208,11 +355,26 @@ def test_an_ingress_error_has_no_request_id_and_queues_nothing(
 def test_a_5xx_that_names_a_request_has_queued_it(
     emulator: FalQueueEmulator, http: httpx.Client
 ) -> None:
-    url = f"{emulator.base_url}/fal-ai/flux-pro/kontext/max"
-    body = {"prompt": "x [fault:submit-503-queued]", "image_url": data_uri(make_image())}
-    response = http.post(url, json=body)
+    # Given a submit that fal queues but answers with a 503
+    # When it is sent
+    response = post(http, emulator, prompt="x [fault:submit-503-queued]")
+    # Then the 503 names the request the queue kept
     assert response.status_code == 503
     assert emulator.requests()[0].request_id == response.headers["x-fal-request-id"]
+
+
+def test_a_status_cut_short_is_half_a_json_document(
+    emulator: FalQueueEmulator, http: httpx.Client
+) -> None:
+    # Given a request whose next status answer is truncated
+    answer = submit(http, emulator, prompt="x [fault:status-truncated*1]")
+    # When its status is asked for twice
+    cut, whole = http.get(answer["status_url"]), http.get(answer["status_url"])
+    # Then the first is a 200 whose JSON stops half-way, and the next is whole again
+    assert cut.status_code == 200
+    with pytest.raises(json.JSONDecodeError):
+        json.loads(cut.content)
+    assert whole.json()["request_id"] == answer["request_id"]
 
 
 def test_cancelling_a_running_request_is_only_a_request(
@@ -220,17 +382,12 @@ def test_cancelling_a_running_request_is_only_a_request(
 ) -> None:
     # Given a request a runner has already started
     answer = submit(http, emulator, prompt="make it blue")
-    deadline = time.monotonic() + 5
-    while http.get(answer["status_url"]).json()["status"] != "IN_PROGRESS":
-        assert time.monotonic() < deadline, "never started"
-        time.sleep(0.01)
+    wait_for_status(http, answer, "IN_PROGRESS")
     # When it is cancelled
     cancel = http.put(answer["cancel_url"])
     # Then fal only signals the runner: the request still completes, with its result
     assert (cancel.status_code, cancel.json()) == (202, {"status": "CANCELLATION_REQUESTED"})
-    while http.get(answer["status_url"]).json()["status"] != "COMPLETED":
-        assert time.monotonic() < deadline, "never completed"
-        time.sleep(0.01)
+    wait_for_status(http, answer, "COMPLETED")
     assert http.get(answer["response_url"]).status_code == 200
     request = emulator.get(answer["request_id"])
     assert (request.cancel_requested, request.cancelled) == (True, False)
@@ -242,40 +399,22 @@ def test_an_inline_input_over_ten_megabytes_fails_to_load(
     # Given a data: URI over 10 MB encoded (what fal's maintainers report failing)
     padding = "A" * (10 * 1024 * 1024)
     answer = submit(http, emulator, prompt="x", image_url=f"data:image/png;base64,{padding}")
-    deadline = time.monotonic() + 5
-    while http.get(answer["status_url"]).json()["status"] != "COMPLETED":
-        assert time.monotonic() < deadline
-        time.sleep(0.02)
-    # When the result is asked for / Then the model could not load it
+    wait_for_status(http, answer, "COMPLETED")
+    # When the result is asked for
     response = http.get(answer["response_url"])
+    # Then the model could not load it
     assert response.status_code == 422
     assert "too large" in response.text
-
-
-def wait_for_deliveries(count: int, timeout: float = 10) -> None:
-    deadline = time.monotonic() + timeout
-    while len(_Receiver.deliveries) < count:
-        assert time.monotonic() < deadline, f"{len(_Receiver.deliveries)} of {count} webhooks"
-        time.sleep(0.02)
 
 
 def test_webhooks_are_retried_on_fals_schedule_scaled_down(http: httpx.Client) -> None:
     # Given fal's schedule (10 retries over 2 hours) scaled by 1/1000, and the first two
     # deliveries lost
     _Receiver.deliveries = []
-    with (
-        FalQueueEmulator(
-            timing=EmulatorTiming(queue_seconds=0.0, run_seconds=0.05),
-            api_key=KEY,
-            webhook_time_scale=0.001,
-        ) as emulator,
-        loopback_server(_Receiver) as base_url,
-    ):
-        url = f"{emulator.base_url}/fal-ai/flux-pro/kontext/max"
-        body = {"prompt": "x [fault:webhook-dropped*2]", "image_url": data_uri(make_image())}
-        request_id = http.post(url, params={"fal_webhook": f"{base_url}/hook"}, json=body).json()[
-            "request_id"
-        ]
+    timing = EmulatorTiming(queue_seconds=0.0, run_seconds=0.05, webhook_time_scale=0.001)
+    with keyed(timing) as emulator, loopback_server(_Receiver) as base_url:
+        prompt = "x [fault:webhook-dropped*2]"
+        request_id = submit(http, emulator, prompt=prompt, hook=f"{base_url}/hook")["request_id"]
         # When the request completes
         wait_for_deliveries(1)
         attempts = emulator.get(request_id).webhook_attempts
@@ -293,13 +432,12 @@ def test_an_error_webhook_carries_the_detail_in_its_payload(
     # Given a request the model rejects, asking for a webhook
     _Receiver.deliveries = []
     with loopback_server(_Receiver) as base_url:
-        url = f"{emulator.base_url}/fal-ai/flux-pro/kontext/max"
-        body = {"prompt": "x", "image_url": data_uri(make_image()), "aspect_ratio": "5:4"}
-        http.post(url, params={"fal_webhook": f"{base_url}/hook"}, json=body)
+        submit(http, emulator, prompt="x", aspect_ratio="5:4", hook=f"{base_url}/hook")
         # When it completes
         wait_for_deliveries(1)
     # Then the ERROR webhook has fal's headline and the 422 detail in payload
     document = json.loads(_Receiver.deliveries[0][1])
+    assert set(document) == set(load_event("fal_webhook_error"))
     assert document["status"] == "ERROR"
     assert document["error"] == "Invalid status code: 422"
     assert document["payload"]["detail"][0]["loc"] == ["body", "aspect_ratio"]
@@ -308,14 +446,14 @@ def test_an_error_webhook_carries_the_detail_in_its_payload(
 def test_a_webhook_for_a_request_fal_retried_names_the_gateway_id(
     emulator: FalQueueEmulator, http: httpx.Client
 ) -> None:
+    # Given a request fal retried internally, asking for a webhook
     _Receiver.deliveries = []
     with loopback_server(_Receiver) as base_url:
-        url = f"{emulator.base_url}/fal-ai/flux-pro/kontext/max"
-        body = {"prompt": "x [fault:webhook-gateway-id]", "image_url": data_uri(make_image())}
-        request_id = http.post(url, params={"fal_webhook": f"{base_url}/hook"}, json=body).json()[
-            "request_id"
-        ]
+        prompt = "x [fault:webhook-gateway-id]"
+        request_id = submit(http, emulator, prompt=prompt, hook=f"{base_url}/hook")["request_id"]
+        # When it completes
         wait_for_deliveries(1)
+    # Then the webhook names both ids, and its signature header the gateway's
     headers, raw = _Receiver.deliveries[0]
     document = json.loads(raw)
     assert document["request_id"] == request_id != document["gateway_request_id"]
@@ -329,8 +467,7 @@ def test_with_a_concurrency_limit_the_rest_wait_in_order_with_true_positions(
     http: httpx.Client,
 ) -> None:
     # Given a key that runs 2 requests at once, and 5 requests submitted together
-    timing = EmulatorTiming(queue_seconds=0.0, run_seconds=0.4, concurrency=2)
-    with FalQueueEmulator(timing=timing, api_key=KEY) as emulator:
+    with keyed(EmulatorTiming(queue_seconds=0.0, run_seconds=0.4, concurrency=2)) as emulator:
         answers = [submit(http, emulator, prompt=f"edit {index}") for index in range(5)]
         # When their statuses are read at once
         statuses = [http.get(answer["status_url"]).json() for answer in answers]
@@ -356,8 +493,7 @@ def test_with_a_concurrency_limit_the_rest_wait_in_order_with_true_positions(
 
 def test_cancelling_a_waiting_request_moves_the_line_up(http: httpx.Client) -> None:
     # Given one runner, busy, and two requests waiting behind it
-    timing = EmulatorTiming(queue_seconds=0.0, run_seconds=5.0, concurrency=1)
-    with FalQueueEmulator(timing=timing, api_key=KEY) as emulator:
+    with keyed(EmulatorTiming(queue_seconds=0.0, run_seconds=5.0, concurrency=1)) as emulator:
         first, second, third = (submit(http, emulator, prompt=f"e{i}") for i in range(3))
         assert http.get(third["status_url"]).json()["queue_position"] == 1
         # When the one ahead of the last is cancelled
@@ -368,22 +504,37 @@ def test_cancelling_a_waiting_request_moves_the_line_up(http: httpx.Client) -> N
         assert http.get(first["status_url"]).json()["status"] == "IN_PROGRESS"
 
 
-def test_the_emulator_command_takes_a_concurrency(monkeypatch: pytest.MonkeyPatch) -> None:
-    # Given the emulator command, with the server itself replaced by a probe
-    from kontext_tools import emulator as module
+def test_the_emulator_command_takes_a_concurrency() -> None:
+    # Given the emulator command's options, with a concurrency and a run time
+    args = parser().parse_args(["--concurrency", "2", "--run-seconds", "1"])
+    # When they are made into the emulator's timing
+    timing = timing_from(args)
+    # Then the limit and the run time reach it, and the rest keep the command's defaults
+    assert (timing.concurrency, timing.run_seconds) == (2, 1.0)
+    assert (timing.queue_seconds, timing.webhook_time_scale) == (0.5, 0.001)
 
-    seen: list[EmulatorTiming] = []
 
-    class StopError(Exception):
-        pass
+# --- the loopback server -------------------------------------------------------------------
 
-    def probe(**kwargs: Any) -> None:
-        seen.append(kwargs["timing"])
-        raise StopError
 
-    monkeypatch.setattr(module, "FalQueueEmulator", probe)
-    # When it is given --concurrency
-    with pytest.raises(StopError):
-        module.main(["--concurrency", "2", "--run-seconds", "1"])
-    # Then the limit reaches the emulator's timing
-    assert (seen[0].concurrency, seen[0].run_seconds) == (2, 1.0)
+def test_a_loopback_server_serves_while_it_runs_and_frees_its_port() -> None:
+    # Given a receiver served on 127.0.0.1
+    _Receiver.deliveries = []
+    server = LoopbackServer(_Receiver)
+    # When it is posted to while it runs, then stopped
+    with server:
+        answer = httpx.post(f"{server.base_url}/hook", content=b"{}", timeout=5)
+    # Then it answered, and after stop nothing listens there
+    assert answer.status_code == 200
+    assert _Receiver.deliveries[0][1] == b"{}"
+    with pytest.raises(httpx.ConnectError):
+        httpx.post(f"{server.base_url}/hook", content=b"{}", timeout=2)
+
+
+def test_a_loopback_server_never_started_stops_at_once() -> None:
+    # Given a server that was made but never started
+    server = LoopbackServer(_Receiver)
+    started = time.monotonic()
+    # When it is stopped / Then it does not wait for a serve loop that never ran
+    server.stop()
+    assert time.monotonic() - started < 1.0

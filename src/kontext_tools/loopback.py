@@ -1,0 +1,61 @@
+"""An HTTP server on 127.0.0.1 that serves from a daemon thread while it runs: the model-queue
+emulator's, the local function URLs', and the tests' receivers."""
+
+from __future__ import annotations
+
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Self
+
+HOST = "127.0.0.1"
+
+
+class StartStop:
+    """Something that runs in the background between start() and stop(); `with` does both."""
+
+    def start(self) -> Self:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+
+class LoopbackServer(StartStop):
+    def __init__(self, handler: type[BaseHTTPRequestHandler], port: int = 0) -> None:
+        """`port` 0: a free one, chosen now (base_url is known before start)."""
+        self._server = ThreadingHTTPServer((HOST, port), handler)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            daemon=True,
+            name=f"loopback-{handler.__name__}",
+        )
+        self._started = False
+
+    @property
+    def port(self) -> int:
+        return int(self._server.server_address[1])
+
+    @property
+    def base_url(self) -> str:
+        return f"http://{HOST}:{self.port}"
+
+    def start(self) -> Self:
+        if not self._started:
+            self._started = True
+            self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        # shutdown() waits for the serve loop to notice: never started, it would wait forever.
+        if self._started:
+            self._server.shutdown()
+        self._server.server_close()
+        if self._started:
+            self._thread.join(timeout=5)
