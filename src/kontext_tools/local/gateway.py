@@ -11,12 +11,16 @@ import threading
 import time
 import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
+
+if TYPE_CHECKING:
+    from types_boto3_lambda.client import LambdaClient
+    from types_boto3_lambda.type_defs import InvocationResponseTypeDef
 
 
 class FunctionUrlGateway:
-    def __init__(self, lambda_client: Any) -> None:
+    def __init__(self, lambda_client: LambdaClient) -> None:
         self._lambda = lambda_client
         self._functions: dict[str, str] = {}  # path segment -> function name
         gateway = self
@@ -60,39 +64,9 @@ class FunctionUrlGateway:
         if function_name is None:
             request.send_error(404)
             return
-        length = int(request.headers.get("Content-Length") or 0)
-        body = request.rfile.read(length) if length else b""
-        event = {
-            "version": "2.0",
-            "routeKey": "$default",
-            "rawPath": "/" + rest,
-            "rawQueryString": parts.query,
-            "headers": {name.lower(): value for name, value in request.headers.items()},
-            "requestContext": {
-                "http": {
-                    "method": request.command,
-                    "path": "/" + rest,
-                    "protocol": "HTTP/1.1",
-                    "sourceIp": request.client_address[0],
-                    "userAgent": request.headers.get("User-Agent", ""),
-                },
-                "requestId": str(uuid.uuid4()),
-                "timeEpoch": int(time.time() * 1000),
-            },
-            "body": base64.b64encode(body).decode(),
-            "isBase64Encoded": True,
-        }
+        event = function_url_event(request, "/" + rest, parts.query)
         answer = self._lambda.invoke(FunctionName=function_name, Payload=json.dumps(event))
-        result = json.loads(answer["Payload"].read() or b"null")
-        headers: dict[str, Any] = {"Content-Type": "application/json"}
-        if answer.get("FunctionError"):
-            status, text = 502, json.dumps(result)
-        elif isinstance(result, dict) and "statusCode" in result:
-            status = int(result["statusCode"])
-            headers = result.get("headers") or {}
-            text = str(result.get("body", ""))
-        else:
-            status, text = 200, json.dumps(result)
+        status, headers, text = _http_answer(answer)
         payload = text.encode()
         request.send_response(status)
         for name, value in headers.items():
@@ -100,3 +74,39 @@ class FunctionUrlGateway:
         request.send_header("Content-Length", str(len(payload)))
         request.end_headers()
         request.wfile.write(payload)
+
+
+def function_url_event(request: BaseHTTPRequestHandler, path: str, query: str) -> dict[str, Any]:
+    """The request as the function URL service hands it to the function (format 2.0)."""
+    length = int(request.headers.get("Content-Length") or 0)
+    body = request.rfile.read(length) if length else b""
+    return {
+        "version": "2.0",
+        "routeKey": "$default",
+        "rawPath": path,
+        "rawQueryString": query,
+        "headers": {name.lower(): value for name, value in request.headers.items()},
+        "requestContext": {
+            "http": {
+                "method": request.command,
+                "path": path,
+                "protocol": "HTTP/1.1",
+                "sourceIp": request.client_address[0],
+                "userAgent": request.headers.get("User-Agent", ""),
+            },
+            "requestId": str(uuid.uuid4()),
+            "timeEpoch": int(time.time() * 1000),
+        },
+        "body": base64.b64encode(body).decode(),
+        "isBase64Encoded": True,
+    }
+
+
+def _http_answer(answer: InvocationResponseTypeDef) -> tuple[int, dict[str, Any], str]:
+    """(status, headers, body) of the function's response, as the service answers it."""
+    result = json.loads(answer["Payload"].read() or b"null")
+    if answer.get("FunctionError"):
+        return 502, {"Content-Type": "application/json"}, json.dumps(result)
+    if isinstance(result, dict) and "statusCode" in result:
+        return int(result["statusCode"]), result.get("headers") or {}, str(result.get("body", ""))
+    return 200, {"Content-Type": "application/json"}, json.dumps(result)
