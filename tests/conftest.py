@@ -120,3 +120,24 @@ def kontext(*argv: str, timeout: float = 240) -> subprocess.CompletedProcess[str
         check=False,
         env=os.environ.copy(),
     )
+
+
+def local_run(
+    *argv: str, out: Path, model_seconds: float
+) -> tuple[subprocess.CompletedProcess[str], dict[str, Any]]:
+    """`kontext-pipeline local ARGV... --json` on the emulator (queued 0.1 s, running
+    `model_seconds`), results in `out`; the finished run and its JSON summary."""
+    result = kontext(
+        "local",
+        *argv,
+        "--model-seconds",
+        str(model_seconds),
+        "--queue-seconds",
+        "0.1",
+        "--out",
+        str(out),
+        "--json",
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    return result, json.loads(result.stdout)

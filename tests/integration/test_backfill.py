@@ -15,7 +15,7 @@ from kontext_pipeline.scope import EditScope
 from kontext_tools.backfill import dry_run
 from kontext_tools.cli import main
 from kontext_tools.local.pipeline import LocalPipeline
-from tests.conftest import kontext, make_image
+from tests.conftest import local_run, make_image
 from tests.integration.conftest import FAST_MODEL
 
 OBJECTS = 50
@@ -170,28 +170,10 @@ def test_kontext_pipeline_local_backfills_a_folder_put_in_the_bucket_beforehand(
     out = tmp_path / "out"
     # When `kontext-pipeline local --backfill` puts them in the bucket (no upload event)
     # and backfills them, two at once
-    result = kontext(
-        "local",
-        "--image",
-        str(folder),
-        "--backfill",
-        "--max-concurrency",
-        "2",
-        "--prompt",
-        "make it autumn",
-        "--model-seconds",
-        "0.3",
-        "--queue-seconds",
-        "0.1",
-        "--out",
-        str(out),
-        "--json",
-        timeout=300,
-    )
+    backfill = ("--backfill", "--max-concurrency", "2", "--prompt", "make it autumn")
+    result, summary = local_run("--image", str(folder), *backfill, out=out, model_seconds=0.3)
     # Then the backfill started the three, each was edited, and the summary says so
-    assert result.returncode == 0, result.stderr
     assert "Backfill: 3 started, 0 duplicate, 0 skipped, 0 failed" in result.stderr
-    summary = json.loads(result.stdout)
     assert (summary["images"], summary["succeeded"], summary["failed"]) == (3, 3, 0)
     for name in ("a", "b", "c"):
         assert (out / name / "manifest.json").is_file()

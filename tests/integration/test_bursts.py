@@ -8,7 +8,6 @@ fail clearly and be cancelled.
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,7 +16,7 @@ import pytest
 
 from kontext_tools.emulator import EmulatorTiming
 from kontext_tools.local.pipeline import LocalPipeline
-from tests.conftest import kontext, make_image
+from tests.conftest import local_run, make_image
 
 CONCURRENCY = 2
 RUN_SECONDS = 2.0
@@ -100,28 +99,10 @@ def test_kontext_pipeline_local_runs_a_burst_of_images_and_sums_it_up(tmp_path: 
     (other / "a.png").write_bytes(make_image(size=(64, 64)))
     out = tmp_path / "out"
     # When `kontext-pipeline local` is given both, with a model that runs 2 at once
-    result = kontext(
-        "local",
-        "--image",
-        str(folder),
-        "--image",
-        str(other / "a.png"),
-        "--prompt",
-        "make it blue",
-        "--concurrency",
-        "2",
-        "--model-seconds",
-        "1",
-        "--queue-seconds",
-        "0.1",
-        "--out",
-        str(out),
-        "--json",
-        timeout=300,
-    )
+    images = ("--image", str(folder), "--image", str(other / "a.png"))
+    options = ("--prompt", "make it blue", "--concurrency", "2")
+    result, summary = local_run(*images, *options, out=out, model_seconds=1)
     # Then every image is edited, each under --out/<image name>/, and one summary says so
-    assert result.returncode == 0, result.stderr
-    summary = json.loads(result.stdout)
     assert (summary["images"], summary["succeeded"], summary["failed"]) == (4, 4, 0)
     assert sorted(path.name for path in out.iterdir() if path.is_dir()) == ["a", "a-2", "b", "c"]
     for name in ("a", "a-2", "b", "c"):

@@ -151,19 +151,29 @@ def test_with_only_the_guess_a_short_run_is_still_seen_promptly() -> None:
     assert queue.t - 5.2 <= 0.5
 
 
-def test_a_long_queue_costs_few_loops() -> None:
-    # Given a request 200th in a queue that moves a position every 4 s (2 runners, 8 s runs)
+def waiting_in_a_moving_queue(
+    *, position: int, seconds_per_position: float
+) -> tuple[ModelJob, FakeQueue, PollPlan]:
+    """A request at `position` of a queue that moves steadily, then runs 8 s (as recently)."""
+
     def timeline(t: float) -> dict[str, Any]:
-        position = 199 - int(t // 4)
-        if position >= 0:
-            return {"status": "IN_QUEUE", "queue_position": position}
-        return run_then_complete(queued=800, run=8.0)(t)
+        now_at = position - int(t / seconds_per_position)
+        if now_at >= 0:
+            return {"status": "IN_QUEUE", "queue_position": now_at}
+        return run_then_complete(queued=(position + 1) * seconds_per_position, run=8.0)(t)
 
     plan = GUESS.with_typical_run(8.0)
-    queue = FakeQueue(timeline)
     job = a_job(
-        queue_position=199, next_poll_seconds=plan.after_submit(199), typical_run_seconds=8.0
+        queue_position=position,
+        next_poll_seconds=plan.after_submit(position),
+        typical_run_seconds=8.0,
     )
+    return job, FakeQueue(timeline), plan
+
+
+def test_a_long_queue_costs_few_loops() -> None:
+    # Given a request 200th in a queue that moves a position every 4 s (2 runners, 8 s runs)
+    job, queue, plan = waiting_in_a_moving_queue(position=199, seconds_per_position=4)
     # When the state machine follows it through the queue and the run
     looks = list(follow(job, queue, plan))
     # Then it takes a few loops, not one per PollMaxSeconds (808 s / 30 s = 27), and no limit fired
@@ -213,17 +223,7 @@ def test_time_between_two_looks_is_not_counted_against_the_run_limit() -> None:
 
 def test_a_deep_queue_that_moves_fast_is_not_slept_through() -> None:
     # Given a request 500th in a queue served by 40 runners (8 s runs: 0.2 s a position)
-    def timeline(t: float) -> dict[str, Any]:
-        position = 499 - int(t / 0.2)
-        if position >= 0:
-            return {"status": "IN_QUEUE", "queue_position": position}
-        return run_then_complete(queued=100.0, run=8.0)(t)
-
-    plan = GUESS.with_typical_run(8.0)
-    queue = FakeQueue(timeline)
-    job = a_job(
-        queue_position=499, next_poll_seconds=plan.after_submit(499), typical_run_seconds=8.0
-    )
+    job, queue, plan = waiting_in_a_moving_queue(position=499, seconds_per_position=0.2)
     # When followed (the first wait cannot know the pace: one run at a time would be 2,000 s)
     looks = list(follow(job, queue, plan))
     # Then it is seen done within seconds of the end (108 s), not minutes later

@@ -11,7 +11,14 @@ import pytest
 
 from kontext_tools.local.rules import check_parameters
 from tests.conftest import ROOT
-from tests.unit.test_template import CFN, TEMPLATE, actions_of, allows, role_statements
+from tests.unit.test_template import (
+    CFN,
+    TEMPLATE,
+    actions_of,
+    allows,
+    object_keys_granted,
+    role_statements,
+)
 
 BACKFILL_ASL = json.loads((ROOT / "statemachine" / "backfill.asl.json").read_text())
 
@@ -29,10 +36,7 @@ def test_backfill_and_callbacks_only_read_uploads_under_the_input_prefix(functio
     actions = {a for s in statements for a in actions_of(s)}
     assert actions == {"s3:GetObject", "s3:GetObjectVersion", "s3:ListBucket"}
     # And it reads under the input prefix only
-    for statement in statements:
-        if "s3:GetObject" in actions_of(statement):
-            text, _ = statement["Resource"]["Fn::Sub"]
-            assert text.endswith("/${InputPrefix}*"), text
+    assert object_keys_granted(statements, "s3:GetObject") == {"${InputPrefix}*"}
 
 
 def test_the_backfill_may_run_its_own_map_children_and_list_the_bucket() -> None:

@@ -129,11 +129,11 @@ class QueueSubmission(BaseModel):
     """
 
     request_id: str
+    gateway_request_id: str | None = None
     status_url: str
     response_url: str
     cancel_url: str
     queue_position: int | None = None
-    gateway_request_id: str | None = None
 
 
 class QueueStatus(BaseModel):
