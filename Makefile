@@ -52,9 +52,15 @@ CHECKOV_VENV := .venv-checkov
 
 test: lint typecheck cfn-lint security build unit integration browser-test ## everything CI runs
 
-lint: $(INSTALLED) ## ruff lint + format check
+# The complexity gate: no function, method or class of radon grade C or worse (CC > 10),
+# no module worse than B, the average grade A. Sizes (300-line modules, 40-line functions)
+# are held by tests/unit/test_code_shape.py.
+XENON := $(BIN)/xenon --max-absolute B --max-modules B --max-average A
+
+lint: $(INSTALLED) ## ruff lint + format check, and the complexity gate (xenon)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(XENON) layers/common/kontext_pipeline functions src benchmarks
 
 typecheck: $(INSTALLED) ## mypy, strict on the package
 	$(BIN)/mypy

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ast
 import re
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -135,3 +136,17 @@ def test_the_layer_stays_under_lambdas_unzipped_limit(layer: Path) -> None:
     # When their unzipped sizes are added
     # Then together they stay under Lambda's 250 MB
     assert layer_bytes + largest_function < LAMBDA_UNZIPPED_LIMIT_BYTES
+
+
+def test_every_package_folder_is_listed_for_setuptools() -> None:
+    # Given the package folders under both roots (the layer's and the tools')
+    folders = {
+        ".".join(init.parent.relative_to(root).parts)
+        for root in (ROOT / "layers" / "common", ROOT / "src")
+        for init in root.glob("**/__init__.py")
+        if "__pycache__" not in init.parts
+    }
+    # When pyproject.toml's explicit package list is read
+    setuptools = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+    # Then it names every one: an unlisted package is missing from a non-editable install
+    assert set(setuptools["packages"]) == folders

@@ -1,0 +1,56 @@
+"""The shape the code keeps (issue 15): rooms a newcomer can read, functions that fit a screen.
+
+Complexity has its own gate (`xenon` in `make lint`); these are the limits it does not see.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT
+
+PRODUCTION = (ROOT / "layers" / "common" / "kontext_pipeline", ROOT / "src", ROOT / "functions")
+MAX_MODULE_LINES = 300
+MAX_FUNCTION_LINES = 40
+
+
+def production_modules() -> list[Path]:
+    return sorted(path for root in PRODUCTION for path in root.rglob("*.py"))
+
+
+def long_functions(path: Path) -> list[str]:
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    return [
+        f"{node.name} ({node.end_lineno - node.lineno + 1} lines)"
+        for node in ast.walk(tree)
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
+        and node.end_lineno is not None
+        and node.end_lineno - node.lineno + 1 > MAX_FUNCTION_LINES
+    ]
+
+
+def test_the_production_code_is_found() -> None:
+    # Given the production roots / When they are listed / Then they hold the code
+    names = {path.name for path in production_modules()}
+    assert {"errors.py", "app.py", "__init__.py"} <= names
+
+
+@pytest.mark.parametrize("path", production_modules(), ids=lambda p: str(p.relative_to(ROOT)))
+def test_no_module_is_over_300_lines(path: Path) -> None:
+    # Given a production module
+    # When its lines are counted
+    lines = len(path.read_text(encoding="utf-8").splitlines())
+    # Then it fits the limit: past it, the module holds more than one room
+    assert lines <= MAX_MODULE_LINES, f"{lines} lines"
+
+
+@pytest.mark.parametrize("path", production_modules(), ids=lambda p: str(p.relative_to(ROOT)))
+def test_no_function_is_over_40_lines(path: Path) -> None:
+    # Given a production module
+    # When its functions are measured
+    found = long_functions(path)
+    # Then each fits the limit
+    assert found == []
