@@ -6,6 +6,7 @@ Complexity has its own gate (`xenon` in `make lint`); these are the limits it do
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
@@ -54,3 +55,34 @@ def test_no_function_is_over_40_lines(path: Path) -> None:
     found = long_functions(path)
     # Then each fits the limit
     assert found == []
+
+
+def layout_section() -> str:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    return readme.split("## Layout", 1)[1].split("\n## ", 1)[0]
+
+
+def rooms() -> list[str]:
+    """The names a newcomer looks up: each module and package of the layer and the tools
+    (as `name.py` or `name/`), and each step (by its name, as the functions are named)."""
+    layer = ROOT / "layers" / "common" / "kontext_pipeline"
+    tools = ROOT / "src" / "kontext_tools"
+    found = [
+        f"{path.name}/" if path.is_dir() else path.name
+        for root in (layer, tools)
+        for path in root.iterdir()
+        if (path.suffix == ".py" and path.name != "__init__.py")
+        or (path.is_dir() and (path / "__init__.py").exists())
+    ]
+    steps = [path.stem for path in (layer / "steps").glob("*.py") if path.stem != "__init__"]
+    return sorted(found + steps)
+
+
+@pytest.mark.parametrize("room", rooms())
+def test_the_readme_layout_names_every_room(room: str) -> None:
+    # Given the README's Layout section
+    layout = layout_section()
+    # When a module, package or step of the tree is looked up in it
+    found = re.search(rf"(?<![\w/]){re.escape(room)}(?!\w)", layout)
+    # Then it is there
+    assert found, f"{room} is not in the README's Layout"
