@@ -19,7 +19,6 @@ from kontext_tools.emulator import EmulatorTiming, FalQueueEmulator
 from kontext_tools.emulator.command import parser, timing_from
 from kontext_tools.emulator.faults import Faults
 from kontext_tools.emulator.validation import validate
-from kontext_tools.loopback import LoopbackServer
 from tests.conftest import data_uri, load_event, loopback_server, make_image
 
 KEY = "emulator-test-key"
@@ -75,7 +74,7 @@ def test_status_moves_from_queue_to_progress_to_completed(
     answer = submit(http, emulator, prompt="make it blue")
     assert answer["status"] == "IN_QUEUE"
     # When its status is followed / Then it passes through the three states in order
-    seen = []
+    seen: list[str] = []
     deadline = time.monotonic() + 5
     while not seen or seen[-1] != "COMPLETED":
         assert time.monotonic() < deadline
@@ -512,29 +511,3 @@ def test_the_emulator_command_takes_a_concurrency() -> None:
     # Then the limit and the run time reach it, and the rest keep the command's defaults
     assert (timing.concurrency, timing.run_seconds) == (2, 1.0)
     assert (timing.queue_seconds, timing.webhook_time_scale) == (0.5, 0.001)
-
-
-# --- the loopback server -------------------------------------------------------------------
-
-
-def test_a_loopback_server_serves_while_it_runs_and_frees_its_port() -> None:
-    # Given a receiver served on 127.0.0.1
-    _Receiver.deliveries = []
-    server = LoopbackServer(_Receiver)
-    # When it is posted to while it runs, then stopped
-    with server:
-        answer = httpx.post(f"{server.base_url}/hook", content=b"{}", timeout=5)
-    # Then it answered, and after stop nothing listens there
-    assert answer.status_code == 200
-    assert _Receiver.deliveries[0][1] == b"{}"
-    with pytest.raises(httpx.ConnectError):
-        httpx.post(f"{server.base_url}/hook", content=b"{}", timeout=2)
-
-
-def test_a_loopback_server_never_started_stops_at_once() -> None:
-    # Given a server that was made but never started
-    server = LoopbackServer(_Receiver)
-    started = time.monotonic()
-    # When it is stopped / Then it does not wait for a serve loop that never ran
-    server.stop()
-    assert time.monotonic() - started < 1.0
