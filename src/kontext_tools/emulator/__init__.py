@@ -26,10 +26,11 @@ still completes); an ERROR webhook carries the detail in `payload`; webhooks are
 
 Rooms: server.py (the emulator, wired and served), routes.py (method and path -> answer),
 answers.py (submit, status, result, cancel), queue.py (requests and the clock: positions,
-runners, completion), timing.py, validation.py (the model's checks), imaging.py (the
-Pillow edit), outputs.py (rendered outputs, hosted files), webhooks.py (schedule, delivery,
-retries), webhook_signing.py, faults.py, access.py (the API key), urls.py, replies.py
-(writing answers), command.py (`python -m kontext_tools.emulator`).
+runners, completion), request.py (one request's record), timing.py, validation.py (the
+model's checks), imaging.py (the Pillow edit), outputs.py (rendered outputs, hosted
+files), webhooks.py (schedule, delivery, retries), webhook_signing.py, faults.py,
+access.py (the API key), urls.py, replies.py (writing answers to the wire), command.py
+(`python -m kontext_tools.emulator`).
 """
 
 from kontext_tools.emulator.access import EmulatedEndpoint

@@ -11,7 +11,6 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from kontext_tools.emulator.answer import Answer
 from kontext_tools.emulator.faults import Faults, fault_names
 from kontext_tools.emulator.outputs import Outputs
 from kontext_tools.emulator.queue import RequestQueue
@@ -24,6 +23,21 @@ NGINX_PAGE = (
     b"<body>\r\n<center><h1>503 Service Temporarily Unavailable</h1></center>\r\n"
     b"<hr><center>nginx</center>\r\n</body>\r\n</html>\r\n"
 )
+
+
+@dataclass(frozen=True)
+class Answer:
+    """One answer of the queue, before it is written to the wire: a JSON document with its
+    headers, or `raw` bytes sent as they are (the ingress's HTML page, a status cut off
+    half-way), with no headers of fal's."""
+
+    code: int
+    document: Any = None
+    headers: dict[str, str] = field(default_factory=dict)
+    raw: bytes | None = None
+    content_type: str = "text/html"
+
+
 NOT_FOUND = Answer(404, {"detail": "Request not found"})
 
 

@@ -7,7 +7,7 @@ import json
 from http.server import BaseHTTPRequestHandler
 from typing import Any
 
-from kontext_tools.emulator.answer import Answer
+from kontext_tools.emulator.answers import Answer
 from kontext_tools.emulator.outputs import HostedFile
 
 

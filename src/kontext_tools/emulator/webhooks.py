@@ -14,8 +14,7 @@ from typing import Any
 
 import httpx
 
-from kontext_tools.emulator.answer import Answer
-from kontext_tools.emulator.answers import QueueAnswers
+from kontext_tools.emulator.answers import Answer, QueueAnswers
 from kontext_tools.emulator.faults import Faults
 from kontext_tools.emulator.queue import RequestQueue
 from kontext_tools.emulator.request import EmulatedRequest
