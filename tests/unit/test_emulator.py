@@ -7,7 +7,6 @@ import json
 import random
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler
 from typing import Any, ClassVar
 
 import httpx
@@ -19,7 +18,7 @@ from kontext_tools.emulator import EmulatorTiming, FalQueueEmulator
 from kontext_tools.emulator.command import parser, timing_from
 from kontext_tools.emulator.faults import Faults
 from kontext_tools.emulator.validation import validate
-from tests.conftest import data_uri, load_event, loopback_server, make_image
+from tests.conftest import QuietHandler, data_uri, load_event, loopback_server, make_image
 
 KEY = "emulator-test-key"
 AUTH = {"Authorization": f"Key {KEY}"}
@@ -228,18 +227,13 @@ def test_an_injected_fault_hits_any_scope_before_the_markers() -> None:
     ]
 
 
-class _Receiver(BaseHTTPRequestHandler):
+class _Receiver(QuietHandler):
     deliveries: ClassVar[list[tuple[dict[str, str], bytes]]] = []
 
-    def do_POST(self) -> None:
+    def do_POST(self) -> None:  # noqa: N802 - http.server names it
         body = self.rfile.read(int(self.headers["Content-Length"]))
         _Receiver.deliveries.append((dict(self.headers.items()), body))
-        self.send_response(200)
-        self.send_header("Content-Length", "0")
-        self.end_headers()
-
-    def log_message(self, *args: Any) -> None:
-        return
+        self.reply(200)
 
 
 def wait_for_deliveries(count: int, timeout: float = 10) -> None:

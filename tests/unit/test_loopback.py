@@ -3,26 +3,21 @@
 from __future__ import annotations
 
 import time
-from http.server import BaseHTTPRequestHandler
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import httpx
 import pytest
 
 from kontext_tools.loopback import LoopbackServer
+from tests.conftest import QuietHandler
 
 
-class _Echo(BaseHTTPRequestHandler):
+class _Echo(QuietHandler):
     bodies: ClassVar[list[bytes]] = []
 
-    def do_POST(self) -> None:
+    def do_POST(self) -> None:  # noqa: N802 - http.server names it
         _Echo.bodies.append(self.rfile.read(int(self.headers["Content-Length"])))
-        self.send_response(200)
-        self.send_header("Content-Length", "0")
-        self.end_headers()
-
-    def log_message(self, *args: Any) -> None:
-        return
+        self.reply(200)
 
 
 def test_a_loopback_server_serves_while_it_runs_and_frees_its_port() -> None:
