@@ -17,6 +17,8 @@ from typing import Any
 
 import pytest
 
+from kontext_tools.loopback import LoopbackServer
+
 ROOT = Path(__file__).resolve().parents[1]
 EVENTS = ROOT / "events"
 
@@ -64,7 +66,8 @@ class QuietHandler(BaseHTTPRequestHandler):
 
 @contextmanager
 def serving(server: ThreadingHTTPServer) -> Iterator[int]:
-    """Serve from a thread while the block runs, then shut down; yields the port."""
+    """Serve a server of the test's own (TLS, counting) from a thread while the block runs,
+    then shut down; yields the port. A plain handler: `loopback_server`."""
     thread = threading.Thread(
         target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
     )
@@ -80,8 +83,8 @@ def serving(server: ThreadingHTTPServer) -> Iterator[int]:
 @contextmanager
 def loopback_server(handler: type[BaseHTTPRequestHandler]) -> Iterator[str]:
     """Serve a request handler on 127.0.0.1 while the block runs; yields its base URL."""
-    with serving(ThreadingHTTPServer(("127.0.0.1", 0), handler)) as port:
-        yield f"http://127.0.0.1:{port}"
+    with LoopbackServer(handler) as server:
+        yield server.base_url
 
 
 @pytest.fixture

@@ -2,7 +2,7 @@
 one paid submit per upload, nothing half-written, the key never leaks.
 
 The emulator's fault modes are selected per request by a `[fault:NAME]` marker in the
-prompt (see kontext_pipeline/emulator.py).
+prompt (see kontext_tools/emulator/faults.py).
 """
 
 from __future__ import annotations
