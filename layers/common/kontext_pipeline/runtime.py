@@ -9,13 +9,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
 from functools import cached_property
-from typing import TYPE_CHECKING, ClassVar, Generic, TypeVar, cast, overload
+from typing import TYPE_CHECKING, ClassVar
 
 import boto3
 import httpx
 from botocore.config import Config
 
 from kontext_pipeline.api_key import resolve_api_key
+from kontext_pipeline.aws_clients import AwsClient
 from kontext_pipeline.budget import Budget
 from kontext_pipeline.config import PipelineSettings, load_settings
 from kontext_pipeline.errors import ConfigurationError, Reason
@@ -46,7 +47,6 @@ if TYPE_CHECKING:
     from kontext_pipeline.webhook_rendezvous import WebhookRendezvous
     from kontext_pipeline.webhook_signatures import JwksCache
 
-ClientT = TypeVar("ClientT")
 # Standard retry mode: throttling and 5xx from AWS services are retried with backoff.
 BOTO_CONFIG = Config(
     retries={"max_attempts": 5, "mode": "standard"}, connect_timeout=5, read_timeout=30
@@ -58,31 +58,6 @@ def required(value: str | None, variable: str) -> str:
     if not value:
         raise ConfigurationError(f"{variable} is not set", reason=Reason.MISSING_SETTING)
     return value
-
-
-class AwsClient(Generic[ClientT]):
-    """A Runtime's boto3 client for one service: built on first use, then kept."""
-
-    def __init__(self, service: str) -> None:
-        self.service = service
-        self.name = service
-
-    def __set_name__(self, owner: type, name: str) -> None:
-        self.name = name
-
-    @overload
-    def __get__(self, runtime: None, owner: type) -> AwsClient[ClientT]: ...
-
-    @overload
-    def __get__(self, runtime: object, owner: type) -> ClientT: ...
-
-    def __get__(self, runtime: object | None, owner: type) -> AwsClient[ClientT] | ClientT:
-        if runtime is None:
-            return self
-        kept = runtime.__dict__
-        if self.name not in kept:
-            kept[self.name] = boto3.client(self.service, config=BOTO_CONFIG)
-        return cast("ClientT", kept[self.name])
 
 
 @dataclass
@@ -98,6 +73,9 @@ class Runtime:
     stepfunctions: ClassVar[AwsClient[SFNClient]] = AwsClient("stepfunctions")
     dynamodb: ClassVar[AwsClient[DynamoDBClient]] = AwsClient("dynamodb")
     secretsmanager: ClassVar[AwsClient[SecretsManagerClient]] = AwsClient("secretsmanager")
+
+    def make_client(self, service: str) -> object:
+        return boto3.client(service, config=BOTO_CONFIG)
 
     @property
     def jobs_table(self) -> str:

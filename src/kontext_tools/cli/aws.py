@@ -7,8 +7,9 @@ from __future__ import annotations
 import argparse
 import os
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any
 
+from kontext_pipeline.aws_clients import AwsClient
 from kontext_pipeline.errors import aws_error_code
 
 from kontext_tools.cli.exits import CliError
@@ -23,7 +24,6 @@ if TYPE_CHECKING:
     from types_boto3_sqs.client import SQSClient
     from types_boto3_stepfunctions.client import SFNClient
 
-ClientT = TypeVar("ClientT")
 DEFAULT_STACK = "kontext-pipeline"
 
 # AWS error codes that mean the credentials themselves were refused (expired, unknown).
@@ -39,30 +39,15 @@ CREDENTIALS_REFUSED = frozenset(
 )
 
 
-class ServiceClient(Generic[ClientT]):
-    """An Aws attribute: the session's client of one service, made on first use."""
-
-    def __init__(self, service: str) -> None:
-        self._service = service
-
-    def __set_name__(self, owner: type[Aws], name: str) -> None:
-        self._name = name
-
-    def __get__(self, aws: Aws, owner: type[Aws]) -> ClientT:
-        client: ClientT = aws.session.client(self._service, config=aws.config)
-        aws.__dict__[self._name] = client  # made once: later reads find it on the instance
-        return client
-
-
 class Aws:
     """A boto3 session whose clients give up in bounded time (a CLI must not hang offline)."""
 
-    cloudformation: ServiceClient[CloudFormationClient] = ServiceClient("cloudformation")
-    stepfunctions: ServiceClient[SFNClient] = ServiceClient("stepfunctions")
-    s3: ServiceClient[S3Client] = ServiceClient("s3")
-    sqs: ServiceClient[SQSClient] = ServiceClient("sqs")
-    lambda_: ServiceClient[LambdaClient] = ServiceClient("lambda")
-    secretsmanager: ServiceClient[SecretsManagerClient] = ServiceClient("secretsmanager")
+    cloudformation: AwsClient[CloudFormationClient] = AwsClient("cloudformation")
+    stepfunctions: AwsClient[SFNClient] = AwsClient("stepfunctions")
+    s3: AwsClient[S3Client] = AwsClient("s3")
+    sqs: AwsClient[SQSClient] = AwsClient("sqs")
+    lambda_: AwsClient[LambdaClient] = AwsClient("lambda")
+    secretsmanager: AwsClient[SecretsManagerClient] = AwsClient("secretsmanager")
 
     def __init__(self, region: str | None) -> None:
         import boto3  # noqa: PLC0415 - keeps `--help` fast
@@ -74,6 +59,9 @@ class Aws:
         self.config = Config(
             connect_timeout=5, read_timeout=30, retries={"max_attempts": 3, "mode": "standard"}
         )
+
+    def make_client(self, service: str) -> object:
+        return self.session.client(service, config=self.config)
 
 
 def stack_name(args: argparse.Namespace) -> str:

@@ -3,12 +3,12 @@ boto3 clients of a session in it."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING
+
+from kontext_pipeline.aws_clients import AwsClient
 
 if TYPE_CHECKING:
     import boto3
-    from botocore.client import BaseClient
     from types_boto3_cloudformation.client import CloudFormationClient
     from types_boto3_cloudwatch.client import CloudWatchClient
     from types_boto3_dynamodb.client import DynamoDBClient
@@ -31,43 +31,24 @@ EMULATED_CREDENTIALS = {
 }
 
 
-@dataclass(frozen=True)
 class AwsClients:
-    """One boto3 session's clients, each in the emulated region."""
+    """One boto3 session's clients, each in the emulated region, made when first used."""
 
-    session: boto3.Session
-    s3: S3Client
-    sns: SNSClient
-    sqs: SQSClient
-    secretsmanager: SecretsManagerClient
-    iam: IAMClient
-    lambda_: LambdaClient
-    stepfunctions: SFNClient
-    dynamodb: DynamoDBClient
-    cloudwatch: CloudWatchClient
-    events: EventBridgeClient
-    cloudformation: CloudFormationClient
+    s3: AwsClient[S3Client] = AwsClient("s3")
+    sns: AwsClient[SNSClient] = AwsClient("sns")
+    sqs: AwsClient[SQSClient] = AwsClient("sqs")
+    secretsmanager: AwsClient[SecretsManagerClient] = AwsClient("secretsmanager")
+    iam: AwsClient[IAMClient] = AwsClient("iam")
+    lambda_: AwsClient[LambdaClient] = AwsClient("lambda")
+    stepfunctions: AwsClient[SFNClient] = AwsClient("stepfunctions")
+    dynamodb: AwsClient[DynamoDBClient] = AwsClient("dynamodb")
+    cloudwatch: AwsClient[CloudWatchClient] = AwsClient("cloudwatch")
+    events: AwsClient[EventBridgeClient] = AwsClient("events")
+    cloudformation: AwsClient[CloudFormationClient] = AwsClient("cloudformation")
 
-    @classmethod
-    def of(cls, session: boto3.Session) -> AwsClients:
-        def client(service: str) -> BaseClient:
-            return session.client(service, region_name=REGION)  # type: ignore[no-any-return]
+    def __init__(self, session: boto3.Session) -> None:
+        self.session = session
 
-        return cls(
-            session,
-            s3=cast("S3Client", client("s3")),
-            sns=cast("SNSClient", client("sns")),
-            sqs=cast("SQSClient", client("sqs")),
-            secretsmanager=cast("SecretsManagerClient", client("secretsmanager")),
-            iam=cast("IAMClient", client("iam")),
-            lambda_=cast("LambdaClient", client("lambda")),
-            stepfunctions=cast("SFNClient", client("stepfunctions")),
-            dynamodb=cast("DynamoDBClient", client("dynamodb")),
-            cloudwatch=cast("CloudWatchClient", client("cloudwatch")),
-            events=cast("EventBridgeClient", client("events")),
-            cloudformation=cast("CloudFormationClient", client("cloudformation")),
-        )
-
-    def client(self, service: str) -> BaseClient:
-        """A client of any service (for what has no field here)."""
-        return self.session.client(service, region_name=REGION)  # type: ignore[no-any-return]
+    def make_client(self, service: str) -> object:
+        """A client of any service (the fields above are the typed ones)."""
+        return self.session.client(service, region_name=REGION)

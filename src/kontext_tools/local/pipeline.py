@@ -22,7 +22,7 @@ from collections.abc import Callable, Mapping
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Unpack
+from typing import TYPE_CHECKING, Any, Unpack, cast
 
 from kontext_pipeline.models import SourceObject
 from kontext_pipeline.outcomes import Notification
@@ -126,8 +126,8 @@ class LocalPipeline:
         return self._run.clients
 
     def client(self, service: str) -> BaseClient:
-        """A boto3 client of any service of the emulated AWS."""
-        return self._clients.client(service)
+        """A boto3 client of any service of the emulated AWS (untyped: for tests and scripts)."""
+        return cast("BaseClient", self._clients.make_client(service))
 
     @property
     def outputs(self) -> dict[str, str]:

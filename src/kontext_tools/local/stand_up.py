@@ -92,7 +92,7 @@ def stand_up(options: LocalRunOptions, exit_stack: ExitStack) -> LocalRun:
     endpoint = start_moto_server(exit_stack, log)
     emulated = _reach_emulated_aws(endpoint)
     session = boto3.Session(region_name=REGION)
-    clients = AwsClients.of(session)
+    clients = AwsClients(session)
     model = _model_queue(options, exit_stack)
     gateway = FunctionUrlGateway(clients.lambda_).start()
     exit_stack.callback(gateway.stop)

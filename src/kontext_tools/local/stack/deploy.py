@@ -38,7 +38,7 @@ def deploy_stack(
     cfn = translation.cfn
     stack = LocalStack(name=stack_name, template=cfn)
     resolver = Resolver(stack, values)
-    clients = AwsClients.of(session)
+    clients = AwsClients(session)
     creator = ResourceCreator(clients, stack, resolver, translation, overrides or LocalOverrides())
     for logical_id in creation_order(cfn["Resources"]):
         creator.create(logical_id, cfn["Resources"][logical_id])
