@@ -27,7 +27,6 @@ TEMPLATE_DEFAULTS = {"ExpectedModelSeconds": "20", "PollMinSeconds": "2", "PollM
 class JobFigures:
     overhead_seconds: float
     model_seconds: float
-    end_to_end_seconds: float
     transitions: int
     status: str
 
@@ -66,14 +65,14 @@ def job_figures(
     end_to_end = notified_at - uploaded_at
     if notification.request_id is None:  # failed before the model saw it
         reason = notification.failure.reason if notification.failure else "unknown"
-        return JobFigures(end_to_end, 0.0, end_to_end, 0, f"FAILED {reason}")
+        return JobFigures(end_to_end, 0.0, 0, f"FAILED {reason}")
     request = pipeline.emulator.get(notification.request_id)
     held = (request.completed_at or notified_at) - request.submitted_at
     transitions = transitions_of(pipeline, notification.source)
     status = notification.status
     if notification.failure:
         status += f" {notification.failure.reason}"
-    return JobFigures(end_to_end - held, held, end_to_end, transitions, status)
+    return JobFigures(end_to_end - held, held, transitions, status)
 
 
 def transitions_of(pipeline: LocalPipeline, source: SourceObject) -> int:

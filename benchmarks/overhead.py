@@ -33,7 +33,7 @@ class Mode:
     environment: dict[str, str] | None = None
 
 
-def adaptive(model_seconds: float, spread: float = USUAL_SPREAD) -> Mode:
+def adaptive(spread: float = USUAL_SPREAD) -> Mode:
     return Mode("poll, adaptive", dict(TEMPLATE_DEFAULTS), spread)
 
 
@@ -60,10 +60,10 @@ def webhook(model_seconds: float, spread: float = USUAL_SPREAD) -> Mode:
 
 
 def modes(model_seconds: float, quick: bool) -> list[Mode]:
-    usual = [adaptive(model_seconds), fixed_two_seconds(), webhook(model_seconds)]
+    usual = [adaptive(), fixed_two_seconds(), webhook(model_seconds)]
     if quick:
         return usual
-    return [*usual, adaptive(model_seconds, WIDE_SPREAD), webhook(model_seconds, WIDE_SPREAD)]
+    return [*usual, adaptive(WIDE_SPREAD), webhook(model_seconds, WIDE_SPREAD)]
 
 
 def overhead(quick: bool) -> dict[str, Any]:

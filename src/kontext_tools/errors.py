@@ -1,7 +1,8 @@
 """Reasons the tools (CLI, local run) give for what they refuse; the pipeline's are `Reason`.
 
-They travel in the same `PipelineError` hierarchy, so the CLI prints and maps every error
-one way (`<reason>: <message>`, exit codes in the README).
+They travel in the same `PipelineError` hierarchy, so the CLI handles every error one way
+(`error: <message>` and an exit code from the README); the reason names the kind of refusal
+for code and tests.
 """
 
 from __future__ import annotations

@@ -68,9 +68,9 @@ def model_request(submitted: float, started: float | None, *, cancelled: bool = 
 
 def test_a_bursts_result_counts_duplicates_cancellations_and_the_longest_wait() -> None:
     # Given a burst of 3 uploads: one notified twice, one failed, one request cancelled
-    ok = JobFigures(0.1, 1.0, 1.1, 6, "SUCCEEDED")
+    ok = JobFigures(0.1, 1.0, 6, "SUCCEEDED")
     seen = BurstSeen(
-        figures=[ok, ok, JobFigures(0.1, 0.0, 0.1, 0, "FAILED not_an_image")],
+        figures=[ok, ok, JobFigures(0.1, 0.0, 0, "FAILED not_an_image")],
         wall=12.0,
         executions=3,
         waiting=[0, 3, 6],

@@ -37,9 +37,8 @@ from kontext_pipeline.fal_answers import (
     rejection_reason,
 )
 
+# 408/409/429 are what fal_client retries on any call (RETRY_CODES): nothing was queued.
 RETRYABLE_STATUS_CODES = frozenset({408, 409, 429, 502, 503, 504})
-# What fal_client retries on any call (RETRY_CODES): nothing was queued.
-NOTHING_QUEUED_STATUS_CODES = frozenset({408, 409, 429})
 
 
 @dataclass(frozen=True)

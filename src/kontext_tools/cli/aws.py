@@ -10,7 +10,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from kontext_pipeline.aws_clients import AwsClient
-from kontext_pipeline.errors import aws_error_code
+from kontext_pipeline.errors import aws_error_code, aws_error_message
 
 from kontext_tools.cli.exits import CliError
 from kontext_tools.deployed import StackOutputs, find_stack, stack_name_from_samconfig
@@ -131,7 +131,7 @@ def _unreachable(exc: Exception) -> str:
 
 def _refused(exc: ClientError) -> str:
     code = aws_error_code(exc) or "Unknown"
-    message = exc.response.get("Error", {}).get("Message", "")
+    message = aws_error_message(exc)
     operation = exc.operation_name
     if code in CREDENTIALS_REFUSED:
         return f"AWS refused the credentials ({code}): refresh them (aws sso login, aws configure)"

@@ -19,12 +19,12 @@ from kontext_tools.deployed import user_metadata_for
 
 if TYPE_CHECKING:
     from kontext_tools.cli.arguments import EditRequest
-    from kontext_tools.cli.local import LocalRun
+    from kontext_tools.cli.local import LocalCommandRun
     from kontext_tools.local.pipeline import LocalPipeline, ReceivedNotification
 
 
 def run_local_burst(
-    args: argparse.Namespace, run: LocalRun, request: EditRequest, images: Sequence[Path]
+    args: argparse.Namespace, run: LocalCommandRun, request: EditRequest, images: Sequence[Path]
 ) -> int:
     """Upload every image at once to one stack, follow them all, one summary at the end."""
     folders = result_folders(images)
@@ -94,7 +94,7 @@ def backfill_existing(
 
 
 def _wait_for_all(
-    args: argparse.Namespace, run: LocalRun, sources: Sequence[SourceObject], started: float
+    args: argparse.Namespace, run: LocalCommandRun, sources: Sequence[SourceObject], started: float
 ) -> dict[str, ReceivedNotification]:
     """Each source's notification, by key; bounded by --timeout, each turn reads what
     arrived and sleeps a little."""
@@ -141,7 +141,7 @@ def burst_counts(
 
 
 def _job_results(
-    run: LocalRun, received: ReceivedNotification, image: Path, folder: str
+    run: LocalCommandRun, received: ReceivedNotification, image: Path, folder: str
 ) -> dict[str, Any]:
     """One image's results written into its folder, and its entry in the summary."""
     notification = received.notification
@@ -161,7 +161,7 @@ def _job_results(
 
 
 def _summary(
-    args: argparse.Namespace, run: LocalRun, jobs: list[dict[str, Any]], seconds: float
+    args: argparse.Namespace, run: LocalCommandRun, jobs: list[dict[str, Any]], seconds: float
 ) -> int:
     succeeded = sum(1 for job in jobs if job["status"] == "SUCCEEDED")
     failed = [job for job in jobs if job["status"] != "SUCCEEDED"]

@@ -35,8 +35,9 @@ LOCAL_LOG_NAME = "local-run.log"
 
 
 @dataclass(frozen=True)
-class LocalRun:
-    """The stack stood up for this run, and the folders its results and logs go to."""
+class LocalCommandRun:
+    """What one `kontext-pipeline local` works with: the pipeline stood up (LocalPipeline),
+    and the folders its results and logs go to."""
 
     pipeline: LocalPipeline
     out_dir: Path
@@ -63,7 +64,7 @@ def run_local(args: argparse.Namespace) -> int:
         _interruptible(printer),
         _local_pipeline(args, overrides, fal_base_url, log_file) as pipeline,
     ):
-        run = LocalRun(pipeline, out_dir, log_file)
+        run = LocalCommandRun(pipeline, out_dir, log_file)
         if len(images) > 1 or args.backfill:
             return run_local_burst(args, run, request, images)
         return _run_one(args, run, request, images[0], printer)
@@ -156,7 +157,7 @@ class NotificationWatch:
 
 def _run_one(
     args: argparse.Namespace,
-    run: LocalRun,
+    run: LocalCommandRun,
     request: EditRequest,
     image: Path,
     printer: ProgressPrinter,
@@ -182,7 +183,7 @@ def _run_one(
 
 def _finish_local(
     args: argparse.Namespace,
-    run: LocalRun,
+    run: LocalCommandRun,
     received: ReceivedNotification,
     image: Path,
     started: float,
@@ -214,7 +215,11 @@ def _finish_local(
 
 
 def _succeeded_text(
-    run: LocalRun, received: ReceivedNotification, files: list[Path], report: Path, seconds: float
+    run: LocalCommandRun,
+    received: ReceivedNotification,
+    files: list[Path],
+    report: Path,
+    seconds: float,
 ) -> str:
     notification = received.notification
     lines = [f"SUCCEEDED in {seconds:.1f} s (request {notification.request_id})"]

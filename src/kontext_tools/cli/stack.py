@@ -13,16 +13,18 @@ from kontext_tools.cli.arguments import parse_since
 from kontext_tools.cli.aws import Aws, deployed_stack, required_output, stack_name
 from kontext_tools.cli.exits import EXIT_OK
 from kontext_tools.cli.output import emit
-from kontext_tools.deployed.recent_jobs import list_jobs
-from kontext_tools.deployed.redrive import redrive_dead_letters, trigger_function_of
-from kontext_tools.deployed.stacks import put_api_key
-from kontext_tools.deployed.teardown import teardown_stack
+from kontext_tools.deployed import (
+    list_jobs,
+    put_api_key,
+    redrive_dead_letters,
+    teardown_stack,
+    trigger_function_of,
+)
 
 if TYPE_CHECKING:
     from datetime import datetime
 
-    from kontext_tools.deployed.recent_jobs import JobSummary
-    from kontext_tools.deployed.stacks import StackOutputs
+    from kontext_tools.deployed import JobSummary, StackOutputs
 
 
 def run_jobs(args: argparse.Namespace) -> int:

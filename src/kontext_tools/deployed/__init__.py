@@ -12,7 +12,6 @@ every function takes its boto3 clients as arguments.
 """
 
 from kontext_tools.deployed.job import (
-    FAILURE_STATE,
     JobProgress,
     download_results,
     find_execution,
@@ -20,7 +19,6 @@ from kontext_tools.deployed.job import (
 )
 from kontext_tools.deployed.recent_jobs import EXECUTION_STATUSES, JobSummary, list_jobs
 from kontext_tools.deployed.redrive import (
-    RedriveOutcome,
     redrive_dead_letters,
     trigger_function_of,
 )
@@ -31,10 +29,8 @@ from kontext_tools.deployed.stacks import (
     put_api_key,
     stack_name_from_samconfig,
 )
-from kontext_tools.deployed.teardown import Teardown, empty_bucket, teardown_stack
+from kontext_tools.deployed.teardown import teardown_stack
 from kontext_tools.deployed.uploads import (
-    CONTENT_TYPES,
-    MAX_METADATA_BYTES,
     UploadContent,
     content_type_for,
     input_key_for,
@@ -45,20 +41,14 @@ from kontext_tools.deployed.uploads import (
 )
 
 __all__ = [
-    "CONTENT_TYPES",
     "EXECUTION_STATUSES",
-    "FAILURE_STATE",
-    "MAX_METADATA_BYTES",
     "DeployedStackError",
     "JobProgress",
     "JobSummary",
-    "RedriveOutcome",
     "StackOutputs",
-    "Teardown",
     "UploadContent",
     "content_type_for",
     "download_results",
-    "empty_bucket",
     "find_execution",
     "find_stack",
     "input_key_for",

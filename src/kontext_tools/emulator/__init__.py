@@ -7,8 +7,8 @@ bad requests, and signed webhooks (Ed25519, with a JWKS of its own). The output 
 edit made with Pillow from the input and the prompt. Status is a function of the clock,
 so nothing sleeps to move a request along; outputs are rendered once, when first needed.
 
-Used by `make demo`, the integration tests and the benchmarks; it imports nothing from
-the rest of the package.
+Used by `make demo`, the integration tests and the benchmarks; of the rest of the package
+it uses only loopback.py (its HTTP server), and nothing of the pipeline's layer.
 
 Fault modes are chosen per request by a marker in the prompt, `[fault:NAME]`,
 `[fault:NAME*N]` or `[fault:NAME=V]`, or for the next calls by `inject_fault(NAME, times=N)`;

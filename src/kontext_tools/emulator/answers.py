@@ -38,7 +38,7 @@ class Answer:
     content_type: str = "text/html"
 
 
-NOT_FOUND = Answer(404, {"detail": "Request not found"})
+REQUEST_NOT_FOUND = Answer(404, {"detail": "Request not found"})
 
 
 @dataclass(eq=False)
@@ -143,7 +143,7 @@ class QueueAnswers:
         with self.queue.lock:
             request = self.queue.find(request_id)
             if request is None:
-                return NOT_FOUND
+                return REQUEST_NOT_FOUND
             request.status_polls += 1
             now = time.time()
             self.queue.advance(request, now)
@@ -185,7 +185,7 @@ class QueueAnswers:
         with self.queue.lock:
             request = self.queue.find(request_id)
             if request is None or (fetched and self.faults.hits(request_id, "result-404")):
-                return NOT_FOUND
+                return REQUEST_NOT_FOUND
             request.result_fetches += fetched
             self.queue.advance(request, time.time())
             if request.status != "COMPLETED":

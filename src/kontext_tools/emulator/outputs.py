@@ -30,7 +30,7 @@ class HostedFile:
     location: str | None = None
 
 
-NOT_FOUND = HostedFile(404, "application/json", b'{"detail": "Not found"}')
+FILE_NOT_FOUND = HostedFile(404, "application/json", b'{"detail": "Not found"}')
 FORBIDDEN = HostedFile(403, "application/xml", b"<Error>AccessDenied</Error>")
 SIGN_IN_PAGE = HostedFile(200, "text/html", b"<html><body>Sign in to continue</body></html>")
 
@@ -106,7 +106,7 @@ class Outputs:
         with self._queue.lock:
             request = self._queue.find(request_id)
             if request is None or name not in request.files:
-                return NOT_FOUND
+                return FILE_NOT_FOUND
             refused = self._refusal(request_id, name, redirected)
             if refused is not None:
                 return refused

@@ -1,6 +1,6 @@
 """A Lambda execution environment for one function, as a process of its own.
 
-Started by the local run (`lambdas.py`) as
+Started by the local run (`sandbox.py`) as
 
     python3.12 -I -S lambda_runtime.py REQUEST_FD RESPONSE_FD
 

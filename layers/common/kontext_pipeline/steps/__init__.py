@@ -7,7 +7,7 @@
     report_failure   any state + error -> Notification (cancel if needed, publish failure)
 
 (await_webhook and receive_webhook are webhook_rendezvous.py, start_backfill_edit is
-backfill.py, deliver_callback is callbacks.py.) Each step takes the clients and the small
+backfill.py, deliver_callback is callbacks/.) Each step takes the clients and the small
 frozen policy it needs; functions/*/app.py only wires them up from the Runtime. Nothing is
 imported here, so a function loads only its own step.
 """

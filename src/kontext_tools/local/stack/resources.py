@@ -261,7 +261,7 @@ class ResourceCreator:
 
     def _events_rule(self, logical_id: str, props: dict[str, Any]) -> None:
         """The rule and its targets on moto's EventBridge. Targets that are the stack's
-        functions are invoked by the local run (lambdas.py), since moto's rules cannot."""
+        functions are invoked by the local run (lambda_routing.py), since moto's rules cannot."""
         events = self.clients.events
         name = props.get("Name") or self._name(logical_id)[:64]
         bus = props.get("EventBusName", "default")
