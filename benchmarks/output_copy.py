@@ -22,9 +22,11 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from kontext_tools.loopback import LoopbackServer
 
 if TYPE_CHECKING:
     import httpx
@@ -61,7 +63,7 @@ class PeakSampler:
         self.peak = max(self.peak, rss_bytes())
 
 
-def serve(size: int) -> tuple[ThreadingHTTPServer, str]:
+def serve(size: int) -> tuple[LoopbackServer, str]:
     from tests.conftest import make_image
 
     header = make_image("PNG", (64, 64))
@@ -82,9 +84,8 @@ def serve(size: int) -> tuple[ThreadingHTTPServer, str]:
         def log_message(self, *args: Any) -> None:
             return
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    return server, f"http://127.0.0.1:{server.server_address[1]}/out.png"
+    server = LoopbackServer.for_handler(Handler).start()
+    return server, f"{server.base_url}/out.png"
 
 
 @contextmanager
@@ -127,7 +128,7 @@ def measure_one(size_mb: int) -> dict[str, Any]:
         s3 = bench_bucket(endpoint)
         copy = measured_copy(s3, http, url, policy)
         two_step = measured_two_step(s3, http, url)
-    server.shutdown()
+    server.stop()
     return {
         "size_mb": size_mb,
         "copy_seconds": copy.seconds,

@@ -27,16 +27,23 @@ class StartStop:
 
 
 class LoopbackServer(StartStop):
-    def __init__(self, handler: type[BaseHTTPRequestHandler], port: int = 0) -> None:
-        """`port` 0: a free one, chosen now (base_url is known before start)."""
-        self._server = ThreadingHTTPServer((HOST, port), handler)
+    """A server bound to 127.0.0.1, served from a thread between start() and stop()."""
+
+    def __init__(self, server: ThreadingHTTPServer) -> None:
+        """A server of the caller's own (a TLS socket, a subclass that counts connections)."""
+        self._server = server
         self._thread = threading.Thread(
             target=self._server.serve_forever,
             kwargs={"poll_interval": 0.05},
             daemon=True,
-            name=f"loopback-{handler.__name__}",
+            name=f"loopback-{server.RequestHandlerClass.__name__}",
         )
         self._started = False
+
+    @classmethod
+    def for_handler(cls, handler: type[BaseHTTPRequestHandler], port: int = 0) -> Self:
+        """`port` 0: a free one, chosen now (base_url is known before start)."""
+        return cls(ThreadingHTTPServer((HOST, port), handler))
 
     @property
     def port(self) -> int:

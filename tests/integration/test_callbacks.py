@@ -16,7 +16,8 @@ from standardwebhooks import Webhook
 
 from kontext_tools.cli import main
 from kontext_tools.local.pipeline import LocalPipeline
-from tests.conftest import QuietHandler, make_image, serving
+from kontext_tools.loopback import LoopbackServer
+from tests.conftest import QuietHandler, make_image
 from tests.integration.conftest import FAST_MODEL
 
 
@@ -73,18 +74,18 @@ def pipeline() -> Iterator[LocalPipeline]:
 
 @pytest.fixture(scope="module")
 def receiver(pipeline: LocalPipeline) -> Iterator[int]:
-    secret = pipeline.client("secretsmanager").get_secret_value(
+    secret = pipeline.clients.secretsmanager.get_secret_value(
         SecretId=pipeline.outputs["CallbackSigningSecretArn"]
     )["SecretString"]
     Receiver.secret = "whsec_" + secret
-    with serving(CountingServer(("127.0.0.1", 0), Receiver)) as port:
-        yield port
+    with LoopbackServer(CountingServer(("127.0.0.1", 0), Receiver)) as server:
+        yield server.port
 
 
 @pytest.fixture(scope="module")
 def refusals(pipeline: LocalPipeline) -> str:
     """A queue on the bus that collects `Kontext Callback Refused` events."""
-    sqs, events = pipeline.client("sqs"), pipeline.client("events")
+    sqs, events = pipeline.clients.sqs, pipeline.clients.events
     queue = sqs.create_queue(QueueName="callback-refusals")["QueueUrl"]
     arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"][
         "QueueArn"
@@ -166,7 +167,7 @@ def test_forbidden_callback_urls_never_receive_a_request(
     # When its job ends
     assert pipeline.wait_for_notification(source).notification.status == "SUCCEEDED"
     # Then a refusal note is put on the bus, saying which rule
-    sqs = pipeline.client("sqs")
+    sqs = pipeline.clients.sqs
     notes: list[dict[str, Any]] = []
 
     def refused() -> bool:

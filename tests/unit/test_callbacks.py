@@ -27,7 +27,8 @@ from kontext_pipeline.callbacks import (
 from kontext_pipeline.errors import CallbackDeliveryError, CallbackRefusedError
 from standardwebhooks import Webhook
 
-from tests.conftest import QuietHandler, load_event, loopback_server, serving
+from kontext_tools.loopback import LoopbackServer
+from tests.conftest import QuietHandler, load_event, loopback_server
 
 RULES = CallbackRules(allowed_hosts=("hooks.example.com",))
 SECRET = displayed_secret(base64.b64encode(b"k" * 32).decode())
@@ -267,8 +268,8 @@ def tls_server(handler: type[BaseHTTPRequestHandler], context: Any) -> Iterator[
     """An HTTPS server on 127.0.0.1 while the block runs; yields its port."""
     server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     server.socket = context.wrap_socket(server.socket, server_side=True)
-    with serving(server) as port:
-        yield port
+    with LoopbackServer(server) as running:
+        yield running.port
 
 
 def test_the_request_goes_to_the_checked_address_with_tls_checked_against_the_name(

@@ -23,7 +23,7 @@ class _Echo(QuietHandler):
 def test_a_loopback_server_serves_while_it_runs_and_frees_its_port() -> None:
     # Given a handler served on 127.0.0.1
     _Echo.bodies = []
-    server = LoopbackServer(_Echo)
+    server = LoopbackServer.for_handler(_Echo)
     # When it is posted to while it runs, then stopped
     with server:
         answer = httpx.post(f"{server.base_url}/hook", content=b"{}", timeout=5)
@@ -36,7 +36,7 @@ def test_a_loopback_server_serves_while_it_runs_and_frees_its_port() -> None:
 
 def test_its_address_is_known_before_it_starts() -> None:
     # Given a server made on a free port, not started
-    server = LoopbackServer(_Echo)
+    server = LoopbackServer.for_handler(_Echo)
     # When its address is read / Then it names 127.0.0.1 and the port it holds
     assert server.base_url == f"http://127.0.0.1:{server.port}"
     assert server.port > 0
@@ -45,7 +45,7 @@ def test_its_address_is_known_before_it_starts() -> None:
 
 def test_a_loopback_server_never_started_stops_at_once() -> None:
     # Given a server that was made but never started
-    server = LoopbackServer(_Echo)
+    server = LoopbackServer.for_handler(_Echo)
     started = time.monotonic()
     # When it is stopped / Then it does not wait for a serve loop that never ran
     server.stop()

@@ -37,7 +37,7 @@ class FalQueueEmulator(StartStop):
         """`fetch_input`: how input URLs are read (default: an HTTP GET)."""
         self.model_path = endpoint.path
         self.timing = timing
-        self._server = LoopbackServer(handler_class(self._route), port)
+        self._server = LoopbackServer.for_handler(handler_class(self._route), port)
         lock = threading.RLock()
         self._stopping = threading.Event()
         self._faults = Faults()

@@ -36,7 +36,7 @@ class FunctionUrlGateway:
             def log_message(self, *args: Any) -> None:
                 return
 
-        self._server = LoopbackServer(_Handler)
+        self._server = LoopbackServer.for_handler(_Handler)
 
     @property
     def base_url(self) -> str:
