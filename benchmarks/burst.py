@@ -104,7 +104,7 @@ def burst_seen(
 
 
 def _burst_executions(pipeline: LocalPipeline) -> list[dict[str, Any]]:
-    sfn = pipeline.client("stepfunctions")
+    sfn = pipeline.clients.stepfunctions
     return [
         execution
         for page in sfn.get_paginator("list_executions").paginate(

@@ -27,14 +27,14 @@ def test_a_trigger_that_keeps_failing_parks_the_event_in_the_dead_letter_queue(
 ) -> None:
     # Given the state machine is gone (the trigger cannot start jobs)
     pipeline = fresh_pipeline
-    pipeline.client("stepfunctions").delete_state_machine(
+    pipeline.clients.stepfunctions.delete_state_machine(
         stateMachineArn=pipeline.outputs["StateMachineArn"]
     )
     # When an image is uploaded
     pipeline.upload(make_image(), key="inputs/parked.png", prompt="x")
     pipeline.lambdas.drain()  # type: ignore[union-attr]
     # Then after its retries the event waits in the dead-letter queue, nothing lost
-    sqs = pipeline.client("sqs")
+    sqs = pipeline.clients.sqs
     messages = sqs.receive_message(
         QueueUrl=pipeline.outputs["TriggerDeadLetterQueueUrl"], MaxNumberOfMessages=10
     ).get("Messages", [])
@@ -57,7 +57,7 @@ def test_an_sns_outage_delays_the_notification_but_loses_nothing(
 ) -> None:
     # Given the topic is unavailable when the job finishes
     pipeline = fresh_pipeline
-    sns = pipeline.client("sns")
+    sns = pipeline.clients.sns
     topic_arn = pipeline.outputs["NotificationsTopicArn"]
     subscriptions = sns.list_subscriptions_by_topic(TopicArn=topic_arn)["Subscriptions"]
     sns.delete_topic(TopicArn=topic_arn)

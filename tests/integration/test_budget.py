@@ -25,7 +25,7 @@ def pipeline() -> Iterator[LocalPipeline]:
 def images_today(pipeline: LocalPipeline) -> int:
     table = pipeline.stack.physical_ids["JobsTable"]  # type: ignore[union-attr]
     key = f"budget#images#{datetime.now(UTC).date().isoformat()}"
-    item = pipeline.client("dynamodb").get_item(TableName=table, Key={"pk": {"S": key}})
+    item = pipeline.clients.dynamodb.get_item(TableName=table, Key={"pk": {"S": key}})
     return int(item.get("Item", {}).get("images", {}).get("N", "0"))
 
 

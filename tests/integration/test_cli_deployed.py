@@ -280,7 +280,7 @@ def test_redrive_replays_the_triggers_dead_letters(
     record["s3"]["bucket"]["name"] = pipeline.bucket
     record["s3"]["object"].update(key="inputs/cli/redrive.jpg", sequencer="00FFFFFFFFFFFFFFFF")
     record["s3"]["object"].pop("versionId", None)
-    sqs = pipeline.client("sqs")
+    sqs = pipeline.clients.sqs
     sqs.send_message(
         QueueUrl=pipeline.outputs["TriggerDeadLetterQueueUrl"],
         MessageBody=json.dumps(
@@ -337,7 +337,7 @@ def test_put_key_stores_the_key_in_the_stacks_secret(
     # When put-key runs
     code, _, _ = run_cli(capsys, "put-key", "--stack", pipeline.stack.name)  # type: ignore[union-attr]
     # Then the stack's secret holds it
-    secret = pipeline.client("secretsmanager").get_secret_value(
+    secret = pipeline.clients.secretsmanager.get_secret_value(
         SecretId=pipeline.outputs["FalApiKeySecretArn"]
     )
     assert (code, secret["SecretString"]) == (0, "fal-new-key")
@@ -351,7 +351,7 @@ def rolled_back_stack(pipeline: LocalPipeline, name: str) -> str:
         "Description": "kontext-pipeline: a first deploy that failed",
         "Resources": {"Nothing": {"Type": "AWS::CloudFormation::WaitConditionHandle"}},
     }
-    stack_id: str = pipeline.client("cloudformation").create_stack(
+    stack_id: str = pipeline.clients.cloudformation.create_stack(
         StackName=name, TemplateBody=json.dumps(template)
     )["StackId"]
     account, region = stack_id.split(":")[4], stack_id.split(":")[3]
@@ -379,7 +379,7 @@ def test_teardown_removes_a_stack_whose_first_deploy_rolled_back(
     code, _, err = run_cli(capsys, "teardown", "--stack", "kontext-rolled-back")
     # Then the stack is deleted, and the bucket with every version in it
     assert code == 0, err
-    (stack,) = pipeline.client("cloudformation").describe_stacks(StackName=stack_id)["Stacks"]
+    (stack,) = pipeline.clients.cloudformation.describe_stacks(StackName=stack_id)["Stacks"]
     assert stack["StackStatus"] == "DELETE_COMPLETE"
     with pytest.raises(ClientError):
         s3.head_bucket(Bucket=bucket)
@@ -397,7 +397,7 @@ def test_teardown_of_a_rolled_back_stack_that_never_made_its_bucket(
     code, _, err = run_cli(capsys, "teardown", "--stack", "kontext-rolled-back-early")
     # Then the stack is deleted and the missing bucket is no error
     assert code == 0, err
-    (stack,) = pipeline.client("cloudformation").describe_stacks(StackName=stack_id)["Stacks"]
+    (stack,) = pipeline.clients.cloudformation.describe_stacks(StackName=stack_id)["Stacks"]
     assert stack["StackStatus"] == "DELETE_COMPLETE"
     assert "no images bucket" in err
 
@@ -408,7 +408,7 @@ def test_teardown_refuses_a_stack_that_is_not_the_pipelines(
 ) -> None:
     # Given someone else's stack
     template = {"Resources": {"Nothing": {"Type": "AWS::CloudFormation::WaitConditionHandle"}}}
-    cloudformation = pipeline.client("cloudformation")
+    cloudformation = pipeline.clients.cloudformation
     cloudformation.create_stack(StackName="someone-elses", TemplateBody=json.dumps(template))
     # When teardown is pointed at it
     code, _, err = run_cli(capsys, "teardown", "--stack", "someone-elses")

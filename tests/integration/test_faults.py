@@ -188,7 +188,7 @@ def test_an_upload_deleted_before_processing_is_reported(pipeline: LocalPipeline
     event["Records"][0]["s3"]["object"]["key"] = "inputs/faults/vanished.png"
     submits = pipeline.emulator.submit_count
     # When the trigger receives it
-    pipeline.client("lambda").invoke(
+    pipeline.clients.lambda_.invoke(
         FunctionName=pipeline.stack.physical_ids["StartEditFunction"],  # type: ignore[union-attr]
         InvocationType="Event",
         Payload=json.dumps(event).encode(),

@@ -137,7 +137,7 @@ def test_a_replayed_event_makes_no_second_job(pipeline: LocalPipeline) -> None:
         sequencer=started["sequencer"],
         eTag=started["etag"],
     )
-    answer = pipeline.client("lambda").invoke(
+    answer = pipeline.clients.lambda_.invoke(
         FunctionName=pipeline.stack.physical_ids["StartEditFunction"],  # type: ignore[union-attr]
         Payload=json.dumps(event).encode(),
     )

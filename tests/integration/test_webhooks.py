@@ -156,7 +156,7 @@ def test_an_http_subscriber_filtered_on_status_gets_only_failures(
 ) -> None:
     # Given an HTTP(S) endpoint subscribed with a filter policy on the status attribute
     endpoint, received = https_subscriber
-    sns = pipeline.client("sns")
+    sns = pipeline.clients.sns
     sns.subscribe(
         TopicArn=pipeline.outputs["NotificationsTopicArn"],
         Protocol="http",
@@ -179,7 +179,7 @@ def test_an_http_subscriber_filtered_on_status_gets_only_failures(
 
 def test_eventbridge_rules_can_chain_on_outcomes(pipeline: LocalPipeline) -> None:
     # Given a rule on the default bus for succeeded edits, targeting a queue
-    events, sqs = pipeline.client("events"), pipeline.client("sqs")
+    events, sqs = pipeline.clients.events, pipeline.clients.sqs
     queue_url = sqs.create_queue(QueueName="chained-pipeline")["QueueUrl"]
     queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])[
         "Attributes"

@@ -450,6 +450,7 @@ def test_the_local_deployer_refuses_a_bad_parameter_before_creating_anything() -
     import boto3
     from moto import mock_aws
 
+    from kontext_tools.local.account import AwsClients
     from kontext_tools.local.stack import deploy_stack
 
     # Given a moto account, and prefixes that overlap
@@ -459,7 +460,7 @@ def test_the_local_deployer_refuses_a_bad_parameter_before_creating_anything() -
         with pytest.raises(ParameterRefusedError, match="PrefixesDoNotOverlap"):
             deploy_stack(
                 ROOT / "template.yaml",
-                session=session,
+                clients=AwsClients(session),
                 parameters={"InputPrefix": "inputs/", "OutputPrefix": "inputs/"},
             )
         # Then nothing was created

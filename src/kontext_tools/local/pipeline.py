@@ -22,7 +22,7 @@ from collections.abc import Callable, Mapping
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Unpack, cast
+from typing import TYPE_CHECKING, Any, Unpack
 
 from kontext_pipeline.models import SourceObject
 from kontext_pipeline.outcomes import Notification
@@ -45,8 +45,6 @@ from kontext_tools.deployed import (
 from kontext_tools.local.stand_up import LocalRun, LocalRunOptions, stand_up
 
 if TYPE_CHECKING:
-    from botocore.client import BaseClient
-
     from kontext_tools.emulator import FalQueueEmulator
     from kontext_tools.local.account import AwsClients
     from kontext_tools.local.lambdas import LocalLambdas
@@ -90,13 +88,13 @@ class LocalPipeline:
         self._exit.close()
 
     def _subscribe_queue(self) -> None:
-        sqs = self._clients.sqs
+        sqs = self.clients.sqs
         name = f"{self.stack.name if self.stack else 'kontext-local'}-notifications"
         self._queue_url = sqs.create_queue(QueueName=name)["QueueUrl"]
         queue_arn = sqs.get_queue_attributes(QueueUrl=self._queue_url, AttributeNames=["QueueArn"])[
             "Attributes"
         ]["QueueArn"]
-        self._clients.sns.subscribe(
+        self.clients.sns.subscribe(
             TopicArn=self.outputs["NotificationsTopicArn"], Protocol="sqs", Endpoint=queue_arn
         )
 
@@ -121,13 +119,10 @@ class LocalPipeline:
         return self._run.endpoint_url if self._run else ""
 
     @property
-    def _clients(self) -> AwsClients:
+    def clients(self) -> AwsClients:
+        """Typed boto3 clients of the emulated AWS (`pipeline.clients.s3`)."""
         assert self._run is not None, "use LocalPipeline as a context manager"
         return self._run.clients
-
-    def client(self, service: str) -> BaseClient:
-        """A boto3 client of any service of the emulated AWS (untyped: for tests and scripts)."""
-        return cast("BaseClient", self._clients.make_client(service))
 
     @property
     def outputs(self) -> dict[str, str]:
@@ -148,7 +143,7 @@ class LocalPipeline:
         if key is None:
             name = image.name if isinstance(image, Path) else f"upload-{uuid.uuid4().hex[:8]}.png"
             key = self.outputs["InputPrefix"] + name
-        return upload_image(self._clients.s3, self.bucket, key, body, **content)
+        return upload_image(self.clients.s3, self.bucket, key, body, **content)
 
     def wait_for_notification(
         self,
@@ -168,7 +163,7 @@ class LocalPipeline:
                 # Found once: the job's execution does not change, only its progress.
                 execution = execution or self.execution_for(source)
                 if execution is not None:
-                    progress = job_progress(self._clients.stepfunctions, execution)
+                    progress = job_progress(self.clients.stepfunctions, execution)
                     on_progress(progress, time.monotonic() - started)
             time.sleep(0.1)
         raise TimeoutError(f"no notification for {source.s3_uri} within {timeout:.0f} s")
@@ -189,7 +184,7 @@ class LocalPipeline:
         return None
 
     def _drain_queue(self) -> None:
-        sqs = self._clients.sqs
+        sqs = self.clients.sqs
         while True:
             messages = sqs.receive_message(
                 QueueUrl=self._queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=0
@@ -206,15 +201,15 @@ class LocalPipeline:
                 sqs.delete_message(QueueUrl=self._queue_url, ReceiptHandle=message["ReceiptHandle"])
 
     def executions(self) -> list[dict[str, Any]]:
-        sfn = self._clients.stepfunctions
+        sfn = self.clients.stepfunctions
         listed = sfn.list_executions(stateMachineArn=self.outputs["StateMachineArn"])
         return [dict(execution) for execution in listed["executions"]]
 
     def execution_for(self, source: SourceObject) -> dict[str, Any] | None:
-        return find_execution(self._clients.stepfunctions, self.outputs["StateMachineArn"], source)
+        return find_execution(self.clients.stepfunctions, self.outputs["StateMachineArn"], source)
 
     def history(self, execution_arn: str) -> list[dict[str, Any]]:
-        sfn = self._clients.stepfunctions
+        sfn = self.clients.stepfunctions
         events = sfn.get_execution_history(executionArn=execution_arn, maxResults=1000)["events"]
         return [dict(event) for event in events]
 
@@ -223,7 +218,7 @@ class LocalPipeline:
     ) -> None:
         """Objects as if they were in the bucket before the pipeline: no S3 event is sent
         for them (the bucket's notifications are off while they are written)."""
-        s3 = self._clients.s3
+        s3 = self.clients.s3
         saved = s3.get_bucket_notification_configuration(Bucket=self.bucket)
         saved.pop("ResponseMetadata", None)  # type: ignore[misc]
         s3.put_bucket_notification_configuration(Bucket=self.bucket, NotificationConfiguration={})
@@ -252,7 +247,7 @@ class LocalPipeline:
         timeout: float = 300.0,
     ) -> BackfillResult:
         """Run the stack's backfill over a prefix and wait for its counts."""
-        sfn = self._clients.stepfunctions
+        sfn = self.clients.stepfunctions
         execution_arn = start_backfill(
             sfn,
             self.outputs["BackfillStateMachineArn"],
@@ -264,4 +259,4 @@ class LocalPipeline:
         """Copy the job's output images and manifest from the emulated S3 into a folder."""
         if not notification.manifest_uri:
             return []
-        return download_results(self._clients.s3, notification.manifest_uri, out_dir)
+        return download_results(self.clients.s3, notification.manifest_uri, out_dir)

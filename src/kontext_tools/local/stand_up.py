@@ -98,7 +98,7 @@ def stand_up(options: LocalRunOptions, exit_stack: ExitStack) -> LocalRun:
     exit_stack.callback(gateway.stop)
     stack = deploy_stack(
         artifacts.template,
-        session=session,
+        clients=clients,
         stack_name=f"kontext-local-{uuid.uuid4().hex[:8]}",
         parameters=model.parameters,
         overrides=LocalOverrides(model.environment, gateway.url_for),

@@ -18,18 +18,18 @@ from kontext_tools.local.stack.sam_translation import translate_template
 from kontext_tools.local.stack.template import TemplateError, load_template
 
 if TYPE_CHECKING:
-    import boto3
+    pass
 
 
 def deploy_stack(
     template_path: Path,
     *,
-    session: boto3.Session,
+    clients: AwsClients,
     stack_name: str = "kontext-local",
     parameters: Mapping[str, str] | None = None,
     overrides: LocalOverrides | None = None,
 ) -> LocalStack:
-    """Create every resource of the template on the (moto-backed) boto3 session."""
+    """Create every resource of the template through the (moto-backed) clients."""
     sam = load_template(template_path)
     given = dict(parameters or {})
     # Refused as CloudFormation refuses them: before anything is created.
@@ -38,7 +38,6 @@ def deploy_stack(
     cfn = translation.cfn
     stack = LocalStack(name=stack_name, template=cfn)
     resolver = Resolver(stack, values)
-    clients = AwsClients(session)
     creator = ResourceCreator(clients, stack, resolver, translation, overrides or LocalOverrides())
     for logical_id in creation_order(cfn["Resources"]):
         creator.create(logical_id, cfn["Resources"][logical_id])
