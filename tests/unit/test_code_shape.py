@@ -86,3 +86,16 @@ def test_the_readme_layout_names_every_room(room: str) -> None:
     found = re.search(rf"(?<![\w/]){re.escape(room)}(?!\w)", layout)
     # Then it is there
     assert found, f"{room} is not in the README's Layout"
+
+
+def test_every_module_the_readme_layout_names_exists() -> None:
+    # Given the module names in the README's Layout section
+    named = set(re.findall(r"\b(\w+\.py)\b", layout_section()))
+    # When the tree's Python files are listed (not the virtualenvs or the builds)
+    present = {
+        path.name
+        for root in (*PRODUCTION, ROOT / "tests", ROOT / "benchmarks")
+        for path in root.rglob("*.py")
+    }
+    # Then each named module is one of them: no room the Layout names is gone
+    assert named - present == set()

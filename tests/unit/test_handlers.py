@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 from kontext_pipeline.config import PipelineSettings
+from kontext_pipeline.jobs_table import webhook_item_key
 from kontext_pipeline.models import QueueStatus
 from kontext_pipeline.runtime import Runtime
 
@@ -57,8 +58,26 @@ def runtime(aws: Any, jobs_table: Any) -> Runtime:
         definition=json.dumps({"StartAt": "Done", "States": {"Done": {"Type": "Succeed"}}}),
         roleArn="arn:aws:iam::123456789012:role/sfn",
     )["stateMachineArn"]
+    # A queue on the topic, so a test can read what was published.
+    sqs = aws.client("sqs")
+    inbox = sqs.create_queue(QueueName="published")["QueueUrl"]
+    inbox_arn = sqs.get_queue_attributes(QueueUrl=inbox, AttributeNames=["QueueArn"])
+    aws.client("sns").subscribe(
+        TopicArn=topic,
+        Protocol="sqs",
+        Endpoint=inbox_arn["Attributes"]["QueueArn"],
+        Attributes={"RawMessageDelivery": "true"},
+    )
     settings = PipelineSettings(jobs_table=JOBS_TABLE, topic_arn=topic, state_machine_arn=machine)
     return Runtime(settings=settings, model_queue=FakeQueue())
+
+
+def published(runtime: Runtime) -> list[dict[str, Any]]:
+    """The notifications the topic received (through the test's queue on it)."""
+    sqs = runtime.make_client("sqs")
+    inbox = sqs.get_queue_url(QueueName="published")["QueueUrl"]
+    messages = sqs.receive_message(QueueUrl=inbox, MaxNumberOfMessages=10)
+    return [json.loads(message["Body"]) for message in messages.get("Messages", [])]
 
 
 def queue_of(runtime: Runtime) -> FakeQueue:
@@ -119,6 +138,12 @@ def test_collect_outputs_stores_the_result_and_publishes(runtime: Runtime) -> No
     assert answer["status"] == "SUCCEEDED"
     [output] = answer["outputs"]
     assert output.startswith(f"s3://{BUCKET}/outputs/kitchen-table/")
+    for uri in (output, answer["manifest_uri"]):
+        runtime.s3.head_object(Bucket=BUCKET, Key=uri.removeprefix(f"s3://{BUCKET}/"))
+    # And the success was published, naming the same output
+    [notification] = published(runtime)
+    assert notification["status"] == "SUCCEEDED"
+    assert [stored["s3_uri"] for stored in notification["outputs"]] == [output]
 
 
 def test_report_failure_cancels_and_publishes_the_reason(runtime: Runtime) -> None:
@@ -129,6 +154,11 @@ def test_report_failure_cancels_and_publishes_the_reason(runtime: Runtime) -> No
     # Then the request is cancelled, and the failure published with the model's reason
     assert answer == {"status": "FAILED", "reason": "model_image_load_error"}
     assert queue_of(runtime).cancelled == [event["job"]["cancel_url"]]
+    [notification] = published(runtime)
+    assert (notification["status"], notification["failure"]["reason"]) == (
+        "FAILED",
+        "model_image_load_error",
+    )
 
 
 def test_await_webhook_parks_the_task_token(runtime: Runtime) -> None:
@@ -138,6 +168,10 @@ def test_await_webhook_parks_the_task_token(runtime: Runtime) -> None:
     answer = handler("await_webhook").lambda_handler(event, Context(), runtime)
     # Then the token is parked for the webhook to find
     assert answer == {"outcome": "waiting"}
+    item = runtime.dynamodb.get_item(
+        TableName=JOBS_TABLE, Key=webhook_item_key(event["job"]["request_id"])
+    )["Item"]
+    assert item["task_token"] == {"S": "token-1"}
 
 
 @pytest.mark.parametrize(("method", "status"), [("GET", 405), ("POST", 401)])

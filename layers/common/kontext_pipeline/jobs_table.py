@@ -28,6 +28,11 @@ def job_item_key(job_key: str) -> dict[str, AttributeValueTypeDef]:
     return {"pk": {"S": f"job#{job_key}"}}
 
 
+def webhook_item_key(request_id: str) -> dict[str, AttributeValueTypeDef]:
+    """The key of the item where a request's task token and webhook meet."""
+    return {"pk": {"S": f"webhook#{request_id}"}}
+
+
 def expires_at(after_seconds: int = RECORD_TTL_SECONDS) -> AttributeValueTypeDef:
     """The `expires_at` attribute value of an item written now."""
     return {"N": str(int(time.time()) + after_seconds)}

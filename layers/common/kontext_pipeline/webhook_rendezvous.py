@@ -26,7 +26,7 @@ from kontext_pipeline.errors import (
     StorageUnavailableError,
     aws_error_code,
 )
-from kontext_pipeline.jobs_table import expires_at
+from kontext_pipeline.jobs_table import expires_at, webhook_item_key
 from kontext_pipeline.models import ModelJob, ModelResult
 from kontext_pipeline.webhook_signatures import VerifiedWebhook
 
@@ -69,7 +69,7 @@ class WebhookRendezvous:
         try:
             response = self.dynamodb.update_item(
                 TableName=self.table_name,
-                Key={"pk": {"S": f"webhook#{request_id}"}},
+                Key=webhook_item_key(request_id),
                 UpdateExpression=expression + ", expires_at = if_not_exists(expires_at, :ttl)",
                 ExpressionAttributeValues={
                     **values,
