@@ -62,15 +62,9 @@ class FalQueueClient:
     def submit_url(self) -> str:
         return f"{urlunsplit(self._transport.base)}/{self._model_path}"
 
-    def submit(
-        self,
-        body: Mapping[str, Any],
-        *,
-        webhook_url: str | None = None,
-        headers: Mapping[str, str] | None = None,
-    ) -> QueueSubmission:
+    def submit(self, body: Mapping[str, Any], *, webhook_url: str | None = None) -> QueueSubmission:
         params = {"fal_webhook": webhook_url} if webhook_url else None
-        call = QueueCall("POST", self.submit_url, dict(body), params, headers, submit=True)
+        call = QueueCall("POST", self.submit_url, dict(body), params, submit=True)
         try:
             response = self._transport.send(call)
         except SubmitNamedRequestError as answer:
@@ -128,7 +122,7 @@ class FalQueueClient:
         url = self._transport.on_configured_host(cancel_url)
         return cancel_outcome(self._transport.send(QueueCall("PUT", url, accept_errors=True)))
 
-    def request_urls(self, request_id: str) -> dict[str, str]:
+    def _request_urls(self, request_id: str) -> dict[str, str]:
         """status/response/cancel URLs for a request id, as fal_client's `from_request_id`
         builds them: on the owner/app only (plus a namespace), never the endpoint path."""
         segments = self._model_path.split("/")
@@ -143,7 +137,7 @@ class FalQueueClient:
 
     def _follow(self, answer: SubmitNamedRequestError) -> QueueSubmission:
         """A 5xx submit answer that names a request: if the queue knows it, that is ours."""
-        urls = self.request_urls(answer.request_id)
+        urls = self._request_urls(answer.request_id)
         try:
             probe = self._transport.send(QueueCall("GET", urls["status_url"], accept_errors=True))
             status = (

@@ -78,7 +78,6 @@ class QueueCall:
     url: str
     json: Any = None
     params: Mapping[str, str] | None = None
-    headers: Mapping[str, str] | None = None
     submit: bool = False  # a submit: never sent again once it may have reached the model
     accept_errors: bool = False  # hand non-retryable 4xx/5xx back instead of raising
 
@@ -156,7 +155,7 @@ class QueueTransport:
                 call.url,
                 json=call.json,
                 params=call.params,
-                headers={**(call.headers or {}), **self._auth},
+                headers=self._auth,
             )
         except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
             # Nothing reached the queue: safe to try again, even for a submit.

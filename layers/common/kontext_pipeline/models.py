@@ -22,7 +22,6 @@ SafetyTolerance = Literal["1", "2", "3", "4", "5", "6"]
 ASPECT_RATIOS: tuple[str, ...] = get_args(AspectRatio)
 OUTPUT_FORMATS: tuple[str, ...] = get_args(OutputFormat)
 SAFETY_TOLERANCES: tuple[str, ...] = get_args(SafetyTolerance)
-CONTENT_TYPES: dict[str, str] = {"jpeg": "image/jpeg", "png": "image/png"}
 EXTENSIONS: dict[str, str] = {"image/jpeg": "jpg", "image/png": "png", "image/webp": "webp"}
 # Step Functions' limit on an execution's name.
 EXECUTION_NAME_MAX = 80
@@ -164,7 +163,6 @@ class ResultImage(BaseModel):
     url: str
     width: int | None = None
     height: int | None = None
-    content_type: str | None = None
     file_name: str | None = None
     file_size: int | None = None
 
