@@ -23,21 +23,11 @@ if TYPE_CHECKING:
 
 # Bytes enough to recognise every format the model accepts.
 SNIFF_BYTES = 32
-
-
 # Bytes enough to find the dimensions in any common header (JPEG's may follow EXIF).
 HEADER_BYTES = 64 * 1024
-
-
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".gif", ".avif")
-
-
 SIDECAR_SUFFIXES = (".prompt.txt", ".prompt.json")
-
-
 MAX_SIDECAR_BYTES = 64 * 1024
-
-
 # fal's maintainers report inline data: inputs failing above roughly 10 MB encoded.
 MAX_INLINE_INPUT_BYTES = 10 * 1024 * 1024
 
@@ -46,7 +36,6 @@ MAX_INLINE_INPUT_BYTES = 10 * 1024 * 1024
 class InspectedObject:
     source: SourceObject
     metadata: dict[str, str]
-    content_type: str
     image_type: str
 
 
@@ -141,7 +130,6 @@ def inspect_source(
     return InspectedObject(
         source=pinned,
         metadata=dict(head.get("Metadata") or {}),
-        content_type=head.get("ContentType", image_type),
         image_type=image_type,
     )
 

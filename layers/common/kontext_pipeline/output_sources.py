@@ -16,8 +16,6 @@ from kontext_pipeline.errors import OutputCopyError, Reason
 
 # A CDN may redirect once or twice (to a regional or signed URL); more is a loop.
 MAX_OUTPUT_REDIRECTS = 3
-
-
 REDIRECT_CODES = frozenset({301, 302, 303, 307, 308})
 
 

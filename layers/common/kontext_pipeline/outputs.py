@@ -39,21 +39,15 @@ if TYPE_CHECKING:
 
 # Streamed multipart upload: memory stays near chunk size x concurrency, whatever the image size.
 STREAM_CHUNK_BYTES = 8 * 1024 * 1024
-
-
 TRANSFER_CONFIG = TransferConfig(
     multipart_threshold=STREAM_CHUNK_BYTES,
     multipart_chunksize=STREAM_CHUNK_BYTES,
     max_concurrency=2,
     use_threads=True,
 )
-
-
 # s3transfer reads up to 10 parts of a non-seekable stream ahead by default (80 MB here);
 # two keep memory flat whatever the output's size, and still overlap download and upload.
 TRANSFER_CONFIG.max_in_memory_upload_chunks = 2
-
-
 # S3 caps all user metadata at 2 KB; lineage values are cut to leave room for the rest.
 MAX_LINEAGE_VALUE_BYTES = 512
 
@@ -87,7 +81,7 @@ def copy_output(
 ) -> StoredOutput:
     """Stream one output image (https URL or data: URI) into S3 and describe what landed."""
     if url.startswith("data:"):
-        _, payload = decode_data_uri(url)
+        payload = decode_data_uri(url)
         download = _Download(iter([payload]), len(payload))
         return _store(s3, download, place, policy.max_bytes)
     try:
@@ -155,20 +149,19 @@ def lineage_metadata(values: Mapping[str, str]) -> dict[str, str]:
     return encoded
 
 
-def decode_data_uri(uri: str) -> tuple[str, bytes]:
+def decode_data_uri(uri: str) -> bytes:
+    """The bytes a data: URI carries; its media type is not read (the bytes name the type)."""
     header, _, data = uri.partition(",")
-    media_type = header.removeprefix("data:").split(";")[0]
     try:
-        payload = (
+        return (
             base64.b64decode(data, validate=True)
             if header.endswith(";base64")
-            else (unquote_to_bytes(data))
+            else unquote_to_bytes(data)
         )
     except (binascii.Error, ValueError) as exc:
         raise OutputCopyError(
             "output data: URI is not valid base64", reason=Reason.OUTPUT_CORRUPT
         ) from exc
-    return media_type, payload
 
 
 class _CheckedStream(io.RawIOBase):

@@ -35,19 +35,11 @@ from kontext_pipeline.fal_answers import describe_detail_value
 from kontext_pipeline.models import ModelResult
 
 SIGNATURE_TOLERANCE_SECONDS = 300
-
-
 JWKS_CACHE_SECONDS = 24 * 3600
-
-
 JWKS_REFRESH_AFTER_SECONDS = 300
-
-
 # A payload carried to CollectOutputs rides in the state (256 KB cap, with the job around
 # it) and the jobs-table item (400 KB): larger ones (sync_mode data: URIs) are fetched.
 MAX_CARRIED_PAYLOAD_BYTES = 64 * 1024
-
-
 HEADERS = (
     "x-fal-webhook-request-id",
     "x-fal-webhook-user-id",
