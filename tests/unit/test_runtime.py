@@ -79,3 +79,14 @@ def test_without_a_queue_handed_in_the_client_is_built_from_the_settings(aws: An
     runtime = Runtime(settings=PipelineSettings(fal_key="local-key"))
     # When the model's queue is asked for twice / Then a client is built per call
     assert runtime.fal() is not runtime.fal()
+
+
+def test_the_notifier_is_built_once_per_warm_function(aws: Any) -> None:
+    # Given a Runtime with a topic and a jobs table, and two invocations' contexts
+    runtime = Runtime(settings=PipelineSettings(topic_arn="arn:topic", jobs_table="jobs"))
+    first, second = object(), object()
+    # When each invocation asks for the notifier
+    notifier = runtime.notifier(first)  # type: ignore[arg-type]
+    again = runtime.notifier(second)  # type: ignore[arg-type]
+    # Then it is one Notifier: its idempotency config, store and publish are built once
+    assert again is notifier

@@ -5,28 +5,22 @@ for local runs only, from the environment. It is held as a SecretStr and never l
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING
 
 from pydantic import SecretStr
 
 from kontext_pipeline.config import PipelineSettings
 from kontext_pipeline.errors import ConfigurationError, Reason
-
-if TYPE_CHECKING:
-    from types_boto3_secretsmanager.client import SecretsManagerClient
-from kontext_pipeline.secret_store import read_secret
+from kontext_pipeline.secret_store import SecretStore
 
 SECRET_JSON_FIELDS = ("FAL_KEY", "fal_key", "api_key", "key")
 
 
-def resolve_api_key(
-    settings: PipelineSettings, secrets_client: SecretsManagerClient | None
-) -> SecretStr | None:
+def resolve_api_key(settings: PipelineSettings, secrets: SecretStore) -> SecretStr | None:
     if settings.fal_key is not None:
         return settings.fal_key
     if not settings.fal_key_secret_id:
         return None
-    text = read_secret(secrets_client, settings.fal_key_secret_id, what="the API key secret")
+    text = secrets.read(settings.fal_key_secret_id, what="the API key secret")
     return SecretStr(_key_from_secret_text(text))
 
 

@@ -98,7 +98,12 @@ def put_notification_event(
 
 @dataclass(frozen=True)
 class Notifier:
-    """Publishes a job's notification once (SNS + EventBridge), remembering it in the jobs table."""
+    """Publishes a job's notification once (SNS + EventBridge), remembering it in the jobs table.
+
+    Kept for the life of the function (Runtime.notifier): the idempotency config, store and
+    wrapped publish are built once per cold start; each invocation only registers its
+    context, so a record in progress expires with the invocation that wrote it.
+    """
 
     sns: SNSClient
     topic_arn: str
@@ -106,22 +111,25 @@ class Notifier:
     event_bus_name: str
     dynamodb: DynamoDBClient
     table_name: str
-    lambda_context: LambdaContext | None = None
+
+    def register_lambda_context(self, lambda_context: LambdaContext) -> None:
+        self._idempotency_config.register_lambda_context(lambda_context)
 
     def publish_once(self, notification: Notification) -> str:
         message_id: str = self._publish(notification=notification)
         return message_id
 
     @cached_property
-    def _publish(self) -> Callable[..., str]:
-        """The publish, wrapped in Powertools Idempotency: its config and store built once."""
-        config = IdempotencyConfig(
+    def _idempotency_config(self) -> IdempotencyConfig:
+        return IdempotencyConfig(
             event_key_jmespath=IDEMPOTENCY_KEY,
             raise_on_no_idempotency_key=True,
             expires_after_seconds=RECORD_TTL_SECONDS,
         )
-        if self.lambda_context is not None:
-            config.register_lambda_context(self.lambda_context)
+
+    @cached_property
+    def _publish(self) -> Callable[..., str]:
+        """The publish, wrapped in Powertools Idempotency."""
         persistence = DynamoDBPersistenceLayer(
             table_name=self.table_name,
             key_attr="pk",
@@ -132,7 +140,7 @@ class Notifier:
         @idempotent_function(  # type: ignore[untyped-decorator]  # Powertools types it as Any
             data_keyword_argument="notification",
             persistence_store=persistence,
-            config=config,
+            config=self._idempotency_config,
             key_prefix="notification",
         )
         def publish(notification: Notification) -> str:

@@ -29,6 +29,7 @@ from kontext_pipeline.polling import PollPlan
 from kontext_pipeline.protocols import ModelQueue
 from kontext_pipeline.run_times import RecentRunTimes
 from kontext_pipeline.scope import EditScope
+from kontext_pipeline.secret_store import SecretStore
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -114,8 +115,13 @@ class Runtime:
         from kontext_pipeline.callbacks import resolve_signing_key  # noqa: PLC0415
 
         return resolve_signing_key(
-            required(self.settings.callback_secret_id, "CALLBACK_SECRET_ID"), self.secretsmanager
+            required(self.settings.callback_secret_id, "CALLBACK_SECRET_ID"), self.secrets
         )
+
+    @cached_property
+    def secrets(self) -> SecretStore:
+        """One store per warm function: its cache is what makes the per-call reads cheap."""
+        return SecretStore(self.secretsmanager)
 
     @cached_property
     def jwks(self) -> JwksCache:
@@ -124,6 +130,13 @@ class Runtime:
         return JwksCache(self.http, self.settings.webhook_jwks_url)
 
     def notifier(self, lambda_context: LambdaContext | None = None) -> Notifier:
+        """The function's one Notifier, with this invocation's context registered."""
+        if lambda_context is not None:
+            self._notifier.register_lambda_context(lambda_context)
+        return self._notifier
+
+    @cached_property
+    def _notifier(self) -> Notifier:
         return Notifier(
             sns=self.sns,
             topic_arn=required(self.settings.topic_arn, "TOPIC_ARN"),
@@ -131,7 +144,6 @@ class Runtime:
             event_bus_name=self.settings.event_bus_name,
             dynamodb=self.dynamodb,
             table_name=self.jobs_table,
-            lambda_context=lambda_context,
         )
 
     @cached_property
@@ -150,7 +162,7 @@ class Runtime:
         """
         if self.model_queue is not None:
             return self.model_queue
-        key = resolve_api_key(self.settings, self.secretsmanager)
+        key = resolve_api_key(self.settings, self.secrets)
         return FalQueueClient(
             self.http,
             FalEndpoint(

@@ -20,14 +20,20 @@ if TYPE_CHECKING:
 SECRET_CACHE_SECONDS = 300
 
 
-def read_secret(secrets_client: SecretsManagerClient | None, secret_id: str, *, what: str) -> str:
-    """The secret's text; `what` names it in the error ("the API key secret")."""
-    try:
-        raw = SecretsProvider(boto3_client=secrets_client).get(
-            secret_id, max_age=SECRET_CACHE_SECONDS
-        )
-    except GetParameterError as exc:
-        raise ConfigurationError(
-            f"could not read {what} {secret_id!r}", reason=Reason.SECRET_UNAVAILABLE
-        ) from exc
-    return raw.decode() if isinstance(raw, bytes) else str(raw)
+class SecretStore:
+    """Reads secrets through one Powertools provider, whose cache lives as long as this
+    store: the Runtime keeps one per warm function, so a secret is fetched once per
+    SECRET_CACHE_SECONDS, not once per call."""
+
+    def __init__(self, secrets_client: SecretsManagerClient | None) -> None:
+        self._provider = SecretsProvider(boto3_client=secrets_client)
+
+    def read(self, secret_id: str, *, what: str) -> str:
+        """The secret's text; `what` names it in the error ("the API key secret")."""
+        try:
+            raw = self._provider.get(secret_id, max_age=SECRET_CACHE_SECONDS)
+        except GetParameterError as exc:
+            raise ConfigurationError(
+                f"could not read {what} {secret_id!r}", reason=Reason.SECRET_UNAVAILABLE
+            ) from exc
+        return raw.decode() if isinstance(raw, bytes) else str(raw)

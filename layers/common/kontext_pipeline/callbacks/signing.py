@@ -22,10 +22,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from kontext_pipeline.errors import PipelineError, Reason
-from kontext_pipeline.secret_store import read_secret
 
 if TYPE_CHECKING:
-    from types_boto3_secretsmanager.client import SecretsManagerClient
+    from kontext_pipeline.secret_store import SecretStore
 
 SECRET_PREFIX = "whsec_"  # noqa: S105 - the Standard Webhooks prefix, not a secret
 
@@ -68,9 +67,9 @@ def signing_key(secret: str) -> bytes:
     return key
 
 
-def resolve_signing_key(secret_id: str, secrets_client: SecretsManagerClient) -> bytes:
+def resolve_signing_key(secret_id: str, secrets: SecretStore) -> bytes:
     """The signing key from Secrets Manager (cached: a rotation lands within minutes)."""
-    return signing_key(read_secret(secrets_client, secret_id, what="the callback signing secret"))
+    return signing_key(secrets.read(secret_id, what="the callback signing secret"))
 
 
 def displayed_secret(raw: str) -> str:
