@@ -21,7 +21,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from kontext_pipeline.errors import PipelineError, Reason
+from kontext_pipeline.errors import ConfigurationError, Reason
 
 if TYPE_CHECKING:
     from kontext_pipeline.secret_store import SecretStore
@@ -57,11 +57,11 @@ def signing_key(secret: str) -> bytes:
     try:
         key = base64.b64decode(encoded, validate=True)
     except ValueError as exc:
-        raise PipelineError(
+        raise ConfigurationError(
             "the callback signing secret is not base64", reason=Reason.SECRET_UNAVAILABLE
         ) from exc
     if len(key) < 24:
-        raise PipelineError(
+        raise ConfigurationError(
             "the callback signing secret is shorter than 24 bytes", reason=Reason.SECRET_UNAVAILABLE
         )
     return key
