@@ -11,6 +11,7 @@ from kontext_pipeline.errors import (
     ConfigurationError,
     ModelQueueUnavailableError,
     ModelSubmitUncertainError,
+    StorageUnavailableError,
 )
 from kontext_pipeline.ledger import JobLedger
 from kontext_pipeline.models import JobStart, ModelJob, SourceObject, TaskEnvelope
@@ -129,6 +130,19 @@ def test_webhook_mode_without_its_url_is_a_missing_setting(upload: Upload) -> No
     with pytest.raises(ConfigurationError) as caught:
         upload.submit(FakeQueue(), completion_mode="webhook")
     assert caught.value.reason == "missing_setting"
+    # And before anything was claimed: fixed and rerun, the job submits
+    assert upload.ledger_state() is None
+
+
+def test_a_hold_error_from_the_queue_itself_keeps_the_claim(upload: Upload) -> None:
+    # Given a queue whose submit fails with an error that only a hold may raise: its answer
+    # says nothing about whether the model took the request
+    queue = FakeQueue(submit_error=StorageUnavailableError("lost on the way back"))
+    # When the submit fails
+    with pytest.raises(StorageUnavailableError):
+        upload.submit(queue)
+    # Then the claim stays (a retry must not pay again)
+    assert upload.ledger_state() == "SUBMITTING"
 
 
 def test_webhook_mode_hands_the_model_its_url(upload: Upload) -> None:

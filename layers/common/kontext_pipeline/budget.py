@@ -30,7 +30,7 @@ from kontext_pipeline.errors import (
     StorageUnavailableError,
     aws_error_code,
 )
-from kontext_pipeline.jobs_table import expires_at
+from kontext_pipeline.jobs_table import expires_at, table_unavailable
 from kontext_pipeline.ledger import Hold
 from kontext_pipeline.models import utc_now
 
@@ -79,9 +79,7 @@ class Budget:
             )
         except ClientError as exc:
             if aws_error_code(exc) != "ConditionalCheckFailedException":
-                raise StorageUnavailableError(
-                    f"jobs table unavailable: {aws_error_code(exc)}"
-                ) from exc
+                raise table_unavailable(exc) from exc
             spent = _images_in(exc.response.get("Item")) or self.images_spent(now=now)
             raise BudgetExceededError(
                 f"MaxImagesPerDay is {self.max_images_per_day}; {spent} already submitted on "
@@ -89,7 +87,7 @@ class Budget:
                 reason=Reason.BUDGET_EXCEEDED,
             ) from exc
         except BotoCoreError as exc:
-            raise StorageUnavailableError(f"jobs table unavailable: {exc}") from exc
+            raise table_unavailable(exc) from exc
         return int(response["Attributes"]["images"]["N"])
 
     def refund_images(self, count: int, *, now: datetime | None = None) -> None:
@@ -109,11 +107,14 @@ class Budget:
             raise StorageUnavailableError(f"images not given back: {exc}") from exc
 
     def images_spent(self, *, now: datetime | None = None) -> int:
-        item = self.dynamodb.get_item(
-            TableName=self.table_name,
-            Key={"pk": {"S": day_key(now or utc_now())}},
-            ConsistentRead=True,
-        ).get("Item")
+        try:
+            item = self.dynamodb.get_item(
+                TableName=self.table_name,
+                Key={"pk": {"S": day_key(now or utc_now())}},
+                ConsistentRead=True,
+            ).get("Item")
+        except (ClientError, BotoCoreError) as exc:
+            raise table_unavailable(exc) from exc
         return _images_in(item) or 0
 
     def holds(self, job_key: str, *, images: int, now: datetime) -> list[Hold]:
@@ -195,13 +196,11 @@ class Budget:
             self.dynamodb.transact_write_items(TransactItems=list(updates))
         except ClientError as exc:
             if aws_error_code(exc) != "TransactionCanceledException":
-                raise StorageUnavailableError(
-                    f"jobs table unavailable: {aws_error_code(exc)}"
-                ) from exc
+                raise table_unavailable(exc) from exc
             reasons = exc.response.get("CancellationReasons", [])
             return [str(item.get("Code")) for item in reasons] or ["TransactionCanceled"]
         except BotoCoreError as exc:
-            raise StorageUnavailableError(f"jobs table unavailable: {exc}") from exc
+            raise table_unavailable(exc) from exc
         return []
 
 

@@ -16,6 +16,10 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING
 
+from botocore.exceptions import BotoCoreError, ClientError
+
+from kontext_pipeline.errors import StorageUnavailableError, aws_error_code
+
 if TYPE_CHECKING:
     from types_boto3_dynamodb.type_defs import AttributeValueTypeDef
 
@@ -36,3 +40,9 @@ def webhook_item_key(request_id: str) -> dict[str, AttributeValueTypeDef]:
 def expires_at(after_seconds: int = RECORD_TTL_SECONDS) -> AttributeValueTypeDef:
     """The `expires_at` attribute value of an item written now."""
     return {"N": str(int(time.time()) + after_seconds)}
+
+
+def table_unavailable(exc: ClientError | BotoCoreError) -> StorageUnavailableError:
+    """A failed jobs-table call as the error the state machine retries."""
+    why = (aws_error_code(exc) or "unknown") if isinstance(exc, ClientError) else str(exc)
+    return StorageUnavailableError(f"jobs table unavailable: {why}")

@@ -37,22 +37,19 @@ from kontext_pipeline.errors import (
     StorageUnavailableError,
     aws_error_code,
 )
-from kontext_pipeline.jobs_table import RECORD_TTL_SECONDS, job_item_key
+from kontext_pipeline.jobs_table import RECORD_TTL_SECONDS, job_item_key, table_unavailable
 from kontext_pipeline.models import QueueSubmission
 from kontext_pipeline.observability import logger
 
 if TYPE_CHECKING:
     from types_boto3_dynamodb.client import DynamoDBClient
 
-# What a failure that never reached the model looks like: nothing was accepted, so what the
-# job took goes back and a retry may claim and submit again.
-NOT_SUBMITTED = (
-    ModelQueueUnavailableError,
-    ModelRequestRejectedError,
-    ConcurrencyCapReachedError,
-    BudgetExceededError,
-    StorageUnavailableError,
-)
+# A submit that never reached the model: nothing was accepted, so what the job took goes
+# back and a retry may claim and submit again. Anything else from the submit (an answer
+# lost on the way back) keeps the claim: the model may have the request.
+NOT_SUBMITTED = (ModelQueueUnavailableError, ModelRequestRejectedError)
+# A hold refused or not taken (the cap, the day's images, the table): nothing was submitted.
+HOLD_NOT_TAKEN = (ConcurrencyCapReachedError, BudgetExceededError, StorageUnavailableError)
 
 
 @dataclass(frozen=True)
@@ -95,11 +92,13 @@ class JobLedger:
             for hold in holds:
                 hold.take()
                 taken.append(hold)
+        except HOLD_NOT_TAKEN:
+            self._undo(job_key, taken)
+            raise
+        try:
             submission = submit()
         except NOT_SUBMITTED:
-            for hold in taken:
-                hold.give_back()
-            self.release_claim(job_key)
+            self._undo(job_key, taken)
             raise
         try:
             self.record_submit(job_key, submission)
@@ -107,6 +106,12 @@ class JobLedger:
             # The execution history still gets the request id from this task's result.
             logger.exception("submitted but not recorded in the jobs table")
         return submission
+
+    def _undo(self, job_key: str, taken: Sequence[Hold]) -> None:
+        """Nothing reached the model: give back what was taken, in order, then the claim."""
+        for hold in taken:
+            hold.give_back()
+        self.release_claim(job_key)
 
     def claim_submit(self, job_key: str) -> QueueSubmission | None:
         """Claim the right to submit; returns the earlier submission if there was one."""
@@ -124,8 +129,10 @@ class JobLedger:
             )
         except ClientError as exc:
             if aws_error_code(exc) != "ConditionalCheckFailedException":
-                raise _unavailable(exc) from exc
+                raise table_unavailable(exc) from exc
             return self._earlier_submission(job_key)
+        except BotoCoreError as exc:
+            raise table_unavailable(exc) from exc
         return None
 
     def release_claim(self, job_key: str) -> None:
@@ -138,8 +145,8 @@ class JobLedger:
                 ExpressionAttributeNames={"#state": "state"},
                 ExpressionAttributeValues={":submitting": {"S": "SUBMITTING"}},
             )
-        except ClientError as exc:
-            raise _unavailable(exc) from exc
+        except (ClientError, BotoCoreError) as exc:
+            raise table_unavailable(exc) from exc
 
     def record_submit(self, job_key: str, submission: QueueSubmission) -> None:
         try:
@@ -159,11 +166,12 @@ class JobLedger:
                     ":cancel": {"S": submission.cancel_url},
                 },
             )
-        except ClientError as exc:
+        except (ClientError, BotoCoreError) as exc:
             # The request exists at the model; without the record a retry would not know it.
             # The caller returns the submission anyway: the execution history keeps it.
             raise StorageUnavailableError(
-                f"request {submission.request_id} submitted but not recorded: {aws_error_code(exc)}"
+                f"request {submission.request_id} submitted but not recorded: "
+                f"{table_unavailable(exc).message}"
             ) from exc
 
     def _earlier_submission(self, job_key: str) -> QueueSubmission:
@@ -171,10 +179,8 @@ class JobLedger:
             item = self.dynamodb.get_item(
                 TableName=self.table_name, Key=job_item_key(job_key), ConsistentRead=True
             ).get("Item", {})
-        except ClientError as exc:
-            raise _unavailable(exc) from exc
-        except BotoCoreError as exc:
-            raise StorageUnavailableError(f"jobs table unavailable: {exc}") from exc
+        except (ClientError, BotoCoreError) as exc:
+            raise table_unavailable(exc) from exc
         if item.get("state", {}).get("S") == "SUBMITTED":
             return QueueSubmission(
                 request_id=item["request_id"]["S"],
@@ -186,7 +192,3 @@ class JobLedger:
             "an earlier attempt of this job started a submit and never recorded its answer; "
             "the model may have the request, so it is not submitted again"
         )
-
-
-def _unavailable(exc: ClientError) -> StorageUnavailableError:
-    return StorageUnavailableError(f"jobs table unavailable: {aws_error_code(exc)}")

@@ -19,14 +19,14 @@ import json
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 
 from kontext_pipeline.errors import (
     ModelRequestFailedError,
     StorageUnavailableError,
     aws_error_code,
 )
-from kontext_pipeline.jobs_table import expires_at, webhook_item_key
+from kontext_pipeline.jobs_table import expires_at, table_unavailable, webhook_item_key
 from kontext_pipeline.models import ModelJob, ModelResult
 from kontext_pipeline.webhook_signatures import VerifiedWebhook
 
@@ -77,9 +77,8 @@ class WebhookRendezvous:
                 },
                 ReturnValues="ALL_NEW",
             )
-        except ClientError as exc:
-            code = aws_error_code(exc)
-            raise StorageUnavailableError(f"jobs table unavailable: {code}") from exc
+        except (ClientError, BotoCoreError) as exc:
+            raise table_unavailable(exc) from exc
         attributes: dict[str, Any] = response["Attributes"]
         return attributes
 

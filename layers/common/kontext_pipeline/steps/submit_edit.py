@@ -101,10 +101,12 @@ def submit_edit(start: JobStart, step: SubmitEdit) -> ModelJob:
         image_url=_image_url(inspected, step),
         **spec.options.model_dump(exclude_none=True),
     )
+    # Checked before the claim: a missing setting must not leave the job claimed and paid for.
+    webhook_url = step.policy.model_webhook_url()
     job_key = start.source.execution_name
     submission = step.ledger.submit_once(
         job_key,
-        lambda: step.queue.submit(request.to_body(), webhook_url=step.policy.model_webhook_url()),
+        lambda: step.queue.submit(request.to_body(), webhook_url=webhook_url),
         holds=step.budget.holds(job_key, images=request.num_images, now=utc_now()),
     )
     logger.append_keys(model_request_id=submission.request_id)
