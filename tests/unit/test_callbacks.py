@@ -58,6 +58,15 @@ def test_an_https_url_on_a_listed_host_with_public_addresses_is_accepted() -> No
     assert target.pinned_url() == "https://93.184.216.34:8443/kontext?team=a"
 
 
+def test_a_listed_host_with_a_trailing_dot_is_the_same_listed_host() -> None:
+    # Given a listed host written with a trailing dot, resolving to a public address
+    url = "https://hooks.example.com./kontext"
+    # When it is checked
+    target = check_callback_url(url, RULES, resolve=resolver("93.184.216.34"))
+    # Then it is accepted, at that address
+    assert target.address == "93.184.216.34"
+
+
 @pytest.mark.parametrize(
     ("url", "answers", "why"),
     [

@@ -140,6 +140,18 @@ def test_outputs_only_come_from_allowed_hosts(s3: Any, url: str) -> None:
     assert caught.value.reason == "output_url_refused"
 
 
+def test_a_host_with_a_trailing_dot_is_checked_as_the_same_host() -> None:
+    # Given a policy allowing https on fal.media and on google.internal
+    policy = OutputPolicy(("fal.media", "google.internal"), allow_http=False, max_bytes=10)
+    # When a listed host is written with a trailing dot / Then it is accepted as listed
+    policy.check_url("https://v3.fal.media./files/x.png")
+    # And an internal name under a listed host is refused, with or without the dot
+    for url in ("https://metadata.google.internal/x", "https://metadata.google.internal./x"):
+        with pytest.raises(OutputCopyError) as caught:
+            policy.check_url(url)
+        assert "is an internal address" in caught.value.message
+
+
 def test_output_folder_is_traceable_to_the_input() -> None:
     # Given an input key with folders and dots
     source = SourceObject(bucket=BUCKET, key="inputs/trips/rome.v2.jpg")
@@ -163,14 +175,17 @@ def test_a_redirect_within_the_allowed_hosts_is_followed(s3: Any, cdn: str) -> N
 
 
 def test_a_redirect_off_the_allowlist_is_refused_before_it_is_followed(s3: Any, cdn: str) -> None:
-    # Given an output URL on an allowed host that redirects to another host (localhost)
+    # Given an output URL on an allowed host that redirects to another host (localhost),
+    # to a signed URL
     port = cdn.rsplit(":", 1)[1]
-    _Files.redirects = {"/away.png": f"http://localhost:{port}/ok.png"}
-    # When copied / Then it is refused as output_url_refused, the target never asked
+    _Files.redirects = {"/away.png": f"http://localhost:{port}/ok.png?signature=secret"}
+    # When copied / Then it is refused as output_url_refused, the target never asked, and
+    # the message names the target without its signature
     with pytest.raises(OutputCopyError) as caught:
         copy(s3, f"{cdn}/away.png")
     assert caught.value.reason == "output_url_refused"
-    assert "redirected to http://localhost" in caught.value.message
+    assert f"redirected to http://localhost:{port}/ok.png:" in caught.value.message
+    assert "secret" not in caught.value.message
     assert _Files.served == ["/away.png"]
     assert "Contents" not in s3.list_objects_v2(Bucket=BUCKET)
 

@@ -36,6 +36,7 @@ from kontext_pipeline.fal_answers import (
     named_request_id,
     rejection_reason,
 )
+from kontext_pipeline.url_guards import redact_url
 
 # 408/409/429 are what fal_client retries on any call (RETRY_CODES): nothing was queued.
 RETRYABLE_STATUS_CODES = frozenset({408, 409, 429, 502, 503, 504})
@@ -143,7 +144,7 @@ class QueueTransport:
             if attempt + 1 < self.retry.max_attempts:
                 self.sleep(self.retry.delay(attempt, outcome.retry_after))
         raise ModelQueueUnavailableError(
-            f"{call.method} {_redact(call.url)} failed {self.retry.max_attempts} times; "
+            f"{call.method} {redact_url(call.url)} failed {self.retry.max_attempts} times; "
             f"last: {last.problem}"
         )
 
@@ -182,7 +183,7 @@ class QueueTransport:
         if call.accept_errors:
             return response
         raise ModelRequestRejectedError(
-            f"{call.method} {_redact(call.url)} answered {response.status_code}: "
+            f"{call.method} {redact_url(call.url)} answered {response.status_code}: "
             f"{describe_detail(response)}",
             reason=rejection_reason(response.status_code),
         )
@@ -203,8 +204,3 @@ class QueueTransport:
     @property
     def _host(self) -> str:
         return self.base.netloc
-
-
-def _redact(url: str) -> str:
-    parts = urlsplit(url)
-    return urlunsplit((parts.scheme, parts.netloc, parts.path, "", ""))

@@ -13,6 +13,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from kontext_pipeline.errors import OutputCopyError, Reason
+from kontext_pipeline.url_guards import host_allowed, redact_url
 
 # A CDN may redirect once or twice (to a regional or signed URL); more is a loop.
 MAX_OUTPUT_REDIRECTS = 3
@@ -60,13 +61,14 @@ class OutputPolicy:
         if self.trusted_origins and url_origin(url) in self.trusted_origins:
             return
         parts = urlsplit(url)
-        host = (parts.hostname or "").lower()
+        # A trailing dot names the same host: every check below sees it without one.
+        host = (parts.hostname or "").lower().rstrip(".")
         if parts.scheme not in (("https", "http") if self.allow_http else ("https",)):
             raise OutputCopyError(
                 f"output URL scheme {parts.scheme!r} is not allowed",
                 reason=Reason.OUTPUT_URL_REFUSED,
             )
-        if not self._listed(host):
+        if not host_allowed(host, self.allowed_hosts):
             raise OutputCopyError(
                 f"output host {host!r} is not on the allowlist", reason=Reason.OUTPUT_URL_REFUSED
             )
@@ -74,12 +76,6 @@ class OutputPolicy:
             raise OutputCopyError(
                 f"output host {host!r} is an internal address", reason=Reason.OUTPUT_URL_REFUSED
             )
-
-    def _listed(self, host: str) -> bool:
-        """The host is on the allowlist, or a subdomain of a host that is."""
-        return any(
-            host == allowed or host.endswith("." + allowed) for allowed in self.allowed_hosts
-        )
 
 
 @contextmanager
@@ -97,7 +93,7 @@ def open_output(http: httpx.Client, url: str, policy: OutputPolicy) -> Iterator[
             if hop == 0:
                 raise
             raise OutputCopyError(
-                f"output URL redirected to {_redact(url)}: {exc.message}",
+                f"output URL redirected to {redact_url(url)}: {exc.message}",
                 reason=Reason.OUTPUT_URL_REFUSED,
             ) from exc
         with http.stream("GET", url) as response:
@@ -108,15 +104,9 @@ def open_output(http: httpx.Client, url: str, policy: OutputPolicy) -> Iterator[
             yield response
             return
     raise OutputCopyError(
-        f"output URL redirected more than {MAX_OUTPUT_REDIRECTS} times (last {_redact(url)})",
+        f"output URL redirected more than {MAX_OUTPUT_REDIRECTS} times (last {redact_url(url)})",
         reason=Reason.OUTPUT_URL_REFUSED,
     )
-
-
-def _redact(url: str) -> str:
-    # Signed CDN URLs carry credentials in the query: keep them out of messages.
-    parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.netloc}{parts.path}"
 
 
 def _is_internal_address(host: str) -> bool:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import ipaddress
 import socket
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import SplitResult, urlsplit, urlunsplit
@@ -23,6 +23,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from kontext_pipeline.errors import CallbackDeliveryError, CallbackRefusedError, PipelineError
 from kontext_pipeline.metadata import normalise_metadata
 from kontext_pipeline.observability import logger
+from kontext_pipeline.url_guards import host_allowed
 
 if TYPE_CHECKING:
     from types_boto3_s3.client import S3Client
@@ -84,11 +85,6 @@ def read_callback_url(s3: S3Client, source: Mapping[str, Any]) -> str | None:
         logger.info("no upload to read a callback from", extra={"why": str(exc)})
         return None
     return callback_url_from_metadata(head.get("Metadata") or {})
-
-
-def host_allowed(host: str, allowed_hosts: Iterable[str]) -> bool:
-    host = host.rstrip(".").lower()
-    return any(host == allowed or host.endswith("." + allowed) for allowed in allowed_hosts)
 
 
 def system_resolver(host: str, port: int) -> list[str]:
