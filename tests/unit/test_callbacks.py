@@ -373,6 +373,19 @@ def test_a_finished_job_is_posted_to_its_uploads_callback_url(
     assert Webhook(SECRET).verify(body, headers) == notification
 
 
+def test_the_callback_url_of_an_upload_with_a_null_version_is_read(
+    outcome_bus: tuple[Any, Any, Any, str], receiver: str
+) -> None:
+    # Given the outcome event of a job whose upload was written while versioning was off
+    Receiver.failures = 0
+    notification = job_event_for(outcome_bus[0], {"callback-url": receiver + "/hook"})
+    notification["source"] = {**notification["source"], "version_id": "null"}
+    # When the callback runs
+    report = run_call_back(outcome_bus, notification, CallbackRules((), allow_loopback=True))
+    # Then the upload was read unpinned ("null" is no version id to send) and called back
+    assert (report.outcome, report.detail) == ("delivered", "HTTP 200")
+
+
 def test_a_refused_callback_url_is_noted_on_the_bus_and_never_requested(
     outcome_bus: tuple[Any, Any, Any, str], receiver: str
 ) -> None:

@@ -61,6 +61,21 @@ def test_the_prompt_and_version_are_read_back_for_a_failure_at_submit(
     assert notification.failure.reason == "not_an_image"
 
 
+def test_the_prompt_of_an_upload_with_a_null_version_is_read_back(
+    s3: Any, notifier: Notifier
+) -> None:
+    # Given an upload written while versioning was off, whose event named its version "null"
+    s3.create_bucket(Bucket="plain")
+    put = s3.put_object(Bucket="plain", Key="inputs/n.jpg", Body=b"t", Metadata={"prompt": "fog"})
+    state = failed_at_submit(put, "inputs/n.jpg")
+    state["source"] |= {"bucket": "plain", "version_id": "null"}
+    # When the failure is reported
+    notification = report_failure(state, ReportFailure(notifier, s3=s3))
+    # Then the upload was read unpinned ("null" is no version id to send), its prompt found
+    assert notification.prompt == "fog"
+    assert notification.source.version_id == "null"
+
+
 def test_a_prompt_from_the_sidecar_is_read_back_too(s3: Any, notifier: Notifier) -> None:
     # Given an upload whose prompt is in its sidecar, whose job failed at submit
     s3.put_object(Bucket="images", Key="inputs/b.jpg.prompt.txt", Body=b"a long prompt")

@@ -10,6 +10,7 @@ from kontext_pipeline.errors import InvalidInputError
 from kontext_pipeline.inspection import (
     image_dimensions,
     inspect_source,
+    presign_source,
     sniff_image_type,
     source_as_data_uri,
 )
@@ -64,6 +65,21 @@ def test_inspection_reads_metadata_and_pins_the_version(s3: Any) -> None:
     assert inspected.metadata == {"prompt": "hello"}
     assert inspected.image_type == "image/png"
     assert inspected.source.version_id == put["VersionId"]
+
+
+def test_an_object_written_while_versioning_was_off_is_read_unpinned(s3: Any) -> None:
+    # Given an image in an unversioned bucket, named with S3's "null" version id
+    s3.put_object(Bucket=BUCKET, Key="inputs/n.png", Body=make_image())
+    source = SourceObject(bucket=BUCKET, key="inputs/n.png", version_id="null")
+    # When it is inspected and presigned for the model
+    inspected = inspect_source(s3, source, max_bytes=10_000_000, max_pixels=10_000)
+    url = presign_source(s3, inspected.source, expires_seconds=60)
+    # Then it is read and presigned without a version pin
+    assert inspected.image_type == "image/png"
+    assert "versionId" not in url
+    # And a real version id is a pin
+    pinned = source.model_copy(update={"version_id": "v1"})
+    assert "versionId=v1" in presign_source(s3, pinned, expires_seconds=60)
 
 
 def test_an_image_with_too_many_pixels_is_refused(s3: Any) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from kontext_pipeline.models import JobStart, ModelJob, TaskEnvelope
+from kontext_pipeline.models import JobStart, ModelJob, SourceObject, TaskEnvelope
 
 from tests.conftest import load_event
 
@@ -25,3 +25,17 @@ def test_the_poll_payload_is_a_model_job() -> None:
     # Then it is the job the submit returned
     assert envelope.job.request_id == "e36fc67f-afa7-416a-a288-50d90a630d7a"
     assert envelope.job.options.output_format == "png"
+
+
+def test_a_null_version_id_is_never_a_pin() -> None:
+    # Given an object version, an object written while versioning was off (S3 says "null"),
+    # and an object whose version is unknown
+    cases = [("3HL4kqtJlcpXroDTDmJ", "3HL4kqtJlcpXroDTDmJ"), ("null", None), (None, None)]
+    for version_id, pin in cases:
+        source = SourceObject(bucket="b", key="inputs/a.png", version_id=version_id, etag="e")
+        # When a read of it is pinned / Then only a real version id is a pin
+        assert source.pinned_version == pin
+    # And "null" names the job as an unknown version does
+    null = SourceObject(bucket="b", key="inputs/a.png", version_id="null", etag="e")
+    unknown = SourceObject(bucket="b", key="inputs/a.png", etag="e")
+    assert null.execution_name == unknown.execution_name

@@ -159,9 +159,7 @@ def read_sidecar(s3: S3Client, source: SourceObject) -> tuple[str, str] | None:
 
 def presign_source(s3: S3Client, source: SourceObject, *, expires_seconds: int) -> str:
     """A GET URL the model can fetch the input from, pinned to the object's version."""
-    params: dict[str, str] = {"Bucket": source.bucket, "Key": source.key}
-    if source.version_id and source.version_id != "null":
-        params["VersionId"] = source.version_id
+    params = object_request(source)
     url: str = s3.generate_presigned_url("get_object", Params=params, ExpiresIn=expires_seconds)
     return url
 
@@ -193,25 +191,26 @@ def source_as_data_uri(
     return f"data:{inspected.image_type};base64,{base64.b64encode(body).decode('ascii')}"
 
 
+def object_request(source: SourceObject) -> HeadObjectRequestTypeDef:
+    """The parameters of a read of this object: its version pinned when it has one."""
+    params: HeadObjectRequestTypeDef = {"Bucket": source.bucket, "Key": source.key}
+    if source.pinned_version:
+        params["VersionId"] = source.pinned_version
+    return params
+
+
 def _head(s3: S3Client, source: SourceObject) -> HeadObjectOutputTypeDef:
     try:
-        return s3.head_object(**_object_params(source))
+        return s3.head_object(**object_request(source))
     except ClientError as exc:
         raise s3_error(exc, source.s3_uri) from exc
 
 
 def _get_range(s3: S3Client, source: SourceObject, byte_range: str) -> bytes:
-    params = _object_params(source)
+    params = object_request(source)
     params["Range"] = byte_range
     try:
         body: bytes = s3.get_object(**params)["Body"].read()
     except ClientError as exc:
         raise s3_error(exc, source.s3_uri) from exc
     return body
-
-
-def _object_params(source: SourceObject) -> HeadObjectRequestTypeDef:
-    params: HeadObjectRequestTypeDef = {"Bucket": source.bucket, "Key": source.key}
-    if source.version_id and source.version_id != "null":
-        params["VersionId"] = source.version_id
-    return params

@@ -89,6 +89,12 @@ class SourceObject(BaseModel):
         return f"s3://{self.bucket}/{self.key}"
 
     @property
+    def pinned_version(self) -> str | None:
+        """The version id to pin a read to, or None. S3 reports "null" as the version of an
+        object written while versioning was off: never sent as a pin (no such version id)."""
+        return self.version_id if self.version_id and self.version_id != "null" else None
+
+    @property
     def execution_name(self) -> str:
         """One name per object version: a repeated event cannot start a second execution.
 
@@ -100,8 +106,8 @@ class SourceObject(BaseModel):
         sequencer either. It is also the job's key in the jobs table (ledger.py).
         """
         identity: tuple[str, ...]
-        if self.version_id and self.version_id != "null":
-            identity = (self.bucket, self.key, self.version_id)
+        if self.pinned_version:
+            identity = (self.bucket, self.key, self.pinned_version)
         else:
             identity = (
                 self.bucket,

@@ -21,6 +21,7 @@ from kontext_pipeline.callbacks.urls import (
     system_resolver,
 )
 from kontext_pipeline.errors import CallbackRefusedError
+from kontext_pipeline.models import SourceObject
 from kontext_pipeline.observability import logger
 
 if TYPE_CHECKING:
@@ -55,7 +56,7 @@ class JobCallbacks:
         `Kontext Callback Refused` event whose detail is the notification with a
         `callback` note (`reason: callback_refused` and the rule broken).
         """
-        source = notification.get("source") or {}
+        source = SourceObject.model_validate(notification.get("source") or {})
         url = read_callback_url(self.s3, source)
         if url is None:
             return CallbackReport("none", "the upload has no callback-url")
@@ -64,7 +65,7 @@ class JobCallbacks:
         except CallbackRefusedError as exc:
             logger.warning(
                 "callback refused",
-                extra={"reason": exc.reason, "why": exc.message, "object_key": source.get("key")},
+                extra={"reason": exc.reason, "why": exc.message, "object_key": source.key},
             )
             self._put_refusal(notification, url, exc)
             return CallbackReport("refused", exc.message)

@@ -15,13 +15,15 @@ import ipaddress
 import socket
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 from urllib.parse import SplitResult, urlsplit, urlunsplit
 
 from botocore.exceptions import BotoCoreError, ClientError
 
 from kontext_pipeline.errors import CallbackDeliveryError, CallbackRefusedError, PipelineError
+from kontext_pipeline.inspection import object_request
 from kontext_pipeline.metadata import normalise_metadata
+from kontext_pipeline.models import SourceObject
 from kontext_pipeline.observability import logger
 from kontext_pipeline.url_guards import host_allowed
 
@@ -69,18 +71,14 @@ def callback_url_from_metadata(metadata: Mapping[str, str]) -> str | None:
     return value or None
 
 
-def read_callback_url(s3: S3Client, source: Mapping[str, Any]) -> str | None:
+def read_callback_url(s3: S3Client, source: SourceObject) -> str | None:
     """The `callback-url` of the upload the job was for, read from its own version.
 
     The notification names the object version; reading the URL back from it (rather than
     carrying it through the job) keeps the pipeline's state and notification unchanged.
     """
-    bucket, key, version = source["bucket"], source["key"], source.get("version_id")
     try:
-        if version:
-            head = s3.head_object(Bucket=bucket, Key=key, VersionId=version)
-        else:
-            head = s3.head_object(Bucket=bucket, Key=key)
+        head = s3.head_object(**object_request(source))
     except (ClientError, BotoCoreError) as exc:
         logger.info("no upload to read a callback from", extra={"why": str(exc)})
         return None

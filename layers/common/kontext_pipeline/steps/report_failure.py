@@ -21,7 +21,7 @@ from kontext_pipeline.errors import (
     PipelineError,
     StorageUnavailableError,
 )
-from kontext_pipeline.inspection import read_sidecar
+from kontext_pipeline.inspection import object_request, read_sidecar
 from kontext_pipeline.metadata import PROMPT_FIELD, normalise_metadata, parse_sidecar
 from kontext_pipeline.models import SourceObject
 from kontext_pipeline.observability import logger
@@ -30,7 +30,6 @@ from kontext_pipeline.protocols import ModelQueue, Publisher
 
 if TYPE_CHECKING:
     from types_boto3_s3.client import S3Client
-    from types_boto3_s3.type_defs import HeadObjectRequestTypeDef
 
 
 @dataclass(frozen=True)
@@ -94,18 +93,15 @@ def _read_back_upload(
     carried none. Read back best effort (a failure is reported whatever S3 says), and only
     from the same upload (same ETag), so the notification names what a success would.
     """
-    request: HeadObjectRequestTypeDef = {"Bucket": source.bucket, "Key": source.key}
-    if source.version_id:
-        request["VersionId"] = source.version_id
     try:
-        head = s3.head_object(**request)
+        head = s3.head_object(**object_request(source))
     except (ClientError, BotoCoreError):
         return source, prompt
     if source.etag and str(head.get("ETag", "")).strip('"') != source.etag.strip('"'):
         return source, prompt  # overwritten since: the metadata is another upload's
-    version = head.get("VersionId")
-    if source.version_id is None and version and version != "null":
-        source = source.model_copy(update={"version_id": version})
+    read_back = source.model_copy(update={"version_id": head.get("VersionId")})
+    if source.version_id is None and read_back.pinned_version:
+        source = read_back
     if prompt is None:
         prompt = _uploaded_prompt(s3, source, head.get("Metadata") or {})
     return source, prompt
