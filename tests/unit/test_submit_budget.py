@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 from kontext_pipeline.budget import IN_FLIGHT_KEY, Budget
+from kontext_pipeline.config import PipelineSettings
 from kontext_pipeline.errors import (
     BudgetExceededError,
     ConcurrencyCapReachedError,
@@ -21,7 +22,7 @@ from tests.conftest import make_image
 from tests.fakes import FakeQueue
 
 BUCKET = "kontext-images-example"
-POLICY = SubmitPolicy(max_input_bytes=25 * 1024 * 1024, max_input_pixels=40_000_000)
+POLICY = SubmitPolicy.from_settings(PipelineSettings())
 
 
 @pytest.fixture

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 from kontext_pipeline.budget import Budget
+from kontext_pipeline.config import PipelineSettings
 from kontext_pipeline.errors import (
     ConfigurationError,
     ModelQueueUnavailableError,
@@ -21,7 +22,7 @@ from kontext_pipeline.steps.submit_edit import SubmitEdit, SubmitPolicy, submit_
 from tests.conftest import JOBS_TABLE, load_event, make_image
 from tests.fakes import FakeQueue
 
-POLICY = SubmitPolicy(max_input_bytes=25 * 1024 * 1024, max_input_pixels=40_000_000)
+POLICY = SubmitPolicy.from_settings(PipelineSettings())
 
 
 @dataclass(frozen=True)

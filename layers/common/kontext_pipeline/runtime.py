@@ -7,7 +7,7 @@ policies are the few settings each step reads, so no step sees the whole setting
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING, ClassVar
 
@@ -215,6 +215,4 @@ class Runtime:
     def submit_policy(self) -> SubmitPolicy:
         from kontext_pipeline.steps.submit_edit import SubmitPolicy  # noqa: PLC0415 - see above
 
-        # Its fields are the settings of the same names (config.py documents each).
-        chosen = {name.name: getattr(self.settings, name.name) for name in fields(SubmitPolicy)}
-        return SubmitPolicy(**chosen)
+        return SubmitPolicy.from_settings(self.settings)

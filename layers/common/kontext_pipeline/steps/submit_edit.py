@@ -7,11 +7,12 @@ prompt and options, the sidecar); the submit itself runs through `JobLedger.subm
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, fields
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Literal
 
 from kontext_pipeline.budget import Budget
+from kontext_pipeline.config import PipelineSettings
 from kontext_pipeline.errors import ConfigurationError, Reason
 from kontext_pipeline.inspection import (
     InspectedObject,
@@ -42,19 +43,24 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class SubmitPolicy:
-    """The settings SubmitEdit reads (config.py documents each)."""
+    """The settings SubmitEdit reads: the fields of PipelineSettings of the same names
+    (config.py documents each, and holds their defaults)."""
 
     max_input_bytes: int
     max_input_pixels: int
-    input_transfer: Literal["presigned", "data_uri"] = "presigned"
-    presign_expires_seconds: int = 3600
-    default_prompt: str | None = None
-    default_options: dict[str, Any] = field(default_factory=dict)
-    completion_mode: Literal["poll", "webhook"] = "poll"
-    webhook_url: str | None = None
-    webhook_wait_seconds: int = 120
-    queue_wait_seconds: int = 14400
-    deadline_seconds: int = 900
+    input_transfer: Literal["presigned", "data_uri"]
+    presign_expires_seconds: int
+    default_prompt: str | None
+    default_options: dict[str, Any]
+    completion_mode: Literal["poll", "webhook"]
+    webhook_url: str | None
+    webhook_wait_seconds: int
+    queue_wait_seconds: int
+    deadline_seconds: int
+
+    @classmethod
+    def from_settings(cls, settings: PipelineSettings) -> SubmitPolicy:
+        return cls(**{field.name: getattr(settings, field.name) for field in fields(cls)})
 
     def model_webhook_url(self) -> str | None:
         """Where the model sends its webhook: None when polling; required in webhook mode."""
