@@ -9,6 +9,7 @@ from kontext_pipeline.lambda_entry import lambda_entry
 from kontext_pipeline.models import ModelJob, TaskEnvelope
 from kontext_pipeline.observability import logger
 from kontext_pipeline.runtime import Runtime
+from kontext_pipeline.task_envelope import read_task_envelope
 
 
 class AwaitEnvelope(TaskEnvelope[ModelJob]):
@@ -16,8 +17,7 @@ class AwaitEnvelope(TaskEnvelope[ModelJob]):
 
 
 def handle(event: dict[str, Any], context: LambdaContext, runtime: Runtime) -> dict[str, Any]:
-    envelope = AwaitEnvelope.model_validate(event)
-    logger.append_keys(object_key=envelope.job.source.key, model_request_id=envelope.job.request_id)
+    envelope = read_task_envelope(event, AwaitEnvelope)
     outcome = runtime.webhook_rendezvous.register_token(envelope.job, envelope.task_token)
     logger.info("waiting for the model's webhook", extra={"outcome": outcome})
     return {"outcome": outcome}

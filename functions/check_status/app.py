@@ -6,13 +6,16 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from kontext_pipeline.lambda_entry import lambda_entry
-from kontext_pipeline.observability import job_in, logger
+from kontext_pipeline.models import ModelJob, TaskEnvelope
+from kontext_pipeline.observability import logger
 from kontext_pipeline.runtime import Runtime
 from kontext_pipeline.steps.check_status import check_status
+from kontext_pipeline.task_envelope import read_task_envelope
 
 
 def handle(event: dict[str, Any], context: LambdaContext, runtime: Runtime) -> dict[str, Any]:
-    job = check_status(job_in(event).job, queue=runtime.fal(), poll_plan=runtime.poll_plan)
+    envelope = read_task_envelope(event, TaskEnvelope[ModelJob])
+    job = check_status(envelope.job, queue=runtime.fal(), poll_plan=runtime.poll_plan)
     logger.info(
         "status",
         extra={

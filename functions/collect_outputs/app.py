@@ -6,14 +6,15 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from kontext_pipeline.lambda_entry import lambda_entry
-from kontext_pipeline.models import utc_now
-from kontext_pipeline.observability import MetricUnit, job_in, metrics
+from kontext_pipeline.models import ModelJob, TaskEnvelope, utc_now
+from kontext_pipeline.observability import MetricUnit, metrics
 from kontext_pipeline.runtime import Runtime
 from kontext_pipeline.steps.collect_outputs import CollectOutputs, collect_outputs
+from kontext_pipeline.task_envelope import read_task_envelope
 
 
 def handle(event: dict[str, Any], context: LambdaContext, runtime: Runtime) -> dict[str, Any]:
-    envelope = job_in(event)
+    envelope = read_task_envelope(event, TaskEnvelope[ModelJob])
     step = CollectOutputs(
         s3=runtime.s3,
         http=runtime.http,

@@ -12,10 +12,11 @@ from kontext_pipeline.observability import MetricUnit, logger, metrics
 from kontext_pipeline.protocols import ModelQueue
 from kontext_pipeline.runtime import Runtime
 from kontext_pipeline.steps.report_failure import ReportFailure, report_failure
+from kontext_pipeline.task_envelope import read_task_envelope
 
 
 def handle(event: dict[str, Any], context: LambdaContext, runtime: Runtime) -> dict[str, Any]:
-    envelope = TaskEnvelope[dict[str, Any]].model_validate(event)
+    envelope = read_task_envelope(event, TaskEnvelope[dict[str, Any]])
     queue: ModelQueue | None
     try:
         queue = runtime.fal()

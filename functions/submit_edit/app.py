@@ -7,14 +7,14 @@ from typing import Any
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from kontext_pipeline.lambda_entry import lambda_entry
 from kontext_pipeline.models import JobStart, TaskEnvelope
-from kontext_pipeline.observability import MetricUnit, logger, metrics
+from kontext_pipeline.observability import MetricUnit, metrics
 from kontext_pipeline.runtime import Runtime
 from kontext_pipeline.steps.submit_edit import SubmitEdit, submit_edit
+from kontext_pipeline.task_envelope import read_task_envelope
 
 
 def handle(event: dict[str, Any], context: LambdaContext, runtime: Runtime) -> dict[str, Any]:
-    envelope = TaskEnvelope[JobStart].model_validate(event)
-    logger.append_keys(object_key=envelope.job.source.key, execution=envelope.execution_id)
+    envelope = read_task_envelope(event, TaskEnvelope[JobStart])
     step = SubmitEdit(
         s3=runtime.s3,
         queue=runtime.fal(),

@@ -1,8 +1,15 @@
-"""The payloads the state machine hands the tasks parse into the package's models."""
+"""The payloads the state machine hands the tasks parse into the package's models, and put
+their job on every log line."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
 from kontext_pipeline.models import JobStart, ModelJob, SourceObject, TaskEnvelope
+from kontext_pipeline.observability import logger
+from kontext_pipeline.task_envelope import read_task_envelope
 
 from tests.conftest import load_event
 
@@ -39,3 +46,40 @@ def test_a_null_version_id_is_never_a_pin() -> None:
     null = SourceObject(bucket="b", key="inputs/a.png", version_id="null", etag="e")
     unknown = SourceObject(bucket="b", key="inputs/a.png", etag="e")
     assert null.execution_name == unknown.execution_name
+
+
+@pytest.fixture
+def log_keys() -> Iterator[None]:
+    """The logger's keys start empty and are cleared after, as each invocation's are."""
+    logger.clear_state()
+    yield
+    logger.clear_state()
+
+
+@pytest.mark.usefixtures("log_keys")
+def test_a_tasks_envelope_puts_its_job_on_every_log_line() -> None:
+    # Given the sample CheckStatus task
+    event = load_event("task_check_status")
+    # When its handler reads it
+    envelope = read_task_envelope(event, TaskEnvelope[ModelJob])
+    # Then its object key, request id and execution join every log line
+    keys = logger.get_current_keys()
+    assert keys["object_key"] == envelope.job.source.key == "inputs/kitchen-table.jpg"
+    assert keys["model_request_id"] == "e36fc67f-afa7-416a-a288-50d90a630d7a"
+    assert keys["execution"] == event["execution_id"]
+
+
+@pytest.mark.usefixtures("log_keys")
+def test_what_the_job_does_not_know_yet_stays_off_the_log_line() -> None:
+    # Given the sample SubmitEdit task (no request yet), and a failure state with no source
+    submit = load_event("task_submit_edit")
+    broken: dict[str, Any] = {"job": {"error": {"Error": "States.Timeout"}}}
+    # When their handlers read them
+    read_task_envelope(submit, TaskEnvelope[JobStart])
+    submit_keys = dict(logger.get_current_keys())
+    read_task_envelope(broken, TaskEnvelope[dict[str, Any]])
+    # Then the submit logs its object and execution without a request id
+    assert submit_keys["object_key"] == "inputs/kitchen-table.jpg"
+    assert submit_keys["model_request_id"] is None
+    # And the broken state is still read (the failure branch reports it), its keys empty
+    assert logger.get_current_keys()["object_key"] is None

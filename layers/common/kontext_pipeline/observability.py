@@ -10,13 +10,9 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Mapping
-from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
-
-from kontext_pipeline.models import ModelJob, TaskEnvelope
 
 SERVICE = "kontext-pipeline"
 
@@ -30,11 +26,4 @@ metrics.set_default_dimensions(
     model=os.environ.get("FAL_MODEL_PATH", "fal-ai/flux-pro/kontext/max")
 )
 
-__all__ = ["SERVICE", "MetricUnit", "job_in", "logger", "metrics"]
-
-
-def job_in(event: Mapping[str, Any]) -> TaskEnvelope[ModelJob]:
-    """A task's job (and execution id); its object key and request id join every log line."""
-    envelope = TaskEnvelope[ModelJob].model_validate(event)
-    logger.append_keys(object_key=envelope.job.source.key, model_request_id=envelope.job.request_id)
-    return envelope
+__all__ = ["SERVICE", "MetricUnit", "logger", "metrics"]
