@@ -29,7 +29,7 @@ def handle(raw_event: dict[str, Any], context: LambdaContext, runtime: Runtime) 
         rules=runtime.callback_rules,
         signing_key_source=runtime.callback_signing_key,
     )
-    report = callbacks.call_back(notification)
+    report = callbacks.deliver_or_note(notification)
     if report.outcome != "none":
         metrics.add_metric(
             name=f"Callbacks{report.outcome.title()}", unit=MetricUnit.Count, value=1

@@ -345,7 +345,7 @@ def job_event_for(s3: Any, metadata: dict[str, str]) -> dict[str, Any]:
     return dict(event["detail"])
 
 
-def run_call_back(bus: tuple[Any, Any, Any, str], notification: Any, rules: CallbackRules) -> Any:
+def run_callbacks(bus: tuple[Any, Any, Any, str], notification: Any, rules: CallbackRules) -> Any:
     s3, events, _, _ = bus
     with httpx.Client(timeout=5) as http:
         callbacks = JobCallbacks(
@@ -356,7 +356,7 @@ def run_call_back(bus: tuple[Any, Any, Any, str], notification: Any, rules: Call
             rules=rules,
             signing_key_source=lambda: signing_key(SECRET),
         )
-        return callbacks.call_back(notification)
+        return callbacks.deliver_or_note(notification)
 
 
 def test_a_finished_job_is_posted_to_its_uploads_callback_url(
@@ -366,7 +366,7 @@ def test_a_finished_job_is_posted_to_its_uploads_callback_url(
     Receiver.failures = 0
     notification = job_event_for(outcome_bus[0], {"callback-url": receiver + "/hook"})
     # When the callback runs
-    report = run_call_back(outcome_bus, notification, CallbackRules((), allow_loopback=True))
+    report = run_callbacks(outcome_bus, notification, CallbackRules((), allow_loopback=True))
     # Then the receiver got the notification, signed
     assert (report.outcome, report.detail) == ("delivered", "HTTP 200")
     [(headers, body)] = Receiver.requests
@@ -381,7 +381,7 @@ def test_the_callback_url_of_an_upload_with_a_null_version_is_read(
     notification = job_event_for(outcome_bus[0], {"callback-url": receiver + "/hook"})
     notification["source"] = {**notification["source"], "version_id": "null"}
     # When the callback runs
-    report = run_call_back(outcome_bus, notification, CallbackRules((), allow_loopback=True))
+    report = run_callbacks(outcome_bus, notification, CallbackRules((), allow_loopback=True))
     # Then the upload was read unpinned ("null" is no version id to send) and called back
     assert (report.outcome, report.detail) == ("delivered", "HTTP 200")
 
@@ -394,7 +394,7 @@ def test_a_refused_callback_url_is_noted_on_the_bus_and_never_requested(
         outcome_bus[0], {"callback-url": receiver.replace("127.0.0.1", "localhost") + "/t?k=1"}
     )
     # When the callback runs
-    report = run_call_back(outcome_bus, notification, CallbackRules(("localhost",)))
+    report = run_callbacks(outcome_bus, notification, CallbackRules(("localhost",)))
     # Then nothing was requested, and the note says why, without the URL's path or query
     assert report.outcome == "refused"
     assert Receiver.requests == []
@@ -413,7 +413,7 @@ def test_an_upload_without_a_callback_url_calls_nobody(
     # Given an upload with a prompt but no callback-url
     notification = job_event_for(outcome_bus[0], {"prompt": "make it snow"})
     # When the callback runs
-    report = run_call_back(outcome_bus, notification, CallbackRules((), allow_loopback=True))
+    report = run_callbacks(outcome_bus, notification, CallbackRules((), allow_loopback=True))
     # Then nobody is called
     assert report.outcome == "none"
     assert Receiver.requests == []

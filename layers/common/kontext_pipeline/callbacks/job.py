@@ -49,7 +49,7 @@ class JobCallbacks:
     signing_key_source: Callable[[], bytes]
     resolve: Resolver = system_resolver
 
-    def call_back(self, notification: Mapping[str, Any]) -> CallbackReport:
+    def deliver_or_note(self, notification: Mapping[str, Any]) -> CallbackReport:
         """POST a finished job's notification to its upload's callback-url, if it has one.
 
         A refused URL is never requested: the refusal is logged and put on the bus as a

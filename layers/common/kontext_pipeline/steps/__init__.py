@@ -6,8 +6,9 @@
     collect_outputs  ModelJob  -> Notification (copy outputs, manifest, publish success)
     report_failure   any state + error -> Notification (cancel if needed, publish failure)
 
-(await_webhook and receive_webhook are webhook_rendezvous.py, start_backfill_edit is
-backfill.py, deliver_callback is callbacks/.) Each step takes the clients and the small
-frozen policy it needs; functions/*/app.py only wires them up from the Runtime. Nothing is
-imported here, so a function loads only its own step.
+(await_webhook is webhook_rendezvous.py; receive_webhook is webhook_signatures.py, which
+checks the webhook, and webhook_rendezvous.py, which hands it to the waiting execution;
+start_backfill_edit is backfill.py, deliver_callback is callbacks/.) Each step takes the
+clients and the small frozen policy it needs; functions/*/app.py only wires them up from
+the Runtime. Nothing is imported here, so a function loads only its own step.
 """
