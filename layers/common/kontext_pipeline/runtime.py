@@ -1,8 +1,11 @@
-"""The clients and policies a function needs, built once per cold start, when first used.
+"""The clients and policies a function needs, built once per cold start, when first used
+(the model queue's small client is made per call, around the cached API key, so that a
+rotated key lands).
 
 Handlers get everything from here, so they never touch boto3 or httpx themselves, and the
 tests can hand in a Runtime of their own (`lambda_handler(event, context, runtime)`). The
-policies are the few settings each step reads, so no step sees the whole settings model.
+policies are the few settings each step reads, so no step sees the whole settings model;
+a handler reads a setting itself only where it passes one value on (the callback's bus).
 """
 
 from __future__ import annotations
