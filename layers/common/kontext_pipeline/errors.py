@@ -113,8 +113,8 @@ def model_reason(error_type: str | None) -> str:
 
 
 def aws_error_code(exc: ClientError) -> str:
-    """The error code of a boto3 ClientError (`NoSuchKey`, `ConditionalCheckFailedException`)."""
-    return str(exc.response.get("Error", {}).get("Code", ""))
+    """The error code of a boto3 ClientError (`NoSuchKey`, ...), or `unknown` without one."""
+    return str(exc.response.get("Error", {}).get("Code") or "unknown")
 
 
 def aws_error_message(exc: ClientError) -> str:

@@ -44,5 +44,5 @@ def expires_at(after_seconds: int = RECORD_TTL_SECONDS) -> AttributeValueTypeDef
 
 def table_unavailable(exc: ClientError | BotoCoreError) -> StorageUnavailableError:
     """A failed jobs-table call as the error the state machine retries."""
-    why = (aws_error_code(exc) or "unknown") if isinstance(exc, ClientError) else str(exc)
+    why = aws_error_code(exc) if isinstance(exc, ClientError) else str(exc)
     return StorageUnavailableError(f"jobs table unavailable: {why}")

@@ -130,7 +130,7 @@ def _unreachable(exc: Exception) -> str:
 
 
 def _refused(exc: ClientError) -> str:
-    code = aws_error_code(exc) or "Unknown"
+    code = aws_error_code(exc)
     message = aws_error_message(exc)
     operation = exc.operation_name
     if code in CREDENTIALS_REFUSED:
