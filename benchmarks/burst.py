@@ -121,10 +121,8 @@ def _burst_notified(pipeline: LocalPipeline) -> list[str]:
 
 
 def _burst_outputs(pipeline: LocalPipeline) -> int:
-    pages = (
-        pipeline.client("s3")
-        .get_paginator("list_objects_v2")
-        .paginate(Bucket=pipeline.bucket, Prefix="outputs/bench/burst-")
+    pages = pipeline.clients.s3.get_paginator("list_objects_v2").paginate(
+        Bucket=pipeline.bucket, Prefix="outputs/bench/burst-"
     )
     return sum(
         1

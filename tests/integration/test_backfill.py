@@ -60,7 +60,7 @@ def test_a_backfill_edits_each_object_once_however_often_it_runs(pipeline: Local
 
     # When the dry run looks first, then a backfill runs with MaxConcurrency 5
     scope = EditScope(pipeline.outputs["InputPrefix"], pipeline.outputs["OutputPrefix"])
-    plan = dry_run(pipeline.client("s3"), bucket=pipeline.bucket, prefix=prefix, scope=scope)
+    plan = dry_run(pipeline.clients.s3, bucket=pipeline.bucket, prefix=prefix, scope=scope)
     first = pipeline.backfill(prefix, max_concurrency=5, timeout=240)
 
     # Then the dry run counted without starting anything, and the backfill started the 50,

@@ -119,7 +119,7 @@ def test_user_metadata_over_two_kilobytes_is_refused_as_s3_refuses_it(
     prompt = "x" * (USER_METADATA_LIMIT_BYTES - len("prompt") + 1)
     # When it is uploaded
     with pytest.raises(ClientError) as refused:
-        pipeline.client("s3").put_object(
+        pipeline.clients.s3.put_object(
             Bucket=pipeline.bucket,
             Key="inputs/too-much-metadata.png",
             Body=make_image(),
@@ -127,7 +127,7 @@ def test_user_metadata_over_two_kilobytes_is_refused_as_s3_refuses_it(
         )
     # Then S3's own error comes back, and one byte less is accepted
     assert refused.value.response["Error"]["Code"] == "MetadataTooLarge"
-    pipeline.client("s3").put_object(
+    pipeline.clients.s3.put_object(
         Bucket=pipeline.bucket,
         Key="other/just-fits.png",
         Body=make_image(),

@@ -36,7 +36,7 @@ def press_ctrl_c_once_uploaded(pipeline: LocalPipeline, key: str) -> threading.T
     """SIGINT to this process, as Ctrl-C sends it, once `key` is in the bucket."""
 
     def wait_then_interrupt() -> None:
-        s3 = pipeline.client("s3")
+        s3 = pipeline.clients.s3
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             if s3.list_objects_v2(Bucket=pipeline.bucket, Prefix=key).get("KeyCount"):
@@ -313,9 +313,7 @@ def test_invalid_options_are_refused_before_upload(
     # Then it stops with exit 2 naming the option, and nothing was uploaded
     assert code == 2
     assert "num-images=9" in err
-    listing = pipeline.client("s3").list_objects_v2(
-        Bucket=pipeline.bucket, Prefix="inputs/cli/never"
-    )
+    listing = pipeline.clients.s3.list_objects_v2(Bucket=pipeline.bucket, Prefix="inputs/cli/never")
     assert "Contents" not in listing
 
 
@@ -369,7 +367,7 @@ def test_teardown_removes_a_stack_whose_first_deploy_rolled_back(
     # Given a rolled-back stack whose images bucket survived (DeletionPolicy: Retain),
     # with two versions of an upload in it
     stack_id = rolled_back_stack(pipeline, "kontext-rolled-back")
-    s3 = pipeline.client("s3")
+    s3 = pipeline.clients.s3
     bucket = "kontext-images-" + stack_id.split("/")[2]
     s3.create_bucket(Bucket=bucket)
     s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})

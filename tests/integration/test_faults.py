@@ -106,7 +106,7 @@ def test_permanent_faults_end_in_a_failure_notification_with_the_reason(
     assert received.envelope["MessageAttributes"]["reason"]["Value"] == notification.failure.reason
     assert submits_for(pipeline, marker) <= 1
     # And nothing half-written stands under the outputs prefix for it
-    listing = pipeline.client("s3").list_objects_v2(
+    listing = pipeline.clients.s3.list_objects_v2(
         Bucket=pipeline.bucket, Prefix=f"outputs/faults/{source.key[14:-4]}/"
     )
     assert "Contents" not in listing
@@ -141,7 +141,7 @@ def test_a_copy_that_breaks_midway_is_redone_without_duplicates(pipeline: LocalP
     folder = notification.outputs[0].key.rsplit("/", 1)[0] + "/"
     keys = [
         item["Key"]
-        for item in pipeline.client("s3").list_objects_v2(Bucket=pipeline.bucket, Prefix=folder)[
+        for item in pipeline.clients.s3.list_objects_v2(Bucket=pipeline.bucket, Prefix=folder)[
             "Contents"
         ]
     ]
@@ -171,7 +171,7 @@ def test_the_api_key_never_leaves_the_queue_calls(
     for execution in pipeline.executions():
         written.append(json.dumps(pipeline.history(execution["executionArn"]), default=str))
     written += [json.dumps(item.envelope) for item in pipeline.notifications()]
-    s3 = pipeline.client("s3")
+    s3 = pipeline.clients.s3
     for item in s3.list_objects_v2(Bucket=pipeline.bucket, Prefix="outputs/")["Contents"]:
         written.append(
             json.dumps(s3.head_object(Bucket=pipeline.bucket, Key=item["Key"])["Metadata"])

@@ -18,7 +18,7 @@ SAMPLE = ROOT / "samples" / "kitchen-table.jpg"
 
 def read_object(pipeline: LocalPipeline, uri: str) -> tuple[bytes, dict[str, Any]]:
     bucket, key = uri.removeprefix("s3://").split("/", 1)
-    response = pipeline.client("s3").get_object(Bucket=bucket, Key=key)
+    response = pipeline.clients.s3.get_object(Bucket=bucket, Key=key)
     return response["Body"].read(), response
 
 
