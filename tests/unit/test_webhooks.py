@@ -271,3 +271,18 @@ def test_an_error_webhooks_payload_detail_reaches_the_failure_cause(
     # Then the task fails with the headline and the detail in its cause
     cause = json.loads(sent[0]["failure"]["cause"])["errorMessage"]
     assert cause == "model_request_failed: Invalid status code: 422: prompt: field required"
+
+
+def test_an_error_webhooks_error_type_is_the_failures_reason_as_when_polling(
+    jwks_url: str, rendezvous: tuple[WebhookRendezvous, list[dict[str, Any]]]
+) -> None:
+    # Given a waiting job and fal's ERROR webhook whose payload names its error type
+    document = load_event("fal_webhook_error")
+    document["payload"] = {"error_type": "image_load_error"}
+    meeting, sent = rendezvous
+    meeting.register_token(job(), "token-1")
+    # When it is verified and recorded
+    meeting.record_webhook(verified(jwks_url, json.dumps(document).encode()))
+    # Then the failure's reason is the model's own, as CheckStatus gives the same error
+    cause = json.loads(sent[0]["failure"]["cause"])["errorMessage"]
+    assert cause.startswith("model_image_load_error: ")

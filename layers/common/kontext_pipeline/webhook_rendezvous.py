@@ -59,6 +59,9 @@ class WebhookRendezvous:
         if webhook.error:
             expression += ", webhook_error = :error"
             values[":error"] = {"S": webhook.error[:2000]}
+        if webhook.error_type:
+            expression += ", webhook_error_type = :error_type"
+            values[":error_type"] = {"S": webhook.error_type[:200]}
         if webhook.result_json:
             expression += ", webhook_result = :result"
             values[":result"] = {"S": webhook.result_json}
@@ -93,7 +96,8 @@ class WebhookRendezvous:
                 self._succeed(token, job, item.get("webhook_result", {}).get("S"))
             else:
                 error = item.get("webhook_error", {}).get("S", "the model reported an error")
-                self._fail(token, ModelRequestFailedError(error))
+                error_type = item.get("webhook_error_type", {}).get("S")
+                self._fail(token, ModelRequestFailedError.from_model(error, error_type))
         except ClientError as exc:
             code = aws_error_code(exc)
             if code in ("TaskTimedOut", "InvalidToken", "TaskDoesNotExist"):

@@ -87,6 +87,9 @@ class VerifiedWebhook:
     # The result, as fal sent it and the signature covered it; None when absent, too
     # large to carry, or not a result (then collect fetches it from the response URL).
     result_json: str | None = None
+    # An ERROR's own type (payload `error_type`): the failure's reason is model_<type>, as
+    # when polling finds the same error.
+    error_type: str | None = None
 
 
 def verify_webhook(
@@ -150,7 +153,11 @@ def _read_body(document: dict[str, Any], request_id: str) -> VerifiedWebhook:
         raise WebhookRejectedError(f"unknown webhook status {status!r}")
     queue_request_id = str(document["request_id"])
     if status == "ERROR":
-        return VerifiedWebhook(queue_request_id, status, _error_text(document))
+        payload = document.get("payload")
+        error_type = payload.get("error_type") if isinstance(payload, dict) else None
+        return VerifiedWebhook(
+            queue_request_id, status, _error_text(document), error_type=error_type
+        )
     return VerifiedWebhook(queue_request_id, status, None, _carried_result(document))
 
 
