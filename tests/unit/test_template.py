@@ -450,8 +450,8 @@ def test_the_local_deployer_refuses_a_bad_parameter_before_creating_anything() -
     import boto3
     from moto import mock_aws
 
-    from kontext_tools.local.account import AwsClients
     from kontext_tools.local.stack import deploy_stack
+    from kontext_tools.session_clients import SessionClients
 
     # Given a moto account, and prefixes that overlap
     with mock_aws():
@@ -460,7 +460,7 @@ def test_the_local_deployer_refuses_a_bad_parameter_before_creating_anything() -
         with pytest.raises(ParameterRefusedError, match="PrefixesDoNotOverlap"):
             deploy_stack(
                 ROOT / "template.yaml",
-                clients=AwsClients(session),
+                clients=SessionClients(session),
                 parameters={"InputPrefix": "inputs/", "OutputPrefix": "inputs/"},
             )
         # Then nothing was created

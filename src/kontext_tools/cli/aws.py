@@ -9,20 +9,14 @@ import os
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from kontext_pipeline.aws_clients import AwsClient
 from kontext_pipeline.errors import aws_error_code, aws_error_message
 
 from kontext_tools.cli.exits import CliError
 from kontext_tools.deployed import StackOutputs, find_stack, stack_name_from_samconfig
+from kontext_tools.session_clients import SessionClients
 
 if TYPE_CHECKING:
     from botocore.exceptions import ClientError
-    from types_boto3_cloudformation.client import CloudFormationClient
-    from types_boto3_lambda.client import LambdaClient
-    from types_boto3_s3.client import S3Client
-    from types_boto3_secretsmanager.client import SecretsManagerClient
-    from types_boto3_sqs.client import SQSClient
-    from types_boto3_stepfunctions.client import SFNClient
 
 DEFAULT_STACK = "kontext-pipeline"
 
@@ -39,15 +33,8 @@ CREDENTIALS_REFUSED = frozenset(
 )
 
 
-class Aws:
+class Aws(SessionClients):
     """A boto3 session whose clients give up in bounded time (a CLI must not hang offline)."""
-
-    cloudformation: AwsClient[CloudFormationClient] = AwsClient("cloudformation")
-    stepfunctions: AwsClient[SFNClient] = AwsClient("stepfunctions")
-    s3: AwsClient[S3Client] = AwsClient("s3")
-    sqs: AwsClient[SQSClient] = AwsClient("sqs")
-    lambda_: AwsClient[LambdaClient] = AwsClient("lambda")
-    secretsmanager: AwsClient[SecretsManagerClient] = AwsClient("secretsmanager")
 
     def __init__(self, region: str | None) -> None:
         import boto3  # noqa: PLC0415 - keeps `--help` fast
@@ -55,13 +42,11 @@ class Aws:
 
         # botocore reads AWS_DEFAULT_REGION only; AWS_REGION is what the other SDKs read.
         region = region or os.environ.get("AWS_REGION") or None
-        self.session = boto3.Session(region_name=region) if region else boto3.Session()
-        self.config = Config(
+        session = boto3.Session(region_name=region) if region else boto3.Session()
+        config = Config(
             connect_timeout=5, read_timeout=30, retries={"max_attempts": 3, "mode": "standard"}
         )
-
-    def make_client(self, service: str) -> object:
-        return self.session.client(service, config=self.config)
+        super().__init__(session, config)
 
 
 def stack_name(args: argparse.Namespace) -> str:

@@ -1,25 +1,7 @@
-"""The emulated AWS account of a local run: its id, region and credentials, and typed
-boto3 clients of a session in it."""
+"""The emulated AWS account of a local run: its id, region and credentials (its clients:
+kontext_tools.session_clients, on a session in REGION)."""
 
 from __future__ import annotations
-
-from typing import TYPE_CHECKING
-
-from kontext_pipeline.aws_clients import AwsClient
-
-if TYPE_CHECKING:
-    import boto3
-    from types_boto3_cloudformation.client import CloudFormationClient
-    from types_boto3_cloudwatch.client import CloudWatchClient
-    from types_boto3_dynamodb.client import DynamoDBClient
-    from types_boto3_events.client import EventBridgeClient
-    from types_boto3_iam.client import IAMClient
-    from types_boto3_lambda.client import LambdaClient
-    from types_boto3_s3.client import S3Client
-    from types_boto3_secretsmanager.client import SecretsManagerClient
-    from types_boto3_sns.client import SNSClient
-    from types_boto3_sqs.client import SQSClient
-    from types_boto3_stepfunctions.client import SFNClient
 
 ACCOUNT_ID = "123456789012"
 REGION = "us-east-1"
@@ -29,26 +11,3 @@ EMULATED_CREDENTIALS = {
     "AWS_SECRET_ACCESS_KEY": "local",
     "AWS_SESSION_TOKEN": "local",
 }
-
-
-class AwsClients:
-    """One boto3 session's clients, each in the emulated region, made when first used."""
-
-    s3: AwsClient[S3Client] = AwsClient("s3")
-    sns: AwsClient[SNSClient] = AwsClient("sns")
-    sqs: AwsClient[SQSClient] = AwsClient("sqs")
-    secretsmanager: AwsClient[SecretsManagerClient] = AwsClient("secretsmanager")
-    iam: AwsClient[IAMClient] = AwsClient("iam")
-    lambda_: AwsClient[LambdaClient] = AwsClient("lambda")
-    stepfunctions: AwsClient[SFNClient] = AwsClient("stepfunctions")
-    dynamodb: AwsClient[DynamoDBClient] = AwsClient("dynamodb")
-    cloudwatch: AwsClient[CloudWatchClient] = AwsClient("cloudwatch")
-    events: AwsClient[EventBridgeClient] = AwsClient("events")
-    cloudformation: AwsClient[CloudFormationClient] = AwsClient("cloudformation")
-
-    def __init__(self, session: boto3.Session) -> None:
-        self.session = session
-
-    def make_client(self, service: str) -> object:
-        """A client of any service (the fields above are the typed ones)."""
-        return self.session.client(service, region_name=REGION)

@@ -46,9 +46,9 @@ from kontext_tools.local.stand_up import LocalRun, LocalRunOptions, stand_up
 
 if TYPE_CHECKING:
     from kontext_tools.emulator import FalQueueEmulator
-    from kontext_tools.local.account import AwsClients
     from kontext_tools.local.lambdas import LocalLambdas
     from kontext_tools.local.stack import LocalStack
+    from kontext_tools.session_clients import SessionClients
 
 
 @dataclass(frozen=True)
@@ -119,7 +119,7 @@ class LocalPipeline:
         return self._run.endpoint_url if self._run else ""
 
     @property
-    def clients(self) -> AwsClients:
+    def clients(self) -> SessionClients:
         """Typed boto3 clients of the emulated AWS (`pipeline.clients.s3`)."""
         assert self._run is not None, "use LocalPipeline as a context manager"
         return self._run.clients

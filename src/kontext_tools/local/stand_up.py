@@ -13,13 +13,14 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, TypedDict
 from urllib.parse import urlsplit
 
-from kontext_tools.local.account import EMULATED_CREDENTIALS, REGION, AwsClients
+from kontext_tools.local.account import EMULATED_CREDENTIALS, REGION
 from kontext_tools.local.build import BuildArtifacts, ensure_built, host_architecture
 from kontext_tools.local.gateway import FunctionUrlGateway
 from kontext_tools.local.lambdas import DEFAULT_MAX_SANDBOXES, LocalLambdas
 from kontext_tools.local.moto_server import start_moto_server
 from kontext_tools.local.sandbox import RuntimeSetup
 from kontext_tools.local.stack import LocalOverrides, LocalStack, deploy_stack
+from kontext_tools.session_clients import SessionClients
 
 if TYPE_CHECKING:
     from kontext_tools.emulator import EmulatorTiming, FalQueueEmulator
@@ -66,7 +67,7 @@ class LocalRun:
     """What a local run that stands consists of."""
 
     endpoint_url: str
-    clients: AwsClients
+    clients: SessionClients
     stack: LocalStack
     lambdas: LocalLambdas
     emulator: FalQueueEmulator | None
@@ -92,7 +93,7 @@ def stand_up(options: LocalRunOptions, exit_stack: ExitStack) -> LocalRun:
     endpoint = start_moto_server(exit_stack, log)
     emulated = _reach_emulated_aws(endpoint)
     session = boto3.Session(region_name=REGION)
-    clients = AwsClients(session)
+    clients = SessionClients(session)
     model = _model_queue(options, exit_stack)
     gateway = FunctionUrlGateway(clients.lambda_).start()
     exit_stack.callback(gateway.stop)

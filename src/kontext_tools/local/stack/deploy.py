@@ -9,13 +9,13 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from kontext_tools.local.account import AwsClients
 from kontext_tools.local.rules import check_parameters
 from kontext_tools.local.stack.intrinsics import Resolver, references
 from kontext_tools.local.stack.local_stack import LocalStack
 from kontext_tools.local.stack.resources import LocalOverrides, ResourceCreator
 from kontext_tools.local.stack.sam_translation import translate_template
 from kontext_tools.local.stack.template import TemplateError, load_template
+from kontext_tools.session_clients import SessionClients
 
 if TYPE_CHECKING:
     pass
@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 def deploy_stack(
     template_path: Path,
     *,
-    clients: AwsClients,
+    clients: SessionClients,
     stack_name: str = "kontext-local",
     parameters: Mapping[str, str] | None = None,
     overrides: LocalOverrides | None = None,
@@ -48,7 +48,7 @@ def deploy_stack(
     return stack
 
 
-def _register_stack(clients: AwsClients, stack: LocalStack) -> None:
+def _register_stack(clients: SessionClients, stack: LocalStack) -> None:
     """Make the stack's outputs readable through CloudFormation, as after `sam deploy`."""
     summary = {
         "Resources": {"Deployed": {"Type": "AWS::CloudFormation::WaitConditionHandle"}},

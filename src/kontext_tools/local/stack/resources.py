@@ -12,11 +12,12 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from kontext_tools.local.account import ACCOUNT_ID, REGION, AwsClients
+from kontext_tools.local.account import ACCOUNT_ID, REGION
 from kontext_tools.local.stack.intrinsics import Resolver
 from kontext_tools.local.stack.local_stack import LocalStack
 from kontext_tools.local.stack.sam_translation import Translation, zip_folder
 from kontext_tools.local.stack.template import TemplateError
+from kontext_tools.session_clients import SessionClients
 
 Creator = Callable[[str, dict[str, Any]], None]
 
@@ -47,7 +48,7 @@ def _lambda_notifications(lambdas: list[dict[str, Any]]) -> list[Any]:
 
 @dataclass
 class ResourceCreator:
-    clients: AwsClients
+    clients: SessionClients
     stack: LocalStack
     resolver: Resolver
     translation: Translation
