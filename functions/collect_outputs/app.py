@@ -22,7 +22,7 @@ def handle(event: dict[str, Any], context: LambdaContext, runtime: Runtime) -> d
         publisher=runtime.notifier(context),
         scope=runtime.edit_scope,
         policy=runtime.output_policy,
-        budget=runtime.budget,
+        budget=runtime.slots,
         run_times=runtime.run_times,
     )
     notification = collect_outputs(envelope.job, step, execution_id=envelope.execution_id)

@@ -25,7 +25,7 @@ def handle(event: dict[str, Any], context: LambdaContext, runtime: Runtime) -> d
         logger.warning("no model client for the cancel", extra={"why": str(exc)})
         queue = None
     step = ReportFailure(
-        publisher=runtime.notifier(context), queue=queue, s3=runtime.s3, budget=runtime.budget
+        publisher=runtime.notifier(context), queue=queue, s3=runtime.s3, budget=runtime.slots
     )
     notification = report_failure(envelope.job, step, execution_id=envelope.execution_id)
     reason = notification.failure.reason if notification.failure else "unknown"

@@ -15,6 +15,7 @@ from kontext_pipeline.jobs_table import webhook_item_key
 from kontext_pipeline.models import QueueStatus
 from kontext_pipeline.runtime import Runtime
 
+from kontext_tools.local.stack import load_template
 from tests.conftest import JOBS_TABLE, ROOT, data_uri, load_event, make_image
 from tests.fakes import FakeQueue
 
@@ -34,7 +35,52 @@ class Context:
         return 60_000
 
 
-def handler(function: str) -> ModuleType:
+# The settings a handler read during the test (RecordingSettings notes them).
+READ: set[str] = set()
+
+
+class RecordingSettings(PipelineSettings):
+    """Settings that note each field read, so a test can hold them against the template."""
+
+    def __getattribute__(self, name: str) -> Any:
+        if name in PipelineSettings.model_fields:
+            READ.add(name)
+        return super().__getattribute__(name)
+
+
+def template_settings(function: str | None = None) -> set[str]:
+    """The settings template.yaml gives functions/<function> (Globals' and its own), or
+    with no function, those it gives any function."""
+    template = load_template(ROOT / "template.yaml")
+    names = set(template["Globals"]["Function"]["Environment"]["Variables"])
+    for resource in template["Resources"].values():
+        properties = resource.get("Properties", {})
+        if resource["Type"] == "AWS::Serverless::Function" and function in (
+            None,
+            properties["CodeUri"].removeprefix("functions/").rstrip("/"),
+        ):
+            names |= set(properties.get("Environment", {}).get("Variables", {}))
+    return {name.lower() for name in names}
+
+
+@dataclass(frozen=True)
+class FunctionUnderTest:
+    name: str
+    module: ModuleType
+
+    def lambda_handler(self, event: Any, context: Context, runtime: Runtime) -> Any:
+        """The handler, as Lambda calls it. And every deployment setting it read (one the
+        template sets for some function) must be set for this one: a missing one would fall
+        back to its default on AWS without a word (a cap of 0, say, and slots never freed).
+        Settings the template sets for no function keep their documented defaults."""
+        READ.clear()
+        answer = self.module.lambda_handler(event, context, runtime)
+        unset = (READ & template_settings()) - template_settings(self.name)
+        assert not unset, f"{self.name} reads settings its template does not set: {unset}"
+        return answer
+
+
+def handler(function: str) -> FunctionUnderTest:
     """functions/<function>/app.py, loaded as Lambda loads it (each folder its own `app`)."""
     path = ROOT / "functions" / function / "app.py"
     spec = importlib.util.spec_from_file_location(f"app_{function}", path)
@@ -42,7 +88,7 @@ def handler(function: str) -> ModuleType:
     assert spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    return module
+    return FunctionUnderTest(function, module)
 
 
 @pytest.fixture
@@ -68,7 +114,7 @@ def runtime(aws: Any, jobs_table: Any) -> Runtime:
         Endpoint=inbox_arn["Attributes"]["QueueArn"],
         Attributes={"RawMessageDelivery": "true"},
     )
-    settings = PipelineSettings(jobs_table=JOBS_TABLE, topic_arn=topic, state_machine_arn=machine)
+    settings = RecordingSettings(jobs_table=JOBS_TABLE, topic_arn=topic, state_machine_arn=machine)
     return Runtime(settings=settings, model_queue=FakeQueue())
 
 

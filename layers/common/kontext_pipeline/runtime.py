@@ -105,6 +105,16 @@ class Runtime:
         )
 
     @cached_property
+    def slots(self) -> Budget:
+        """The budget as the steps after the submit see it: they only free the job's slot
+        (the daily image cap is SubmitEdit's alone, so these functions are not given it)."""
+        return Budget(
+            self.dynamodb,
+            self.jobs_table,
+            max_concurrent_requests=self.settings.max_concurrent_requests,
+        )
+
+    @cached_property
     def callback_rules(self) -> CallbackRules:
         from kontext_pipeline.callbacks import CallbackRules  # noqa: PLC0415 - see above
 
