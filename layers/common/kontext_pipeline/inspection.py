@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import base64
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from botocore.exceptions import ClientError
 
 from kontext_pipeline.errors import InvalidInputError, Reason, is_missing_object, s3_error
+from kontext_pipeline.metadata import PROMPT_FIELD, Sidecar, normalise_metadata, parse_sidecar
 from kontext_pipeline.models import SourceObject
 
 if TYPE_CHECKING:
@@ -134,8 +136,17 @@ def inspect_source(
     )
 
 
-def read_sidecar(s3: S3Client, source: SourceObject) -> tuple[str, str] | None:
-    """The first `<key>.prompt.txt` / `<key>.prompt.json` beside the object, as (name, text)."""
+def upload_sidecar(
+    s3: S3Client, source: SourceObject, metadata: Mapping[str, str]
+) -> Sidecar | None:
+    """The upload's sidecar, read only when its metadata carries no prompt (metadata wins)."""
+    if normalise_metadata(metadata).get(PROMPT_FIELD):
+        return None
+    return read_sidecar(s3, source)
+
+
+def read_sidecar(s3: S3Client, source: SourceObject) -> Sidecar | None:
+    """The first `<key>.prompt.txt` / `<key>.prompt.json` beside the object, parsed."""
     for suffix in SIDECAR_SUFFIXES:
         key = source.key + suffix
         try:
@@ -148,12 +159,13 @@ def read_sidecar(s3: S3Client, source: SourceObject) -> tuple[str, str] | None:
             raise s3_error(exc, f"s3://{source.bucket}/{key}") from exc
         body: bytes = response["Body"].read()
         try:
-            return key, body.decode("utf-8")
+            text = body.decode("utf-8")
         except UnicodeDecodeError as exc:
             raise InvalidInputError(
                 f"sidecar s3://{source.bucket}/{key} is not UTF-8 text",
                 reason=Reason.INVALID_SIDECAR,
             ) from exc
+        return Sidecar(key, parse_sidecar(text, name=key))
     return None
 
 

@@ -21,8 +21,8 @@ from kontext_pipeline.errors import (
     PipelineError,
     StorageUnavailableError,
 )
-from kontext_pipeline.inspection import object_request, read_sidecar
-from kontext_pipeline.metadata import PROMPT_FIELD, normalise_metadata, parse_sidecar
+from kontext_pipeline.inspection import object_request, upload_sidecar
+from kontext_pipeline.metadata import PROMPT_FIELD, normalise_metadata
 from kontext_pipeline.models import SourceObject
 from kontext_pipeline.observability import logger
 from kontext_pipeline.outcomes import FailureDetail, Notification
@@ -109,10 +109,12 @@ def _read_back_upload(
 
 def _uploaded_prompt(s3: S3Client, source: SourceObject, metadata: Mapping[str, str]) -> str | None:
     try:
-        prompt = normalise_metadata(metadata).get(PROMPT_FIELD)
-        found = None if prompt else read_sidecar(s3, source)
-        if found:
-            prompt = parse_sidecar(found[1], name=found[0]).get(PROMPT_FIELD)
+        sidecar = upload_sidecar(s3, source, metadata)
+        prompt = (
+            sidecar.fields.get(PROMPT_FIELD)
+            if sidecar
+            else normalise_metadata(metadata).get(PROMPT_FIELD)
+        )
     except PipelineError:
         return None  # an unreadable prompt is what failed the job: the failure says so
     return prompt if isinstance(prompt, str) and prompt else None

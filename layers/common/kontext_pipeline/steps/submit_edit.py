@@ -18,18 +18,14 @@ from kontext_pipeline.inspection import (
     InspectedObject,
     inspect_source,
     presign_source,
-    read_sidecar,
     source_as_data_uri,
+    upload_sidecar,
 )
 from kontext_pipeline.ledger import JobLedger
 from kontext_pipeline.metadata import (
-    PROMPT_FIELD,
     EditDefaults,
     EditSpec,
-    Sidecar,
     build_edit_spec,
-    normalise_metadata,
-    parse_sidecar,
 )
 from kontext_pipeline.models import EditRequest, JobStart, ModelJob, QueueSubmission, utc_now
 from kontext_pipeline.observability import logger
@@ -125,15 +121,9 @@ def submit_edit(start: JobStart, step: SubmitEdit) -> ModelJob:
 
 def _edit_spec(start: JobStart, inspected: InspectedObject, step: SubmitEdit) -> EditSpec:
     """The prompt and options: metadata, else the sidecar, over the configured defaults."""
-    sidecar = None
-    if not normalise_metadata(inspected.metadata).get(PROMPT_FIELD):
-        found = read_sidecar(step.s3, inspected.source)
-        if found:
-            sidecar_name, text = found
-            sidecar = Sidecar(sidecar_name, parse_sidecar(text, name=sidecar_name))
     spec = build_edit_spec(
         inspected.metadata,
-        sidecar=sidecar,
+        sidecar=upload_sidecar(step.s3, inspected.source, inspected.metadata),
         defaults=EditDefaults(step.policy.default_prompt, step.policy.default_options),
         overrides=start.request.as_fields() if start.request else None,
     )
