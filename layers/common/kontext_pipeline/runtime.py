@@ -18,21 +18,11 @@ import boto3
 import httpx
 from botocore.config import Config
 
-from kontext_pipeline.api_key import resolve_api_key
 from kontext_pipeline.aws_clients import AwsClient
-from kontext_pipeline.budget import Budget
 from kontext_pipeline.config import PipelineSettings, load_settings
 from kontext_pipeline.errors import ConfigurationError, Reason
-from kontext_pipeline.fal import FalQueueClient
-from kontext_pipeline.fal_transport import FalEndpoint, RetryPolicy
-from kontext_pipeline.ledger import JobLedger
-from kontext_pipeline.notify import Notifier
-from kontext_pipeline.output_sources import OutputPolicy
-from kontext_pipeline.polling import PollPlan
 from kontext_pipeline.protocols import ModelQueue
-from kontext_pipeline.run_times import RecentRunTimes
 from kontext_pipeline.scope import EditScope
-from kontext_pipeline.secret_store import SecretStore
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -44,8 +34,16 @@ if TYPE_CHECKING:
     from types_boto3_stepfunctions.client import SFNClient
 
     # Imported where used: only the functions that need them load them (the webhook and
-    # callback modules bring cryptography), so the others' cold starts do not pay for them.
+    # callback modules bring cryptography, the notifier Powertools Idempotency, the queue
+    # client its transport), so the others' cold starts do not pay for them.
+    from kontext_pipeline.budget import Budget
     from kontext_pipeline.callbacks import CallbackRules
+    from kontext_pipeline.ledger import JobLedger
+    from kontext_pipeline.notify import Notifier
+    from kontext_pipeline.output_sources import OutputPolicy
+    from kontext_pipeline.polling import PollPlan
+    from kontext_pipeline.run_times import RecentRunTimes
+    from kontext_pipeline.secret_store import SecretStore
     from kontext_pipeline.steps.start_edit import JobStarter
     from kontext_pipeline.steps.submit_edit import SubmitPolicy
     from kontext_pipeline.webhook_rendezvous import WebhookRendezvous
@@ -87,6 +85,8 @@ class Runtime:
 
     @cached_property
     def ledger(self) -> JobLedger:
+        from kontext_pipeline.ledger import JobLedger  # noqa: PLC0415 - see above
+
         return JobLedger(self.dynamodb, self.jobs_table)
 
     @cached_property
@@ -97,6 +97,8 @@ class Runtime:
 
     @cached_property
     def budget(self) -> Budget:
+        from kontext_pipeline.budget import Budget  # noqa: PLC0415 - see above
+
         return Budget(
             self.dynamodb,
             self.jobs_table,
@@ -108,6 +110,8 @@ class Runtime:
     def slots(self) -> Budget:
         """The budget as the steps after the submit see it: they only free the job's slot
         (the daily image cap is SubmitEdit's alone, so these functions are not given it)."""
+        from kontext_pipeline.budget import Budget  # noqa: PLC0415 - see above
+
         return Budget(
             self.dynamodb,
             self.jobs_table,
@@ -134,6 +138,8 @@ class Runtime:
     @cached_property
     def secrets(self) -> SecretStore:
         """One store per warm function: its cache is what makes the per-call reads cheap."""
+        from kontext_pipeline.secret_store import SecretStore  # noqa: PLC0415 - see above
+
         return SecretStore(self.secretsmanager)
 
     @cached_property
@@ -150,6 +156,8 @@ class Runtime:
 
     @cached_property
     def _notifier(self) -> Notifier:
+        from kontext_pipeline.notify import Notifier  # noqa: PLC0415 - see above
+
         return Notifier(
             sns=self.sns,
             topic_arn=required(self.settings.topic_arn, "TOPIC_ARN"),
@@ -173,6 +181,10 @@ class Runtime:
 
         A queue handed in (`model_queue`: the tests) is used instead.
         """
+        from kontext_pipeline.api_key import resolve_api_key  # noqa: PLC0415 - see above
+        from kontext_pipeline.fal import FalQueueClient  # noqa: PLC0415 - see above
+        from kontext_pipeline.fal_transport import FalEndpoint, RetryPolicy  # noqa: PLC0415 - see above
+
         if self.model_queue is not None:
             return self.model_queue
         key = resolve_api_key(self.settings, self.secrets)
@@ -190,6 +202,8 @@ class Runtime:
 
     @cached_property
     def poll_plan(self) -> PollPlan:
+        from kontext_pipeline.polling import PollPlan  # noqa: PLC0415 - see above
+
         return PollPlan(
             min_seconds=self.settings.poll_min_seconds,
             max_seconds=self.settings.poll_max_seconds,
@@ -199,10 +213,14 @@ class Runtime:
 
     @cached_property
     def run_times(self) -> RecentRunTimes:
+        from kontext_pipeline.run_times import RecentRunTimes  # noqa: PLC0415 - see above
+
         return RecentRunTimes(self.dynamodb, self.jobs_table, self.settings.fal_model_path)
 
     @cached_property
     def output_policy(self) -> OutputPolicy:
+        from kontext_pipeline.output_sources import OutputPolicy  # noqa: PLC0415 - see above
+
         # Files on the queue's own origin are accepted too: that queue has the key already.
         return OutputPolicy.for_queue(
             self.settings.fal_base_url,
