@@ -30,7 +30,7 @@ from kontext_pipeline.errors import (
     StorageUnavailableError,
     aws_error_code,
 )
-from kontext_pipeline.jobs_table import expires_at, table_unavailable
+from kontext_pipeline.jobs_table import expires_at, item_key, job_item_key, table_unavailable
 from kontext_pipeline.ledger import Hold
 from kontext_pipeline.models import utc_now
 
@@ -66,7 +66,7 @@ class Budget:
         try:
             response = self.dynamodb.update_item(
                 TableName=self.table_name,
-                Key={"pk": {"S": key}},
+                Key=item_key(key),
                 UpdateExpression="ADD images :n SET expires_at = if_not_exists(expires_at, :ttl)",
                 ConditionExpression="attribute_not_exists(images) OR images <= :room",
                 ExpressionAttributeValues={
@@ -97,7 +97,7 @@ class Budget:
         try:
             self.dynamodb.update_item(
                 TableName=self.table_name,
-                Key={"pk": {"S": day_key(now or utc_now())}},
+                Key=item_key(day_key(now or utc_now())),
                 UpdateExpression="ADD images :n",
                 ConditionExpression="attribute_exists(images)",
                 ExpressionAttributeValues={":n": {"N": str(-count)}},
@@ -110,7 +110,7 @@ class Budget:
         try:
             item = self.dynamodb.get_item(
                 TableName=self.table_name,
-                Key={"pk": {"S": day_key(now or utc_now())}},
+                Key=item_key(day_key(now or utc_now())),
                 ConsistentRead=True,
             ).get("Item")
         except (ClientError, BotoCoreError) as exc:
@@ -144,14 +144,14 @@ class Budget:
             return False
         counter = _update(
             self.table_name,
-            IN_FLIGHT_KEY,
+            item_key(IN_FLIGHT_KEY),
             "ADD requests :one",
             "attribute_not_exists(requests) OR requests < :cap",
             {":one": {"N": "1"}, ":cap": {"N": str(self.max_concurrent_requests)}},
         )
         mark = _update(
             self.table_name,
-            f"job#{job_key}",
+            job_item_key(job_key),
             "SET holds_slot = :yes, expires_at = :ttl",
             "attribute_not_exists(holds_slot)",
             {":yes": {"BOOL": True}, ":ttl": expires_at()},
@@ -175,14 +175,14 @@ class Budget:
             return False
         mark = _update(
             self.table_name,
-            f"job#{job_key}",
+            job_item_key(job_key),
             "REMOVE holds_slot",
             "holds_slot = :yes",
             {":yes": {"BOOL": True}},
         )
         counter = _update(
             self.table_name,
-            IN_FLIGHT_KEY,
+            item_key(IN_FLIGHT_KEY),
             "ADD requests :minus",
             "requests > :zero",
             {":minus": {"N": "-1"}, ":zero": {"N": "0"}},
@@ -206,7 +206,7 @@ class Budget:
 
 def _update(
     table_name: str,
-    pk: str,
+    key: dict[str, AttributeValueTypeDef],
     expression: str,
     condition: str,
     values: Mapping[str, AttributeValueTypeDef],
@@ -215,7 +215,7 @@ def _update(
     return {
         "Update": {
             "TableName": table_name,
-            "Key": {"pk": {"S": pk}},
+            "Key": key,
             "UpdateExpression": expression,
             "ConditionExpression": condition,
             "ExpressionAttributeValues": dict(values),

@@ -27,14 +27,19 @@ if TYPE_CHECKING:
 RECORD_TTL_SECONDS = 7 * 24 * 3600
 
 
+def item_key(pk: str) -> dict[str, AttributeValueTypeDef]:
+    """The key of the item `pk` (one of the kinds above)."""
+    return {"pk": {"S": pk}}
+
+
 def job_item_key(job_key: str) -> dict[str, AttributeValueTypeDef]:
     """The key of a job's own item (`job#<job key>`)."""
-    return {"pk": {"S": f"job#{job_key}"}}
+    return item_key(f"job#{job_key}")
 
 
 def webhook_item_key(request_id: str) -> dict[str, AttributeValueTypeDef]:
     """The key of the item where a request's task token and webhook meet."""
-    return {"pk": {"S": f"webhook#{request_id}"}}
+    return item_key(f"webhook#{request_id}")
 
 
 def expires_at(after_seconds: int = RECORD_TTL_SECONDS) -> AttributeValueTypeDef:

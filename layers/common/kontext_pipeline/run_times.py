@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from kontext_pipeline.jobs_table import item_key
 from kontext_pipeline.observability import logger
 
 if TYPE_CHECKING:
@@ -40,7 +41,7 @@ class RecentRunTimes:
 
     @property
     def _key(self) -> dict[str, AttributeValueTypeDef]:
-        return {"pk": {"S": f"model-run#{self.model_path}"}}
+        return item_key(f"model-run#{self.model_path}")
 
     def typical_seconds(self) -> float | None:
         """The recent typical run, or None when none is known (or the table is unreadable)."""
