@@ -49,16 +49,17 @@ def check_status(
     inline_until = clock.monotonic() + plan.inline_budget_seconds
     while True:
         status = queue.status(job.status_url)
-        job = _observe(job, status, clock.now())
+        checked_at = clock.now()
+        job = _observe(job, status, checked_at)
         if job.status == "COMPLETED":
             return job
-        checked_at = job.checked_at or job.submitted_at
+        to_limit = _until_limit(job, checked_at)
         if job.status == "IN_QUEUE":
             until = plan.until_worth_asking_queued(job.queue_position, job.seconds_per_position)
         else:
             running_since = job.in_progress_since or checked_at
             until = plan.until_worth_asking_running((checked_at - running_since).total_seconds())
-        until = min(until, _until_limit(job, checked_at))
+        until = min(until, to_limit)
         # Bounded: each turn sleeps (until the answer is worth asking for, at least one
         # interval), and the budget ends the loop.
         if plan.keep_asking_inline(until, inline_until - clock.monotonic()):
@@ -68,7 +69,7 @@ def check_status(
             until, queued=job.status == "IN_QUEUE", pace_known=job.seconds_per_position is not None
         )
         # Never sleep past a limit: the next look lands on it, so the cancel is prompt.
-        wait = min(wait, max(1, math.ceil(_until_limit(job, checked_at))))
+        wait = min(wait, max(1, math.ceil(to_limit)))
         return job.model_copy(update={"next_poll_seconds": wait})
 
 
