@@ -24,7 +24,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import BaseModel, ConfigDict, Field
 
 from kontext_pipeline.errors import StorageUnavailableError, is_missing_object
-from kontext_pipeline.models import EditOverrides, SourceObject
+from kontext_pipeline.models import MODEL_PRICE_PER_IMAGE_USD, EditOverrides, SourceObject
 from kontext_pipeline.observability import logger
 from kontext_pipeline.scope import EditScope
 from kontext_pipeline.steps.start_edit import JobStarter, StartOutcome
@@ -32,8 +32,6 @@ from kontext_pipeline.steps.start_edit import JobStarter, StartOutcome
 if TYPE_CHECKING:
     from types_boto3_s3.client import S3Client
 
-# fal's list price for FLUX.1 Kontext [max], per output image (README, "A spending cap").
-MODEL_PRICE_PER_IMAGE_USD = 0.08
 OUTCOMES = ("started", "duplicate", "skipped", "failed")
 
 

@@ -27,7 +27,6 @@ if TYPE_CHECKING:
 SNIFF_BYTES = 32
 # Bytes enough to find the dimensions in any common header (JPEG's may follow EXIF).
 HEADER_BYTES = 64 * 1024
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".gif", ".avif")
 SIDECAR_SUFFIXES = (".prompt.txt", ".prompt.json")
 MAX_SIDECAR_BYTES = 64 * 1024
 # fal's maintainers report inline data: inputs failing above roughly 10 MB encoded.

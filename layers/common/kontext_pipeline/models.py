@@ -31,6 +31,11 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
+# fal's list price for FLUX.1 Kontext [max], per output image (README, "A spending cap"):
+# the backfill's estimate and `kontext-pipeline jobs`' cost column.
+MODEL_PRICE_PER_IMAGE_USD = 0.08
+
+
 class EditOptions(BaseModel):
     """The model's optional fields, with its own rules (README.md, the metadata contract)."""
 

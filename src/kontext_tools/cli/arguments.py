@@ -18,6 +18,7 @@ from typing import Any
 from kontext_pipeline.metadata import MAX_PROMPT_CHARS, validate_options
 
 from kontext_tools.cli.exits import CliError
+from kontext_tools.deployed.uploads import CONTENT_TYPES
 
 OPTION_NAMES = (
     "aspect_ratio",
@@ -30,7 +31,8 @@ OPTION_NAMES = (
     "sync_mode",
 )
 METADATA_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".gif", ".avif")
+# A folder's images: what an upload can name a content type for.
+IMAGE_SUFFIXES = tuple(CONTENT_TYPES)
 TEMPLATE_PATH = Path(__file__).resolve().parents[3] / "template.yaml"
 
 

@@ -8,16 +8,17 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from kontext_pipeline.models import MODEL_PRICE_PER_IMAGE_USD
+
 from kontext_tools.deployed.job import execution_events, task_payloads
 
 if TYPE_CHECKING:
     from types_boto3_stepfunctions.client import SFNClient
     from types_boto3_stepfunctions.type_defs import DescribeExecutionOutputTypeDef
 
-# Rough per-job cost: the model's price per output image (FLUX.1 Kontext [max] on fal) and
-# Step Functions Standard's price per state transition; Lambda, S3 and SNS add fractions
-# of a cent per thousand jobs (see benchmarks/prices.py and the README's Performance).
-MODEL_PRICE_PER_IMAGE_USD = 0.08
+# Rough per-job cost: the model's price per output image (models.py) and Step Functions
+# Standard's price per state transition; Lambda, S3 and SNS add fractions of a cent per
+# thousand jobs (see benchmarks/prices.py and the README's Performance).
 STEP_FUNCTIONS_PER_TRANSITION_USD = 0.025 / 1000
 EXECUTION_STATUSES = ("RUNNING", "SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED")
 
