@@ -222,3 +222,39 @@ def test_a_stack_that_is_changing_or_not_ours_is_not_deleted(
         teardown_stack(cloudformation, FakeS3("b"), "kontext", keep_bucket=False)
     assert refused.value.reason == reason
     assert cloudformation.deleted == []
+
+
+def test_a_versioned_upload_finds_its_execution_by_name_and_a_key_alone_by_search(
+    aws: Any,
+) -> None:
+    # Given a state machine with an execution started, as the trigger starts it, for a
+    # versioned upload, and a newer one for another object
+    from kontext_pipeline.models import SourceObject
+
+    from kontext_tools.deployed import find_execution
+
+    sfn = aws.client("stepfunctions")
+    machine = sfn.create_state_machine(
+        name="edit",
+        definition=json.dumps({"StartAt": "Done", "States": {"Done": {"Type": "Succeed"}}}),
+        roleArn="arn:aws:iam::123456789012:role/sfn",
+    )["stateMachineArn"]
+    upload = SourceObject(bucket="images", key="inputs/cat.jpg", version_id="v1")
+    other = SourceObject(bucket="images", key="inputs/dog.jpg", version_id="v9")
+    for source in (upload, other):
+        sfn.start_execution(
+            stateMachineArn=machine,
+            name=source.execution_name,
+            input=json.dumps({"source": source.model_dump(mode="json")}),
+        )
+    # When each is looked up: by its version, by its key alone, and one never started
+    by_version = find_execution(sfn, machine, upload)
+    by_key = find_execution(sfn, machine, SourceObject(bucket="images", key="inputs/cat.jpg"))
+    not_started = SourceObject(bucket="images", key="inputs/cat.jpg", version_id="v2")
+    # Then the version finds its own execution, the key search the same one, and no
+    # execution is made up for a version never started
+    assert by_version is not None
+    assert by_version["name"] == upload.execution_name
+    assert by_key is not None
+    assert by_key["executionArn"] == by_version["executionArn"]
+    assert find_execution(sfn, machine, not_started) is None

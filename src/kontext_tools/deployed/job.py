@@ -38,7 +38,15 @@ class JobProgress:
 def find_execution(
     stepfunctions: SFNClient, state_machine_arn: str, source: SourceObject
 ) -> dict[str, Any] | None:
-    """The newest execution for this object (this version, when the version is known)."""
+    """The newest execution for this object (this version, when the version is known).
+
+    A known version names its execution (SourceObject.execution_name, the trigger's and the
+    backfill's one rule), so it is described directly: following an upload asks once per
+    look, not once per execution in the state machine's history. By key alone, the
+    executions are searched, newest first.
+    """
+    if source.pinned_version:
+        return _named_execution(stepfunctions, state_machine_arn, source.execution_name)
     paginator = stepfunctions.get_paginator("list_executions")
     for page in paginator.paginate(stateMachineArn=state_machine_arn):
         for summary in page["executions"]:  # newest first
@@ -46,13 +54,23 @@ def find_execution(
             started = json.loads(described.get("input", "{}")).get("source", {})
             if started.get("key") != source.key:
                 continue
-            # S3 events carry the version id; moto's carry only the ETag.
+            # An execution started by key alone (no version) still matches a versioned look.
             if source.version_id and started.get("version_id") not in (None, source.version_id):
                 continue
             if source.etag and started.get("etag") not in (None, source.etag.strip('"')):
                 continue
             return dict(described)
     return None
+
+
+def _named_execution(
+    stepfunctions: SFNClient, state_machine_arn: str, name: str
+) -> dict[str, Any] | None:
+    arn = f"{state_machine_arn.replace(':stateMachine:', ':execution:', 1)}:{name}"
+    try:
+        return dict(stepfunctions.describe_execution(executionArn=arn))
+    except stepfunctions.exceptions.ExecutionDoesNotExist:
+        return None  # not started yet
 
 
 def execution_events(stepfunctions: SFNClient, execution_arn: str) -> list[HistoryEventTypeDef]:
