@@ -38,7 +38,6 @@ from kontext_tools.emulator.command import main
 from kontext_tools.emulator.request import EmulatedRequest
 from kontext_tools.emulator.server import FalQueueEmulator
 from kontext_tools.emulator.timing import EmulatorTiming
-from kontext_tools.emulator.webhook_signing import sign_webhook
 
 __all__ = [
     "EmulatedEndpoint",
@@ -46,5 +45,4 @@ __all__ = [
     "EmulatorTiming",
     "FalQueueEmulator",
     "main",
-    "sign_webhook",
 ]

@@ -7,7 +7,6 @@ import base64
 import hashlib
 import io
 import random
-from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -32,16 +31,14 @@ MAX_SIDE = 1024
 MAX_INLINE_INPUT_BYTES = 10 * 1024 * 1024
 
 
-def load_input(url: str, fetch: Callable[[str], bytes] | None = None) -> Any:
-    """The input image (RGB) from a data: URI, or fetched (by `fetch` when given)."""
+def load_input(url: str) -> Any:
+    """The input image (RGB) from a data: URI, or fetched over HTTP."""
     from PIL import Image  # noqa: PLC0415 - Pillow only where images are made
 
     if url.startswith("data:"):
         if len(url) > MAX_INLINE_INPUT_BYTES:
             raise ValueError(f"inline data: URI of {len(url)} bytes is too large")
         data = base64.b64decode(url.split(",", 1)[1])
-    elif fetch is not None:
-        data = fetch(url)
     else:
         response = httpx.get(url, timeout=httpx.Timeout(10.0, connect=2.0))
         response.raise_for_status()

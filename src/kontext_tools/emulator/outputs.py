@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import base64
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -41,12 +41,10 @@ class Outputs:
         queue: RequestQueue,
         faults: Faults,
         urls: EmulatorUrls,
-        fetch_input: Callable[[str], bytes] | None = None,
     ) -> None:
         self._queue = queue
         self._faults = faults
         self._urls = urls
-        self._fetch_input = fetch_input
         self._render_lock = threading.Lock()
 
     def render(self, request: EmulatedRequest) -> None:
@@ -55,7 +53,7 @@ class Outputs:
             if request.outputs is not None or request.error:
                 return
             try:
-                source = load_input(str(request.body.get("image_url", "")), self._fetch_input)
+                source = load_input(str(request.body.get("image_url", "")))
             except Exception as exc:  # any fetch or decode failure is the model's input error
                 with self._queue.lock:
                     request.validation = [

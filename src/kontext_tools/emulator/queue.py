@@ -67,7 +67,8 @@ class RequestQueue:
         with self.lock:
             self._requests[request.request_id] = request
             self._order.append(request.request_id)
-            if "stuck-in-queue" not in request.faults:
+            # The waiting line is only kept when a concurrency limit makes anyone wait.
+            if self.timing.concurrency is not None and "stuck-in-queue" not in request.faults:
                 self._waiting.append(request.request_id)
             position = self.queued_before(request)
             self._on_due(request, self.completion_time(request))

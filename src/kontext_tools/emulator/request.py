@@ -26,7 +26,6 @@ class EmulatedRequest:
     model_seconds: float = 0.0
     run_seconds: float = 0.0
     status_polls: int = 0
-    webhook_deliveries: int = 0
     error_type: str | None = None
     validation: list[dict[str, Any]] = field(default_factory=list)
     outputs: list[dict[str, Any]] | None = None

@@ -4,7 +4,6 @@ and what a test or the local run may read of it."""
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler
 from typing import Any, Self
 
@@ -32,9 +31,7 @@ class FalQueueEmulator(StartStop):
         api_key: str | None = None,
         endpoint: EmulatedEndpoint = DEFAULT_ENDPOINT,
         port: int = 0,
-        fetch_input: Callable[[str], bytes] | None = None,
     ) -> None:
-        """`fetch_input`: how input URLs are read (default: an HTTP GET)."""
         self.model_path = endpoint.path
         self.timing = timing
         self._server = LoopbackServer.for_handler(handler_class(self._route), port)
@@ -45,7 +42,7 @@ class FalQueueEmulator(StartStop):
         self._schedule = WebhookSchedule(lock, timing)
         self._queue = RequestQueue(timing, lock, on_due=self._schedule.schedule)
         urls = EmulatorUrls(self._server.base_url, endpoint.owner_app, self._server.port)
-        outputs = Outputs(self._queue, self._faults, urls, fetch_input)
+        outputs = Outputs(self._queue, self._faults, urls)
         answers = QueueAnswers(self._queue, self._faults, outputs, urls, self._stopping)
         self._webhooks = WebhookSender(
             self._queue, self._schedule, self._faults, answers, self._stopping

@@ -126,8 +126,6 @@ class WebhookSender:
         timestamp = int(time.time()) - (600 if "webhook-stale" in request.faults else 0)
         headers = self.signer.headers(header_id, str(timestamp), body, forged=kind == "forged")
         headers["Content-Type"] = "application/json"
-        with self.queue.lock:
-            request.webhook_deliveries += 1
         try:
             answer = http.post(str(request.webhook_url), content=body, headers=headers)
         except httpx.HTTPError:
