@@ -20,7 +20,12 @@ INGRESS_STATUS_CODES = frozenset({502, 503, 504})
 REQUEST_ID_HEADER = "x-fal-request-id"
 ERROR_TYPE_HEADER = "x-fal-error-type"
 CANCEL_STATUSES = ("OK", "CANCELLATION_REQUESTED", "ALREADY_COMPLETED", "NOT_FOUND")
-_CANCEL_STATUS_BY_CODE = {200: "OK", 202: "CANCELLATION_REQUESTED", 400: "ALREADY_COMPLETED"}
+_CANCEL_STATUS_BY_CODE = {
+    200: "OK",
+    202: "CANCELLATION_REQUESTED",
+    400: "ALREADY_COMPLETED",
+    404: "NOT_FOUND",
+}
 _Payload = TypeVar("_Payload", QueueSubmission, QueueStatus, ModelResult)
 
 
@@ -54,8 +59,6 @@ def cancel_outcome(response: httpx.Response) -> CancelOutcome:
         return CancelOutcome(body_status)
     if response.status_code in _CANCEL_STATUS_BY_CODE:
         return CancelOutcome(_CANCEL_STATUS_BY_CODE[response.status_code])
-    if response.status_code == 404:
-        return CancelOutcome("NOT_FOUND")
     raise ModelRequestRejectedError(
         f"cancel answered {response.status_code}: {describe_detail(response)}"
     )

@@ -16,7 +16,6 @@ Rules from fal's queue protocol (docs/fal-queue.md) enforced here:
 
 from __future__ import annotations
 
-import random
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -25,6 +24,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
+from kontext_pipeline.backoff import full_jitter
 from kontext_pipeline.errors import (
     ModelQueueUnavailableError,
     ModelRequestRejectedError,
@@ -56,8 +56,7 @@ class RetryPolicy:
                 return min(self.max_delay, max(0.0, float(retry_after)))
             except ValueError:
                 pass  # an HTTP-date Retry-After: fall back to our own backoff
-        ceiling = min(self.max_delay, self.base_delay * (2**attempt))
-        return random.uniform(0, ceiling)  # noqa: S311 - jitter, not cryptography
+        return full_jitter(attempt, base=self.base_delay, cap=self.max_delay)
 
 
 @dataclass(frozen=True)

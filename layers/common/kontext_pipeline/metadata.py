@@ -22,7 +22,8 @@ from kontext_pipeline.models import EditOptions
 PROMPT_FIELD = "prompt"
 OPTION_FIELDS: tuple[str, ...] = tuple(EditOptions.model_fields)
 # Metadata the pipeline itself reads, not the model: known, so not warned about.
-PIPELINE_FIELDS: tuple[str, ...] = ("callback_url",)
+CALLBACK_FIELD = "callback_url"
+PIPELINE_FIELDS: tuple[str, ...] = (CALLBACK_FIELD,)
 # The model's own limit is generous; this keeps one job's state far below Step Functions' 256 KB.
 MAX_PROMPT_CHARS = 10_000
 

@@ -28,7 +28,7 @@ from botocore.exceptions import ClientError
 
 from kontext_pipeline.errors import NotificationError, aws_error_code
 from kontext_pipeline.jobs_table import RECORD_TTL_SECONDS
-from kontext_pipeline.outcomes import Notification
+from kontext_pipeline.outcomes import EVENT_SOURCE, Notification
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -37,7 +37,6 @@ if TYPE_CHECKING:
     from types_boto3_sns.client import SNSClient
     from types_boto3_sns.type_defs import MessageAttributeValueTypeDef
 
-EVENT_SOURCE = "kontext-pipeline"
 DETAIL_TYPES = {"SUCCEEDED": "Kontext Edit Succeeded", "FAILED": "Kontext Edit Failed"}
 # One job publishes at most once per status, whatever the retries.
 IDEMPOTENCY_KEY = "[source.bucket, source.key, source.version_id, request_id, status]"

@@ -12,6 +12,9 @@ from pydantic import BaseModel, Field
 
 from kontext_pipeline.models import EditOptions, SourceObject, utc_now
 
+# The EventBridge source of every event the pipeline puts (outcomes, refused callbacks).
+EVENT_SOURCE = "kontext-pipeline"
+
 
 class StoredOutput(BaseModel):
     """One output image as it now stands in S3."""

@@ -8,7 +8,6 @@ queue. Another 4xx is the receiver's refusal: logged, not retried.
 
 from __future__ import annotations
 
-import random
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -16,6 +15,7 @@ from typing import Any
 
 import httpx
 
+from kontext_pipeline.backoff import full_jitter
 from kontext_pipeline.callbacks.signing import SignedMessage
 from kontext_pipeline.callbacks.urls import CallbackTarget
 from kontext_pipeline.errors import CallbackDeliveryError
@@ -41,8 +41,7 @@ class RetryBudget:
 
     def delay(self, attempt: int) -> float:
         """Full jitter under an exponential ceiling (attempts count from 1)."""
-        ceiling = min(self.max_delay_seconds, self.base_delay_seconds * 2 ** (attempt - 1))
-        return random.uniform(0, ceiling)  # noqa: S311 - jitter, not cryptography
+        return full_jitter(attempt - 1, base=self.base_delay_seconds, cap=self.max_delay_seconds)
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,7 @@ from kontext_pipeline.callbacks.urls import (
 from kontext_pipeline.errors import CallbackRefusedError
 from kontext_pipeline.models import SourceObject
 from kontext_pipeline.observability import logger
+from kontext_pipeline.outcomes import EVENT_SOURCE
 
 if TYPE_CHECKING:
     from types_boto3_events.client import EventBridgeClient
@@ -94,7 +95,7 @@ class JobCallbacks:
             self.events.put_events(
                 Entries=[
                     {
-                        "Source": "kontext-pipeline",
+                        "Source": EVENT_SOURCE,
                         "DetailType": REFUSED_DETAIL_TYPE,
                         "Detail": json.dumps(detail),
                         "EventBusName": self.event_bus_name,

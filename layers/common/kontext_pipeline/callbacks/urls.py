@@ -22,7 +22,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from kontext_pipeline.errors import CallbackDeliveryError, CallbackRefusedError, PipelineError
 from kontext_pipeline.inspection import object_request
-from kontext_pipeline.metadata import normalise_metadata
+from kontext_pipeline.metadata import CALLBACK_FIELD, normalise_metadata
 from kontext_pipeline.models import SourceObject
 from kontext_pipeline.observability import logger
 from kontext_pipeline.url_guards import host_allowed
@@ -30,7 +30,6 @@ from kontext_pipeline.url_guards import host_allowed
 if TYPE_CHECKING:
     from types_boto3_s3.client import S3Client
 
-CALLBACK_FIELD = "callback_url"
 
 Resolver = Callable[[str, int], Sequence[str]]
 _IpAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
