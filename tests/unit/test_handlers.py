@@ -19,7 +19,8 @@ from kontext_tools.local.stack import load_template
 from tests.conftest import JOBS_TABLE, ROOT, data_uri, load_event, make_image
 from tests.fakes import FakeQueue
 
-BUCKET = "kontext-images-0b1c2d3e"  # the sample task events' bucket
+BUCKET = "kontext-images-0b1c2d3e"
+TEMPLATE = load_template(ROOT / "template.yaml")  # the sample task events' bucket
 
 
 @dataclass(frozen=True)
@@ -51,9 +52,8 @@ class RecordingSettings(PipelineSettings):
 def template_settings(function: str | None = None) -> set[str]:
     """The settings template.yaml gives functions/<function> (Globals' and its own), or
     with no function, those it gives any function."""
-    template = load_template(ROOT / "template.yaml")
-    names = set(template["Globals"]["Function"]["Environment"]["Variables"])
-    for resource in template["Resources"].values():
+    names = set(TEMPLATE["Globals"]["Function"]["Environment"]["Variables"])
+    for resource in TEMPLATE["Resources"].values():
         properties = resource.get("Properties", {})
         if resource["Type"] == "AWS::Serverless::Function" and function in (
             None,

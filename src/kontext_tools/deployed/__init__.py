@@ -14,6 +14,7 @@ every function takes its boto3 clients as arguments.
 from kontext_tools.deployed.job import (
     JobProgress,
     download_results,
+    execution_events,
     find_execution,
     job_progress,
 )
@@ -49,6 +50,7 @@ __all__ = [
     "UploadContent",
     "content_type_for",
     "download_results",
+    "execution_events",
     "find_execution",
     "find_stack",
     "input_key_for",

@@ -38,6 +38,7 @@ from kontext_tools.deployed import (
     UploadContent,
     content_type_for,
     download_results,
+    execution_events,
     find_execution,
     job_progress,
     upload_image,
@@ -209,9 +210,9 @@ class LocalPipeline:
         return find_execution(self.clients.stepfunctions, self.outputs["StateMachineArn"], source)
 
     def history(self, execution_arn: str) -> list[dict[str, Any]]:
-        sfn = self.clients.stepfunctions
-        events = sfn.get_execution_history(executionArn=execution_arn, maxResults=1000)["events"]
-        return [dict(event) for event in events]
+        return [
+            dict(event) for event in execution_events(self.clients.stepfunctions, execution_arn)
+        ]
 
     def put_existing(
         self, files: Mapping[str, bytes], *, metadata: Mapping[str, str] | None = None

@@ -7,7 +7,7 @@ import json
 import warnings
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from kontext_tools.local.rules import check_parameters
 from kontext_tools.local.stack.intrinsics import Resolver, references
@@ -16,9 +16,6 @@ from kontext_tools.local.stack.resources import LocalOverrides, ResourceCreator
 from kontext_tools.local.stack.sam_translation import translate_template
 from kontext_tools.local.stack.template import TemplateError, load_template
 from kontext_tools.session_clients import SessionClients
-
-if TYPE_CHECKING:
-    pass
 
 
 def deploy_stack(
