@@ -22,11 +22,10 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from kontext_tools.loopback import LoopbackServer
+from kontext_tools.loopback import LoopbackServer, QuietHandler
 
 if TYPE_CHECKING:
     import httpx
@@ -68,7 +67,7 @@ def serve(size: int) -> tuple[LoopbackServer, str]:
 
     header = make_image("PNG", (64, 64))
 
-    class Handler(BaseHTTPRequestHandler):
+    class Handler(QuietHandler):
         def do_GET(self) -> None:
             length = 64 * 1024 if "warm" in self.path else size
             self.send_response(200)
@@ -80,9 +79,6 @@ def serve(size: int) -> tuple[LoopbackServer, str]:
             while left > 0:
                 self.wfile.write(block[: min(len(block), left)])
                 left -= len(block)
-
-        def log_message(self, *args: Any) -> None:
-            return
 
     server = LoopbackServer.for_handler(Handler).start()
     return server, f"{server.base_url}/out.png"

@@ -8,7 +8,7 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
@@ -44,23 +44,6 @@ def make_image(fmt: str = "PNG", size: tuple[int, int] = (64, 48), color: str = 
 
 def data_uri(image: bytes, media_type: str = "image/png") -> str:
     return f"data:{media_type};base64," + base64.b64encode(image).decode()
-
-
-class QuietHandler(BaseHTTPRequestHandler):
-    """A test server's request handler: logs nothing; `reply` sends one whole answer."""
-
-    def reply(
-        self, status: int, body: bytes = b"", headers: Mapping[str, str] | None = None
-    ) -> None:
-        """The status, the headers (Content-Length from the body unless given) and the body."""
-        self.send_response(status)
-        for name, value in {"Content-Length": str(len(body)), **(headers or {})}.items():
-            self.send_header(name, value)
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args: Any) -> None:
-        return
 
 
 @contextmanager

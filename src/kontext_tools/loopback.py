@@ -4,10 +4,29 @@ emulator's, the local function URLs', and the tests' receivers."""
 from __future__ import annotations
 
 import threading
+from collections.abc import Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Self
+from typing import Any, Self
 
 HOST = "127.0.0.1"
+
+
+class QuietHandler(BaseHTTPRequestHandler):
+    """A request handler that logs nothing (the run has logs of its own); `reply` sends one
+    whole answer. The emulator's, the function URLs' and the tests' handlers build on it."""
+
+    def reply(
+        self, status: int, body: bytes = b"", headers: Mapping[str, str] | None = None
+    ) -> None:
+        """The status, the headers (Content-Length from the body unless given) and the body."""
+        self.send_response(status)
+        for name, value in {"Content-Length": str(len(body)), **(headers or {})}.items():
+            self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: Any) -> None:
+        return
 
 
 class StartStop:

@@ -16,8 +16,8 @@ from standardwebhooks import Webhook
 
 from kontext_tools.cli import main
 from kontext_tools.local.pipeline import LocalPipeline
-from kontext_tools.loopback import LoopbackServer
-from tests.conftest import QuietHandler, make_image
+from kontext_tools.loopback import LoopbackServer, QuietHandler
+from tests.conftest import make_image
 from tests.integration.conftest import FAST_MODEL
 
 
@@ -38,7 +38,7 @@ class Receiver(QuietHandler):
     deliveries: ClassVar[list[dict[str, Any]]] = []
     lock = threading.Lock()
 
-    def do_POST(self) -> None:  # noqa: N802 - http.server names it
+    def do_POST(self) -> None:
         body = self.rfile.read(int(self.headers.get("content-length", "0")))
         headers = dict(self.headers.items())
         try:

@@ -12,7 +12,8 @@ import pytest
 
 from kontext_tools.emulator import EmulatorTiming
 from kontext_tools.local.pipeline import LocalPipeline
-from tests.conftest import QuietHandler, loopback_server, make_image
+from kontext_tools.loopback import QuietHandler
+from tests.conftest import loopback_server, make_image
 
 WEBHOOK_MODE = {
     "CompletionMode": "webhook",
@@ -143,7 +144,7 @@ def https_subscriber() -> Iterator[tuple[str, list[dict[str, Any]]]]:
     received: list[dict[str, Any]] = []
 
     class Subscriber(QuietHandler):
-        def do_POST(self) -> None:  # noqa: N802 - http.server names it
+        def do_POST(self) -> None:
             received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
             self.reply(200)
 

@@ -27,8 +27,8 @@ from kontext_pipeline.callbacks import (
 from kontext_pipeline.errors import CallbackDeliveryError, CallbackRefusedError
 from standardwebhooks import Webhook
 
-from kontext_tools.loopback import LoopbackServer
-from tests.conftest import QuietHandler, load_event, loopback_server
+from kontext_tools.loopback import LoopbackServer, QuietHandler
+from tests.conftest import load_event, loopback_server
 
 RULES = CallbackRules(allowed_hosts=("hooks.example.com",))
 SECRET = displayed_secret(base64.b64encode(b"k" * 32).decode())
@@ -128,7 +128,7 @@ class Receiver(QuietHandler):
     requests: ClassVar[list[tuple[dict[str, str], bytes]]] = []
     lock = threading.Lock()
 
-    def do_POST(self) -> None:  # noqa: N802 - http.server names it
+    def do_POST(self) -> None:
         body = self.rfile.read(int(self.headers.get("content-length", "0")))
         with self.lock:
             Receiver.requests.append((dict(self.headers.items()), body))
@@ -200,7 +200,7 @@ def test_a_receiver_that_keeps_failing_exhausts_the_bounded_budget(receiver: str
 def test_a_4xx_is_the_receivers_refusal_and_is_not_retried() -> None:
     # Given a receiver that answers 410
     class Gone(Receiver):
-        def do_POST(self) -> None:  # noqa: N802 - http.server names it
+        def do_POST(self) -> None:
             Receiver.requests.append(({}, b""))
             self.reply(410)
 

@@ -18,7 +18,8 @@ from kontext_tools.emulator import EmulatorTiming, FalQueueEmulator
 from kontext_tools.emulator.command import parser, timing_from
 from kontext_tools.emulator.faults import Faults
 from kontext_tools.emulator.validation import validate
-from tests.conftest import QuietHandler, data_uri, load_event, loopback_server, make_image
+from kontext_tools.loopback import QuietHandler
+from tests.conftest import data_uri, load_event, loopback_server, make_image
 
 KEY = "emulator-test-key"
 AUTH = {"Authorization": f"Key {KEY}"}
@@ -230,7 +231,7 @@ def test_an_injected_fault_hits_any_scope_before_the_markers() -> None:
 class _Receiver(QuietHandler):
     deliveries: ClassVar[list[tuple[dict[str, str], bytes]]] = []
 
-    def do_POST(self) -> None:  # noqa: N802 - http.server names it
+    def do_POST(self) -> None:
         body = self.rfile.read(int(self.headers["Content-Length"]))
         _Receiver.deliveries.append((dict(self.headers.items()), body))
         self.reply(200)

@@ -8,14 +8,13 @@ from typing import ClassVar
 import httpx
 import pytest
 
-from kontext_tools.loopback import LoopbackServer
-from tests.conftest import QuietHandler
+from kontext_tools.loopback import LoopbackServer, QuietHandler
 
 
 class _Echo(QuietHandler):
     bodies: ClassVar[list[bytes]] = []
 
-    def do_POST(self) -> None:  # noqa: N802 - http.server names it
+    def do_POST(self) -> None:
         _Echo.bodies.append(self.rfile.read(int(self.headers["Content-Length"])))
         self.reply(200)
 

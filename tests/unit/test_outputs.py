@@ -16,7 +16,8 @@ from kontext_pipeline.models import SourceObject
 from kontext_pipeline.output_sources import OutputPolicy
 from kontext_pipeline.outputs import OutputPlace, copy_output, output_folder
 
-from tests.conftest import QuietHandler, loopback_server, make_image
+from kontext_tools.loopback import QuietHandler
+from tests.conftest import loopback_server, make_image
 
 BUCKET = "kontext-images-test"
 POLICY = OutputPolicy(allowed_hosts=("127.0.0.1",), allow_http=True, max_bytes=5_000_000)
@@ -29,7 +30,7 @@ class _Files(QuietHandler):
     redirects: ClassVar[dict[str, str]] = {}
     served: ClassVar[list[str]] = []
 
-    def do_GET(self) -> None:  # noqa: N802 - http.server names it
+    def do_GET(self) -> None:
         _Files.served.append(self.path)
         if self.path in self.redirects:
             self.reply(

@@ -18,7 +18,8 @@ from kontext_pipeline.models import ModelJob, ModelResult
 from kontext_pipeline.webhook_rendezvous import WebhookRendezvous
 from kontext_pipeline.webhook_signatures import JwksCache, VerifiedWebhook, verify_webhook
 
-from tests.conftest import QuietHandler, load_event, loopback_server
+from kontext_tools.loopback import QuietHandler
+from tests.conftest import load_event, loopback_server
 
 REQUEST_ID = "e36fc67f-afa7-416a-a288-50d90a630d7a"
 
@@ -37,7 +38,7 @@ class _Jwks(QuietHandler):
     document: ClassVar[dict[str, Any]] = {"keys": []}
     fetches: ClassVar[list[float]] = []
 
-    def do_GET(self) -> None:  # noqa: N802 - http.server names it
+    def do_GET(self) -> None:
         _Jwks.fetches.append(time.time())
         self.reply(200, json.dumps(self.document).encode())
 

@@ -4,16 +4,14 @@ answers carry it) and the hosted files' (whole, cut short, or streamed)."""
 from __future__ import annotations
 
 import json
-from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 from kontext_tools.emulator.answers import Answer
 from kontext_tools.emulator.outputs import HostedFile
+from kontext_tools.loopback import QuietHandler
 
 
-def send_answer(
-    handler: BaseHTTPRequestHandler, answer: Answer, *, request_id: str | None = None
-) -> None:
+def send_answer(handler: QuietHandler, answer: Answer, *, request_id: str | None = None) -> None:
     """A queue answer: a JSON document (optionally with headers), or the ingress's page.
 
     fal's own answers about a request carry `x-fal-request-id`; the ingress's do not.
@@ -29,27 +27,21 @@ def send_answer(
     return send_bytes(handler, answer.code, "application/json", data, headers)
 
 
-def send_json(handler: BaseHTTPRequestHandler, code: int, document: Any) -> None:
+def send_json(handler: QuietHandler, code: int, document: Any) -> None:
     send_bytes(handler, code, "application/json", json.dumps(document).encode())
 
 
 def send_bytes(
-    handler: BaseHTTPRequestHandler,
+    handler: QuietHandler,
     code: int,
     content_type: str,
     data: bytes,
     headers: dict[str, str] | None = None,
 ) -> None:
-    handler.send_response(code)
-    handler.send_header("Content-Type", content_type)
-    handler.send_header("Content-Length", str(len(data)))
-    for name, value in (headers or {}).items():
-        handler.send_header(name, value)
-    handler.end_headers()
-    handler.wfile.write(data)
+    handler.reply(code, data, {"Content-Type": content_type, **(headers or {})})
 
 
-def send_file(handler: BaseHTTPRequestHandler, file: HostedFile) -> None:
+def send_file(handler: QuietHandler, file: HostedFile) -> None:
     body = file.body
     if isinstance(body, bytes) and file.location:
         return send_bytes(handler, file.code, file.content_type, body, {"Location": file.location})
@@ -58,7 +50,7 @@ def send_file(handler: BaseHTTPRequestHandler, file: HostedFile) -> None:
     return _stream(handler, file)
 
 
-def _stream(handler: BaseHTTPRequestHandler, file: HostedFile) -> None:
+def _stream(handler: QuietHandler, file: HostedFile) -> None:
     """A body sent in pieces, or shorter than declared: the connection closes after it."""
     handler.send_response(file.code)
     handler.send_header("Content-Type", file.content_type)

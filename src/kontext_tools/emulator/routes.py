@@ -10,7 +10,6 @@ import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -18,20 +17,21 @@ from kontext_tools.emulator.access import EmulatedEndpoint, KeyCheck
 from kontext_tools.emulator.answers import QueueAnswers
 from kontext_tools.emulator.outputs import Outputs
 from kontext_tools.emulator.replies import send_answer, send_file, send_json
+from kontext_tools.loopback import QuietHandler
 
 INVALID_JSON = {"detail": [{"loc": ["body"], "msg": "invalid JSON", "type": "json_invalid"}]}
 
 
 @dataclass(frozen=True)
 class Call:
-    handler: BaseHTTPRequestHandler
+    handler: QuietHandler
     method: str
     path: str  # without the slashes around it
     query: str
     body: bytes
 
     @classmethod
-    def read(cls, handler: BaseHTTPRequestHandler, method: str) -> Call:
+    def read(cls, handler: QuietHandler, method: str) -> Call:
         parts = urlsplit(handler.path)
         length = int(handler.headers.get("Content-Length") or 0)
         body = handler.rfile.read(length) if length else b""
@@ -77,7 +77,7 @@ class Router:
             Route("PUT", re.compile(f"{request}/cancel"), self._cancel),
         )
 
-    def route(self, handler: BaseHTTPRequestHandler, method: str) -> None:
+    def route(self, handler: QuietHandler, method: str) -> None:
         call = Call.read(handler, method)
         found = _find(self._open, call)
         if found is None:
@@ -126,13 +126,10 @@ def _find(routes: tuple[Route, ...], call: Call) -> tuple[Action, re.Match[str]]
 
 
 def handler_class(
-    route: Callable[[BaseHTTPRequestHandler, str], None],
-) -> type[BaseHTTPRequestHandler]:
-    class EmulatorHandler(BaseHTTPRequestHandler):
+    route: Callable[[QuietHandler, str], None],
+) -> type[QuietHandler]:
+    class EmulatorHandler(QuietHandler):
         protocol_version = "HTTP/1.1"
-
-        def log_message(self, *args: Any) -> None:
-            return
 
         def do_POST(self) -> None:
             route(self, "POST")

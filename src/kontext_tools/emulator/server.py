@@ -4,7 +4,6 @@ and what a test or the local run may read of it."""
 from __future__ import annotations
 
 import threading
-from http.server import BaseHTTPRequestHandler
 from typing import Any, Self
 
 from kontext_tools.emulator.access import EmulatedEndpoint, KeyCheck
@@ -17,7 +16,7 @@ from kontext_tools.emulator.routes import Router, handler_class
 from kontext_tools.emulator.timing import EmulatorTiming
 from kontext_tools.emulator.urls import EmulatorUrls
 from kontext_tools.emulator.webhooks import WebhookSchedule, WebhookSender
-from kontext_tools.loopback import LoopbackServer, StartStop
+from kontext_tools.loopback import LoopbackServer, QuietHandler, StartStop
 
 DEFAULT_TIMING = EmulatorTiming()
 DEFAULT_ENDPOINT = EmulatedEndpoint()
@@ -71,7 +70,7 @@ class FalQueueEmulator(StartStop):
         if self._started:
             self._sender.join(timeout=5)
 
-    def _route(self, handler: BaseHTTPRequestHandler, method: str) -> None:
+    def _route(self, handler: QuietHandler, method: str) -> None:
         self._router.route(handler, method)
 
     # --- inspection -------------------------------------------------------------------

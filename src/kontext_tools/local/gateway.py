@@ -13,7 +13,7 @@ from http.server import BaseHTTPRequestHandler
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from kontext_tools.loopback import LoopbackServer
+from kontext_tools.loopback import LoopbackServer, QuietHandler
 
 if TYPE_CHECKING:
     from types_boto3_lambda.client import LambdaClient
@@ -26,15 +26,12 @@ class FunctionUrlGateway:
         self._functions: dict[str, str] = {}  # path segment -> function name
         gateway = self
 
-        class _Handler(BaseHTTPRequestHandler):
+        class _Handler(QuietHandler):
             def do_GET(self) -> None:
                 gateway._serve(self)
 
             def do_POST(self) -> None:
                 gateway._serve(self)
-
-            def log_message(self, *args: Any) -> None:
-                return
 
         self._server = LoopbackServer.for_handler(_Handler)
 
@@ -54,7 +51,7 @@ class FunctionUrlGateway:
         self._functions[segment] = function_name
         return f"{self.base_url}/{segment}/"
 
-    def _serve(self, request: BaseHTTPRequestHandler) -> None:
+    def _serve(self, request: QuietHandler) -> None:
         parts = urlsplit(request.path)
         segment, _, rest = parts.path.lstrip("/").partition("/")
         function_name = self._functions.get(segment)
@@ -64,13 +61,7 @@ class FunctionUrlGateway:
         event = function_url_event(request, "/" + rest, parts.query)
         answer = self._lambda.invoke(FunctionName=function_name, Payload=json.dumps(event))
         status, headers, text = _http_answer(answer)
-        payload = text.encode()
-        request.send_response(status)
-        for name, value in headers.items():
-            request.send_header(name, str(value))
-        request.send_header("Content-Length", str(len(payload)))
-        request.end_headers()
-        request.wfile.write(payload)
+        request.reply(status, text.encode(), {name: str(value) for name, value in headers.items()})
 
 
 def function_url_event(request: BaseHTTPRequestHandler, path: str, query: str) -> dict[str, Any]:
