@@ -17,7 +17,6 @@ from typing import Any
 from urllib.parse import urlunsplit
 
 import httpx
-from pydantic import ValidationError
 
 from kontext_pipeline.errors import (
     ModelQueueUnavailableError,
@@ -141,11 +140,11 @@ class FalQueueClient:
         try:
             probe = self._transport.send(QueueCall("GET", urls["status_url"], accept_errors=True))
             status = (
-                QueueStatus.model_validate_json(probe.content)
+                parse_answer(probe, QueueStatus, what="status")
                 if probe.status_code in (200, 202)
                 else None
             )
-        except (ModelQueueUnavailableError, ValidationError):
+        except ModelQueueUnavailableError:
             status = None
         if status is None:
             raise ModelSubmitUncertainError(

@@ -85,12 +85,17 @@ def named_request_id(response: httpx.Response) -> str | None:
     return body_field(response, "request_id") or response.headers.get(REQUEST_ID_HEADER)
 
 
+def with_error_type(text: str, error_type: str | None) -> str:
+    """A model error's text, naming its type when fal gave one."""
+    return f"{text} (error_type {error_type})" if error_type else text
+
+
 def describe_detail(response: httpx.Response) -> str:
     """fal's error bodies: `{"detail": "..."}` or, for 422, a list of {loc, msg, type};
     with the error type (body `error_type`, else the `X-Fal-Error-Type` header)."""
     error_type = body_field(response, "error_type") or response.headers.get(ERROR_TYPE_HEADER)
     text = _describe_body(response)
-    return f"{text} (error_type {error_type})" if error_type else text
+    return with_error_type(text, error_type)
 
 
 def describe_detail_value(detail: Any) -> str:

@@ -31,7 +31,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from pydantic import ValidationError
 
 from kontext_pipeline.errors import WebhookRejectedError
-from kontext_pipeline.fal_answers import describe_detail_value
+from kontext_pipeline.fal_answers import describe_detail_value, with_error_type
 from kontext_pipeline.models import ModelResult
 
 SIGNATURE_TOLERANCE_SECONDS = 300
@@ -156,19 +156,18 @@ def _read_body(document: dict[str, Any], request_id: str) -> VerifiedWebhook:
         payload = document.get("payload")
         error_type = payload.get("error_type") if isinstance(payload, dict) else None
         return VerifiedWebhook(
-            queue_request_id, status, _error_text(document), error_type=error_type
+            queue_request_id, status, _error_text(document, error_type), error_type=error_type
         )
     return VerifiedWebhook(queue_request_id, status, None, _carried_result(document))
 
 
-def _error_text(document: dict[str, Any]) -> str:
+def _error_text(document: dict[str, Any], error_type: str | None) -> str:
     """`error` is the headline; the detail (a 422's list, for one) is in `payload`."""
     error = str(document.get("error") or "the model reported an error")
     payload = document.get("payload")
     if isinstance(payload, dict) and payload.get("detail"):
         error = f"{error}: {describe_detail_value(payload['detail'])}"
-    error_type = payload.get("error_type") if isinstance(payload, dict) else None
-    return f"{error} (error_type {error_type})" if error_type else error
+    return with_error_type(error, error_type)
 
 
 def _carried_result(document: dict[str, Any]) -> str | None:
