@@ -126,11 +126,15 @@ def sources_digest(root: Path = PROJECT_ROOT) -> str:
 
 
 def build(
-    build_dir: Path = LOCAL_BUILD_DIR, *, architecture: str | None = None, quiet: bool = True
+    build_dir: Path = LOCAL_BUILD_DIR,
+    *,
+    architecture: str | None = None,
+    quiet: bool = True,
+    python: Path | None = None,
 ) -> Path:
     """`sam build` of template.yaml into build_dir, for the given architecture (None: the
     template's default, as `sam build` alone would)."""
-    python = find_runtime_python()
+    python = python or find_runtime_python()
     environment = dict(os.environ)
     # sam's Python workflow looks for the runtime's interpreter on PATH.
     environment["PATH"] = f"{python.parent}{os.pathsep}{environment.get('PATH', '')}"
@@ -184,6 +188,7 @@ def install_runtime_sdk(target: Path = RUNTIME_SDK_DIR, *, python: Path | None =
 def ensure_built(build_dir: Path = LOCAL_BUILD_DIR) -> BuildArtifacts:
     """The local build, rebuilt when any of its sources changed since it was made."""
     stamp = build_dir / _STAMP
+    python = find_runtime_python()
     build_dir.parent.mkdir(parents=True, exist_ok=True)
     # One build at a time per folder: two runs started together (two terminals, parallel
     # test sessions) would otherwise both write the same build.
@@ -191,9 +196,8 @@ def ensure_built(build_dir: Path = LOCAL_BUILD_DIR) -> BuildArtifacts:
         fcntl.flock(lock, fcntl.LOCK_EX)
         digest = sources_digest()
         if not (stamp.exists() and stamp.read_text(encoding="utf-8") == digest):
-            build(build_dir, architecture=host_architecture())
+            build(build_dir, architecture=host_architecture(), python=python)
             stamp.write_text(digest, encoding="utf-8")
-    python = find_runtime_python()
     return BuildArtifacts(build_dir, install_runtime_sdk(python=python), python)
 
 
