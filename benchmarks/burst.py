@@ -104,15 +104,7 @@ def burst_seen(
 
 
 def _burst_executions(pipeline: LocalPipeline) -> list[dict[str, Any]]:
-    sfn = pipeline.clients.stepfunctions
-    return [
-        execution
-        for page in sfn.get_paginator("list_executions").paginate(
-            stateMachineArn=pipeline.outputs["StateMachineArn"]
-        )
-        for execution in page["executions"]
-        if "warm-up" not in execution["name"]
-    ]
+    return [item for item in pipeline.executions() if "warm-up" not in item["name"]]
 
 
 def _burst_notified(pipeline: LocalPipeline) -> list[str]:

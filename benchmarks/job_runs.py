@@ -41,13 +41,16 @@ def run_jobs(
     started = time.time()
     uploaded: dict[str, float] = {}
     received: dict[str, tuple[float, Any]] = {}
+    seen = 0  # notifications already looked at: each pass reads only the new ones
     deadline = started + count * spacing + timeout
     while len(received) < count and time.time() < deadline:
         while len(uploaded) < count and time.time() >= started + len(uploaded) * spacing:
             key = keys[len(uploaded)]
             uploaded[key] = time.time()
             pipeline.upload(image, key=key, prompt=f"make it blue #{len(uploaded)}")
-        for item in pipeline.notifications():
+        fresh = pipeline.notifications()[seen:]
+        seen += len(fresh)
+        for item in fresh:
             key = item.notification.source.key
             if key in uploaded and key not in received:
                 received[key] = (time.time(), item.notification)

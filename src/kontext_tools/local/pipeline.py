@@ -202,9 +202,11 @@ class LocalPipeline:
                 sqs.delete_message(QueueUrl=self._queue_url, ReceiptHandle=message["ReceiptHandle"])
 
     def executions(self) -> list[dict[str, Any]]:
-        sfn = self.clients.stepfunctions
-        listed = sfn.list_executions(stateMachineArn=self.outputs["StateMachineArn"])
-        return [dict(execution) for execution in listed["executions"]]
+        """Every execution of the edit state machine, newest first (all pages)."""
+        pages = self.clients.stepfunctions.get_paginator("list_executions").paginate(
+            stateMachineArn=self.outputs["StateMachineArn"]
+        )
+        return [dict(execution) for page in pages for execution in page["executions"]]
 
     def execution_for(self, source: SourceObject) -> dict[str, Any] | None:
         return find_execution(self.clients.stepfunctions, self.outputs["StateMachineArn"], source)
