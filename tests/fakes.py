@@ -11,8 +11,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from kontext_pipeline.errors import PipelineError
-from kontext_pipeline.models import ModelResult, QueueStatus, QueueSubmission
+from kontext_pipeline.models import ModelJob, ModelResult, QueueStatus, QueueSubmission
 from kontext_pipeline.outcomes import Notification
+
+from tests.conftest import load_event
+
+
+def sample_job() -> ModelJob:
+    """The job of the sample CheckStatus task (events/task_check_status.json)."""
+    return ModelJob.model_validate(load_event("task_check_status")["job"])
 
 
 @dataclass(frozen=True)

@@ -7,14 +7,14 @@ from typing import Any
 import pytest
 from kontext_pipeline.budget import Budget
 from kontext_pipeline.errors import ModelRequestFailedError
-from kontext_pipeline.models import ModelJob, ModelResult, TaskEnvelope
+from kontext_pipeline.models import ModelJob, ModelResult
 from kontext_pipeline.output_sources import OutputPolicy
 from kontext_pipeline.run_times import RecentRunTimes
 from kontext_pipeline.scope import EditScope
 from kontext_pipeline.steps.collect_outputs import CollectOutputs, collect_outputs
 
 from tests.conftest import JOBS_TABLE, data_uri, load_event, make_image
-from tests.fakes import FakePublisher, FakeQueue
+from tests.fakes import FakePublisher, FakeQueue, sample_job
 
 POLICY = OutputPolicy.for_queue(
     "https://queue.fal.run", allowed_hosts=("fal.media",), allow_http=False, max_bytes=10**7
@@ -25,7 +25,7 @@ SCOPE = EditScope(input_prefix="inputs/", output_prefix="outputs/")
 @pytest.fixture
 def job(aws: Any) -> ModelJob:
     """The sample CheckStatus task's job, completed, in a bucket of its own."""
-    job = TaskEnvelope[ModelJob].model_validate(load_event("task_check_status")).job
+    job = sample_job()
     aws.client("s3").create_bucket(Bucket=job.source.bucket)
     return job.model_copy(update={"status": "COMPLETED", "run_seconds": 6.0, "job_key": "k"})
 

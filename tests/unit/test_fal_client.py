@@ -19,6 +19,7 @@ from kontext_pipeline.fal_transport import FalEndpoint, RetryPolicy
 
 from kontext_tools.emulator import EmulatorTiming, FalQueueEmulator
 from tests.conftest import data_uri, load_event, make_image
+from tests.fakes import sample_job
 
 KEY = "test-key-123"
 MODEL_PATH = "fal-ai/flux-pro/kontext/max"
@@ -274,7 +275,6 @@ def test_a_result_is_read_with_its_images_seed_and_nsfw_flags() -> None:
 
 def test_completed_with_an_error_fails_the_job_with_the_models_reason() -> None:
     # Given a status answer: COMPLETED, but with the model's error
-    from kontext_pipeline.models import ModelJob
     from kontext_pipeline.polling import PollPlan
     from kontext_pipeline.steps.check_status import check_status
 
@@ -282,7 +282,7 @@ def test_completed_with_an_error_fails_the_job_with_the_models_reason() -> None:
     client = scripted_client(
         [httpx.Response(200, json=load_event("fal_status_completed_error"))], seen
     )
-    job = ModelJob.model_validate(load_event("task_check_status")["job"])
+    job = sample_job()
     # When the job is polled / Then it fails with the model's error type as the reason
     with pytest.raises(ModelRequestFailedError) as caught:
         check_status(job, queue=client, poll_plan=PollPlan(2, 30, 20))

@@ -13,7 +13,7 @@ from kontext_pipeline.models import ModelJob, QueueStatus
 from kontext_pipeline.polling import PollPlan
 from kontext_pipeline.steps.check_status import Clock, check_status
 
-from tests.conftest import load_event
+from tests.fakes import sample_job
 
 GUESS = PollPlan(min_seconds=2, max_seconds=30, expected_model_seconds=20)
 KNOWN_5S = GUESS.with_typical_run(5.0)
@@ -21,7 +21,7 @@ KNOWN_30S = GUESS.with_typical_run(30.0)
 SUBMITTED = datetime(2026, 11, 25, 10, 0, tzinfo=UTC)
 
 
-class FakeQueue:
+class TimelineQueue:
     """A queue on a fake clock: `timeline(t)` is the status t seconds after submit."""
 
     def __init__(self, timeline: Any) -> None:
@@ -55,8 +55,7 @@ def run_then_complete(queued: float, run: float) -> Any:
 
 
 def a_job(**update: Any) -> ModelJob:
-    job = ModelJob.model_validate(load_event("task_check_status")["job"])
-    return job.model_copy(
+    return sample_job().model_copy(
         update={
             "submitted_at": SUBMITTED,
             "checked_at": None,
@@ -70,7 +69,7 @@ def a_job(**update: Any) -> ModelJob:
     )
 
 
-def follow(job: ModelJob, queue: FakeQueue, plan: PollPlan) -> Iterator[ModelJob]:
+def follow(job: ModelJob, queue: TimelineQueue, plan: PollPlan) -> Iterator[ModelJob]:
     """What the state machine does: Wait, CheckStatus, until COMPLETED (bounded)."""
     queue.t += job.next_poll_seconds
     for _ in range(500):
@@ -128,7 +127,7 @@ def test_a_typical_run_costs_one_loop_and_is_seen_within_half_a_second(
     plan: PollPlan, run: float
 ) -> None:
     # Given a request that starts at once and runs about as long as recently
-    queue = FakeQueue(run_then_complete(queued=0.2, run=run))
+    queue = TimelineQueue(run_then_complete(queued=0.2, run=run))
     job = a_job(
         next_poll_seconds=plan.after_submit(0), typical_run_seconds=plan.expected_model_seconds
     )
@@ -143,7 +142,7 @@ def test_a_typical_run_costs_one_loop_and_is_seen_within_half_a_second(
 
 def test_with_only_the_guess_a_short_run_is_still_seen_promptly() -> None:
     # Given the template's 20 s guess and a model that runs 5 s
-    queue = FakeQueue(run_then_complete(queued=0.2, run=5.0))
+    queue = TimelineQueue(run_then_complete(queued=0.2, run=5.0))
     job = a_job(next_poll_seconds=GUESS.after_submit(0))
     # When followed / Then it is seen within half a second, in one CheckStatus
     looks = list(follow(job, queue, GUESS))
@@ -153,7 +152,7 @@ def test_with_only_the_guess_a_short_run_is_still_seen_promptly() -> None:
 
 def waiting_in_a_moving_queue(
     *, position: int, seconds_per_position: float
-) -> tuple[ModelJob, FakeQueue, PollPlan]:
+) -> tuple[ModelJob, TimelineQueue, PollPlan]:
     """A request at `position` of a queue that moves steadily, then runs 8 s (as recently)."""
 
     def timeline(t: float) -> dict[str, Any]:
@@ -168,7 +167,7 @@ def waiting_in_a_moving_queue(
         next_poll_seconds=plan.after_submit(position),
         typical_run_seconds=8.0,
     )
-    return job, FakeQueue(timeline), plan
+    return job, TimelineQueue(timeline), plan
 
 
 def test_a_long_queue_costs_few_loops() -> None:
@@ -183,7 +182,7 @@ def test_a_long_queue_costs_few_loops() -> None:
 
 def test_a_request_that_stops_moving_in_the_queue_fails_as_queue_wait_exceeded() -> None:
     # Given a request stuck at position 3, and a queue-wait limit of 10 minutes
-    queue = FakeQueue(lambda t: {"status": "IN_QUEUE", "queue_position": 3})
+    queue = TimelineQueue(lambda t: {"status": "IN_QUEUE", "queue_position": 3})
     job = a_job(queue_position=3, deadline_at=SUBMITTED + timedelta(minutes=10))
     # When followed / Then it fails as queue_wait_exceeded, no later than the limit plus a look
     with pytest.raises(ModelQueueWaitExceededError, match="queue-wait limit"):
@@ -198,7 +197,7 @@ def test_a_run_past_the_run_limit_fails_as_deadline_exceeded_whatever_the_queue_
             {"status": "IN_QUEUE", "queue_position": 0} if t < 3600 else {"status": "IN_PROGRESS"}
         )
 
-    queue = FakeQueue(timeline)
+    queue = TimelineQueue(timeline)
     job = a_job(run_limit_seconds=60, next_poll_seconds=3590)
     # When followed / Then the hour in the queue does not count; 60 s of running does
     with pytest.raises(ModelDeadlineExceededError, match="run limit"):
@@ -214,7 +213,7 @@ def test_time_between_two_looks_is_not_counted_against_the_run_limit() -> None:
             return {"status": "IN_QUEUE", "queue_position": 3}
         return {"status": "IN_PROGRESS"} if t < 33 else {"status": "COMPLETED"}
 
-    queue = FakeQueue(timeline)
+    queue = TimelineQueue(timeline)
     job = a_job(queue_position=3, run_limit_seconds=6, next_poll_seconds=0)
     queue.t = 30.0  # the look that first sees it running comes late
     # When followed / Then it completes: 3 s seen running, not 33 s since the last queued look

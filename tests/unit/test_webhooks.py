@@ -20,6 +20,7 @@ from kontext_pipeline.webhook_signatures import JwksCache, VerifiedWebhook, veri
 
 from kontext_tools.loopback import QuietHandler
 from tests.conftest import load_event, loopback_server
+from tests.fakes import sample_job
 
 REQUEST_ID = "e36fc67f-afa7-416a-a288-50d90a630d7a"
 
@@ -197,7 +198,7 @@ def rendezvous(jobs_table: Any) -> tuple[WebhookRendezvous, Any]:
 
 
 def job() -> ModelJob:
-    return ModelJob.model_validate(load_event("task_check_status")["job"])
+    return sample_job()
 
 
 def test_an_error_webhook_carries_the_models_error(jwks_url: str) -> None:
