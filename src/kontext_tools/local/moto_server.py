@@ -1,6 +1,7 @@
 """The emulated AWS of a local run: a moto server on 127.0.0.1 running real ASL, with
-moto's corrections on, its logs in the run's log file, and the process's emulated state
-reset when the last run in the process stops."""
+moto's corrections on, identity policies enforced (iam_enforcement.py), its logs in the
+run's log file, and the process's emulated state reset when the last run in the process
+stops."""
 
 from __future__ import annotations
 
@@ -9,14 +10,16 @@ import threading
 from contextlib import ExitStack
 from typing import IO
 
+from kontext_tools.local.iam_enforcement import identity_policies_enforced
 from kontext_tools.local.moto_fixes import moto_as_aws
 
 _ACTIVE_RUNS = [0]
 _ACTIVE_RUNS_LOCK = threading.Lock()
 
 
-def start_moto_server(exit_stack: ExitStack, log: IO[str] | None) -> str:
-    """A moto server on 127.0.0.1 running real ASL; returns its endpoint. Everything it
+def start_moto_server(exit_stack: ExitStack, log: IO[str] | None) -> tuple[str, dict[str, str]]:
+    """A moto server on 127.0.0.1 running real ASL and enforcing identity policies;
+    returns its endpoint and the runner's credentials (an administrator's). Everything it
     started is undone when `exit_stack` closes."""
     import httpx  # noqa: PLC0415
     from moto.server import ThreadedMotoServer  # noqa: PLC0415 - local run only
@@ -42,7 +45,7 @@ def start_moto_server(exit_stack: ExitStack, log: IO[str] | None) -> str:
         timeout=10,
     ).raise_for_status()
     exit_stack.enter_context(moto_as_aws())
-    return endpoint
+    return endpoint, exit_stack.enter_context(identity_policies_enforced())
 
 
 def _reset_when_last(endpoint: str) -> None:

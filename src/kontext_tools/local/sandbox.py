@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
+from kontext_tools.local.iam_enforcement import RoleNotAssumableError, function_credentials
 from kontext_tools.local.stack import FunctionSource
 
 RUNTIME_SCRIPT = Path(__file__).with_name("lambda_runtime.py")
@@ -35,6 +36,7 @@ class DeployedFunction:
 
     name: str
     arn: str
+    role: str
     environment: dict[str, str]
     timeout: float
     memory: int
@@ -45,6 +47,7 @@ class DeployedFunction:
         return cls(
             name=moto_function.function_name,
             arn=moto_function.function_arn,
+            role=moto_function.role,
             environment={k: str(v) for k, v in dict(moto_function.environment_vars).items()},
             timeout=float(moto_function.timeout),
             memory=int(moto_function.memory_size),
@@ -76,12 +79,20 @@ class Sandbox:
         self, function: DeployedFunction, source: FunctionSource, setup: RuntimeSetup
     ) -> None:
         self.function = function
+        try:
+            environment = {**_lambda_environment(function, source, setup), **function.environment}
+        except RoleNotAssumableError as exc:
+            # Lambda refuses such a function at CreateFunction, with these words.
+            raise FunctionInitError(
+                function.name,
+                {"errorMessage": str(exc), "errorType": "InvalidParameterValueException"},
+            ) from exc
         request_read, self._request_write = os.pipe()
         self._response_read, response_write = os.pipe()
         self._process = _start_runtime(
             source,
             setup,
-            environment={**_lambda_environment(function, source, setup), **function.environment},
+            environment=environment,
             pipes=(request_read, response_write),
         )
         os.close(request_read)
@@ -206,4 +217,6 @@ def _lambda_environment(
         "KONTEXT_LAYER_DIRS": os.pathsep.join(str(layer) for layer in source.layer_dirs),
         "KONTEXT_RUNTIME_SDK_DIR": str(setup.runtime_sdk_dir),
         **setup.aws_environment,
+        # The function calls AWS as its role, as on Lambda, not as the runner.
+        **function_credentials(function.role, function.name),
     }

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, TypedDict
 from urllib.parse import urlsplit
 
-from kontext_tools.local.account import EMULATED_CREDENTIALS, REGION
+from kontext_tools.local.account import REGION
 from kontext_tools.local.build import BuildArtifacts, ensure_built, host_architecture
 from kontext_tools.local.gateway import FunctionUrlGateway
 from kontext_tools.local.lambdas import DEFAULT_MAX_SANDBOXES, LocalLambdas
@@ -90,8 +90,8 @@ def stand_up(options: LocalRunOptions, exit_stack: ExitStack) -> LocalRun:
     artifacts = options.get("build") or ensure_built()
     exit_stack.callback(_restore_environment, dict(os.environ))
     log = _open_log(options.get("log_file"), exit_stack)
-    endpoint = start_moto_server(exit_stack, log)
-    emulated = _reach_emulated_aws(endpoint)
+    endpoint, runner_credentials = start_moto_server(exit_stack, log)
+    emulated = _reach_emulated_aws(endpoint, runner_credentials)
     session = boto3.Session(region_name=REGION)
     clients = SessionClients(session)
     model = _model_queue(options, exit_stack)
@@ -120,12 +120,13 @@ def stand_up(options: LocalRunOptions, exit_stack: ExitStack) -> LocalRun:
     return LocalRun(endpoint, clients, stack, lambdas, model.emulator)
 
 
-def _reach_emulated_aws(endpoint: str) -> dict[str, str]:
-    """Every client of this process, and of the functions' processes, reaches the
-    emulated AWS; the state machine's interpreter finds it through MOTO_PORT. Returns
-    the environment the functions' processes get for it."""
+def _reach_emulated_aws(endpoint: str, runner_credentials: dict[str, str]) -> dict[str, str]:
+    """Every client of this process reaches the emulated AWS as the runner (the functions'
+    processes as their roles: sandbox.py); the state machine's interpreter finds it
+    through MOTO_PORT. Returns the environment the functions' processes get for it."""
+    os.environ.pop("AWS_SESSION_TOKEN", None)  # the runner's key is a user's, not a session's
     emulated = {
-        **EMULATED_CREDENTIALS,
+        **runner_credentials,
         "AWS_REGION": REGION,
         "AWS_DEFAULT_REGION": REGION,
         "AWS_ENDPOINT_URL": endpoint,
