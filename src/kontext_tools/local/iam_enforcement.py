@@ -21,20 +21,13 @@ Identities are made in moto's backends directly, so they can be made while it en
 from __future__ import annotations
 
 import json
-import logging
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime, timedelta
 from typing import Any
-from urllib.parse import parse_qs, urlparse
-
-from werkzeug.exceptions import HTTPException
 
 from kontext_tools.local.account import ACCOUNT_ID, REGION
-
-# moto's logger: the run's log file (moto_server.py).
-_LOG = logging.getLogger("moto.iam.enforcement")
+from kontext_tools.local.moto_authorization import moto_authorization_as_aws
 
 RUNNER_USER = "local-run-administrator"
 # The key moto's Step Functions interpreter signs its tasks' calls with.
@@ -45,25 +38,6 @@ ALLOW_EVERYTHING = json.dumps(
 )
 # Lambda's role sessions last as long as the execution environment; a local run is shorter.
 SESSION_SECONDS = 12 * 3600
-
-# S3 operations whose IAM action has another name: (operation, names a version) -> action
-# ("Actions, resources, and condition keys for Amazon S3" in the Service Authorization
-# Reference). Operations not listed are checked under their own name.
-S3_ACTIONS = {
-    ("HeadObject", False): "GetObject",
-    ("HeadObject", True): "GetObjectVersion",
-    ("GetObject", True): "GetObjectVersion",
-    ("DeleteObject", True): "DeleteObjectVersion",
-    ("HeadBucket", False): "ListBucket",
-    ("ListObjects", False): "ListBucket",
-    ("ListObjectsV2", False): "ListBucket",
-    ("ListObjectVersions", False): "ListBucketVersions",
-    ("CreateMultipartUpload", False): "PutObject",
-    ("UploadPart", False): "PutObject",
-    ("CompleteMultipartUpload", False): "PutObject",
-    ("CopyObject", False): "PutObject",
-    ("ListParts", False): "ListMultipartUploadParts",
-}
 
 _ENFORCING = [0]
 # moto's settings as they were before the first run in this process enforced.
@@ -90,7 +64,7 @@ def identity_policies_enforced() -> Iterator[dict[str, str]]:
             _SAVED.append(saved)
         _ENFORCING[0] += 1
     try:
-        with _presigned_urls_authorized():
+        with moto_authorization_as_aws():
             _step_functions_service()
             yield _runner_environment()
     finally:
@@ -169,119 +143,3 @@ def _runner_environment() -> dict[str, str]:
 def _step_functions_service() -> None:
     key = _user_allowed_everything(STEP_FUNCTIONS_USER)
     key.access_key_id, key.secret_access_key = STEP_FUNCTIONS_KEY
-
-
-@contextmanager
-def _presigned_urls_authorized() -> Iterator[None]:
-    """moto reads the credentials of an S3 request from its Authorization header only,
-    and fails (500) on a presigned URL or an anonymous request. While active, a presigned
-    URL is allowed what its signer's policies allow until it expires, and an anonymous
-    request is refused (403), as S3 does for a private bucket."""
-    from moto.core.authorization import ActionAuthenticatorMixin  # noqa: PLC0415
-    from moto.core.exceptions import ServiceException  # noqa: PLC0415
-    from moto.iam.access_control import S3IAMRequest  # noqa: PLC0415
-
-    original: Callable[..., None] = ActionAuthenticatorMixin._authenticate_and_authorize_action
-
-    def authorize(self: Any, iam_request_cls: type, resource: str = "*") -> None:
-        try:
-            if iam_request_cls is S3IAMRequest:
-                _authorize_s3(self, resource)
-            else:
-                original(self, iam_request_cls, resource)
-        except (HTTPException, ServiceException) as refusal:
-            # What was refused, to whom and on what, in the run's log (moto says only 403).
-            _LOG.warning(
-                "IAM refused %s %s on %s: %s",
-                self.__class__.__name__,
-                self._get_action(),
-                resource,
-                getattr(refusal, "description", None) or refusal,
-            )
-            raise
-
-    setattr(ActionAuthenticatorMixin, "_authenticate_and_authorize_action", authorize)  # noqa: B010
-    try:
-        with _unknown_resources_match_any_grant():
-            yield
-    finally:
-        setattr(ActionAuthenticatorMixin, "_authenticate_and_authorize_action", original)  # noqa: B010
-
-
-@contextmanager
-def _unknown_resources_match_any_grant() -> Iterator[None]:
-    """moto knows the resource of S3, SQS, IAM and STS requests only, and checks every
-    other request against the resource "*", which a grant scoped to an ARN never matches:
-    every scoped grant would be refused. While active, a request whose resource moto does
-    not know is allowed by a statement that allows its action on any resource (the action
-    is checked, the resource is not: docs/decisions.md, "IAM in the local run")."""
-    from moto.iam.access_control import IAMPolicyStatement  # noqa: PLC0415
-
-    original: Callable[..., bool] = IAMPolicyStatement._check_element_matches
-
-    def matches(self: Any, statement_element: str, value: str) -> bool:
-        if statement_element == "Resource" and value == "*":
-            return True
-        return original(self, statement_element, value)
-
-    setattr(IAMPolicyStatement, "_check_element_matches", matches)  # noqa: B010
-    try:
-        yield
-    finally:
-        setattr(IAMPolicyStatement, "_check_element_matches", original)  # noqa: B010
-
-
-def _authorize_s3(response: Any, resource: str) -> None:
-    """moto's S3 check with the IAM action S3 checks (moto checks the operation's name,
-    `s3:HeadObject`, which no policy grants), for signed and presigned requests."""
-    from moto.iam.access_control import S3IAMRequest  # noqa: PLC0415
-
-    query_string = urlparse(response.uri).query
-    query = {name: values[0] for name, values in parse_qs(query_string).items()}
-    operation = response._get_action()
-    action = S3_ACTIONS.get((operation, "versionId" in query), S3_ACTIONS.get((operation, False)))
-    headers = dict(response.headers)
-    presigned = "Authorization" not in headers
-    if presigned:
-        headers = _presigned_credentials(query)
-    path = response.raw_path + (f"?{query_string}" if query_string else "")
-    request = S3IAMRequest(
-        account_id=response.current_account,
-        method=response.method,
-        path=path,
-        data=response.data,
-        body=response.raw_body,
-        headers=headers,
-        action=action or operation,
-    )
-    if not presigned:
-        request.check_signature()
-    request.check_action_permitted(resource)
-
-
-def _presigned_credentials(query: dict[str, str]) -> dict[str, str]:
-    """The signer of a presigned URL (SigV4 or SigV2 query), as the headers moto reads
-    credentials from; AccessDenied for a URL without one, or past its expiry."""
-    from moto.s3.exceptions import S3AccessDeniedError  # noqa: PLC0415
-
-    now = datetime.now(UTC)
-    if "X-Amz-Credential" in query:
-        credential = query["X-Amz-Credential"]
-        try:
-            signed = datetime.strptime(query["X-Amz-Date"], "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
-            expires = signed + timedelta(seconds=int(query["X-Amz-Expires"]))
-        except (KeyError, ValueError) as exc:
-            raise S3AccessDeniedError() from exc
-        token = query.get("X-Amz-Security-Token")
-    elif "AWSAccessKeyId" in query and query.get("Expires", "").isdigit():
-        credential = f"{query['AWSAccessKeyId']}/00000000/{REGION}/s3/aws4_request"
-        expires = datetime.fromtimestamp(int(query["Expires"]), UTC)
-        token = query.get("x-amz-security-token")
-    else:
-        raise S3AccessDeniedError()
-    if now > expires:
-        raise S3AccessDeniedError()
-    headers = {"Authorization": f"Credential={credential},"}
-    if token:
-        headers["X-Amz-Security-Token"] = token
-    return headers
