@@ -104,6 +104,7 @@ def stand_up(options: LocalRunOptions, exit_stack: ExitStack) -> LocalRun:
         parameters=model.parameters,
         overrides=LocalOverrides(model.environment, gateway.url_for),
     )
+    _log_definition_checks(stack, log)
     if model.api_key:
         clients.secretsmanager.put_secret_value(
             SecretId=stack.outputs["FalApiKeySecretArn"], SecretString=model.api_key
@@ -118,6 +119,18 @@ def stand_up(options: LocalRunOptions, exit_stack: ExitStack) -> LocalRun:
     # One cold start per function now: a broken build fails here, naming the import.
     lambdas.warm_up()
     return LocalRun(endpoint, clients, stack, lambdas, model.emulator)
+
+
+def _log_definition_checks(stack: LocalStack, log: IO[str] | None) -> None:
+    if log is None:
+        return
+    for name, checks in stack.definition_checks.items():
+        log.write(f"state machine {name}: definition passed {', '.join(checks)}\n")
+    if any(len(checks) == 1 for checks in stack.definition_checks.values()):
+        log.write(
+            "AWS's ASL validators are not installed (make asl-tools): definitions were "
+            "checked by the reachability walk only\n"
+        )
 
 
 def _reach_emulated_aws(endpoint: str) -> dict[str, str]:

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from kontext_tools.local.account import ACCOUNT_ID, REGION
+from kontext_tools.local.stack.asl_checks import check_definition, render_definition
 from kontext_tools.local.stack.intrinsics import Resolver
 from kontext_tools.local.stack.local_stack import LocalStack
 from kontext_tools.local.stack.sam_translation import Translation, zip_folder
@@ -212,10 +213,13 @@ class ResourceCreator:
         self._set(logical_id, self._name(logical_id))
 
     def _state_machine(self, logical_id: str, props: dict[str, Any]) -> None:
-        definition = props.get("DefinitionString") or json.dumps(props["Definition"])
-        for name, value in props.get("DefinitionSubstitutions", {}).items():
-            definition = definition.replace("${" + name + "}", str(value))
+        definition = render_definition(
+            props.get("DefinitionString") or json.dumps(props["Definition"]),
+            props.get("DefinitionSubstitutions", {}),
+        )
         name = props.get("StateMachineName") or self._name(logical_id)
+        # moto takes definitions AWS refuses: refuse them first, with AWS's message.
+        self.stack.definition_checks[name] = check_definition(name, definition)
         arn = self.clients.stepfunctions.create_state_machine(
             name=name,
             definition=definition,
