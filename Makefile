@@ -50,9 +50,16 @@ requirements: $(INSTALLED) ## derive layers/common/requirements.txt from pyproje
 	$(BIN)/python -m kontext_tools.layer_requirements
 
 # sam build needs the runtime's Python (3.12) to resolve wheels; build.py finds it (pyenv).
-build: $(INSTALLED) sam ## sam build (arm64, .aws-sam/build, what make deploy ships) + sam validate --lint
+# The functions' instruction set: sam build must build the binaries (pydantic-core,
+# cryptography) for the architecture sam deploy gives the functions, so both steps take it
+# from here (make build deploy ARCHITECTURE=x86_64), never from a prompt in between.
+ARCHITECTURE ?= arm64
+# More template parameters for make deploy, as sam takes them: PARAMETERS="CompletionMode=webhook"
+PARAMETERS ?=
+
+build: $(INSTALLED) sam ## sam build (ARCHITECTURE, default arm64; .aws-sam/build, what make deploy ships) + sam validate --lint
 	$(BIN)/python -m kontext_tools.layer_requirements --check
-	$(BIN)/python -m kontext_tools.local.build --release
+	$(BIN)/python -m kontext_tools.local.build --release --architecture $(ARCHITECTURE)
 
 build-local: $(INSTALLED) sam ## sam build for this machine (.aws-sam/build-local): what the local run executes
 	$(BIN)/python -m kontext_tools.local.build
@@ -116,7 +123,7 @@ bench-quick: $(INSTALLED) ## the same benchmarks, smaller (a few minutes)
 STACK ?= kontext-pipeline
 
 deploy: build ## sam build + sam deploy of what the tests ran (needs AWS credentials)
-	$(SAM) deploy --stack-name "$(STACK)"
+	$(SAM) deploy --stack-name "$(STACK)" --parameter-overrides Architecture=$(ARCHITECTURE) $(PARAMETERS)
 
 put-key: $(INSTALLED) ## store the model's API key (FAL_KEY, or asked for) in the stack's secret
 	$(BIN)/kontext-pipeline put-key --stack "$(STACK)"
