@@ -39,6 +39,25 @@ def test_a_new_utc_day_starts_from_zero(jobs_table: Any) -> None:
     assert budget.spend_images(1, now=tomorrow) == 1
 
 
+def test_each_spend_reports_the_day_s_total_for_the_cap_alarm(jobs_table: Any) -> None:
+    from kontext_pipeline.budget import SPENT_TODAY_METRIC
+    from kontext_pipeline.observability import metrics
+
+    # Given a cap of 10 images, and a day with 3 already spent
+    budget = Budget(jobs_table, "jobs", max_images_per_day=10)
+    budget.spend_images(3, now=NOON)
+    metrics.clear_metrics()
+    try:
+        # When a job spends 2 more, and the next UTC day's first job 1
+        budget.spend_images(2, now=NOON)
+        budget.spend_images(1, now=NOON + timedelta(days=1))
+        # Then the metric the daily-cap alarm watches carries each day's running total
+        reported = metrics.metric_set[SPENT_TODAY_METRIC]["Value"]
+    finally:
+        metrics.clear_metrics()
+    assert reported == [5.0, 1.0]
+
+
 def test_concurrent_submits_never_pass_the_cap_together(jobs_table: Any) -> None:
     # Given a cap of 10 images and 30 submits of one image at once
     budget = Budget(jobs_table, "jobs", max_images_per_day=10)

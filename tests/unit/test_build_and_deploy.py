@@ -13,7 +13,7 @@ from tests.conftest import ROOT
 def planned_commands(*make_arguments: str) -> str:
     """What `make deploy` would run (make -n: printed, nothing run)."""
     planned = subprocess.run(
-        ["make", "-n", "deploy", *make_arguments],  # noqa: S607 - make from PATH
+        ["make", "-n", "deploy", *make_arguments],
         cwd=ROOT,
         capture_output=True,
         text=True,

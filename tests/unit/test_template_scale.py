@@ -72,7 +72,7 @@ def test_the_backfill_lists_with_a_distributed_map_and_ends_each_item_in_one_wor
     state = BACKFILL_ASL["States"]["StartEachEdit"]
     # When it is read
     # Then it reads S3 itself, in distributed mode, at the asked concurrency
-    assert state["ItemReader"]["Resource"] == "arn:aws:states:::s3:listObjectsV2"
+    assert state["ItemReader"]["Resource"] == "arn:${Partition}:states:::s3:listObjectsV2"
     assert state["ItemProcessor"]["ProcessorConfig"]["Mode"] == "DISTRIBUTED"
     assert state["MaxConcurrencyPath"] == "$.max_concurrency"
     # And an item that cannot be started is counted, not fatal to the backfill
@@ -120,9 +120,8 @@ def test_the_daily_cap_alarm_fires_at_80_percent_of_the_cap_and_only_with_a_cap(
     # Then it exists only with a cap, and compares a day's images with 80% of it
     assert alarm["Condition"] == "HasDailyImageCap"
     properties = alarm["Properties"]
-    images, share = properties["Metrics"]
-    assert images["MetricStat"]["Metric"]["MetricName"] == "ImagesRequested"
-    assert images["MetricStat"]["Period"] == 86400
+    # (which day's images it reads: test_template_hygiene.py)
+    _, share = properties["Metrics"]
     assert share["Expression"] == {"Fn::Sub": "100 * images / ${MaxImagesPerDay}"}
     assert (properties["Threshold"], properties["ComparisonOperator"]) == (
         80,
