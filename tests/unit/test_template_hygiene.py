@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from tests.conftest import ROOT
 from tests.unit.test_template import CFN, TEMPLATE
 
@@ -111,3 +113,22 @@ def test_cloudwatch_may_use_the_alarms_key_only_for_this_account_s_alarms() -> N
     # Then the grant holds only for alarms of this account and region
     source = cloudwatch["Condition"]["ArnLike"]["aws:SourceArn"]["Fn::Sub"]
     assert source == "arn:${AWS::Partition}:cloudwatch:${AWS::Region}:${AWS::AccountId}:alarm:*"
+
+
+def test_a_presigned_input_is_not_asked_to_outlive_the_queue_wait() -> None:
+    from kontext_pipeline.config import MAX_PRESIGNED_QUEUE_WAIT_SECONDS
+
+    from kontext_tools.local.rules import ParameterRefusedError, check_parameters
+
+    # Given the template's defaults (presigned input), which must deploy
+    check_parameters(TEMPLATE, {})
+    # When a presigned deployment asks for a queue wait past an hour, or off the list
+    for wait in ("14400", "3601", "1000"):
+        # Then the Rule refuses it before anything is created, naming the way out
+        with pytest.raises(ParameterRefusedError, match="InputTransfer=data_uri"):
+            check_parameters(TEMPLATE, {"QueueWaitSeconds": wait})
+    # And an inline input may wait hours; every listed wait fits a presigned input
+    check_parameters(TEMPLATE, {"QueueWaitSeconds": "14400", "InputTransfer": "data_uri"})
+    rule = TEMPLATE["Rules"]["PresignedInputOutlivesQueueWait"]
+    (listed,) = [a["Assert"]["Fn::Contains"][0] for a in rule["Assertions"]]
+    assert max(int(wait) for wait in listed) == MAX_PRESIGNED_QUEUE_WAIT_SECONDS

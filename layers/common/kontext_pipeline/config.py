@@ -26,6 +26,11 @@ DEFAULT_FAL_MODEL_PATH = "fal-ai/flux-pro/kontext/max"
 DEFAULT_OUTPUT_URL_HOSTS = ("fal.media", "fal.run", "fal.ai")
 
 
+# How long a presigned input may have to live: a URL signed with a Lambda role's session
+# credentials dies with them, and AWS promises those no longer (docs/decisions.md).
+MAX_PRESIGNED_QUEUE_WAIT_SECONDS = 3600
+
+
 class PipelineSettings(BaseModel):
     """Everything the functions read from their environment."""
 
@@ -95,7 +100,7 @@ class PipelineSettings(BaseModel):
         "fails as deadline_exceeded.",
     )
     queue_wait_seconds: int = Field(
-        14400,
+        3600,
         ge=5,
         description="Queue-wait limit: a request still waiting in the model's queue (IN_QUEUE) "
         "this long after submit is cancelled and fails as queue_wait_exceeded.",
@@ -126,9 +131,6 @@ class PipelineSettings(BaseModel):
         "presigned",
         description="How the model gets the input: a presigned S3 URL, or the bytes inline as a "
         "data: URI (for buckets the model cannot reach, e.g. the local emulation).",
-    )
-    presign_expires_seconds: int = Field(
-        3600, ge=60, le=604800, description="Lifetime of the presigned input URL."
     )
     max_input_bytes: int = Field(
         25 * 1024 * 1024, gt=0, description="Largest input image accepted."
@@ -236,6 +238,16 @@ class PipelineSettings(BaseModel):
             )
         if self.poll_min_seconds > self.poll_max_seconds:
             raise ValueError("poll_min_seconds must not exceed poll_max_seconds")
+        # The template's PresignedInputOutlivesQueueWait rule, for settings set another way.
+        if (
+            self.input_transfer == "presigned"
+            and self.queue_wait_seconds > MAX_PRESIGNED_QUEUE_WAIT_SECONDS
+        ):
+            raise ValueError(
+                f"queue_wait_seconds {self.queue_wait_seconds} is longer than a presigned "
+                f"input lives ({MAX_PRESIGNED_QUEUE_WAIT_SECONDS} s): use input_transfer "
+                "data_uri for longer waits"
+            )
         return self
 
 

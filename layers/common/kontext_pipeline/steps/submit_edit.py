@@ -37,6 +37,10 @@ if TYPE_CHECKING:
     from types_boto3_s3.client import S3Client
 
 
+# A request that starts at the very end of its allowed wait still reads its input.
+PRESIGNED_INPUT_GRACE_SECONDS = 300
+
+
 @dataclass(frozen=True)
 class SubmitPolicy:
     """The settings SubmitEdit reads: the fields of PipelineSettings of the same names
@@ -45,7 +49,6 @@ class SubmitPolicy:
     max_input_bytes: int
     max_input_pixels: int
     input_transfer: Literal["presigned", "data_uri"]
-    presign_expires_seconds: int
     default_prompt: str | None
     default_options: dict[str, Any]
     completion_mode: Literal["poll", "webhook"]
@@ -57,6 +60,12 @@ class SubmitPolicy:
     @classmethod
     def from_settings(cls, settings: PipelineSettings) -> SubmitPolicy:
         return cls(**{field.name: getattr(settings, field.name) for field in fields(cls)})
+
+    @property
+    def presigned_input_seconds(self) -> int:
+        """The input URL lives as long as the request may wait in the model's queue (the model
+        reads it when the request starts), and a grace for the start itself."""
+        return self.queue_wait_seconds + PRESIGNED_INPUT_GRACE_SECONDS
 
     def model_webhook_url(self) -> str | None:
         """Where the model sends its webhook: None when polling; required in webhook mode."""
@@ -136,7 +145,7 @@ def _image_url(inspected: InspectedObject, step: SubmitEdit) -> str:
     if step.policy.input_transfer == "data_uri":
         return source_as_data_uri(step.s3, inspected)
     return presign_source(
-        step.s3, inspected.source, expires_seconds=step.policy.presign_expires_seconds
+        step.s3, inspected.source, expires_seconds=step.policy.presigned_input_seconds
     )
 
 
