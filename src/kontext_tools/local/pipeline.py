@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Unpack
 
+from kontext_pipeline.callbacks.signing import SECRET_PREFIX, displayed_secret, signing_key
 from kontext_pipeline.models import SourceObject
 from kontext_pipeline.outcomes import Notification
 
@@ -50,6 +51,10 @@ if TYPE_CHECKING:
     from kontext_tools.local.lambdas import LocalLambdas
     from kontext_tools.local.stack import LocalStack
     from kontext_tools.session_clients import SessionClients
+
+
+# How long a local run waits, once its jobs are done, for what they started to finish.
+SETTLE_SECONDS = 60.0
 
 
 @dataclass(frozen=True)
@@ -200,6 +205,36 @@ class LocalPipeline:
                     )
                 )
                 sqs.delete_message(QueueUrl=self._queue_url, ReceiptHandle=message["ReceiptHandle"])
+
+    def settle(self, timeout: float = SETTLE_SECONDS) -> list[str]:
+        """Let executions end (their notification comes first), then the asynchronous
+        invocations they started (callbacks, with Lambda's retries and their own backoff);
+        returns what still runs after `timeout` s, which stopping the run cuts short."""
+        deadline = time.monotonic() + timeout
+        running = self._running_executions()
+        while running and time.monotonic() < deadline:
+            time.sleep(0.2)
+            running = self._running_executions()
+        cut_short = [f"execution {name} (still RUNNING)" for name in running]
+        if self.lambdas is not None:
+            left = max(0.0, deadline - time.monotonic())
+            cut_short += [f"{name} (asynchronous invocation)" for name in self.lambdas.drain(left)]
+        return cut_short
+
+    def _running_executions(self) -> list[str]:
+        return [str(e["name"]) for e in self.executions() if e["status"] == "RUNNING"]
+
+    def callback_signing_secret(self, replace_with: str | None = None) -> str:
+        """The secret that signs per-job callbacks, as receivers configure it (whsec_...).
+        `replace_with` (whsec_... or its base64) takes the place of the stack's own first,
+        so a receiver set up before the run verifies its callbacks."""
+        secret_arn = self.outputs["CallbackSigningSecretArn"]
+        secrets = self.clients.secretsmanager
+        if replace_with is not None:
+            signing_key(replace_with)  # refuses what is not a Standard Webhooks secret
+            raw = replace_with.strip().removeprefix(SECRET_PREFIX)
+            secrets.put_secret_value(SecretId=secret_arn, SecretString=raw)
+        return displayed_secret(secrets.get_secret_value(SecretId=secret_arn)["SecretString"])
 
     def executions(self) -> list[dict[str, Any]]:
         """Every execution of the edit state machine, newest first (all pages)."""
