@@ -44,13 +44,13 @@ def parameter_values() -> list[dict[str, str]]:
 
 
 def rendered(logical_id: str, parameters: dict[str, str]) -> str:
-    """The definition as CloudFormation hands it to Step Functions, with stand-in ARNs for
-    the functions it names."""
+    """The definition as CloudFormation hands it to Step Functions, with stand-in names and
+    ARNs for the resources it names."""
     stack = LocalStack(name="kontext-render", template=TEMPLATE)
-    for function_id, resource in TEMPLATE["Resources"].items():
-        if resource["Type"] == "AWS::Serverless::Function":
-            arn = f"arn:aws:lambda:us-east-1:123456789012:function:{function_id}"
-            stack.attributes[function_id] = {"Arn": arn}
+    for resource_id in TEMPLATE["Resources"]:
+        stack.physical_ids[resource_id] = f"kontext-render-{resource_id}"
+        arn = f"arn:aws:lambda:us-east-1:123456789012:function:{resource_id}"
+        stack.attributes[resource_id] = {"Arn": arn}
     properties = STATE_MACHINES[logical_id]
     substitutions = Resolver(stack, parameters).resolve(properties["DefinitionSubstitutions"])
     text = (ROOT / properties["DefinitionUri"]).read_text(encoding="utf-8")

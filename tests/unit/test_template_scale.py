@@ -8,6 +8,7 @@ import re
 from typing import Any
 
 import pytest
+from kontext_pipeline.backfill import tally_key
 
 from kontext_tools.local.rules import check_parameters
 from tests.conftest import ROOT
@@ -51,9 +52,11 @@ def test_the_backfill_may_run_its_own_map_children_and_list_the_bucket() -> None
     watch = next(s for s in flat if "states:DescribeExecution" in actions_of(s))
     assert sorted(actions_of(watch)) == ["states:DescribeExecution", "states:StopExecution"]
     assert watch["Resource"]["Fn::Sub"].endswith(":execution:" + name + "/*")
-    # And it lists the bucket for the ItemReader, and invokes only the backfill function
+    # And it lists the bucket for the ItemReader, reads and writes only its results (the
+    # ResultWriter), and invokes only the backfill function
     assert allows(flat, "s3:ListBucket")
-    assert not allows(flat, "s3:GetObject")
+    assert object_keys_granted(flat, "s3:GetObject") == {"backfill-results/*"}
+    assert object_keys_granted(flat, "s3:PutObject") == {"backfill-results/*"}
     invoked = {json.dumps(s["Resource"]) for s in flat if "lambda:InvokeFunction" in actions_of(s)}
     assert all("StartBackfillEditFunction" in text for text in invoked)
 
@@ -67,7 +70,7 @@ def test_every_substitution_of_the_backfill_definition_is_given() -> None:
     assert used == set(given)
 
 
-def test_the_backfill_lists_with_a_distributed_map_and_ends_each_item_in_one_word() -> None:
+def test_the_backfill_lists_with_a_distributed_map_and_counts_each_item_once() -> None:
     # Given the Map state
     state = BACKFILL_ASL["States"]["StartEachEdit"]
     # When it is read
@@ -75,10 +78,22 @@ def test_the_backfill_lists_with_a_distributed_map_and_ends_each_item_in_one_wor
     assert state["ItemReader"]["Resource"] == "arn:${Partition}:states:::s3:listObjectsV2"
     assert state["ItemProcessor"]["ProcessorConfig"]["Mode"] == "DISTRIBUTED"
     assert state["MaxConcurrencyPath"] == "$.max_concurrency"
-    # And an item that cannot be started is counted, not fatal to the backfill
+    # And every item, started or not, ends by adding its outcome to the run's tally,
+    # under the key the command line reads (kontext_pipeline.backfill.tally_key)
     processor = state["ItemProcessor"]["States"]
     assert processor["StartBackfillEdit"]["Catch"][0]["Next"] == "EditNotStarted"
-    assert processor["EditNotStarted"]["Result"] == "failed"
+    assert processor["EditNotStarted"]["Result"] == {"outcome": "failed"}
+    assert processor["StartBackfillEdit"]["Next"] == processor["EditNotStarted"]["Next"]
+    count = processor[processor["EditNotStarted"]["Next"]]
+    assert count["Resource"] == "arn:${Partition}:states:::dynamodb:updateItem"
+    assert count["Parameters"]["UpdateExpression"] == "ADD #outcome :one"
+    tally = state["ItemSelector"]["tally.$"]
+    assert tally == "States.Format('backfill#{}', $$.Execution.Name)"
+    assert tally_key("{}") == "backfill#{}"
+    # And the children's results go to S3, never inline: a Distributed Map's inline result
+    # is capped at 256 KiB, which one word an item passes at about 26,000 objects
+    assert state["ResultWriter"]["Resource"] == "arn:${Partition}:states:::s3:putObject"
+    assert state["ResultWriter"]["Parameters"]["Prefix"] == "${BackfillResultsPrefix}"
 
 
 def test_callbacks_run_off_the_pipelines_outcome_events_and_end_in_a_dead_letter_queue() -> None:

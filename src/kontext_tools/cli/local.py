@@ -75,15 +75,28 @@ def run_local(args: argparse.Namespace) -> int:
 
 
 def _callback_secret(args: argparse.Namespace, pipeline: LocalPipeline) -> str:
-    from kontext_pipeline.errors import ConfigurationError  # noqa: PLC0415 - local extras
+    """The secret that signs the run's callbacks, as receivers configure it (whsec_...):
+    --callback-secret's, put in the stack's place so a receiver set up beforehand verifies
+    them, else the stack's own, printed for the receivers of this run."""
+    from kontext_pipeline.callbacks.signing import (  # noqa: PLC0415 - local extras
+        SECRET_PREFIX,
+        displayed_secret,
+        signing_key,
+    )
+    from kontext_pipeline.errors import ConfigurationError  # noqa: PLC0415
 
-    try:
-        secret = pipeline.callback_signing_secret(replace_with=args.callback_secret)
-    except ConfigurationError as exc:
-        raise CliError(
-            f"--callback-secret: {exc.message} (Standard Webhooks: whsec_<base64>)"
-        ) from None
-    # A local run's own secret: receivers of its callbacks need it to verify them.
+    secret_arn = pipeline.outputs["CallbackSigningSecretArn"]
+    secrets = pipeline.clients.secretsmanager
+    if args.callback_secret is not None:
+        try:
+            signing_key(args.callback_secret)
+        except ConfigurationError as exc:
+            raise CliError(
+                f"--callback-secret: {exc.message} (Standard Webhooks: whsec_<base64>)"
+            ) from None
+        raw = args.callback_secret.strip().removeprefix(SECRET_PREFIX)
+        secrets.put_secret_value(SecretId=secret_arn, SecretString=raw)
+    secret = displayed_secret(secrets.get_secret_value(SecretId=secret_arn)["SecretString"])
     say(args, f"Per-job callbacks are signed with {secret}")
     return secret
 

@@ -24,14 +24,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Unpack
 
-from kontext_pipeline.callbacks.signing import SECRET_PREFIX, displayed_secret, signing_key
 from kontext_pipeline.models import SourceObject
 from kontext_pipeline.outcomes import Notification
 
 from kontext_tools.backfill import (
     BackfillResult,
+    BackfillRuns,
     backfill_input,
-    start_backfill,
     wait_for_backfill,
 )
 from kontext_tools.deployed import (
@@ -224,18 +223,6 @@ class LocalPipeline:
     def _running_executions(self) -> list[str]:
         return [str(e["name"]) for e in self.executions() if e["status"] == "RUNNING"]
 
-    def callback_signing_secret(self, replace_with: str | None = None) -> str:
-        """The secret that signs per-job callbacks, as receivers configure it (whsec_...).
-        `replace_with` (whsec_... or its base64) takes the place of the stack's own first,
-        so a receiver set up before the run verifies its callbacks."""
-        secret_arn = self.outputs["CallbackSigningSecretArn"]
-        secrets = self.clients.secretsmanager
-        if replace_with is not None:
-            signing_key(replace_with)  # refuses what is not a Standard Webhooks secret
-            raw = replace_with.strip().removeprefix(SECRET_PREFIX)
-            secrets.put_secret_value(SecretId=secret_arn, SecretString=raw)
-        return displayed_secret(secrets.get_secret_value(SecretId=secret_arn)["SecretString"])
-
     def executions(self) -> list[dict[str, Any]]:
         """Every execution of the edit state machine, newest first (all pages)."""
         pages = self.clients.stepfunctions.get_paginator("list_executions").paginate(
@@ -285,13 +272,17 @@ class LocalPipeline:
         timeout: float = 300.0,
     ) -> BackfillResult:
         """Run the stack's backfill over a prefix and wait for its counts."""
-        sfn = self.clients.stepfunctions
-        execution_arn = start_backfill(
-            sfn,
-            self.outputs["BackfillStateMachineArn"],
-            backfill_input(prefix, prompt=prompt, options=options, max_concurrency=max_concurrency),
+        clients, outputs = self.clients, self.outputs
+        runs = BackfillRuns(
+            clients.stepfunctions,
+            clients.dynamodb,
+            outputs["BackfillStateMachineArn"],
+            outputs["JobsTableName"],
         )
-        return wait_for_backfill(sfn, execution_arn, timeout=timeout)
+        document = backfill_input(
+            prefix, prompt=prompt, options=options, max_concurrency=max_concurrency
+        )
+        return wait_for_backfill(runs, runs.start(document), timeout=timeout)
 
     def download_outputs(self, notification: Notification, out_dir: Path) -> list[Path]:
         """Copy the job's output images and manifest from the emulated S3 into a folder."""
