@@ -33,9 +33,10 @@ def test_backfill_and_callbacks_only_read_uploads_under_the_input_prefix(functio
     # Given the role of a function that reads an upload's version id or metadata
     statements = s3_statements(function)
     # When its S3 statements are read
-    # Then it may read (HeadObject, pinned to a version) and list, never write
+    # Then it may only read (which reads exactly: test_least_privilege.py), never write
     actions = {a for s in statements for a in actions_of(s)}
-    assert actions == {"s3:GetObject", "s3:GetObjectVersion", "s3:ListBucket"}
+    assert "s3:GetObject" in actions
+    assert actions <= {"s3:GetObject", "s3:GetObjectVersion", "s3:ListBucket"}
     # And it reads under the input prefix only
     assert object_keys_granted(statements, "s3:GetObject") == {"${InputPrefix}*"}
 
