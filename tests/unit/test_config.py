@@ -45,14 +45,12 @@ def test_overlapping_prefixes_are_refused_at_cold_start(inputs: str, outputs: st
         load_settings(input_prefix=inputs, output_prefix=outputs)
 
 
-def test_a_presigned_input_never_has_to_outlive_an_hour() -> None:
-    # Given the presigned input (the default) and a queue wait longer than an hour
-    # When the settings load / Then start-up fails, naming the way out
-    with pytest.raises(ConfigurationError, match="use input_transfer data_uri"):
+def test_a_request_never_waits_longer_than_its_presigned_input_lives() -> None:
+    # Given a queue wait longer than an hour / When the settings load / Then start-up fails
+    with pytest.raises(ConfigurationError, match="queue_wait_seconds"):
         load_settings(queue_wait_seconds=3601)
-    # And an inline input may wait longer, a presigned one an hour
-    assert load_settings(queue_wait_seconds=14400, input_transfer="data_uri")
-    assert load_settings(queue_wait_seconds=3600).queue_wait_seconds == 3600
+    # And an hour is the default and the most
+    assert load_settings().queue_wait_seconds == 3600
 
 
 def test_api_key_is_never_shown(monkeypatch: pytest.MonkeyPatch) -> None:

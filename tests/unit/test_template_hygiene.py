@@ -115,20 +115,18 @@ def test_cloudwatch_may_use_the_alarms_key_only_for_this_account_s_alarms() -> N
     assert source == "arn:${AWS::Partition}:cloudwatch:${AWS::Region}:${AWS::AccountId}:alarm:*"
 
 
-def test_a_presigned_input_is_not_asked_to_outlive_the_queue_wait() -> None:
-    from kontext_pipeline.config import MAX_PRESIGNED_QUEUE_WAIT_SECONDS
+def test_no_request_may_wait_longer_than_its_presigned_input_lives() -> None:
+    from kontext_pipeline.config import MAX_QUEUE_WAIT_SECONDS
 
     from kontext_tools.local.rules import ParameterRefusedError, check_parameters
 
-    # Given the template's defaults (presigned input), which must deploy
+    # Given the template's defaults, which must deploy, and a wait of the settings' most
     check_parameters(TEMPLATE, {})
-    # When a presigned deployment asks for a queue wait past an hour, or off the list
-    for wait in ("14400", "3601", "1000"):
-        # Then the Rule refuses it before anything is created, naming the way out
-        with pytest.raises(ParameterRefusedError, match="InputTransfer=data_uri"):
+    check_parameters(TEMPLATE, {"QueueWaitSeconds": str(MAX_QUEUE_WAIT_SECONDS)})
+    # When a deployment asks for a longer queue wait
+    for wait in ("3601", "14400", "86400"):
+        # Then CloudFormation's pattern refuses it before anything is created
+        with pytest.raises(ParameterRefusedError, match="QueueWaitSeconds"):
             check_parameters(TEMPLATE, {"QueueWaitSeconds": wait})
-    # And an inline input may wait hours; every listed wait fits a presigned input
-    check_parameters(TEMPLATE, {"QueueWaitSeconds": "14400", "InputTransfer": "data_uri"})
-    rule = TEMPLATE["Rules"]["PresignedInputOutlivesQueueWait"]
-    (listed,) = [a["Assert"]["Fn::Contains"][0] for a in rule["Assertions"]]
-    assert max(int(wait) for wait in listed) == MAX_PRESIGNED_QUEUE_WAIT_SECONDS
+    # And short waits (the tests' 5 s) deploy
+    check_parameters(TEMPLATE, {"QueueWaitSeconds": "5"})

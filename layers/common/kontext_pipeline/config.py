@@ -26,9 +26,10 @@ DEFAULT_FAL_MODEL_PATH = "fal-ai/flux-pro/kontext/max"
 DEFAULT_OUTPUT_URL_HOSTS = ("fal.media", "fal.run", "fal.ai")
 
 
-# How long a presigned input may have to live: a URL signed with a Lambda role's session
-# credentials dies with them, and AWS promises those no longer (docs/decisions.md).
-MAX_PRESIGNED_QUEUE_WAIT_SECONDS = 3600
+# The longest a request may wait in the model's queue: the model reads a presigned input
+# when the request starts, and a URL signed with a Lambda role's session credentials dies
+# with them, which AWS promises no longer than an hour (docs/decisions.md).
+MAX_QUEUE_WAIT_SECONDS = 3600
 
 
 class PipelineSettings(BaseModel):
@@ -100,8 +101,9 @@ class PipelineSettings(BaseModel):
         "fails as deadline_exceeded.",
     )
     queue_wait_seconds: int = Field(
-        3600,
+        MAX_QUEUE_WAIT_SECONDS,
         ge=5,
+        le=MAX_QUEUE_WAIT_SECONDS,
         description="Queue-wait limit: a request still waiting in the model's queue (IN_QUEUE) "
         "this long after submit is cancelled and fails as queue_wait_exceeded.",
     )
@@ -238,16 +240,6 @@ class PipelineSettings(BaseModel):
             )
         if self.poll_min_seconds > self.poll_max_seconds:
             raise ValueError("poll_min_seconds must not exceed poll_max_seconds")
-        # The template's PresignedInputOutlivesQueueWait rule, for settings set another way.
-        if (
-            self.input_transfer == "presigned"
-            and self.queue_wait_seconds > MAX_PRESIGNED_QUEUE_WAIT_SECONDS
-        ):
-            raise ValueError(
-                f"queue_wait_seconds {self.queue_wait_seconds} is longer than a presigned "
-                f"input lives ({MAX_PRESIGNED_QUEUE_WAIT_SECONDS} s): use input_transfer "
-                "data_uri for longer waits"
-            )
         return self
 
 
