@@ -55,7 +55,7 @@ def test_every_template_parameter_is_documented_and_every_documented_one_exists(
     parameters = set(TEMPLATE["Parameters"])
     # When the README's Configuration section is read for `ParameterNames`
     section = README[README.index("## Configuration") : README.index("### Configuration reference")]
-    documented = set(re.findall(r"`([A-Z][a-zA-Z]+)`", section))
+    documented = set(re.findall(r"`([A-Z][a-zA-Z0-9]+)`", section))
     # Then the two are the same set
     assert documented == parameters
 

@@ -173,7 +173,12 @@ class PipelineSettings(BaseModel):
     callback_url_hosts: tuple[str, ...] = Field(
         (),
         description="Comma-separated hosts (and their subdomains) a job's callback-url may "
-        "name; empty refuses every callback.",
+        "name, on port 443, or host:port for another port; empty refuses every callback.",
+    )
+    callback_ipv6_egress: bool = Field(
+        False,
+        description="The function can reach IPv6 addresses (a dual-stack VPC): callbacks to "
+        "receivers with IPv6 addresses only are made. IPv4 is used whenever there is one.",
     )
     callback_allow_loopback: bool = Field(
         False,

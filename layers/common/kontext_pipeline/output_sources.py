@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from kontext_pipeline.errors import OutputCopyError, Reason
-from kontext_pipeline.url_guards import host_allowed, redact_url
+from kontext_pipeline.url_guards import host_allowed, is_public_address, redact_url
 
 # A CDN may redirect once or twice (to a regional or signed URL); more is a loop.
 MAX_OUTPUT_REDIRECTS = 3
@@ -114,4 +114,4 @@ def _is_internal_address(host: str) -> bool:
         address = ipaddress.ip_address(host)
     except ValueError:
         return host in ("localhost",) or host.endswith(".internal")
-    return address.is_private or address.is_loopback or address.is_link_local
+    return not is_public_address(address)
