@@ -153,7 +153,8 @@ def test_a_failed_job_calls_back_too(pipeline: LocalPipeline, receiver: int) -> 
     [
         ("http://localhost:{port}/h", "https only"),
         ("https://[::ffff:127.0.0.1]:{port}/h", "is an IP address"),
-        ("https://localhost:{port}/h", "private, loopback"),
+        # On 443: a listed host on another port is refused before its name is resolved.
+        ("https://localhost/h", "private, loopback"),
         ("https://hooks.example.org:{port}/h", "not in CallbackUrlHosts"),
     ],
 )
