@@ -126,12 +126,18 @@ def check_callback_url(
         raise CallbackRefusedError(f"scheme {parts.scheme or '(none)'!r}: https only")
     if literal is not None:
         raise CallbackRefusedError(f"host {host} is an IP address: name a host instead")
+    port = _listed_port(host, parts, rules)
+    address = _public_address(host, port, resolve, ipv6_egress=rules.ipv6_egress)
+    return CallbackTarget(url=url.strip(), host=host, address=address)
+
+
+def _listed_port(host: str, parts: SplitResult, rules: CallbackRules) -> int:
+    """The URL's port, when CallbackUrlHosts lists the host on it (443 unless `host:port`)."""
     port = parts.port or HTTPS_PORT
     if not rules.allows(host, port):
         named = host if port == HTTPS_PORT else f"{host}:{port}"
         raise CallbackRefusedError(f"host {named} is not in CallbackUrlHosts")
-    address = _public_address(host, port, resolve, ipv6_egress=rules.ipv6_egress)
-    return CallbackTarget(url=url.strip(), host=host, address=address)
+    return port
 
 
 def _split(url: str) -> SplitResult:
