@@ -96,7 +96,8 @@ def open_output(http: httpx.Client, url: str, policy: OutputPolicy) -> Iterator[
                 f"output URL redirected to {redact_url(url)}: {exc.message}",
                 reason=Reason.OUTPUT_URL_REFUSED,
             ) from exc
-        with http.stream("GET", url) as response:
+        # The bytes as they are: a compressed answer is inflated by outputs.py, bounded.
+        with http.stream("GET", url, headers={"Accept-Encoding": "identity"}) as response:
             location = response.headers.get("location")
             if response.status_code in REDIRECT_CODES and location:
                 url = str(response.url.join(location))
