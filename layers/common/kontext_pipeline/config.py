@@ -126,6 +126,11 @@ class PipelineSettings(BaseModel):
         "https://rest.fal.ai/.well-known/jwks.json",
         description="JWKS with the model's webhook signing keys.",
     )
+    fal_user_id: str | None = Field(
+        None,
+        description="Our fal account's user id: when set, a webhook signed for another "
+        "account (x-fal-webhook-user-id) is refused.",
+    )
     webhook_wait_seconds: int = Field(
         120, ge=1, description="How long to wait for a webhook before falling back to polling."
     )
@@ -202,6 +207,7 @@ class PipelineSettings(BaseModel):
         "output_bucket",
         "default_prompt",
         "callback_secret_id",
+        "fal_user_id",
         mode="before",
     )
     @classmethod

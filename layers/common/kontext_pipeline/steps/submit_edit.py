@@ -32,6 +32,7 @@ from kontext_pipeline.observability import logger
 from kontext_pipeline.polling import PollPlan
 from kontext_pipeline.protocols import ModelQueue
 from kontext_pipeline.run_times import RecentRunTimes
+from kontext_pipeline.webhook_rendezvous import expect_webhook
 
 if TYPE_CHECKING:
     from types_boto3_s3.client import S3Client
@@ -120,6 +121,9 @@ def submit_edit(start: JobStart, step: SubmitEdit) -> ModelJob:
         lambda: step.queue.submit(request.to_body(), webhook_url=webhook_url),
         holds=step.budget.holds(job_key, images=request.num_images, now=utc_now()),
     )
+    if webhook_url is not None:
+        # Only the webhooks of requests marked here are recorded (webhook_rendezvous.py).
+        expect_webhook(step.ledger.dynamodb, step.ledger.table_name, submission.request_id)
     logger.append_keys(model_request_id=submission.request_id)
     logger.info(
         "model request submitted",
