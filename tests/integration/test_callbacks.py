@@ -66,7 +66,6 @@ class Receiver(QuietHandler):
 def pipeline() -> Iterator[LocalPipeline]:
     parameters = {
         "CallbackUrlHosts": "localhost,hooks.example.com",
-        "CallbackAllowLoopback": "true",
     }
     with LocalPipeline(emulator_timing=FAST_MODEL, parameters=parameters) as running:
         yield running

@@ -245,7 +245,6 @@ def callback_run(out: Path, receiver_url: str, *extra: str) -> dict[str, Any]:
         f"callback-url={receiver_url}/hooks/kontext",
         "--parameter-overrides",
         "CallbackUrlHosts=localhost",
-        "CallbackAllowLoopback=true",
         "--out",
         str(out),
         "--json",

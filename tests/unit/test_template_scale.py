@@ -121,12 +121,16 @@ def test_callbacks_run_off_the_pipelines_outcome_events_and_end_in_a_dead_letter
     assert allows(role_statements("DeliverCallbackFunction"), "sqs:SendMessage")
 
 
-def test_loopback_callbacks_are_off_unless_a_local_run_turns_them_on() -> None:
-    # Given the parameter that allows loopback callbacks
-    parameter = TEMPLATE["Parameters"]["CallbackAllowLoopback"]
-    # When it is read / Then it is off by default and takes only true or false
-    assert parameter["Default"] == "false"
-    assert parameter["AllowedValues"] == ["false", "true"]
+def test_the_deployable_template_cannot_open_loopback_to_callbacks() -> None:
+    # Given the template users deploy, as text (parameters, environments, everything)
+    text = (ROOT / "template.yaml").read_text(encoding="utf-8")
+    # Then nothing in it can let a callback reach the function's own loopback (on Lambda,
+    # the Runtime API at 127.0.0.1:9001): only the local run sets that, for its receivers
+    assert "CALLBACK_ALLOW_LOOPBACK" not in text
+    assert "loopback" not in " ".join(TEMPLATE["Parameters"]).lower()
+    from kontext_tools.local.stand_up import LOCAL_ENVIRONMENT
+
+    assert LOCAL_ENVIRONMENT["CALLBACK_ALLOW_LOOPBACK"] == "true"
 
 
 def test_the_daily_cap_alarm_fires_at_80_percent_of_the_cap_and_only_with_a_cap() -> None:

@@ -187,7 +187,8 @@ class PipelineSettings(BaseModel):
     )
     callback_allow_loopback: bool = Field(
         False,
-        description="Accept callback URLs on 127.0.0.1 over plain HTTP (local runs only).",
+        description="Accept callback URLs on 127.0.0.1 over plain HTTP: the local run sets "
+        "it; the deployable template cannot.",
     )
     callback_secret_id: str | None = Field(
         None, description="Secrets Manager id of the callbacks' Standard Webhooks signing secret."
