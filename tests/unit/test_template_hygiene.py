@@ -81,7 +81,7 @@ def test_job_events_eventbridge_cannot_deliver_wait_in_a_queue_it_may_write() ->
     rule_name = rules[0]["Properties"]["Name"]
     assert rule_name == {"Fn::Sub": "${AWS::StackName}-job-ended"}
     assert grant["Condition"]["ArnEquals"]["aws:SourceArn"]["Fn::Sub"].endswith(
-        ":rule/${AWS::StackName}-job-ended"
+        ":rule/${JobEventsBus}/${AWS::StackName}-job-ended"
     )
     # And the callbacks' alarm counts what waits there too
     alarm = RESOURCES["CallbackDeadLetterAlarm"]["Properties"]
@@ -130,3 +130,33 @@ def test_no_request_may_wait_longer_than_its_presigned_input_lives() -> None:
             check_parameters(TEMPLATE, {"QueueWaitSeconds": wait})
     # And short waits (the tests' 5 s) deploy
     check_parameters(TEMPLATE, {"QueueWaitSeconds": "5"})
+
+
+def test_only_the_pipeline_s_publishers_may_put_events_on_its_bus() -> None:
+    # Given the pipeline's bus, its policy and the callbacks' rule
+    policy = RESOURCES["JobEventsBusOnlyPublishers"]["Properties"]
+    statement = policy["Statement"]
+    # Then every principal but the publishing functions' roles is denied PutEvents
+    assert (statement["Effect"], statement["Principal"], statement["Action"]) == (
+        "Deny",
+        "*",
+        "events:PutEvents",
+    )
+    allowed = statement["Condition"]["ArnNotEquals"]["aws:PrincipalArn"]
+    roles = sorted(ref["Fn::GetAtt"][0] for ref in allowed)
+    assert roles == [
+        "CollectOutputsFunctionRole",
+        "DeliverCallbackFunctionRole",
+        "ReportFailureFunctionRole",
+    ]
+    # And those functions, and only they, publish to it; the callbacks' rule listens there
+    publishers = sorted(
+        name
+        for name, resource in RESOURCES.items()
+        if resource["Type"] == "AWS::Serverless::Function"
+        and resource["Properties"].get("Environment", {}).get("Variables", {}).get("EVENT_BUS_NAME")
+        == {"Ref": "JobEventsBus"}
+    )
+    assert [f"{name}Role" for name in publishers] == roles
+    rule = RESOURCES["DeliverCallbackFunction"]["Properties"]["Events"]["JobEnded"]["Properties"]
+    assert rule["EventBusName"] == {"Ref": "JobEventsBus"}

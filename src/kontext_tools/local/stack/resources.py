@@ -74,6 +74,7 @@ class ResourceCreator:
             "AWS::Lambda::Url": self._function_url,
             "AWS::CloudWatch::Dashboard": self._dashboard,
             "AWS::Events::Rule": self._events_rule,
+            "AWS::Events::EventBus": self._event_bus,
         }
 
     def create(self, logical_id: str, resource: dict[str, Any]) -> None:
@@ -263,6 +264,11 @@ class ResourceCreator:
         else:
             url = self.overrides.function_url_for(str(props["TargetFunctionArn"]))
         self._set(logical_id, url, FunctionUrl=url)
+
+    def _event_bus(self, logical_id: str, props: dict[str, Any]) -> None:
+        name = props.get("Name") or self._name(logical_id)
+        arn = self.clients.events.create_event_bus(Name=name)["EventBusArn"]
+        self._set(logical_id, name, Arn=arn, Name=name)
 
     def _events_rule(self, logical_id: str, props: dict[str, Any]) -> None:
         """The rule and its targets on moto's EventBridge. Targets that are the stack's
