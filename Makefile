@@ -9,7 +9,7 @@ SAMPLE_IMAGE ?= samples/kitchen-table.jpg
 SAMPLE_PROMPT ?= Put a donut next to the flour.
 DEMO_OUT ?= demo-output
 
-.PHONY: help install sam requirements build build-local demo test lint typecheck cfn-lint security unit integration browser browser-test bench bench-quick deploy put-key teardown clean
+.PHONY: help install sam asl-tools requirements build build-local demo test lint typecheck cfn-lint security unit integration browser browser-test bench bench-quick deploy put-key teardown clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -20,7 +20,7 @@ $(INSTALLED): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e ".[dev]"
 	touch $@
 
-install: $(INSTALLED) ## create .venv with the package, the local-run extras and the dev tools
+install: $(INSTALLED) sam asl-tools ## .venv with the package, the local-run extras and the dev tools; SAM CLI; AWS's ASL validators
 
 # SAM CLI pins versions of its own, so it lives in a virtualenv of its own (as checkov does).
 SAM_VENV := .venv-sam
@@ -33,18 +33,38 @@ $(SAM_VENV)/.installed:
 
 sam: $(SAM_VENV)/.installed ## install the AWS SAM CLI into .venv-sam
 
+# AWS's own checks of state machine definitions (the Amazon States Language service behind
+# the AWS Toolkit, and asl-validator), from the npm registry into a folder of their own;
+# node and npm from the distribution when missing. The local stack and the unit tests run them.
+ASL_TOOLS := tools/asl
+$(ASL_TOOLS)/node_modules/.installed: $(ASL_TOOLS)/package.json $(ASL_TOOLS)/package-lock.json
+	@command -v npm >/dev/null || { \
+		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+		$$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq nodejs npm; }
+	cd $(ASL_TOOLS) && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+asl-tools: $(ASL_TOOLS)/node_modules/.installed ## install AWS's ASL validators into tools/asl/node_modules
+
 requirements: $(INSTALLED) ## derive layers/common/requirements.txt from pyproject.toml
 	$(BIN)/python -m kontext_tools.layer_requirements
 
 # sam build needs the runtime's Python (3.12) to resolve wheels; build.py finds it (pyenv).
-build: $(INSTALLED) sam ## sam build (arm64, .aws-sam/build, what make deploy ships) + sam validate --lint
+# The functions' instruction set: sam build must build the binaries (pydantic-core,
+# cryptography) for the architecture sam deploy gives the functions, so both steps take it
+# from here (make build deploy ARCHITECTURE=x86_64), never from a prompt in between.
+ARCHITECTURE ?= arm64
+# More template parameters for make deploy, as sam takes them: PARAMETERS="CompletionMode=webhook"
+PARAMETERS ?=
+
+build: $(INSTALLED) sam ## sam build (ARCHITECTURE, default arm64; .aws-sam/build, what make deploy ships) + sam validate --lint
 	$(BIN)/python -m kontext_tools.layer_requirements --check
-	$(BIN)/python -m kontext_tools.local.build --release
+	$(BIN)/python -m kontext_tools.local.build --release --architecture $(ARCHITECTURE)
 
 build-local: $(INSTALLED) sam ## sam build for this machine (.aws-sam/build-local): what the local run executes
 	$(BIN)/python -m kontext_tools.local.build
 
-demo: $(INSTALLED) build-local ## run the whole pipeline locally on the sample image and print where results are
+demo: $(INSTALLED) asl-tools build-local ## run the whole pipeline locally on the sample image and print where results are
 	$(BIN)/kontext-pipeline local --image "$(SAMPLE_IMAGE)" --prompt "$(SAMPLE_PROMPT)" \
 		--num-images 2 --output-format png --out "$(DEMO_OUT)"
 
@@ -78,10 +98,10 @@ $(CHECKOV_VENV)/.installed:
 security: $(CHECKOV_VENV)/.installed ## checkov on template.yaml (skips explained in .checkov.yaml)
 	$(CHECKOV_VENV)/bin/checkov -f template.yaml --config-file .checkov.yaml
 
-unit: $(INSTALLED) build ## unit tests (the packaging tests read the release build)
+unit: $(INSTALLED) asl-tools build ## unit tests (the packaging tests read the release build)
 	$(BIN)/pytest tests/unit -q
 
-integration: $(INSTALLED) build-local ## the built functions and the real state machine on moto, with the model emulator
+integration: $(INSTALLED) asl-tools build-local ## the built functions and the real state machine on moto, with the model emulator
 	$(BIN)/pytest tests/integration -q
 
 # The results page is tested in a real headless Chromium; Debian's packages, since
@@ -103,7 +123,7 @@ bench-quick: $(INSTALLED) ## the same benchmarks, smaller (a few minutes)
 STACK ?= kontext-pipeline
 
 deploy: build ## sam build + sam deploy of what the tests ran (needs AWS credentials)
-	$(SAM) deploy --stack-name "$(STACK)"
+	$(SAM) deploy --stack-name "$(STACK)" --parameter-overrides Architecture=$(ARCHITECTURE) $(PARAMETERS)
 
 put-key: $(INSTALLED) ## store the model's API key (FAL_KEY, or asked for) in the stack's secret
 	$(BIN)/kontext-pipeline put-key --stack "$(STACK)"

@@ -19,13 +19,15 @@ def handle(raw_event: dict[str, Any], context: LambdaContext, runtime: Runtime) 
         return {"statusCode": 405, "body": "POST only"}
     body = event.decoded_body.encode() if event.decoded_body else b""
     try:
-        webhook = verify_webhook(event.headers, body, runtime.jwks)
+        webhook = verify_webhook(
+            event.headers, body, runtime.jwks, user_id=runtime.settings.fal_user_id
+        )
+        outcome = runtime.webhook_rendezvous.record_webhook(webhook)
     except WebhookRejectedError as exc:
         logger.warning("webhook rejected", extra={"why": exc.message})
         metrics.add_metric(name="WebhooksRejected", unit=MetricUnit.Count, value=1)
         return {"statusCode": 401, "body": "rejected"}
     logger.append_keys(model_request_id=webhook.request_id)
-    outcome = runtime.webhook_rendezvous.record_webhook(webhook)
     logger.info("webhook accepted", extra={"status": webhook.status, "outcome": outcome})
     metrics.add_metric(name="WebhooksAccepted", unit=MetricUnit.Count, value=1)
     return {"statusCode": 200, "body": outcome}

@@ -2,7 +2,8 @@
 
 The stack's `BackfillStateMachine` does the work (layers/common/kontext_pipeline/
 backfill.py); this module starts it with `{"prefix", "request", "max_concurrency"}`,
-waits for it, and counts its result: one word per listed object.
+waits for it, and reads its counts: each child adds its object's outcome to the run's
+tally item in the jobs table (the Map's own results go to S3, never inline).
 """
 
 from __future__ import annotations
@@ -14,11 +15,13 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from kontext_pipeline.backfill import BackfillPlan, count_outcomes, plan_backfill
+from kontext_pipeline.backfill import OUTCOMES, BackfillPlan, plan_backfill, tally_key
+from kontext_pipeline.jobs_table import item_key
 from kontext_pipeline.models import EditOverrides
 from kontext_pipeline.scope import EditScope
 
 if TYPE_CHECKING:
+    from types_boto3_dynamodb.client import DynamoDBClient
     from types_boto3_s3.client import S3Client
     from types_boto3_stepfunctions.client import SFNClient
 
@@ -37,6 +40,44 @@ class BackfillResult:
         return self.status != "RUNNING"
 
 
+@dataclass(frozen=True)
+class BackfillRuns:
+    """Backfill runs of a stack: started on its state machine, read back as the execution's
+    status and the counts its children keep on the run's tally item in the jobs table."""
+
+    stepfunctions: SFNClient
+    dynamodb: DynamoDBClient
+    state_machine_arn: str
+    jobs_table: str
+
+    def start(self, document: Mapping[str, Any]) -> str:
+        # Not named from the prefix: a second backfill of the same prefix is a new run, and
+        # the edits it starts are deduplicated per object version anyway.
+        response = self.stepfunctions.start_execution(
+            stateMachineArn=self.state_machine_arn,
+            name=f"backfill-{uuid.uuid4().hex[:20]}",
+            input=json.dumps(document),
+        )
+        return str(response["executionArn"])
+
+    def result(self, execution_arn: str) -> BackfillResult:
+        described = self.stepfunctions.describe_execution(executionArn=execution_arn)
+        status = str(described["status"])
+        if status == "SUCCEEDED":
+            return BackfillResult(execution_arn, status, self.counts(execution_arn))
+        error = None
+        if status != "RUNNING":
+            error = f"{described.get('error', status)}: {described.get('cause', '')}".strip(": ")
+        return BackfillResult(execution_arn, status, error=error)
+
+    def counts(self, execution_arn: str) -> dict[str, int]:
+        execution_name = execution_arn.rsplit(":", 1)[-1]
+        item = self.dynamodb.get_item(
+            TableName=self.jobs_table, Key=item_key(tally_key(execution_name)), ConsistentRead=True
+        ).get("Item", {})
+        return {outcome: int(item.get(outcome, {}).get("N", "0")) for outcome in OUTCOMES}
+
+
 def backfill_input(
     prefix: str,
     *,
@@ -53,33 +94,8 @@ def backfill_input(
     return document
 
 
-def start_backfill(
-    stepfunctions: SFNClient, state_machine_arn: str, document: Mapping[str, Any]
-) -> str:
-    # Not named from the prefix: a second backfill of the same prefix is a new run, and the
-    # edits it starts are deduplicated per object version anyway.
-    response = stepfunctions.start_execution(
-        stateMachineArn=state_machine_arn,
-        name=f"backfill-{uuid.uuid4().hex[:20]}",
-        input=json.dumps(document),
-    )
-    return str(response["executionArn"])
-
-
-def backfill_result(stepfunctions: SFNClient, execution_arn: str) -> BackfillResult:
-    described = stepfunctions.describe_execution(executionArn=execution_arn)
-    status = str(described["status"])
-    if status == "SUCCEEDED":
-        output = json.loads(described.get("output") or "{}")
-        return BackfillResult(execution_arn, status, count_outcomes(output.get("outcomes", [])))
-    error = None
-    if status != "RUNNING":
-        error = f"{described.get('error', status)}: {described.get('cause', '')}".strip(": ")
-    return BackfillResult(execution_arn, status, error=error)
-
-
 def wait_for_backfill(
-    stepfunctions: SFNClient,
+    runs: BackfillRuns,
     execution_arn: str,
     *,
     timeout: float,
@@ -89,7 +105,7 @@ def wait_for_backfill(
     """Until the backfill ends; raises TimeoutError after `timeout` seconds (it goes on)."""
     started = time.monotonic()
     while True:
-        result = backfill_result(stepfunctions, execution_arn)
+        result = runs.result(execution_arn)
         if result.finished:
             return result
         elapsed = time.monotonic() - started

@@ -68,6 +68,14 @@ def test_a_backfill_edits_each_object_once_however_often_it_runs(pipeline: Local
     assert (plan.objects, plan.skipped, plan.model_cost_usd) == (OBJECTS + 1, 1, 4.08)
     assert first.status == "SUCCEEDED", first.error
     assert first.counts == {"started": OBJECTS, "duplicate": 1, "skipped": 1, "failed": 0}
+    # And the run's output carries no result per object (they went to S3 through the
+    # ResultWriter), so no listing is too big for the 256 KiB a state may pass on
+    output = pipeline.clients.stepfunctions.describe_execution(executionArn=first.execution_arn)[
+        "output"
+    ]
+    written = json.loads(output)["map_run"]["ResultWriterDetails"]
+    assert written["Key"].startswith("backfill-results/")
+    assert len(output) < 2048
     # And each of the 50 was edited and announced once, by one model request each
     notifications = wait_for_notifications(pipeline, prefix, OBJECTS + 1)
     assert sorted(n.source.key for n in notifications) == sorted([*keys, edited.key])

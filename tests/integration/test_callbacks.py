@@ -66,7 +66,6 @@ class Receiver(QuietHandler):
 def pipeline() -> Iterator[LocalPipeline]:
     parameters = {
         "CallbackUrlHosts": "localhost,hooks.example.com",
-        "CallbackAllowLoopback": "true",
     }
     with LocalPipeline(emulator_timing=FAST_MODEL, parameters=parameters) as running:
         yield running
@@ -84,19 +83,22 @@ def receiver(pipeline: LocalPipeline) -> Iterator[int]:
 
 @pytest.fixture(scope="module")
 def refusals(pipeline: LocalPipeline) -> str:
-    """A queue on the bus that collects `Kontext Callback Refused` events."""
+    """A queue on the pipeline's bus that collects `Kontext Callback Refused` events."""
     sqs, events = pipeline.clients.sqs, pipeline.clients.events
+    bus = pipeline.outputs["JobEventsBusName"]
     queue = sqs.create_queue(QueueName="callback-refusals")["QueueUrl"]
     arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"][
         "QueueArn"
     ]
     events.put_rule(
         Name="callback-refusals",
+        EventBusName=bus,
         EventPattern=json.dumps(
             {"source": ["kontext-pipeline"], "detail-type": ["Kontext Callback Refused"]}
         ),
     )
-    events.put_targets(Rule="callback-refusals", Targets=[{"Id": "queue", "Arn": arn}])
+    targets = [{"Id": "queue", "Arn": arn}]
+    events.put_targets(Rule="callback-refusals", EventBusName=bus, Targets=targets)
     return str(queue)
 
 
@@ -135,6 +137,33 @@ def test_a_job_calls_back_once_signed_and_retried_after_a_503(
     assert deliveries[-1]["payload"]["outputs"][0]["s3_uri"] == notification.outputs[0].s3_uri
 
 
+def test_a_job_ended_event_forged_on_the_default_bus_gets_no_signed_callback(
+    pipeline: LocalPipeline, receiver: int
+) -> None:
+    # Given an upload whose callback-url names the receiver, and its real job done
+    url = f"http://127.0.0.1:{receiver}/kontext?team=forged"
+    source = pipeline.upload(make_image(), prompt="make it hail", metadata={"callback-url": url})
+    notification = pipeline.wait_for_notification(source).notification
+    wait_until(lambda: any(d["status"] == 200 for d in deliveries_for(source.key)))
+    delivered = len(deliveries_for(source.key))
+    # When anyone in the account puts a "job succeeded" event naming that upload on the
+    # default bus, where EventBridge does not check who sets `source`
+    forged = notification.model_dump(mode="json") | {"outputs": [{"s3_uri": "s3://evil/x.png"}]}
+    pipeline.clients.events.put_events(
+        Entries=[
+            {
+                "Source": "kontext-pipeline",
+                "DetailType": "Kontext Edit Succeeded",
+                "Detail": json.dumps(forged),
+            }
+        ]
+    )
+    pipeline.settle(timeout=30)
+    time.sleep(1)
+    # Then no signed callback carries it: only the pipeline's own bus reaches DeliverCallback
+    assert len(deliveries_for(source.key)) == delivered
+
+
 def test_a_failed_job_calls_back_too(pipeline: LocalPipeline, receiver: int) -> None:
     # Given an upload with no prompt, so its job fails before the model
     url = f"http://127.0.0.1:{receiver}/kontext"
@@ -153,7 +182,8 @@ def test_a_failed_job_calls_back_too(pipeline: LocalPipeline, receiver: int) -> 
     [
         ("http://localhost:{port}/h", "https only"),
         ("https://[::ffff:127.0.0.1]:{port}/h", "is an IP address"),
-        ("https://localhost:{port}/h", "private, loopback"),
+        # On 443: a listed host on another port is refused before its name is resolved.
+        ("https://localhost/h", "private, loopback"),
         ("https://hooks.example.org:{port}/h", "not in CallbackUrlHosts"),
     ],
 )

@@ -93,7 +93,8 @@ def test_edit_uploads_follows_and_downloads(
     code, out, _ = run_cli(capsys, "status", "inputs/cli/table.jpg", "--stack", stack, "--json")
     status = json.loads(out)
     assert (code, status["status"]) == (0, "SUCCEEDED")
-    assert [item["state"] for item in status["history"]][:2] == ["SubmitEdit", "WaitForModel"]
+    states = [item["state"] for item in status["history"]][:3]
+    assert states == ["SubmitEdit", "RouteByStatus", "WaitForModel"]
     again = tmp_path / "again"
     code, out, _ = run_cli(
         capsys, "results", "inputs/cli/table.jpg", "--stack", stack, "--out", str(again)

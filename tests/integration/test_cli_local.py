@@ -3,6 +3,7 @@ its exit code, what it leaves in --out."""
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import queue
@@ -13,8 +14,12 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Any, ClassVar
 
-from tests.conftest import ROOT, kontext
+from standardwebhooks import Webhook
+
+from kontext_tools.loopback import QuietHandler
+from tests.conftest import ROOT, kontext, loopback_server
 
 SAMPLE = str(ROOT / "samples" / "kitchen-table.jpg")
 FAST = ["--model-seconds", "0.3", "--queue-seconds", "0.1"]
@@ -210,3 +215,99 @@ def test_a_standalone_emulator_serves_the_local_run(tmp_path: Path) -> None:
     # Then the job ran through it
     assert run.returncode == 0, run.stderr
     assert json.loads(run.stdout)["status"] == "SUCCEEDED"
+
+
+class CallbackReceiver(QuietHandler):
+    """A team's receiver: keeps every delivery and answers 503 to the first try of each,
+    so a run that stops as soon as its job is done never sees the retry."""
+
+    deliveries: ClassVar[list[tuple[bytes, dict[str, str]]]] = []
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers.get("content-length", "0")))
+        headers = dict(self.headers.items())
+        first_try = not any(
+            seen.get("webhook-id") == headers.get("webhook-id") for _, seen in self.deliveries
+        )
+        self.deliveries.append((body, headers))
+        self.reply(503 if first_try else 200)
+
+
+def callback_run(out: Path, receiver_url: str, *extra: str) -> dict[str, Any]:
+    """`local` with the receiver as the upload's callback-url; its JSON document."""
+    run = kontext(
+        "local",
+        "--image",
+        SAMPLE,
+        "--prompt",
+        "Put a donut next to the flour.",
+        "--metadata",
+        f"callback-url={receiver_url}/hooks/kontext",
+        "--parameter-overrides",
+        "CallbackUrlHosts=localhost",
+        "--out",
+        str(out),
+        "--json",
+        *FAST,
+        *extra,
+    )
+    assert run.returncode == 0, run.stderr
+    assert "cuts short" not in run.stderr
+    document: dict[str, Any] = json.loads(run.stdout)
+    return document
+
+
+def verified_deliveries(secret: str) -> list[dict[str, Any]]:
+    """The deliveries the standardwebhooks library accepts with the secret."""
+    return [Webhook(secret).verify(body, headers) for body, headers in CallbackReceiver.deliveries]
+
+
+def test_a_single_image_run_waits_for_its_callback_and_signs_with_the_given_secret(
+    tmp_path: Path,
+) -> None:
+    # Given a receiver set up beforehand with its own Standard Webhooks secret
+    secret = "whsec_" + base64.b64encode(os.urandom(32)).decode()
+    CallbackReceiver.deliveries = []
+    with loopback_server(CallbackReceiver) as receiver_url:
+        # When one image runs with that secret and the receiver as its callback-url
+        document = callback_run(tmp_path / "out", receiver_url, "--callback-secret", secret)
+    # Then the run stopped only after the retry of the 503: two deliveries, one webhook-id,
+    # both verified with the receiver's own secret
+    payloads = verified_deliveries(secret)
+    assert len(payloads) == 2
+    assert {headers["webhook-id"] for _, headers in CallbackReceiver.deliveries} == {
+        CallbackReceiver.deliveries[0][1]["webhook-id"]
+    }
+    assert payloads[0]["status"] == document["status"] == "SUCCEEDED"
+    assert document["callback_secret"] == secret
+
+
+def test_a_run_without_a_secret_tells_the_receiver_the_one_it_signs_with(tmp_path: Path) -> None:
+    # Given a receiver that does not know the secret yet
+    CallbackReceiver.deliveries = []
+    with loopback_server(CallbackReceiver) as receiver_url:
+        # When one image runs without --callback-secret
+        document = callback_run(tmp_path / "out", receiver_url)
+    # Then the JSON document names the secret, and it verifies what the receiver got
+    secret = document["callback_secret"]
+    assert secret.startswith("whsec_")
+    assert [p["request_id"] for p in verified_deliveries(secret)] == [document["request_id"]] * 2
+
+
+def test_a_secret_that_is_not_a_standard_webhooks_secret_is_refused(tmp_path: Path) -> None:
+    # Given a secret that is not base64 / When a run is asked to sign with it
+    run = kontext(
+        "local",
+        "--image",
+        SAMPLE,
+        "--prompt",
+        "x",
+        "--out",
+        str(tmp_path),
+        "--callback-secret",
+        "whsec_not base64!",
+        *FAST,
+    )
+    # Then it stops before any upload, with one line naming the option
+    assert run.returncode == 2
+    assert "--callback-secret: the callback signing secret is not base64" in run.stderr

@@ -179,19 +179,22 @@ def test_an_http_subscriber_filtered_on_status_gets_only_failures(
 
 
 def test_eventbridge_rules_can_chain_on_outcomes(pipeline: LocalPipeline) -> None:
-    # Given a rule on the default bus for succeeded edits, targeting a queue
+    # Given a rule on the pipeline's bus for succeeded edits, targeting a queue
     events, sqs = pipeline.clients.events, pipeline.clients.sqs
+    bus = pipeline.outputs["JobEventsBusName"]
     queue_url = sqs.create_queue(QueueName="chained-pipeline")["QueueUrl"]
     queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])[
         "Attributes"
     ]["QueueArn"]
     events.put_rule(
         Name="edits-succeeded",
+        EventBusName=bus,
         EventPattern=json.dumps(
             {"source": ["kontext-pipeline"], "detail-type": ["Kontext Edit Succeeded"]}
         ),
     )
-    events.put_targets(Rule="edits-succeeded", Targets=[{"Id": "queue", "Arn": queue_arn}])
+    targets = [{"Id": "queue", "Arn": queue_arn}]
+    events.put_targets(Rule="edits-succeeded", EventBusName=bus, Targets=targets)
     # When a job succeeds
     source = pipeline.upload(make_image(), key="inputs/hook/chained.png", prompt="make it teal")
     pipeline.wait_for_notification(source, timeout=30)

@@ -8,7 +8,6 @@ from typing import Any
 import pytest
 from kontext_pipeline.backfill import (
     BackfillItem,
-    count_outcomes,
     plan_backfill,
     start_backfill_edit,
 )
@@ -108,10 +107,3 @@ def test_the_plan_counts_objects_and_the_models_price() -> None:
     # Then two objects would start, four images, $0.32 at the model
     assert (plan.objects, plan.skipped, plan.images) == (2, 2, 4)
     assert plan.model_cost_usd == pytest.approx(0.32)
-
-
-def test_the_maps_result_is_counted_by_outcome() -> None:
-    # Given the Map's result: one word an object, or None where an item failed
-    outcomes = ["started", "duplicate", "started", "skipped", None, "failed"]
-    # When it is counted / Then every object lands under one outcome
-    assert count_outcomes(outcomes) == {"started": 2, "duplicate": 1, "skipped": 1, "failed": 2}

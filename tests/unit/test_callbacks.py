@@ -7,6 +7,7 @@ import json
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from functools import partial
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, ClassVar
 
@@ -41,6 +42,61 @@ NOTIFICATION = {
 }
 
 
+@pytest.mark.parametrize(
+    ("url", "allowed"),
+    [
+        ("https://hooks.example.com/k", True),
+        ("https://hooks.example.com:443/k", True),
+        ("https://hooks.example.com:22/k", False),
+        ("https://hooks.example.com:8443/k", False),
+    ],
+)
+def test_a_listed_host_takes_port_443_only(url: str, allowed: bool) -> None:
+    # Given a host listed without a port / When a URL on another port is checked
+    check = partial(check_callback_url, url, RULES, resolve=resolver("93.184.216.34"))
+    # Then only 443 passes (an allowlisted host's SSH or admin port is not a receiver)
+    if allowed:
+        assert check().address == "93.184.216.34"
+    else:
+        with pytest.raises(CallbackRefusedError, match="is not in CallbackUrlHosts"):
+            check()
+
+
+def test_a_host_listed_with_a_port_takes_that_port_only() -> None:
+    rules = CallbackRules(allowed_hosts=("hooks.example.com:8443",))
+    public = resolver("93.184.216.34")
+    # Given a host listed as host:port / When URLs on that port and on 443 are checked
+    assert check_callback_url("https://hooks.example.com:8443/k", rules, resolve=public)
+    # Then the listed port passes, 443 does not
+    with pytest.raises(CallbackRefusedError, match=r"hooks\.example\.com is not in"):
+        check_callback_url("https://hooks.example.com/k", rules, resolve=public)
+
+
+@pytest.mark.parametrize(
+    "answers", [("2600:1f18:abcd::1", "34.200.1.1"), ("34.200.1.1", "2600:1f18:abcd::1")]
+)
+def test_a_dual_stack_receiver_is_called_over_ipv4(answers: tuple[str, str]) -> None:
+    # Given a receiver whose name resolves to IPv6 and IPv4, in either order
+    # When it is checked for a function without IPv6 egress (Lambda outside a dual-stack VPC)
+    target = check_callback_url("https://hooks.example.com/k", RULES, resolve=resolver(*answers))
+    # Then the request goes to the IPv4 address
+    assert target.address == "34.200.1.1"
+    assert target.pinned_url() == "https://34.200.1.1/k"
+
+
+def test_an_ipv6_only_receiver_needs_ipv6_egress() -> None:
+    ipv6_only = resolver("2600:1f18:abcd::1")
+    url = "https://hooks.example.com/k"
+    # Given a receiver with IPv6 addresses only
+    # When the function has no IPv6 egress / Then it is refused, saying why
+    with pytest.raises(CallbackRefusedError, match="no IPv6 egress"):
+        check_callback_url(url, RULES, resolve=ipv6_only)
+    # And with IPv6 egress (a dual-stack VPC) it is called over IPv6
+    dual_stack = CallbackRules(allowed_hosts=RULES.allowed_hosts, ipv6_egress=True)
+    target = check_callback_url(url, dual_stack, resolve=ipv6_only)
+    assert target.pinned_url() == "https://[2600:1f18:abcd::1]/k"
+
+
 def resolver(*answers: str) -> Any:
     def resolve(host: str, port: int) -> Sequence[str]:
         return list(answers)
@@ -49,10 +105,11 @@ def resolver(*answers: str) -> Any:
 
 
 def test_an_https_url_on_a_listed_host_with_public_addresses_is_accepted() -> None:
-    # Given a listed host that resolves to a public address
+    # Given a host listed with its port, that resolves to a public address
     url = "https://api.hooks.example.com:8443/kontext?team=a"
+    rules = CallbackRules(allowed_hosts=("hooks.example.com:8443",))
     # When it is checked
-    target = check_callback_url(url, RULES, resolve=resolver("93.184.216.34"))
+    target = check_callback_url(url, rules, resolve=resolver("93.184.216.34"))
     # Then the request goes to that address, with the port and path kept
     assert target.address == "93.184.216.34"
     assert target.pinned_url() == "https://93.184.216.34:8443/kontext?team=a"

@@ -45,6 +45,14 @@ def test_overlapping_prefixes_are_refused_at_cold_start(inputs: str, outputs: st
         load_settings(input_prefix=inputs, output_prefix=outputs)
 
 
+def test_a_request_never_waits_longer_than_its_presigned_input_lives() -> None:
+    # Given a queue wait longer than an hour / When the settings load / Then start-up fails
+    with pytest.raises(ConfigurationError, match="queue_wait_seconds"):
+        load_settings(queue_wait_seconds=3601)
+    # And an hour is the default and the most
+    assert load_settings().queue_wait_seconds == 3600
+
+
 def test_api_key_is_never_shown(monkeypatch: pytest.MonkeyPatch) -> None:
     # Given the API key in the environment (local runs only)
     monkeypatch.setenv("FAL_KEY", "sk-very-secret")

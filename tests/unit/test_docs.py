@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import inspect
 import io
 import re
 import shlex
@@ -55,7 +56,7 @@ def test_every_template_parameter_is_documented_and_every_documented_one_exists(
     parameters = set(TEMPLATE["Parameters"])
     # When the README's Configuration section is read for `ParameterNames`
     section = README[README.index("## Configuration") : README.index("### Configuration reference")]
-    documented = set(re.findall(r"`([A-Z][a-zA-Z]+)`", section))
+    documented = set(re.findall(r"`([A-Z][a-zA-Z0-9]+)`", section))
     # Then the two are the same set
     assert documented == parameters
 
@@ -213,3 +214,26 @@ def test_the_bench_time_is_the_same_in_the_readme_and_make_help() -> None:
     assert in_make is not None
     assert in_readme is not None
     assert in_make.group(1) == in_readme.group(1)
+
+
+def test_the_security_notes_say_what_a_webhook_must_pass_as_the_code_checks_it() -> None:
+    from kontext_pipeline import webhook_signatures
+    from kontext_pipeline.webhook_rendezvous import WebhookRendezvous
+
+    # Given docs/security.md's webhook section and the code that checks webhooks
+    notes = (ROOT / "docs" / "security.md").read_text(encoding="utf-8")
+    section = notes[notes.index("## The webhook endpoint") : notes.index("## Per-job callbacks")]
+    # Then the limits it names are the code's, and each check it lists is in the code
+    old = webhook_signatures.SIGNATURE_TOLERANCE_SECONDS
+    ahead = webhook_signatures.FUTURE_TOLERANCE_SECONDS
+    assert f"at most {old} s old and at most {ahead} s ahead" in section
+    assert "the four `x-fal-webhook-*` headers" in section
+    assert all(name.startswith("x-fal-webhook-") for name in webhook_signatures.HEADERS)
+    assert len(webhook_signatures.HEADERS) == 4
+    recorded = inspect.getsource(WebhookRendezvous.record_webhook)
+    assert "attribute_exists(expected) AND attribute_not_exists(webhook_status)" in recorded
+    assert '"duplicate"' in recorded
+    assert "not submitted by this stack" in recorded
+    verified = inspect.getsource(webhook_signatures.verify_webhook)
+    assert "FalUserId" in verified
+    assert "FalUserId" in section

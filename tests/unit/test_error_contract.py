@@ -13,8 +13,9 @@ from kontext_pipeline.errors import CaughtError, PipelineError, Reason
 
 from tests.conftest import ROOT
 
-# Error names Step Functions, Lambda and the Lambda sandbox give themselves.
-SERVICE_PREFIXES = ("States.", "Lambda.", "Sandbox.")
+# Error names Step Functions, Lambda, the Lambda sandbox and the DynamoDB integration (the
+# backfill tally) give themselves: not ours.
+SERVICE_PREFIXES = ("States.", "Lambda.", "Sandbox.", "DynamoDB.")
 
 
 def error_names(node: Any) -> Iterator[str]:

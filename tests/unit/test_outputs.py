@@ -218,3 +218,64 @@ def test_files_on_the_queues_own_origin_are_accepted_without_a_host_entry(
         with pytest.raises(OutputCopyError) as caught:
             copy(s3, other, policy)
         assert caught.value.reason == "output_url_refused"
+
+
+class _Compressing(QuietHandler):
+    """A host that gzips whatever it is asked, whatever the Accept-Encoding said."""
+
+    bodies: ClassVar[dict[str, bytes]] = {}
+    accept_encoding: ClassVar[list[str | None]] = []
+
+    def do_GET(self) -> None:
+        _Compressing.accept_encoding.append(self.headers.get("Accept-Encoding"))
+        body = self.bodies[self.path]
+        headers = {"Content-Type": "image/png", "Content-Encoding": "gzip"}
+        self.reply(200, body, headers)
+
+
+def gzipped(data: bytes) -> bytes:
+    import gzip
+
+    return gzip.compress(data, compresslevel=9)
+
+
+def peak_memory_of(action: Any) -> tuple[int, BaseException | None]:
+    """Python's peak allocation while `action` runs, and what it raised."""
+    import tracemalloc
+
+    tracemalloc.start()
+    raised = None
+    try:
+        action()
+    except Exception as exc:
+        raised = exc
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    return peak, raised
+
+
+def test_a_compressed_output_is_inflated_bounded_and_counted_as_inflated(s3: Any) -> None:
+    # Given a host that gzips: an image, and a bomb (a PNG header and 200 MB of zeros, about
+    # 200 KB on the wire), with a limit of 20 MB
+    png = make_image("PNG", (80, 60))
+    bomb = png[:64] + bytes(200 * 1024 * 1024)
+    _Compressing.bodies = {"/ok.png": gzipped(png), "/bomb.png": gzipped(bomb)}
+    _Compressing.accept_encoding = []
+    policy = OutputPolicy(("127.0.0.1",), True, max_bytes=20 * 1024 * 1024)
+    plain = bytes(19 * 1024 * 1024)
+    with loopback_server(_Compressing) as host:
+        # When the image is copied / Then what lands is the image itself, not its gzip
+        stored = copy(s3, f"{host}/ok.png", policy)
+        assert s3.get_object(Bucket=BUCKET, Key=stored.key)["Body"].read() == png
+        assert stored.size == len(png)
+        # And the copy asked for the bytes as they are
+        assert _Compressing.accept_encoding == ["identity"]
+        # When the bomb is copied
+        _Compressing.bodies["/plain.png"] = gzipped(png[:64] + plain)
+        usual, _ = peak_memory_of(lambda: copy(s3, f"{host}/plain.png", policy))
+        peak, raised = peak_memory_of(lambda: copy(s3, f"{host}/bomb.png", policy))
+    # Then it stops at the limit, counted on the inflated bytes, as output_too_large
+    assert isinstance(raised, OutputCopyError), raised
+    assert raised.reason == "output_too_large"
+    # And memory stays within what a copy just under the limit takes (before: 314 MB)
+    assert peak <= usual * 1.5, (peak, usual)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, replace
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from kontext_pipeline.budget import Budget
@@ -17,7 +19,12 @@ from kontext_pipeline.errors import (
 from kontext_pipeline.ledger import JobLedger
 from kontext_pipeline.models import JobStart, ModelJob, SourceObject, TaskEnvelope
 from kontext_pipeline.polling import PollPlan
-from kontext_pipeline.steps.submit_edit import SubmitEdit, SubmitPolicy, submit_edit
+from kontext_pipeline.steps.submit_edit import (
+    PRESIGNED_INPUT_GRACE_SECONDS,
+    SubmitEdit,
+    SubmitPolicy,
+    submit_edit,
+)
 
 from tests.conftest import JOBS_TABLE, load_event, make_image
 from tests.fakes import FakeQueue
@@ -72,6 +79,14 @@ def upload(aws: Any, jobs_table: Any) -> Upload:
     return Upload(s3, jobs_table, start.model_copy(update={"source": source}))
 
 
+def presigned_lifetime(url: str) -> float:
+    """Seconds a presigned URL lives: SigV4 says so, SigV2 gives its end as a Unix time."""
+    query = parse_qs(urlsplit(url).query)
+    if "X-Amz-Expires" in query:
+        return float(query["X-Amz-Expires"][0])
+    return float(query["Expires"][0]) - time.time()
+
+
 def test_an_upload_is_submitted_once_and_recorded(upload: Upload) -> None:
     # Given an upload with its prompt in metadata
     queue = FakeQueue()
@@ -81,6 +96,9 @@ def test_an_upload_is_submitted_once_and_recorded(upload: Upload) -> None:
     [body] = queue.submitted
     assert body["prompt"] == "Put a donut next to the flour."
     assert str(body["image_url"]).startswith("https://")
+    # And the URL lives as long as the request may wait for the model, and a grace
+    lives = presigned_lifetime(str(body["image_url"]))
+    assert lives == pytest.approx(POLICY.queue_wait_seconds + PRESIGNED_INPUT_GRACE_SECONDS, abs=5)
     # And the job carries the request's URLs, its limits and its key, and the ledger has it
     assert isinstance(job, ModelJob)
     assert (job.request_id, job.job_key) == ("req-1", upload.start.source.execution_name)

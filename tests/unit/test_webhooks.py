@@ -15,7 +15,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from kontext_pipeline.errors import WebhookRejectedError
 from kontext_pipeline.models import ModelJob, ModelResult
-from kontext_pipeline.webhook_rendezvous import WebhookRendezvous
+from kontext_pipeline.webhook_rendezvous import WebhookRendezvous, expect_webhook
 from kontext_pipeline.webhook_signatures import JwksCache, VerifiedWebhook, verify_webhook
 
 from kontext_tools.loopback import QuietHandler
@@ -57,12 +57,13 @@ def signed(
     *,
     timestamp: int | None = None,
     request_id: str = REQUEST_ID,
+    user_id: str = "user-1",
 ) -> dict[str, str]:
     stamp = str(timestamp if timestamp is not None else int(time.time()))
-    message = "\n".join((request_id, "user-1", stamp, hashlib.sha256(body).hexdigest()))
+    message = "\n".join((request_id, user_id, stamp, hashlib.sha256(body).hexdigest()))
     return {
         "X-Fal-Webhook-Request-Id": request_id,
-        "X-Fal-Webhook-User-Id": "user-1",
+        "X-Fal-Webhook-User-Id": user_id,
         "X-Fal-Webhook-Timestamp": stamp,
         "X-Fal-Webhook-Signature": key.sign(message.encode()).hex(),
     }
@@ -120,9 +121,11 @@ def test_a_webhook_without_its_payload_leaves_the_result_to_be_fetched(jwks_url:
     ("tamper", "why"),
     [
         ("body", "signature"),
-        ("stale", "off"),
-        ("future", "off"),
+        ("stale", "old"),
+        ("future", "ahead"),
+        ("a-little-ahead", "ahead"),
         ("forged", "signature"),
+        ("other-account", "another fal account"),
         ("missing", "missing headers"),
         ("other-request", "different requests"),
     ],
@@ -139,15 +142,20 @@ def test_bad_webhooks_are_rejected(jwks_url: str, tamper: str, why: str) -> None
     elif tamper == "future":
         # (30 s margin: a loaded machine may take seconds between signing and checking)
         headers = signed(key, BODY, timestamp=int(time.time()) + 330)
+    elif tamper == "a-little-ahead":
+        # A signature stamped to outlive the replay window (299 s ahead was accepted)
+        headers = signed(key, BODY, timestamp=int(time.time()) + 60)
     elif tamper == "forged":
         headers = signed(stranger, BODY)
+    elif tamper == "other-account":
+        headers = signed(key, BODY, user_id="someone-else")
     elif tamper == "missing":
         headers.pop("X-Fal-Webhook-Signature")
     elif tamper == "other-request":
         headers = signed(key, BODY, request_id="another-request")
     # When verified / Then it is rejected, saying why
     with httpx.Client(timeout=2) as http, pytest.raises(WebhookRejectedError, match=why):
-        verify_webhook(headers, body, JwksCache(http, jwks_url))
+        verify_webhook(headers, body, JwksCache(http, jwks_url), user_id="user-1")
 
 
 def test_a_rotated_key_is_fetched_once_the_cache_is_old_enough(jwks_url: str) -> None:
@@ -194,6 +202,8 @@ def rendezvous(jobs_table: Any) -> tuple[WebhookRendezvous, Any]:
         def send_task_failure(self, **kwargs: Any) -> None:
             sent.append({"failure": kwargs})
 
+    # The submit marked the request as ours (webhook mode), as SubmitEdit does.
+    expect_webhook(dynamodb, "jobs", REQUEST_ID)
     return WebhookRendezvous(dynamodb, RecordingStepFunctions(), "jobs"), sent
 
 
@@ -288,3 +298,34 @@ def test_an_error_webhooks_error_type_is_the_failures_reason_as_when_polling(
     # Then the failure's reason is the model's own, as CheckStatus gives the same error
     cause = json.loads(sent[0]["failure"]["cause"])["errorMessage"]
     assert cause.startswith("model_image_load_error: ")
+
+
+def test_a_webhook_for_a_request_we_never_submitted_writes_nothing(
+    rendezvous: tuple[WebhookRendezvous, list[dict[str, Any]]], jobs_table: Any
+) -> None:
+    # Given a webhook fal signed for a request this stack never submitted (anyone can
+    # point their own request's webhook at our function URL)
+    meeting, sent = rendezvous
+    stranger = VerifiedWebhook("their-request", "OK", None, '{"images": []}')
+    # When it is recorded / Then it is refused, and nothing was written or resumed
+    with pytest.raises(WebhookRejectedError, match="not submitted by this stack"):
+        meeting.record_webhook(stranger)
+    key = {"pk": {"S": "webhook#their-request"}}
+    assert "Item" not in jobs_table.get_item(TableName="jobs", Key=key)
+    assert sent == []
+
+
+def test_a_webhook_seen_before_is_answered_without_a_second_write(
+    rendezvous: tuple[WebhookRendezvous, list[dict[str, Any]]], jobs_table: Any
+) -> None:
+    # Given our request's webhook, recorded once while the wait was not parked yet
+    meeting, _ = rendezvous
+    assert meeting.record_webhook(VerifiedWebhook(REQUEST_ID, "OK", None)) == "waiting"
+    # When fal delivers it again, now saying ERROR (a replay within the window)
+    again = meeting.record_webhook(VerifiedWebhook(REQUEST_ID, "ERROR", "replayed"))
+    # Then it is a duplicate: the first webhook stands
+    assert again == "duplicate"
+    key = {"pk": {"S": f"webhook#{REQUEST_ID}"}}
+    item = jobs_table.get_item(TableName="jobs", Key=key)["Item"]
+    assert item["webhook_status"] == {"S": "OK"}
+    assert "webhook_error" not in item

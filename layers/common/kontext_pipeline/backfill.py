@@ -149,10 +149,7 @@ def _images_per_object(request: EditOverrides | None) -> int:
         return 1
 
 
-def count_outcomes(outcomes: Iterable[Any]) -> dict[str, int]:
-    """The Map's result (one word per object) as counts of each outcome."""
-    counts = dict.fromkeys(OUTCOMES, 0)
-    for outcome in outcomes:
-        name = outcome if outcome in counts else "failed"
-        counts[name] += 1
-    return counts
+def tally_key(execution_name: str) -> str:
+    """The jobs-table item a backfill run's children count their outcomes on (the ASL's
+    CountOutcome state builds the same key from the run's execution name)."""
+    return f"backfill#{execution_name}"

@@ -33,12 +33,14 @@ from kontext_pipeline.errors import (
 from kontext_pipeline.jobs_table import expires_at, item_key, job_item_key, table_unavailable
 from kontext_pipeline.ledger import Hold
 from kontext_pipeline.models import utc_now
+from kontext_pipeline.observability import MetricUnit, metrics
 
 if TYPE_CHECKING:
     from types_boto3_dynamodb.client import DynamoDBClient
     from types_boto3_dynamodb.type_defs import AttributeValueTypeDef, TransactWriteItemTypeDef
 
 IN_FLIGHT_KEY = "budget#in-flight"
+SPENT_TODAY_METRIC = "ImagesSpentToday"
 # A day's counter outlives its day by a week, for `jobs` and for anyone auditing the cap.
 DAY_RECORD_TTL_SECONDS = 8 * 24 * 3600
 
@@ -88,7 +90,11 @@ class Budget:
             ) from exc
         except BotoCoreError as exc:
             raise table_unavailable(exc) from exc
-        return int(response["Attributes"]["images"]["N"])
+        spent_today = int(response["Attributes"]["images"]["N"])
+        # The daily-cap alarm watches this total: it restarts with the UTC day the cap counts,
+        # which a sum of ImagesRequested over a rolling 24 h window does not.
+        metrics.add_metric(name=SPENT_TODAY_METRIC, unit=MetricUnit.Count, value=spent_today)
+        return spent_today
 
     def refund_images(self, count: int, *, now: datetime | None = None) -> None:
         """Give back images whose submit never reached the model."""

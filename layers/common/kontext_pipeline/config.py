@@ -26,6 +26,12 @@ DEFAULT_FAL_MODEL_PATH = "fal-ai/flux-pro/kontext/max"
 DEFAULT_OUTPUT_URL_HOSTS = ("fal.media", "fal.run", "fal.ai")
 
 
+# The longest a request may wait in the model's queue: the model reads a presigned input
+# when the request starts, and a URL signed with a Lambda role's session credentials dies
+# with them, which AWS promises no longer than an hour (docs/decisions.md).
+MAX_QUEUE_WAIT_SECONDS = 3600
+
+
 class PipelineSettings(BaseModel):
     """Everything the functions read from their environment."""
 
@@ -95,8 +101,9 @@ class PipelineSettings(BaseModel):
         "fails as deadline_exceeded.",
     )
     queue_wait_seconds: int = Field(
-        14400,
+        MAX_QUEUE_WAIT_SECONDS,
         ge=5,
+        le=MAX_QUEUE_WAIT_SECONDS,
         description="Queue-wait limit: a request still waiting in the model's queue (IN_QUEUE) "
         "this long after submit is cancelled and fails as queue_wait_exceeded.",
     )
@@ -119,6 +126,11 @@ class PipelineSettings(BaseModel):
         "https://rest.fal.ai/.well-known/jwks.json",
         description="JWKS with the model's webhook signing keys.",
     )
+    fal_user_id: str | None = Field(
+        None,
+        description="Our fal account's user id: when set, a webhook signed for another "
+        "account (x-fal-webhook-user-id) is refused.",
+    )
     webhook_wait_seconds: int = Field(
         120, ge=1, description="How long to wait for a webhook before falling back to polling."
     )
@@ -126,9 +138,6 @@ class PipelineSettings(BaseModel):
         "presigned",
         description="How the model gets the input: a presigned S3 URL, or the bytes inline as a "
         "data: URI (for buckets the model cannot reach, e.g. the local emulation).",
-    )
-    presign_expires_seconds: int = Field(
-        3600, ge=60, le=604800, description="Lifetime of the presigned input URL."
     )
     max_input_bytes: int = Field(
         25 * 1024 * 1024, gt=0, description="Largest input image accepted."
@@ -169,11 +178,17 @@ class PipelineSettings(BaseModel):
     callback_url_hosts: tuple[str, ...] = Field(
         (),
         description="Comma-separated hosts (and their subdomains) a job's callback-url may "
-        "name; empty refuses every callback.",
+        "name, on port 443, or host:port for another port; empty refuses every callback.",
+    )
+    callback_ipv6_egress: bool = Field(
+        False,
+        description="The function can reach IPv6 addresses (a dual-stack VPC): callbacks to "
+        "receivers with IPv6 addresses only are made. IPv4 is used whenever there is one.",
     )
     callback_allow_loopback: bool = Field(
         False,
-        description="Accept callback URLs on 127.0.0.1 over plain HTTP (local runs only).",
+        description="Accept callback URLs on 127.0.0.1 over plain HTTP: the local run sets "
+        "it; the deployable template cannot.",
     )
     callback_secret_id: str | None = Field(
         None, description="Secrets Manager id of the callbacks' Standard Webhooks signing secret."
@@ -193,6 +208,7 @@ class PipelineSettings(BaseModel):
         "output_bucket",
         "default_prompt",
         "callback_secret_id",
+        "fal_user_id",
         mode="before",
     )
     @classmethod

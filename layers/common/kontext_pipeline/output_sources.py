@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from kontext_pipeline.errors import OutputCopyError, Reason
-from kontext_pipeline.url_guards import host_allowed, redact_url
+from kontext_pipeline.url_guards import host_allowed, is_public_address, redact_url
 
 # A CDN may redirect once or twice (to a regional or signed URL); more is a loop.
 MAX_OUTPUT_REDIRECTS = 3
@@ -96,7 +96,8 @@ def open_output(http: httpx.Client, url: str, policy: OutputPolicy) -> Iterator[
                 f"output URL redirected to {redact_url(url)}: {exc.message}",
                 reason=Reason.OUTPUT_URL_REFUSED,
             ) from exc
-        with http.stream("GET", url) as response:
+        # The bytes as they are: a compressed answer is inflated by outputs.py, bounded.
+        with http.stream("GET", url, headers={"Accept-Encoding": "identity"}) as response:
             location = response.headers.get("location")
             if response.status_code in REDIRECT_CODES and location:
                 url = str(response.url.join(location))
@@ -114,4 +115,4 @@ def _is_internal_address(host: str) -> bool:
         address = ipaddress.ip_address(host)
     except ValueError:
         return host in ("localhost",) or host.endswith(".internal")
-    return address.is_private or address.is_loopback or address.is_link_local
+    return not is_public_address(address)

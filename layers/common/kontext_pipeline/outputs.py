@@ -13,7 +13,8 @@ import base64
 import binascii
 import hashlib
 import io
-from collections.abc import Iterator, Mapping
+import zlib
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, unquote_to_bytes
@@ -39,6 +40,8 @@ if TYPE_CHECKING:
 
 # Streamed multipart upload: memory stays near chunk size x concurrency, whatever the image size.
 STREAM_CHUNK_BYTES = 8 * 1024 * 1024
+# The most a compressed output inflates to at once (see _decoded).
+INFLATE_PIECE_BYTES = 1024 * 1024
 TRANSFER_CONFIG = TransferConfig(
     multipart_threshold=STREAM_CHUNK_BYTES,
     multipart_chunksize=STREAM_CHUNK_BYTES,
@@ -70,10 +73,24 @@ class OutputPlace:
     lineage: Mapping[str, str]  # the input it came from, as S3 metadata
 
 
+class _CountedChunks:
+    """The body's bytes as they came over the wire, counted (Content-Length counts them)."""
+
+    def __init__(self, chunks: Iterable[bytes]) -> None:
+        self._chunks = chunks
+        self.count = 0
+
+    def __iter__(self) -> Iterator[bytes]:
+        for chunk in self._chunks:
+            self.count += len(chunk)
+            yield chunk
+
+
 @dataclass(frozen=True)
 class _Download:
-    chunks: Iterator[bytes]
+    chunks: Iterator[bytes]  # the output's own bytes, decoded where the host encoded them
     declared_size: int | None  # Content-Length, to tell a truncated download
+    received: _CountedChunks | None = None  # the bytes on the wire, which it counts
 
 
 def copy_output(
@@ -112,10 +129,37 @@ def _checked_download(response: httpx.Response, max_bytes: int) -> _Download:
             f"output is {declared} bytes; the limit is {max_bytes}",
             reason=Reason.OUTPUT_TOO_LARGE,
         )
-    return _Download(
-        response.iter_bytes(STREAM_CHUNK_BYTES // 8),
-        int(declared) if declared is not None else None,
-    )
+    received = _CountedChunks(response.iter_raw(STREAM_CHUNK_BYTES // 8))
+    encoding = response.headers.get("content-encoding", "identity").strip().lower()
+    declared_size = int(declared) if declared is not None else None
+    return _Download(_decoded(received, encoding), declared_size, received)
+
+
+def _decoded(received: Iterable[bytes], encoding: str) -> Iterator[bytes]:
+    """The output's own bytes. It is asked for unencoded (Accept-Encoding: identity); a host
+    that compresses anyway is inflated here, a bounded piece at a time, so a small body that
+    inflates to gigabytes (a compression bomb) is stopped by the size limit, counted on
+    what it inflates to, before memory grows. httpx would inflate each piece whole."""
+    if encoding in ("", "identity"):
+        yield from received
+        return
+    if encoding not in ("gzip", "x-gzip", "deflate"):
+        raise OutputCopyError(
+            f"output is {encoding}-encoded, which is not read", reason=Reason.OUTPUT_CORRUPT
+        )
+    inflater = zlib.decompressobj(wbits=zlib.MAX_WBITS | 32)  # gzip or zlib, by its header
+    try:
+        for piece in received:
+            pending = piece
+            while pending:
+                yield inflater.decompress(pending, INFLATE_PIECE_BYTES)
+                pending = inflater.unconsumed_tail
+        while not inflater.eof and (rest := inflater.decompress(b"", INFLATE_PIECE_BYTES)):
+            yield rest
+    except zlib.error as exc:
+        raise OutputCopyError(
+            f"output's {encoding} encoding is corrupt: {exc}", reason=Reason.OUTPUT_CORRUPT
+        ) from exc
 
 
 def write_manifest(s3: S3Client, manifest: Manifest, *, bucket: str, key: str) -> str:
@@ -223,9 +267,11 @@ def _store(s3: S3Client, download: _Download, place: OutputPlace, max_bytes: int
         )
     except ClientError as exc:
         raise s3_error(exc, f"s3://{place.bucket}/{key}") from exc
-    if download.declared_size is not None and stream.size != download.declared_size:
+    # Content-Length counts the bytes on the wire, encoded or not.
+    arrived = download.received.count if download.received is not None else stream.size
+    if download.declared_size is not None and arrived != download.declared_size:
         raise OutputFetchTransientError(
-            f"output was truncated: {stream.size} of {download.declared_size} bytes arrived"
+            f"output was truncated: {arrived} of {download.declared_size} bytes arrived"
         )
     return StoredOutput(
         s3_uri=f"s3://{place.bucket}/{key}",

@@ -125,6 +125,7 @@ class Runtime:
         return CallbackRules(
             allowed_hosts=self.settings.callback_url_hosts,
             allow_loopback=self.settings.callback_allow_loopback,
+            ipv6_egress=self.settings.callback_ipv6_egress,
         )
 
     def callback_signing_key(self) -> bytes:

@@ -11,6 +11,11 @@ The webhook and the token can arrive in either order, and the model retries webh
 to 10 times over 2 hours, so both sides write to one jobs-table item and whoever finds
 the other's half completes the task; Step Functions accepts a token once, so a second
 completion, a duplicate or a late webhook is a no-op.
+
+Only our own requests get that item: SubmitEdit marks it expected (`expect_webhook`) as
+soon as the queue names the request, and a webhook is recorded only on an expected item
+and only once. Anyone can point their own fal request's webhook at our public function
+URL; such a webhook, signed by fal but for a request we never submitted, writes nothing.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from kontext_pipeline.errors import (
     ModelRequestFailedError,
     StorageUnavailableError,
+    WebhookRejectedError,
     aws_error_code,
 )
 from kontext_pipeline.jobs_table import expires_at, table_unavailable, webhook_item_key
@@ -33,6 +39,19 @@ from kontext_pipeline.webhook_signatures import VerifiedWebhook
 if TYPE_CHECKING:
     from types_boto3_dynamodb.client import DynamoDBClient
     from types_boto3_stepfunctions.client import SFNClient
+
+
+def expect_webhook(dynamodb: DynamoDBClient, table_name: str, request_id: str) -> None:
+    """Mark a request this stack submitted (webhook mode): only its webhook is recorded."""
+    try:
+        dynamodb.update_item(
+            TableName=table_name,
+            Key=webhook_item_key(request_id),
+            UpdateExpression="SET expected = :yes, expires_at = if_not_exists(expires_at, :ttl)",
+            ExpressionAttributeValues={":yes": {"BOOL": True}, ":ttl": expires_at()},
+        )
+    except (ClientError, BotoCoreError) as exc:
+        raise table_unavailable(exc) from exc
 
 
 @dataclass(frozen=True)
@@ -53,7 +72,11 @@ class WebhookRendezvous:
         return self._complete_if_ready(item)
 
     def record_webhook(self, webhook: VerifiedWebhook) -> str:
-        """Called by ReceiveWebhook after verification. Completes if the token is there."""
+        """Called by ReceiveWebhook after verification. Completes if the token is there.
+
+        Written once, and only for a request this stack submitted (`expect_webhook`): a
+        webhook seen before answers "duplicate" with no second write; one for a request we
+        never submitted raises WebhookRejectedError, having written nothing."""
         values: dict[str, Any] = {":status": {"S": webhook.status}}
         expression = "SET webhook_status = :status"
         if webhook.error:
@@ -65,22 +88,46 @@ class WebhookRendezvous:
         if webhook.result_json:
             expression += ", webhook_result = :result"
             values[":result"] = {"S": webhook.result_json}
-        item = self._update(webhook.request_id, expression, values)
+        once = "attribute_exists(expected) AND attribute_not_exists(webhook_status)"
+        try:
+            item = self._update(webhook.request_id, expression, values, condition=once)
+        except ClientError as exc:  # the condition failed: _update raises nothing else so
+            seen: Any = exc.response.get("Item") or {}
+            if "webhook_status" in seen:
+                return "duplicate"
+            raise WebhookRejectedError(
+                f"request {webhook.request_id} was not submitted by this stack"
+            ) from exc
         return self._complete_if_ready(item)
 
-    def _update(self, request_id: str, expression: str, values: dict[str, Any]) -> dict[str, Any]:
+    def _update(
+        self,
+        request_id: str,
+        expression: str,
+        values: dict[str, Any],
+        *,
+        condition: str | None = None,
+    ) -> dict[str, Any]:
+        """The item after the update; a failed `condition` raises its ClientError."""
+        condition_args: dict[str, Any] = (
+            {"ConditionExpression": condition, "ReturnValuesOnConditionCheckFailure": "ALL_OLD"}
+            if condition
+            else {}
+        )
         try:
             response = self.dynamodb.update_item(
                 TableName=self.table_name,
                 Key=webhook_item_key(request_id),
                 UpdateExpression=expression + ", expires_at = if_not_exists(expires_at, :ttl)",
-                ExpressionAttributeValues={
-                    **values,
-                    ":ttl": expires_at(),
-                },
+                ExpressionAttributeValues={**values, ":ttl": expires_at()},
                 ReturnValues="ALL_NEW",
+                **condition_args,
             )
-        except (ClientError, BotoCoreError) as exc:
+        except ClientError as exc:
+            if condition and aws_error_code(exc) == "ConditionalCheckFailedException":
+                raise
+            raise table_unavailable(exc) from exc
+        except BotoCoreError as exc:
             raise table_unavailable(exc) from exc
         attributes: dict[str, Any] = response["Attributes"]
         return attributes

@@ -35,6 +35,9 @@ from kontext_pipeline.fal_answers import describe_detail_value, with_error_type
 from kontext_pipeline.models import ModelResult
 
 SIGNATURE_TOLERANCE_SECONDS = 300
+# A timestamp ahead of our clock: fal's and Lambda's clocks agree within this; a signature
+# stamped later was made to outlive the replay window.
+FUTURE_TOLERANCE_SECONDS = 10
 JWKS_CACHE_SECONDS = 24 * 3600
 JWKS_REFRESH_AFTER_SECONDS = 300
 # A payload carried to CollectOutputs rides in the state (256 KB cap, with the job around
@@ -93,10 +96,19 @@ class VerifiedWebhook:
 
 
 def verify_webhook(
-    headers: Mapping[str, str], body: bytes, jwks: JwksCache, *, now: float | None = None
+    headers: Mapping[str, str],
+    body: bytes,
+    jwks: JwksCache,
+    *,
+    user_id: str | None = None,
+    now: float | None = None,
 ) -> VerifiedWebhook:
-    """Check signature and freshness; only then read the body."""
+    """Check signature, freshness and (when `user_id` is given: FAL_USER_ID) that it is our
+    fal account's; only then read the body."""
     request_id = _signed_request_id(headers, body, jwks, now)
+    signed_user = {name.lower(): value for name, value in headers.items()}[HEADERS[1]]
+    if user_id and signed_user != user_id:
+        raise WebhookRejectedError("the webhook is for another fal account (FalUserId)")
     return _read_body(_json_object(body), request_id)
 
 
@@ -122,13 +134,17 @@ def _signed_request_id(
 def _fresh_signature(timestamp: str, signature_hex: str, now: float | None) -> bytes:
     """The signature's bytes, refused when it is malformed or its timestamp too far off."""
     try:
-        skew = abs((now if now is not None else time.time()) - int(timestamp))
+        age = (now if now is not None else time.time()) - int(timestamp)
         signature = bytes.fromhex(signature_hex)
     except ValueError as exc:
         raise WebhookRejectedError("malformed timestamp or signature") from exc
-    if skew > SIGNATURE_TOLERANCE_SECONDS:
+    if age > SIGNATURE_TOLERANCE_SECONDS:
         raise WebhookRejectedError(
-            f"timestamp {skew:.0f} s off (limit {SIGNATURE_TOLERANCE_SECONDS})"
+            f"timestamp {age:.0f} s old (limit {SIGNATURE_TOLERANCE_SECONDS})"
+        )
+    if -age > FUTURE_TOLERANCE_SECONDS:
+        raise WebhookRejectedError(
+            f"timestamp {-age:.0f} s ahead (limit {FUTURE_TOLERANCE_SECONDS})"
         )
     return signature
 

@@ -14,7 +14,6 @@ from kontext_tools.cli.output import emit
 
 if TYPE_CHECKING:
     from types_boto3_s3.client import S3Client
-    from types_boto3_stepfunctions.client import SFNClient
 
     from kontext_tools.deployed import StackOutputs
 
@@ -33,7 +32,7 @@ def run_backfill(args: argparse.Namespace) -> int:
         )
     if args.dry_run:
         return _dry_run(args, aws.s3, stack, prompt, options)
-    return _backfill(args, aws.stepfunctions, stack, prompt, options)
+    return _backfill(args, aws, stack, prompt, options)
 
 
 def _dry_run(
@@ -70,14 +69,14 @@ def _dry_run(
 
 def _backfill(
     args: argparse.Namespace,
-    sfn: SFNClient,
+    aws: Aws,
     stack: StackOutputs,
     prompt: str | None,
     options: dict[str, Any],
 ) -> int:
     from kontext_tools.backfill import (  # noqa: PLC0415 - only this command needs it
+        BackfillRuns,
         backfill_input,
-        start_backfill,
         wait_for_backfill,
     )
 
@@ -85,10 +84,12 @@ def _backfill(
     document = backfill_input(
         args.prefix, prompt=prompt, options=options, max_concurrency=args.max_concurrency
     )
-    execution_arn = start_backfill(sfn, backfill_arn, document)
+    jobs_table = required_output(stack, "JobsTableName")
+    runs = BackfillRuns(aws.stepfunctions, aws.dynamodb, backfill_arn, jobs_table)
+    execution_arn = runs.start(document)
     print(f"backfill started: {execution_arn}", file=sys.stderr)
     try:
-        result = wait_for_backfill(sfn, execution_arn, timeout=args.timeout)
+        result = wait_for_backfill(runs, execution_arn, timeout=args.timeout)
     except TimeoutError:
         raise CliError(
             f"gave up waiting after {args.timeout:.0f} s; the backfill goes on: {execution_arn}",

@@ -172,6 +172,7 @@ def _summary(
         "seconds": round(seconds, 2),
         "out": str(run.out_dir),
         "log_file": str(run.log_file),
+        "callback_secret": run.callback_secret,
         "jobs": jobs,
     }
     lines = [f"{succeeded} of {len(jobs)} images SUCCEEDED in {seconds:.1f} s"]

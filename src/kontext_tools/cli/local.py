@@ -42,6 +42,7 @@ class LocalCommandRun:
     pipeline: LocalPipeline
     out_dir: Path
     log_file: Path
+    callback_secret: str
 
 
 def run_local(args: argparse.Namespace) -> int:
@@ -64,10 +65,47 @@ def run_local(args: argparse.Namespace) -> int:
         _interruptible(printer),
         _local_pipeline(args, overrides, fal_base_url, log_file) as pipeline,
     ):
-        run = LocalCommandRun(pipeline, out_dir, log_file)
+        run = LocalCommandRun(pipeline, out_dir, log_file, _callback_secret(args, pipeline))
         if len(images) > 1 or args.backfill:
-            return run_local_burst(args, run, request, images)
-        return _run_one(args, run, request, images[0], printer)
+            code = run_local_burst(args, run, request, images)
+        else:
+            code = _run_one(args, run, request, images[0], printer)
+        _settle(args, pipeline)
+        return code
+
+
+def _callback_secret(args: argparse.Namespace, pipeline: LocalPipeline) -> str:
+    """The secret that signs the run's callbacks, as receivers configure it (whsec_...):
+    --callback-secret's, put in the stack's place so a receiver set up beforehand verifies
+    them, else the stack's own, printed for the receivers of this run."""
+    from kontext_pipeline.callbacks.signing import (  # noqa: PLC0415 - local extras
+        SECRET_PREFIX,
+        displayed_secret,
+        signing_key,
+    )
+    from kontext_pipeline.errors import ConfigurationError  # noqa: PLC0415
+
+    secret_arn = pipeline.outputs["CallbackSigningSecretArn"]
+    secrets = pipeline.clients.secretsmanager
+    if args.callback_secret is not None:
+        try:
+            signing_key(args.callback_secret)
+        except ConfigurationError as exc:
+            raise CliError(
+                f"--callback-secret: {exc.message} (Standard Webhooks: whsec_<base64>)"
+            ) from None
+        raw = args.callback_secret.strip().removeprefix(SECRET_PREFIX)
+        secrets.put_secret_value(SecretId=secret_arn, SecretString=raw)
+    secret = displayed_secret(secrets.get_secret_value(SecretId=secret_arn)["SecretString"])
+    say(args, f"Per-job callbacks are signed with {secret}")
+    return secret
+
+
+def _settle(args: argparse.Namespace, pipeline: LocalPipeline) -> None:
+    """Stop only once the work the jobs started (callbacks and their retries) is done."""
+    cut_short = pipeline.settle()
+    if cut_short:
+        say(args, f"Stopping the local run cuts short: {', '.join(cut_short)}")
 
 
 def _local_pipeline(
@@ -197,6 +235,7 @@ def _finish_local(
         "seconds": round(seconds, 2),
         "notification": notification.model_dump(mode="json"),
         "log_file": str(run.log_file),
+        "callback_secret": run.callback_secret,
     }
     files, report = write_local_results(run.pipeline, received, run.out_dir, image)
     document.update(files=[str(path) for path in files], report=str(report))

@@ -25,6 +25,7 @@ goes to stderr. Exit codes: 0 success, 1 the job failed, 2 bad usage, input or s
 from __future__ import annotations
 
 import argparse
+import os
 from importlib.metadata import PackageNotFoundError, version
 
 from kontext_pipeline.models import ASPECT_RATIOS, OUTPUT_FORMATS, SAFETY_TOLERANCES
@@ -173,9 +174,20 @@ def add_local_command(commands: Commands) -> argparse.ArgumentParser:
         metavar="Name=Value",
         help="template parameters for the local stack, as sam deploy takes them",
     )
+    add_callback_secret_argument(local)
     local.add_argument("--json", action="store_true", help="one JSON document on stdout")
     local.set_defaults(run=run_local)
     return local
+
+
+def add_callback_secret_argument(local: argparse.ArgumentParser) -> None:
+    local.add_argument(
+        "--callback-secret",
+        default=os.environ.get("KONTEXT_CALLBACK_SECRET") or None,
+        metavar="whsec_...",
+        help="the secret that signs per-job callbacks, for a receiver set up beforehand "
+        "(default: $KONTEXT_CALLBACK_SECRET, else the stack's own, printed before the upload)",
+    )
 
 
 def add_option_arguments(parser: argparse.ArgumentParser) -> None:

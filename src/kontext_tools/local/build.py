@@ -220,12 +220,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--release",
         action="store_true",
-        help="build for the template's default architecture into .aws-sam/build and validate",
+        help="build for --architecture into .aws-sam/build (what sam deploy ships) and validate",
+    )
+    parser.add_argument(
+        "--architecture",
+        choices=["arm64", "x86_64"],
+        help="the template's Architecture parameter for a release build; make deploy passes "
+        "the same value to sam deploy, so the binaries match the functions (default: the "
+        "template's default)",
     )
     args = parser.parse_args(argv)
     try:
         if args.release:
-            build(RELEASE_BUILD_DIR, quiet=False)
+            build(RELEASE_BUILD_DIR, architecture=args.architecture, quiet=False)
             validate()
             print(f"built and validated: {RELEASE_BUILD_DIR}")
         else:

@@ -232,13 +232,15 @@ class LocalLambdas:
         worker.start()
         return "", False, ""
 
-    def drain(self, timeout: float = 60.0) -> None:
-        """Wait for the asynchronous invocations started so far to finish."""
+    def drain(self, timeout: float = 60.0) -> list[str]:
+        """Wait for the asynchronous invocations started so far (with their retries) to
+        finish; returns the functions of those still running after `timeout` seconds."""
         with self._lock:
             workers = list(self._async_workers)
         deadline = time.monotonic() + timeout
         for worker in workers:
             worker.join(max(0.0, deadline - time.monotonic()))
+        return [worker.name.removeprefix("async-") for worker in workers if worker.is_alive()]
 
     def _run_async(self, function: DeployedFunction, event: Any) -> None:
         time.sleep(ASYNC_INVOKE_DELAY_SECONDS)

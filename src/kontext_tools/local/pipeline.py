@@ -29,8 +29,8 @@ from kontext_pipeline.outcomes import Notification
 
 from kontext_tools.backfill import (
     BackfillResult,
+    BackfillRuns,
     backfill_input,
-    start_backfill,
     wait_for_backfill,
 )
 from kontext_tools.deployed import (
@@ -50,6 +50,10 @@ if TYPE_CHECKING:
     from kontext_tools.local.lambdas import LocalLambdas
     from kontext_tools.local.stack import LocalStack
     from kontext_tools.session_clients import SessionClients
+
+
+# How long a local run waits, once its jobs are done, for what they started to finish.
+SETTLE_SECONDS = 60.0
 
 
 @dataclass(frozen=True)
@@ -201,6 +205,24 @@ class LocalPipeline:
                 )
                 sqs.delete_message(QueueUrl=self._queue_url, ReceiptHandle=message["ReceiptHandle"])
 
+    def settle(self, timeout: float = SETTLE_SECONDS) -> list[str]:
+        """Let executions end (their notification comes first), then the asynchronous
+        invocations they started (callbacks, with Lambda's retries and their own backoff);
+        returns what still runs after `timeout` s, which stopping the run cuts short."""
+        deadline = time.monotonic() + timeout
+        running = self._running_executions()
+        while running and time.monotonic() < deadline:
+            time.sleep(0.2)
+            running = self._running_executions()
+        cut_short = [f"execution {name} (still RUNNING)" for name in running]
+        if self.lambdas is not None:
+            left = max(0.0, deadline - time.monotonic())
+            cut_short += [f"{name} (asynchronous invocation)" for name in self.lambdas.drain(left)]
+        return cut_short
+
+    def _running_executions(self) -> list[str]:
+        return [str(e["name"]) for e in self.executions() if e["status"] == "RUNNING"]
+
     def executions(self) -> list[dict[str, Any]]:
         """Every execution of the edit state machine, newest first (all pages)."""
         pages = self.clients.stepfunctions.get_paginator("list_executions").paginate(
@@ -250,13 +272,17 @@ class LocalPipeline:
         timeout: float = 300.0,
     ) -> BackfillResult:
         """Run the stack's backfill over a prefix and wait for its counts."""
-        sfn = self.clients.stepfunctions
-        execution_arn = start_backfill(
-            sfn,
-            self.outputs["BackfillStateMachineArn"],
-            backfill_input(prefix, prompt=prompt, options=options, max_concurrency=max_concurrency),
+        clients, outputs = self.clients, self.outputs
+        runs = BackfillRuns(
+            clients.stepfunctions,
+            clients.dynamodb,
+            outputs["BackfillStateMachineArn"],
+            outputs["JobsTableName"],
         )
-        return wait_for_backfill(sfn, execution_arn, timeout=timeout)
+        document = backfill_input(
+            prefix, prompt=prompt, options=options, max_concurrency=max_concurrency
+        )
+        return wait_for_backfill(runs, runs.start(document), timeout=timeout)
 
     def download_outputs(self, notification: Notification, out_dir: Path) -> list[Path]:
         """Copy the job's output images and manifest from the emulated S3 into a folder."""

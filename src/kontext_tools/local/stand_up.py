@@ -34,10 +34,13 @@ LOCAL_PARAMETERS = {
     "DeadlineSeconds": "120",
     "LogLevel": "WARNING",
 }
-# Local-only environment: there is no CloudWatch here to read metrics.
+# Local-only environment: there is no CloudWatch here to read metrics, and callbacks may
+# reach receivers on this machine (http://127.0.0.1): a setting the deployable template
+# cannot give, since on Lambda it would open the function's own loopback (the Runtime API).
 LOCAL_ENVIRONMENT = {
     "POWERTOOLS_METRICS_DISABLED": "true",
     "POWERTOOLS_DEV": "false",
+    "CALLBACK_ALLOW_LOOPBACK": "true",
 }
 
 
@@ -104,6 +107,7 @@ def stand_up(options: LocalRunOptions, exit_stack: ExitStack) -> LocalRun:
         parameters=model.parameters,
         overrides=LocalOverrides(model.environment, gateway.url_for),
     )
+    _log_definition_checks(stack, log)
     if model.api_key:
         clients.secretsmanager.put_secret_value(
             SecretId=stack.outputs["FalApiKeySecretArn"], SecretString=model.api_key
@@ -118,6 +122,18 @@ def stand_up(options: LocalRunOptions, exit_stack: ExitStack) -> LocalRun:
     # One cold start per function now: a broken build fails here, naming the import.
     lambdas.warm_up()
     return LocalRun(endpoint, clients, stack, lambdas, model.emulator)
+
+
+def _log_definition_checks(stack: LocalStack, log: IO[str] | None) -> None:
+    if log is None:
+        return
+    for name, checks in stack.definition_checks.items():
+        log.write(f"state machine {name}: definition passed {', '.join(checks)}\n")
+    if any(len(checks) == 1 for checks in stack.definition_checks.values()):
+        log.write(
+            "AWS's ASL validators are not installed (make asl-tools): definitions were "
+            "checked by the reachability walk only\n"
+        )
 
 
 def _reach_emulated_aws(endpoint: str, runner_credentials: dict[str, str]) -> dict[str, str]:

@@ -2,11 +2,14 @@
 
 A callback URL comes from whoever uploads, so it is a way in for server-side request
 forgery. Before any request: https only, no user info, no IP literal, the host in
-`CALLBACK_URL_HOSTS` (or a subdomain), and every address the name resolves to public
-(not private, loopback, link-local, reserved, multicast). The request then goes to the
-address that was checked, with the name kept for TLS and Host, so a second DNS answer
-cannot move it elsewhere (DNS rebinding). The local run may allow plain-HTTP loopback
-literals (`CALLBACK_ALLOW_LOOPBACK`) for a receiver on 127.0.0.1, never on AWS.
+`CALLBACK_URL_HOSTS` (or a subdomain), port 443 unless an entry names `host:port`, and
+every address the name resolves to public (not private, loopback, link-local, reserved,
+multicast, nor an IPv6 form carrying such an IPv4 address: url_guards.is_public_address).
+The request then goes to the address that was checked, IPv4 when the name has one (Lambda
+outside a dual-stack VPC has no IPv6 egress), with the name kept for TLS and Host, so a
+second DNS answer cannot move it elsewhere (DNS rebinding). The local run may allow
+plain-HTTP loopback literals (`CALLBACK_ALLOW_LOOPBACK`) for a receiver on 127.0.0.1,
+never on AWS.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from kontext_pipeline.inspection import object_request
 from kontext_pipeline.metadata import CALLBACK_FIELD, normalise_metadata
 from kontext_pipeline.models import SourceObject
 from kontext_pipeline.observability import logger
-from kontext_pipeline.url_guards import host_allowed
+from kontext_pipeline.url_guards import host_allowed, is_public_address
 
 if TYPE_CHECKING:
     from types_boto3_s3.client import S3Client
@@ -35,10 +38,28 @@ Resolver = Callable[[str, int], Sequence[str]]
 _IpAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 
+HTTPS_PORT = 443
+
+
 @dataclass(frozen=True)
 class CallbackRules:
+    """`allowed_hosts`: names (port 443) or `name:port`, each with its subdomains.
+    `ipv6_egress`: the function can reach IPv6 addresses (a dual-stack VPC)."""
+
     allowed_hosts: tuple[str, ...]
     allow_loopback: bool = False
+    ipv6_egress: bool = False
+
+    def allows(self, host: str, port: int) -> bool:
+        return any(
+            port == entry_port and host_allowed(host, [entry_host])
+            for entry_host, entry_port in map(_host_and_port, self.allowed_hosts)
+        )
+
+
+def _host_and_port(entry: str) -> tuple[str, int]:
+    host, _, port = entry.lower().partition(":")
+    return host, int(port) if port.isdigit() else HTTPS_PORT
 
 
 @dataclass(frozen=True)
@@ -86,7 +107,7 @@ def read_callback_url(s3: S3Client, source: SourceObject) -> str | None:
 
 def system_resolver(host: str, port: int) -> list[str]:
     infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    return sorted({str(info[4][0]) for info in infos})
+    return list(dict.fromkeys(str(info[4][0]) for info in infos))  # the resolver's order
 
 
 def check_callback_url(
@@ -105,9 +126,18 @@ def check_callback_url(
         raise CallbackRefusedError(f"scheme {parts.scheme or '(none)'!r}: https only")
     if literal is not None:
         raise CallbackRefusedError(f"host {host} is an IP address: name a host instead")
-    if not host_allowed(host, rules.allowed_hosts):
-        raise CallbackRefusedError(f"host {host} is not in CallbackUrlHosts")
-    return CallbackTarget(url=url.strip(), host=host, address=_public_address(host, parts, resolve))
+    port = _listed_port(host, parts, rules)
+    address = _public_address(host, port, resolve, ipv6_egress=rules.ipv6_egress)
+    return CallbackTarget(url=url.strip(), host=host, address=address)
+
+
+def _listed_port(host: str, parts: SplitResult, rules: CallbackRules) -> int:
+    """The URL's port, when CallbackUrlHosts lists the host on it (443 unless `host:port`)."""
+    port = parts.port or HTTPS_PORT
+    if not rules.allows(host, port):
+        named = host if port == HTTPS_PORT else f"{host}:{port}"
+        raise CallbackRefusedError(f"host {named} is not in CallbackUrlHosts")
+    return port
 
 
 def _split(url: str) -> SplitResult:
@@ -138,20 +168,26 @@ def _plain_loopback(literal: _IpAddress | None) -> bool:
     return literal.is_loopback
 
 
-def _public_address(host: str, parts: SplitResult, resolve: Resolver) -> str:
-    addresses = _resolved(host, parts.port or 443, resolve)
+def _public_address(host: str, port: int, resolve: Resolver, *, ipv6_egress: bool) -> str:
+    """The address to connect to: every answer public, and an IPv4 one when there is one."""
+    addresses = [ipaddress.ip_address(a.split("%", 1)[0]) for a in _resolved(host, port, resolve)]
     for address in addresses:
-        ip = ipaddress.ip_address(address.split("%", 1)[0])
-        mapped = getattr(ip, "ipv4_mapped", None)
-        checked = mapped or ip
         # Every answer must be public: a name with one private answer among public ones
         # could be made to reach the private one.
-        if not checked.is_global or checked.is_multicast:
+        if not is_public_address(address):
             raise CallbackRefusedError(
                 f"host {host} resolves to {address}, a private, loopback, link-local or "
                 "reserved address"
             )
-    return addresses[0]
+    ipv4 = [a for a in addresses if a.version == 4]
+    if ipv4:
+        return str(ipv4[0])
+    if not ipv6_egress:
+        raise CallbackRefusedError(
+            f"host {host} has IPv6 addresses only, and the function has no IPv6 egress "
+            "(CallbackIpv6Egress)"
+        )
+    return str(addresses[0])
 
 
 def _resolved(host: str, port: int, resolve: Resolver) -> list[str]:

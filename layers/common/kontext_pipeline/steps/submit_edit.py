@@ -32,9 +32,14 @@ from kontext_pipeline.observability import logger
 from kontext_pipeline.polling import PollPlan
 from kontext_pipeline.protocols import ModelQueue
 from kontext_pipeline.run_times import RecentRunTimes
+from kontext_pipeline.webhook_rendezvous import expect_webhook
 
 if TYPE_CHECKING:
     from types_boto3_s3.client import S3Client
+
+
+# A request that starts at the very end of its allowed wait still reads its input.
+PRESIGNED_INPUT_GRACE_SECONDS = 300
 
 
 @dataclass(frozen=True)
@@ -45,7 +50,6 @@ class SubmitPolicy:
     max_input_bytes: int
     max_input_pixels: int
     input_transfer: Literal["presigned", "data_uri"]
-    presign_expires_seconds: int
     default_prompt: str | None
     default_options: dict[str, Any]
     completion_mode: Literal["poll", "webhook"]
@@ -57,6 +61,12 @@ class SubmitPolicy:
     @classmethod
     def from_settings(cls, settings: PipelineSettings) -> SubmitPolicy:
         return cls(**{field.name: getattr(settings, field.name) for field in fields(cls)})
+
+    @property
+    def presigned_input_seconds(self) -> int:
+        """The input URL lives as long as the request may wait in the model's queue (the model
+        reads it when the request starts), and a grace for the start itself."""
+        return self.queue_wait_seconds + PRESIGNED_INPUT_GRACE_SECONDS
 
     def model_webhook_url(self) -> str | None:
         """Where the model sends its webhook: None when polling; required in webhook mode."""
@@ -111,6 +121,9 @@ def submit_edit(start: JobStart, step: SubmitEdit) -> ModelJob:
         lambda: step.queue.submit(request.to_body(), webhook_url=webhook_url),
         holds=step.budget.holds(job_key, images=request.num_images, now=utc_now()),
     )
+    if webhook_url is not None:
+        # Only the webhooks of requests marked here are recorded (webhook_rendezvous.py).
+        expect_webhook(step.ledger.dynamodb, step.ledger.table_name, submission.request_id)
     logger.append_keys(model_request_id=submission.request_id)
     logger.info(
         "model request submitted",
@@ -136,7 +149,7 @@ def _image_url(inspected: InspectedObject, step: SubmitEdit) -> str:
     if step.policy.input_transfer == "data_uri":
         return source_as_data_uri(step.s3, inspected)
     return presign_source(
-        step.s3, inspected.source, expires_seconds=step.policy.presign_expires_seconds
+        step.s3, inspected.source, expires_seconds=step.policy.presigned_input_seconds
     )
 
 

@@ -16,6 +16,7 @@ transport for moto to judge.
     template.py         the template as a document (CloudFormation's short-form tags)
     sam_translation.py  SAM -> CloudFormation; where each built folder lives, zipped for Lambda
     intrinsics.py       Ref, Fn::GetAtt, Fn::Sub, ... and conditions, resolved
+    asl_checks.py       each state machine definition checked as Step Functions would
     resources.py        each resource type created through boto3
     local_stack.py      what the deploy created
     deploy.py           the deploy, in dependency order

@@ -20,3 +20,5 @@ class LocalStack:
     # Asynchronous invocation settings by function name: retries and on-failure destination.
     async_configs: dict[str, dict[str, Any]] = field(default_factory=dict)
     not_emulated: list[str] = field(default_factory=list)
+    # Which checks each state machine's definition passed before it was created.
+    definition_checks: dict[str, list[str]] = field(default_factory=dict)

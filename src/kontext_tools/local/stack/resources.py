@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from kontext_tools.local.account import ACCOUNT_ID, REGION
+from kontext_tools.local.stack.asl_checks import check_definition, render_definition
 from kontext_tools.local.stack.intrinsics import Resolver
 from kontext_tools.local.stack.local_stack import LocalStack
 from kontext_tools.local.stack.sam_translation import Translation, zip_folder
@@ -73,6 +74,7 @@ class ResourceCreator:
             "AWS::Lambda::Url": self._function_url,
             "AWS::CloudWatch::Dashboard": self._dashboard,
             "AWS::Events::Rule": self._events_rule,
+            "AWS::Events::EventBus": self._event_bus,
         }
 
     def create(self, logical_id: str, resource: dict[str, Any]) -> None:
@@ -212,10 +214,13 @@ class ResourceCreator:
         self._set(logical_id, self._name(logical_id))
 
     def _state_machine(self, logical_id: str, props: dict[str, Any]) -> None:
-        definition = props.get("DefinitionString") or json.dumps(props["Definition"])
-        for name, value in props.get("DefinitionSubstitutions", {}).items():
-            definition = definition.replace("${" + name + "}", str(value))
+        definition = render_definition(
+            props.get("DefinitionString") or json.dumps(props["Definition"]),
+            props.get("DefinitionSubstitutions", {}),
+        )
         name = props.get("StateMachineName") or self._name(logical_id)
+        # moto takes definitions AWS refuses: refuse them first, with AWS's message.
+        self.stack.definition_checks[name] = check_definition(name, definition)
         arn = self.clients.stepfunctions.create_state_machine(
             name=name,
             definition=definition,
@@ -259,6 +264,11 @@ class ResourceCreator:
         else:
             url = self.overrides.function_url_for(str(props["TargetFunctionArn"]))
         self._set(logical_id, url, FunctionUrl=url)
+
+    def _event_bus(self, logical_id: str, props: dict[str, Any]) -> None:
+        name = props.get("Name") or self._name(logical_id)
+        arn = self.clients.events.create_event_bus(Name=name)["EventBusArn"]
+        self._set(logical_id, name, Arn=arn, Name=name)
 
     def _events_rule(self, logical_id: str, props: dict[str, Any]) -> None:
         """The rule and its targets on moto's EventBridge. Targets that are the stack's
