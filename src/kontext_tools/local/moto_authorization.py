@@ -6,7 +6,9 @@
   Authorization header only and answers 500 to a presigned URL or an anonymous request.
 - DynamoDB: a transaction is authorised item by item, not as `dynamodb:TransactWriteItems`.
 - Outside S3, SQS, IAM and STS moto checks the resource "*", which an ARN-scoped grant
-  never matches: there the action is checked and the resource is not.
+  never matches: the resource is read from the request where moto_resources.py knows it
+  (DynamoDB, SNS, Step Functions, Secrets Manager, EventBridge); elsewhere the action is
+  checked and the resource is not.
 """
 
 from __future__ import annotations
@@ -18,10 +20,12 @@ from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qs, urlparse
+from xml.sax.saxutils import escape
 
 from werkzeug.exceptions import HTTPException
 
 from kontext_tools.local.account import REGION
+from kontext_tools.local.moto_resources import resources_of, table_arn
 
 # moto's logger: the run's log file (moto_server.py).
 _LOG = logging.getLogger("moto.iam.enforcement")
@@ -43,6 +47,16 @@ S3_ACTIONS = {
     ("CompleteMultipartUpload", False): "PutObject",
     ("CopyObject", False): "PutObject",
     ("ListParts", False): "ListMultipartUploadParts",
+}
+
+# How each service answers a request its caller's policies do not allow, where moto's
+# answer (an XML AccessDenied, 403) is not it: the error code, and the HTTP status.
+ACCESS_DENIED_ANSWERS = {
+    "dynamodb": ("AccessDeniedException", 400),
+    "stepfunctions": ("AccessDeniedException", 400),
+    "secretsmanager": ("AccessDeniedException", 400),
+    "events": ("AccessDeniedException", 400),
+    "sns": ("AuthorizationError", 403),
 }
 
 # A DynamoDB transaction's item kinds -> the action each is authorised as.
@@ -68,23 +82,25 @@ def moto_authorization_as_aws() -> Iterator[None]:
     original: Callable[..., None] = ActionAuthenticatorMixin._authenticate_and_authorize_action
 
     def authorize(self: Any, iam_request_cls: type, resource: str = "*") -> None:
+        checked = [resource]
         try:
             if iam_request_cls is S3IAMRequest:
                 _authorize_s3(self, resource)
             elif self._get_action() in ("TransactWriteItems", "TransactGetItems"):
                 _authorize_transaction(self, iam_request_cls)
             else:
-                original(self, iam_request_cls, resource)
+                for checked[0] in (resources_of(self) if resource == "*" else None) or [resource]:
+                    original(self, iam_request_cls, checked[0])
         except (HTTPException, ServiceException) as refusal:
             # What was refused, to whom and on what, in the run's log (moto says only 403).
             _LOG.warning(
                 "IAM refused %s %s on %s: %s",
                 self.__class__.__name__,
                 self._get_action(),
-                resource,
+                checked[0],
                 getattr(refusal, "description", None) or refusal,
             )
-            raise
+            raise as_the_service_answers(self.service_name, refusal, checked[0]) from refusal
 
     setattr(ActionAuthenticatorMixin, "_authenticate_and_authorize_action", authorize)  # noqa: B010
     try:
@@ -94,13 +110,43 @@ def moto_authorization_as_aws() -> Iterator[None]:
         setattr(ActionAuthenticatorMixin, "_authenticate_and_authorize_action", original)  # noqa: B010
 
 
+def as_the_service_answers(service: str, refusal: Exception, resource: str) -> Exception:
+    """moto's AccessDenied as the service itself answers it: in its protocol (a JSON
+    `AccessDeniedException`, or SNS's `AuthorizationError`), naming the resource."""
+    from moto.core.exceptions import AccessDeniedError, JsonRESTError  # noqa: PLC0415
+
+    answer = ACCESS_DENIED_ANSWERS.get(service)
+    if not isinstance(refusal, AccessDeniedError) or answer is None:
+        return refusal
+    code, status = answer
+    message = f"{refusal.message} on resource: {resource}"
+    if service == "sns":
+        return QueryProtocolError(code, message, status)
+    denied = JsonRESTError(code, message)
+    denied.code = status
+    return denied
+
+
+class QueryProtocolError(HTTPException):
+    """An error in the query protocol's shape (SNS), which botocore reads the code of."""
+
+    def __init__(self, code: str, message: str, status: int) -> None:
+        error = f"<Type>Sender</Type><Code>{code}</Code><Message>{escape(message)}</Message>"
+        super().__init__(description=f"<ErrorResponse><Error>{error}</Error></ErrorResponse>")
+        self.code = status
+
+
 def _authorize_transaction(response: Any, iam_request_cls: type) -> None:
     """DynamoDB authorises a transaction item by item (PutItem, UpdateItem, DeleteItem,
     ConditionCheckItem, GetItem); moto checks an action named after the operation, which
     no policy grants."""
     items = json.loads(response.raw_body or b"{}").get("TransactItems", [])
-    actions = {TRANSACTION_ITEM_ACTIONS[kind] for item in items for kind in item}
-    for action in sorted(actions):
+    checks = {
+        (TRANSACTION_ITEM_ACTIONS[kind], table_arn(response, request["TableName"]))
+        for item in items
+        for kind, request in item.items()
+    }
+    for action, table in sorted(checks):
         request = iam_request_cls(
             account_id=response.current_account,
             method=response.method,
@@ -111,16 +157,15 @@ def _authorize_transaction(response: Any, iam_request_cls: type) -> None:
             action=action,
         )
         request.check_signature()
-        request.check_action_permitted("*")
+        request.check_action_permitted(table)
 
 
 @contextmanager
 def _unknown_resources_match_any_grant() -> Iterator[None]:
-    """moto knows the resource of S3, SQS, IAM and STS requests only, and checks every
-    other request against the resource "*", which a grant scoped to an ARN never matches:
-    every scoped grant would be refused. While active, a request whose resource moto does
-    not know is allowed by a statement that allows its action on any resource (the action
-    is checked, the resource is not: docs/decisions.md, "IAM in the local run")."""
+    """moto checks a request whose resource neither it nor moto_resources.py knows
+    against the resource "*", which a grant scoped to an ARN never matches. While active,
+    such a request is allowed by a statement that allows its action on any resource (the
+    action is checked, the resource is not: docs/decisions.md, "IAM in the local run")."""
     from moto.iam.access_control import IAMPolicyStatement  # noqa: PLC0415
 
     original: Callable[..., bool] = IAMPolicyStatement._check_element_matches
