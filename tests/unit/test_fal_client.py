@@ -274,13 +274,18 @@ def test_a_result_is_read_with_its_images_seed_and_nsfw_flags() -> None:
 
 
 def test_completed_with_an_error_fails_the_job_with_the_models_reason() -> None:
-    # Given a status answer: COMPLETED, but with the model's error
+    # Given a queue with no status stream (404) whose status answer is COMPLETED, but with
+    # the model's error
     from kontext_pipeline.polling import PollPlan
     from kontext_pipeline.steps.check_status import check_status
 
     seen: list[httpx.Request] = []
     client = scripted_client(
-        [httpx.Response(200, json=load_event("fal_status_completed_error"))], seen
+        [
+            httpx.Response(404, json={"detail": "Not Found"}),
+            httpx.Response(200, json=load_event("fal_status_completed_error")),
+        ],
+        seen,
     )
     job = sample_job()
     # When the job is polled / Then it fails with the model's error type as the reason
