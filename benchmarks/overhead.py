@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from benchmarks.costs import cost_per_thousand_images
-from benchmarks.job_runs import TEMPLATE_DEFAULTS, percentile, run_jobs
+from benchmarks.job_runs import TEMPLATE_DEFAULTS, JobFigures, percentile, run_jobs
 from kontext_tools.emulator import EmulatorTiming
 from kontext_tools.local.pipeline import LocalPipeline
 
@@ -89,6 +89,7 @@ def overhead(quick: bool) -> dict[str, Any]:
                 f"{row['overhead_median_s']:.2f} s, p95 {row['overhead_p95_s']:.2f} s,"
                 f" {row['transitions_per_job']:.1f} transitions, "
                 f"{row['status_requests_per_job']:.1f} status requests, "
+                f"{row['cold_starts']} cold starts, "
                 f"${row['cost_per_1000_images_usd']:.3f} per 1,000 images",
                 flush=True,
             )
@@ -119,22 +120,38 @@ def measure_mode(mode: Mode, model_seconds: float, jobs: int) -> dict[str, Any]:
             spacing=ARRIVAL_SPACING_SECONDS,
             prompt_suffix=mode.prompt_suffix,
         )
-        ok = [item for item in figures if item.status == "SUCCEEDED"]
-        overheads = [item.overhead_seconds for item in ok]
-        transitions = statistics.mean(item.transitions for item in ok) if ok else 0.0
-        cost = cost_per_thousand_images(pipeline, len(figures), transitions, since=before)
+        invocations = pipeline.lambdas.invocations[before:] if pipeline.lambdas else []
+        row = row_figures(figures, invocations)
+        cost = cost_per_thousand_images(
+            pipeline, len(figures), row["transitions_per_job"], since=before
+        )
     return {
         "mode": mode.name,
         "model_seconds": model_seconds,
         "model_time_spread": mode.spread,
         "jobs": jobs,
-        "succeeded": len(ok),
-        "overhead_median_s": statistics.median(overheads) if overheads else None,
-        "overhead_p95_s": percentile(overheads, 0.95),
-        "transitions_per_job": transitions,
-        "status_requests_per_job": statistics.mean(item.status_requests for item in ok)
-        if ok
-        else 0.0,
+        **row,
         "cost_per_1000_images_usd": cost["total"],
         "cost_breakdown_per_1000": cost,
     }
+
+
+def row_figures(figures: list[JobFigures], invocations: list[Any]) -> dict[str, Any]:
+    """A row's latency, transitions, status requests and cold starts, from its jobs."""
+    ok = [item for item in figures if item.status == "SUCCEEDED"]
+    seen = ok or [JobFigures(float("nan"), 0.0, 0, "none succeeded")]
+    overheads = [item.overhead_seconds for item in seen]
+    return {
+        "succeeded": len(ok),
+        "overhead_median_s": statistics.median(overheads),
+        "overhead_p95_s": percentile(overheads, 0.95),
+        "transitions_per_job": statistics.mean([item.transitions for item in seen]),
+        "status_requests_per_job": statistics.mean([item.status_requests for item in seen]),
+        "cold_starts": cold_starts(invocations),
+    }
+
+
+def cold_starts(invocations: list[Any]) -> int:
+    """Sandboxes started for these jobs (overlapping invocations need more than the
+    warm-up left): each is a local cold start inside some job's overhead."""
+    return sum(1 for record in invocations if record.cold_start)
