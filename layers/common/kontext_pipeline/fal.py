@@ -121,7 +121,7 @@ class FalQueueClient:
         call = QueueCall("GET", url, params={"logs": "1"})
         try:
             with self._transport.stream(call, read_seconds=read_seconds) as response:
-                if response.status_code != 200:
+                if not response.is_success:
                     absent = response.status_code in NO_STREAM_CODES
                     raise StatusStreamUnavailableError(
                         f"status stream answered {response.status_code}", absent=absent

@@ -18,9 +18,9 @@ splits the work:
   50 s model). The first look comes one second after the submit, and that first
   CheckStatus watches through the likely range, `first_watch_seconds` (40 s) of it,
   answering the moment the run ends; a run longer than that goes on in the Wait loop,
-  backing off from the end of the watch. The watch costs at most 40 s of a 256 MB Lambda
-  ($0.00013) once per model per TTL, and the job's own run time is then learned
-  (run_times.py). docs/decisions.md, "Polling plan", has the figures.
+  backing off from the end of the watch. A watch costs at most 40 s of a 256 MB Lambda
+  ($0.00013), paid only by jobs that start while the run time is unknown: the first job
+  teaches it (run_times.py). docs/decisions.md, "Polling plan", has the figures.
 - **Queued.** fal runs a few requests per key at once and queues the rest; the queue moves
   one position per `seconds_per_position` (observed between two polls, else a typical run:
   the account may run one request at a time). The plan waits half the expected time to
@@ -103,11 +103,9 @@ class PollPlan:
 
     def inline_budget(self, first_watch: bool) -> float:
         """Seconds one CheckStatus may keep asking: the first watch, or the usual budget."""
-        return (
-            max(self.inline_budget_seconds, self.first_watch_seconds)
-            if first_watch
-            else (self.inline_budget_seconds)
-        )
+        if first_watch:
+            return max(self.inline_budget_seconds, self.first_watch_seconds)
+        return self.inline_budget_seconds
 
     def inline_pause(self, until_worth_asking: float, first_watch: bool) -> float:
         """How long to sleep before asking again: one interval while watching the unknown

@@ -74,8 +74,10 @@ class StatusLooks:
         there is no stream to read (any more)."""
         while self._streaming:
             left = self._window_ends - self._monotonic()
-            if self._events is None and left < REOPEN_MIN_SECONDS and self._last is not None:
-                return self._last
+            if self._events is None and left < REOPEN_MIN_SECONDS:
+                if self._last is not None:
+                    return self._last  # nothing new before the window closed
+                break  # no window left for a stream to say anything: ask once instead
             try:
                 if self._events is None:
                     self._events = self._queue.watch(self._url, seconds=max(left, 0.0))
