@@ -319,7 +319,8 @@ def test_a_status_stream_that_is_absent_or_fails_leaves_the_job_to_status_calls(
 ) -> None:
     # Given a queue whose status stream is absent (405), cut short or not statuses
     # When a job runs
-    _, received = run_job(pipeline, fault, f"make it teal [fault:{fault}]")
+    # (a 3 s run, so the first look finds it running)
+    _, received = run_job(pipeline, fault, f"make it teal [fault:{fault}] [fault:slow-run=3]")
     # Then it succeeds, CheckStatus having asked the status endpoint instead
     notification = received.notification
     assert notification.status == "SUCCEEDED", notification.failure

@@ -230,6 +230,17 @@ def test_with_the_stream_a_typical_run_costs_one_or_two_requests(
     assert queue.streams_opened + queue.asked <= 2
 
 
+def test_a_run_limit_inside_the_first_watch_ends_it_on_time() -> None:
+    # Given a model of unknown run time whose run never ends, a 6 s run limit, and a stream
+    # that stays quiet while it runs
+    queue = TimelineQueue(lambda t: {"status": "IN_PROGRESS"}, stream=True)
+    job = a_job(run_limit_seconds=6, next_poll_seconds=GUESS.after_submit(0))
+    # When followed / Then the first watch (40 s) ends at the limit, which fails the job
+    with pytest.raises(ModelDeadlineExceededError, match="run limit"):
+        list(follow(job, queue, GUESS))
+    assert 7 <= queue.t <= 7.2
+
+
 def test_a_stream_that_breaks_off_falls_back_to_polling() -> None:
     # Given a stream that breaks off after its first event, and a 5 s run of unknown time
     queue = TimelineQueue(run_then_complete(queued=0.2, run=5.0), stream=True, stream_fails_after=1)
@@ -283,14 +294,18 @@ def test_a_request_that_stops_moving_in_the_queue_fails_as_queue_wait_exceeded()
     assert 600 <= queue.t <= 601
 
 
-def test_a_run_past_the_run_limit_fails_as_deadline_exceeded_whatever_the_queue_wait() -> None:
+@pytest.mark.parametrize("stream", [False, True])
+def test_a_run_past_the_run_limit_fails_as_deadline_exceeded_whatever_the_queue_wait(
+    stream: bool,
+) -> None:
     # Given a request that waited an hour in the queue, then runs forever; run limit 60 s
+    # (with the stream, nothing is sent while it runs: the limit itself must end the look)
     def timeline(t: float) -> dict[str, Any]:
         return (
             {"status": "IN_QUEUE", "queue_position": 0} if t < 3600 else {"status": "IN_PROGRESS"}
         )
 
-    queue = TimelineQueue(timeline)
+    queue = TimelineQueue(timeline, stream=stream)
     job = a_job(run_limit_seconds=60, next_poll_seconds=3590)
     # When followed / Then the hour in the queue does not count; 60 s of running does
     with pytest.raises(ModelDeadlineExceededError, match="run limit"):

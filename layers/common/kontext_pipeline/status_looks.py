@@ -58,6 +58,13 @@ class StatusLooks:
             status = self._queue.status(self._url)
         return self._remember(status)
 
+    def look_by(self, moment: float) -> None:
+        """A look is due by `moment` (monotonic; a limit falls then) even if nothing changes:
+        the window ends there, and a stream opened for a longer one is opened again."""
+        if moment < self._window_ends:
+            self._window_ends = moment
+            self.close()
+
     def close(self) -> None:
         """Let go of an open stream (its connection goes back to the pool)."""
         close = getattr(self._events, "close", None)
@@ -75,9 +82,10 @@ class StatusLooks:
         while self._streaming:
             left = self._window_ends - self._monotonic()
             if self._events is None and left < REOPEN_MIN_SECONDS:
-                if self._last is not None:
-                    return self._last  # nothing new before the window closed
-                break  # no window left for a stream to say anything: ask once instead
+                # The window closed: the last status holds (nothing new came), and any
+                # further look in this invocation is a status call.
+                self._streaming = False
+                return self._last
             try:
                 if self._events is None:
                     self._events = self._queue.watch(self._url, seconds=max(left, 0.0))

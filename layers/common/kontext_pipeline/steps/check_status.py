@@ -67,6 +67,8 @@ def check_status(
             if job.status == "COMPLETED":
                 return job
             until = _until_worth_asking(plan, job, checked_at)
+            # A limit falls due even if the queue has nothing new to say: look then.
+            looks.look_by(clock.monotonic() + max(0.0, _until_limit(job, checked_at)))
             # Bounded: each look waits (a stream's next change, or a pause of at least one
             # interval), and the budget ends the loop.
             if not plan.keep_asking_inline(until, inline_until - clock.monotonic()):
