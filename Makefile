@@ -114,7 +114,7 @@ browser: ## install chromium + chromium-driver with apt-get when missing
 browser-test: browser $(INSTALLED) ## index.html in headless Chromium (screenshots in tests/artifacts/)
 	$(BIN)/pytest tests/browser -q
 
-bench: $(INSTALLED) ## benchmarks: print figures (about 15 minutes); BENCH_ARGS=--save writes benchmarks/results/
+bench: $(INSTALLED) ## benchmarks: print figures (about 20 minutes); BENCH_ARGS=--save writes benchmarks/results/ and the README
 	$(BIN)/python -m benchmarks.run $(BENCH_ARGS)
 
 bench-quick: $(INSTALLED) ## the same benchmarks, smaller (a few minutes)

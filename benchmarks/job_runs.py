@@ -29,13 +29,22 @@ class JobFigures:
     model_seconds: float
     transitions: int
     status: str
+    # Requests to the queue about the request's progress: status calls plus status streams
+    # opened (the emulator counts both).
+    status_requests: int = 0
 
 
 def run_jobs(
-    pipeline: LocalPipeline, count: int, tag: str, *, timeout: float, spacing: float = 0.0
+    pipeline: LocalPipeline,
+    count: int,
+    tag: str,
+    *,
+    timeout: float,
+    spacing: float = 0.0,
+    prompt_suffix: str = "",
 ) -> list[JobFigures]:
     """Upload `count` images, one every `spacing` seconds (0: all at once), and follow
-    them to their notifications."""
+    them to their notifications. `prompt_suffix`: emulator fault markers for every job."""
     image = make_image(size=(256, 192))
     keys = [f"inputs/bench/{tag}-{index}.png" for index in range(count)]
     started = time.time()
@@ -47,7 +56,8 @@ def run_jobs(
         while len(uploaded) < count and time.time() >= started + len(uploaded) * spacing:
             key = keys[len(uploaded)]
             uploaded[key] = time.time()
-            pipeline.upload(image, key=key, prompt=f"make it blue #{len(uploaded)}")
+            prompt = f"make it blue #{len(uploaded)}{prompt_suffix}"
+            pipeline.upload(image, key=key, prompt=prompt)
         fresh = pipeline.notifications()[seen:]
         seen += len(fresh)
         for item in fresh:
@@ -75,7 +85,8 @@ def job_figures(
     status = notification.status
     if notification.failure:
         status += f" {notification.failure.reason}"
-    return JobFigures(end_to_end - held, held, transitions, status)
+    requests = request.status_polls + request.status_streams
+    return JobFigures(end_to_end - held, held, transitions, status, requests)
 
 
 def transitions_of(pipeline: LocalPipeline, source: SourceObject) -> int:

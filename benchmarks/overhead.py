@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from benchmarks.costs import cost_per_thousand_images
-from benchmarks.job_runs import TEMPLATE_DEFAULTS, percentile, run_jobs
+from benchmarks.job_runs import TEMPLATE_DEFAULTS, JobFigures, percentile, run_jobs
 from kontext_tools.emulator import EmulatorTiming
 from kontext_tools.local.pipeline import LocalPipeline
 
@@ -31,10 +31,19 @@ class Mode:
     parameters: dict[str, str]
     spread: float = USUAL_SPREAD
     environment: dict[str, str] | None = None
+    prompt_suffix: str = ""  # emulator fault markers for every job
 
 
 def adaptive(spread: float = USUAL_SPREAD) -> Mode:
     return Mode("poll, adaptive", dict(TEMPLATE_DEFAULTS), spread)
+
+
+def adaptive_without_stream() -> Mode:
+    # A queue that offers no status stream (an aggregator's, say): CheckStatus asks the
+    # status endpoint every 0.1 s inside its window instead.
+    return Mode(
+        "poll, adaptive, no stream", dict(TEMPLATE_DEFAULTS), prompt_suffix=" [fault:stream-absent]"
+    )
 
 
 def fixed_two_seconds() -> Mode:
@@ -60,7 +69,7 @@ def webhook(model_seconds: float, spread: float = USUAL_SPREAD) -> Mode:
 
 
 def modes(model_seconds: float, quick: bool) -> list[Mode]:
-    usual = [adaptive(), fixed_two_seconds(), webhook(model_seconds)]
+    usual = [adaptive(), adaptive_without_stream(), fixed_two_seconds(), webhook(model_seconds)]
     if quick:
         return usual
     return [*usual, adaptive(WIDE_SPREAD), webhook(model_seconds, WIDE_SPREAD)]
@@ -79,6 +88,8 @@ def overhead(quick: bool) -> dict[str, Any]:
                 f"  {mode.name:16} {model_seconds:3.0f} s ±{mode.spread:.0%}: overhead median "
                 f"{row['overhead_median_s']:.2f} s, p95 {row['overhead_p95_s']:.2f} s,"
                 f" {row['transitions_per_job']:.1f} transitions, "
+                f"{row['status_requests_per_job']:.1f} status requests, "
+                f"{row['cold_starts']} cold starts, "
                 f"${row['cost_per_1000_images_usd']:.3f} per 1,000 images",
                 flush=True,
             )
@@ -93,7 +104,13 @@ def measure_mode(mode: Mode, model_seconds: float, jobs: int) -> dict[str, Any]:
     ) as pipeline:
         # One job first, so the functions are warm (cold starts are measured apart)
         # and the model's recent run time is known, as after any deployment's first job.
-        run_jobs(pipeline, 1, "warm-up", timeout=model_seconds * 3 + 120)
+        run_jobs(
+            pipeline,
+            1,
+            "warm-up",
+            timeout=model_seconds * 3 + 120,
+            prompt_suffix=mode.prompt_suffix,
+        )
         before = len(pipeline.lambdas.invocations) if pipeline.lambdas else 0
         figures = run_jobs(
             pipeline,
@@ -101,20 +118,40 @@ def measure_mode(mode: Mode, model_seconds: float, jobs: int) -> dict[str, Any]:
             f"{mode.name[:4]}-{int(model_seconds)}-{mode.spread}",
             timeout=model_seconds * 3 + 120,
             spacing=ARRIVAL_SPACING_SECONDS,
+            prompt_suffix=mode.prompt_suffix,
         )
-        ok = [item for item in figures if item.status == "SUCCEEDED"]
-        overheads = [item.overhead_seconds for item in ok]
-        transitions = statistics.mean(item.transitions for item in ok) if ok else 0.0
-        cost = cost_per_thousand_images(pipeline, len(figures), transitions, since=before)
+        invocations = pipeline.lambdas.invocations[before:] if pipeline.lambdas else []
+        row = row_figures(figures, invocations)
+        cost = cost_per_thousand_images(
+            pipeline, len(figures), row["transitions_per_job"], since=before
+        )
     return {
         "mode": mode.name,
         "model_seconds": model_seconds,
         "model_time_spread": mode.spread,
         "jobs": jobs,
-        "succeeded": len(ok),
-        "overhead_median_s": statistics.median(overheads) if overheads else None,
-        "overhead_p95_s": percentile(overheads, 0.95),
-        "transitions_per_job": transitions,
+        **row,
         "cost_per_1000_images_usd": cost["total"],
         "cost_breakdown_per_1000": cost,
     }
+
+
+def row_figures(figures: list[JobFigures], invocations: list[Any]) -> dict[str, Any]:
+    """A row's latency, transitions, status requests and cold starts, from its jobs."""
+    ok = [item for item in figures if item.status == "SUCCEEDED"]
+    seen = ok or [JobFigures(float("nan"), 0.0, 0, "none succeeded")]
+    overheads = [item.overhead_seconds for item in seen]
+    return {
+        "succeeded": len(ok),
+        "overhead_median_s": statistics.median(overheads),
+        "overhead_p95_s": percentile(overheads, 0.95),
+        "transitions_per_job": statistics.mean([item.transitions for item in seen]),
+        "status_requests_per_job": statistics.mean([item.status_requests for item in seen]),
+        "cold_starts": cold_starts(invocations),
+    }
+
+
+def cold_starts(invocations: list[Any]) -> int:
+    """Sandboxes started for these jobs (overlapping invocations need more than the
+    warm-up left): each is a local cold start inside some job's overhead."""
+    return sum(1 for record in invocations if record.cold_start)

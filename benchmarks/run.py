@@ -3,12 +3,12 @@
     python -m benchmarks.run           # 20 jobs a mode, 5 s and 30 s models, 500-upload burst
     python -m benchmarks.run --quick   # 5 jobs a mode, 5 s model, 60-upload burst
     python -m benchmarks.run --only overhead
-    python -m benchmarks.run --save    # and keep the figures in benchmarks/results/
+    python -m benchmarks.run --save    # keep the figures, and write them into the README
 
 Only with --save does a run write benchmarks/results/<name>.json (with the machine and
-date it ran on) and benchmarks/results/latest.json (the newest of each): the README
-quotes a saved run, and a run to try something out never overwrites it. Figures, not
-assertions.
+date it ran on) and benchmarks/results/latest.json (the newest of each), and regenerate
+the README's Performance section from it (benchmarks/readme.py): the README quotes a
+saved run, and a run to try something out never overwrites it. Figures, not assertions.
 """
 
 from __future__ import annotations
@@ -23,13 +23,16 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from benchmarks import readme
 from benchmarks.burst import burst
 from benchmarks.cold_start import cold_start
+from benchmarks.first_job import first_job
 from benchmarks.output_copy import output_copy
 from benchmarks.overhead import overhead
 
 RESULTS = Path(__file__).resolve().parent / "results"
 BENCHMARKS: dict[str, Callable[[bool], dict[str, Any]]] = {
+    "first_job": first_job,
     "overhead": overhead,
     "output_copy": output_copy,
     "burst": burst,
@@ -90,7 +93,8 @@ def main(argv: list[str] | None = None) -> int:
         if (RESULTS / f"{name}.json").exists()
     }
     (RESULTS / "latest.json").write_text(json.dumps(latest, indent=2, default=str))
-    print(f"\nWritten to {RESULTS}/")
+    readme.write(readme.README, readme.render(latest))
+    print(f"\nWritten to {RESULTS}/ and the README's Performance section")
     return 0
 
 

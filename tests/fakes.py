@@ -6,13 +6,14 @@ model's HTTP queue or the SNS/EventBridge notifier, and then reads what they wer
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from kontext_pipeline.errors import PipelineError
 from kontext_pipeline.models import ModelJob, ModelResult, QueueStatus, QueueSubmission
 from kontext_pipeline.outcomes import Notification
+from kontext_pipeline.protocols import StatusStreamUnavailableError
 
 from tests.conftest import load_event
 
@@ -33,7 +34,8 @@ class FakeCancel:
 
 @dataclass
 class FakeQueue:
-    """A model queue: counts submits, answers statuses in turn, keeps one result.
+    """A model queue: counts submits, answers statuses in turn (it has no status stream),
+    keeps one result.
 
     `submit_error`, when set, is raised by the next submits instead of accepting them (a
     ModelQueueUnavailableError for a queue that cannot be reached, ModelSubmitUncertainError
@@ -67,6 +69,10 @@ class FakeQueue:
         if len(self.statuses) > 1:
             return self.statuses.pop(0)
         return self.statuses[0]
+
+    def watch(self, status_url: str, *, seconds: float) -> Iterator[QueueStatus]:
+        """This queue has no status stream (as a queue without one answers 404)."""
+        raise StatusStreamUnavailableError("no status stream here", absent=True)
 
     def result(self, response_url: str) -> ModelResult:
         if self.outcome is None:

@@ -311,3 +311,18 @@ def test_a_running_request_past_the_deadline_is_asked_to_cancel_and_may_still_fi
     while pipeline.emulator.get(request.request_id).status != "COMPLETED":
         assert time.monotonic() < deadline, "the request never completed"
         time.sleep(0.1)
+
+
+@pytest.mark.parametrize("fault", ["stream-absent", "stream-cut", "stream-malformed"])
+def test_a_status_stream_that_is_absent_or_fails_leaves_the_job_to_status_calls(
+    pipeline: LocalPipeline, fault: str
+) -> None:
+    # Given a queue whose status stream is absent (405), cut short or not statuses
+    # When a job runs
+    # (a 3 s run, so the first look finds it running)
+    _, received = run_job(pipeline, fault, f"make it teal [fault:{fault}] [fault:slow-run=3]")
+    # Then it succeeds, CheckStatus having asked the status endpoint instead
+    notification = received.notification
+    assert notification.status == "SUCCEEDED", notification.failure
+    assert notification.request_id is not None
+    assert pipeline.emulator.get(notification.request_id).status_polls >= 1

@@ -8,6 +8,7 @@ from types import SimpleNamespace
 
 from benchmarks.burst import BurstSeen, burst_result, queued_transitions
 from benchmarks.costs import per_function
+from benchmarks.first_job import first_job_lines
 from benchmarks.job_runs import JobFigures, percentile
 from benchmarks.readme import copy_table, overhead_table
 from kontext_tools.local.lambdas import InvocationRecord
@@ -112,6 +113,7 @@ def test_the_readmes_tables_have_a_rule_and_a_line_per_row() -> None:
                 "overhead_median_s": 0.4321,
                 "overhead_p95_s": 0.5,
                 "transitions_per_job": 6.0,
+                "status_requests_per_job": 1.25,
                 "cost_per_1000_images_usd": 0.1784,
             }
         ]
@@ -132,9 +134,46 @@ def test_the_readmes_tables_have_a_rule_and_a_line_per_row() -> None:
     copy_lines = copy_table(copy)
     # Then each has its header, a rule of as many columns, and the row's figures
     assert overhead_lines == [
-        "| completion | model run | overhead median | p95 | transitions / job | AWS cost / 1,000 |",
-        "|---|---|---|---|---|---|",
-        "| poll, adaptive (template defaults) | 5 s ±10% | 0.43 s | 0.50 s | 6.0 | $0.178 |",
+        "| completion | model run | overhead median | p95 | transitions / job "
+        "| status requests / job | AWS cost / 1,000 |",
+        "|---|---|---|---|---|---|---|",
+        "| poll, adaptive (template defaults, status stream) | 5 s ±10% | 0.43 s | 0.50 s "
+        "| 6.0 | 1.2 | $0.178 |",
     ]
     assert copy_lines[1] == "|---|---|---|---|---|"
     assert copy_lines[2] == "| 10 MB | 67 MB/s | 23.3 MB | 73 MB/s | 0.91 |"
+
+
+def test_the_first_job_lines_count_its_watch_in_the_cost_of_1000_images() -> None:
+    # Given a first-job row (its cost per 1,000 first jobs) and the steady row of its model
+    first = {
+        "rows": [
+            {
+                "model_seconds": 5.0,
+                "model_time_spread": 0.1,
+                "runs": 5,
+                "succeeded": 5,
+                "overheads_s": [0.5, 0.6, 0.7, 0.8, 0.9],
+                "overhead_median_s": 0.7,
+                "status_requests_per_job": 1.0,
+                "transitions_per_job": 6.0,
+                "check_status_gb_seconds_per_job": 1.5,
+                "cost_per_1000_images_usd": 1.0,
+            }
+        ]
+    }
+    steady = [
+        {
+            "mode": "poll, adaptive",
+            "model_seconds": 5.0,
+            "model_time_spread": 0.1,
+            "cost_per_1000_images_usd": 0.19,
+        }
+    ]
+    # When its README lines are written
+    lines = first_job_lines(first, steady)
+    # Then the row is there, the overhead goal is met, and 1,000 images (one first job,
+    # 999 steady) cost 1.0 / 1000 + 0.19 * 0.999 = $0.191: met
+    assert lines[2].startswith("| 5 s ±10% | 5/5 | 0.70 s | 0.50, 0.60, 0.70, 0.80, 0.90 |")
+    assert lines[-2].endswith("0.70 s. met.")
+    assert "$0.191. met." in lines[-1]

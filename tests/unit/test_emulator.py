@@ -506,3 +506,101 @@ def test_the_emulator_command_takes_a_concurrency() -> None:
     # Then the limit and the run time reach it, and the rest keep the command's defaults
     assert (timing.concurrency, timing.run_seconds) == (2, 1.0)
     assert (timing.queue_seconds, timing.webhook_time_scale) == (0.5, 0.001)
+
+
+# --- issue 23: parity with fal's own client; the status stream ---------------------------
+
+
+def sse_events(response: httpx.Response) -> list[dict[str, Any]]:
+    """The `data:` events of a whole status stream, in order."""
+    return [
+        json.loads(line.removeprefix("data: "))
+        for line in response.text.splitlines()
+        if line.startswith("data: ")
+    ]
+
+
+@pytest.mark.parametrize(("logs", "sent"), [("1", True), ("true", True), ("false", False)])
+def test_logs_are_sent_for_logs_1_and_for_logs_true(
+    http: httpx.Client, logs: str, sent: bool
+) -> None:
+    # Given a request that runs at once, for a while
+    with keyed(EmulatorTiming(queue_seconds=0.0, run_seconds=30.0)) as emulator:
+        queued = submit(http, emulator, prompt="x")
+        # When its status is asked with logs=1 (fal's docs), logs=true or logs=false (fal's
+        # Python client)
+        answer = http.get(queued["status_url"], params={"logs": logs}).json()
+    # Then the logs come for the first two, and the key is there (null) for the last
+    assert answer["status"] == "IN_PROGRESS"
+    assert bool(answer["logs"]) is sent
+    assert "logs" in answer
+
+
+def test_loose_fields_send_null_logs_rather_than_leaving_the_key_out(
+    emulator: FalQueueEmulator, http: httpx.Client
+) -> None:
+    # Given a request with loose fields, completed
+    queued = submit(http, emulator, prompt="x [fault:loose-fields]")
+    time.sleep(0.5)
+    # When its status is asked
+    answer = http.get(queued["status_url"], params={"logs": "false"}).json()
+    # Then logs and metrics are there, null (fal_client reads data["logs"] unconditionally)
+    assert answer["status"] == "COMPLETED"
+    assert "logs" in answer
+    assert answer["logs"] is None
+    assert answer["metrics"] is None
+
+
+def test_the_status_stream_sends_each_change_and_ends_after_completed(
+    emulator: FalQueueEmulator, http: httpx.Client
+) -> None:
+    # Given a request just submitted (0.2 s queued, 0.2 s running)
+    queued = submit(http, emulator, prompt="x")
+    # When its status stream is read to the end
+    response = http.get(f"{queued['status_url']}/stream", params={"logs": "1"})
+    # Then it is server-sent events: IN_QUEUE, IN_PROGRESS (with logs), COMPLETED, then the end
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "text/event-stream"
+    events = sse_events(response)
+    assert [event["status"] for event in events] == ["IN_QUEUE", "IN_PROGRESS", "COMPLETED"]
+    assert events[1]["logs"]
+    assert events[2]["metrics"]["inference_time"] > 0
+    assert all(event["request_id"] == queued["request_id"] for event in events)
+    # And it counts as one request, not as polls
+    request = emulator.get(queued["request_id"])
+    assert (request.status_streams, request.status_polls) == (1, 0)
+
+
+def test_the_stream_of_a_request_already_done_is_its_completed_event(
+    emulator: FalQueueEmulator, http: httpx.Client
+) -> None:
+    # Given a request that completed before its stream was asked for
+    queued = submit(http, emulator, prompt="x")
+    time.sleep(0.6)
+    # When the stream is read / Then one COMPLETED event, and the stream has ended
+    events = sse_events(http.get(f"{queued['status_url']}/stream"))
+    assert [event["status"] for event in events] == ["COMPLETED"]
+
+
+def test_the_stream_of_an_unknown_request_is_a_404(
+    emulator: FalQueueEmulator, http: httpx.Client
+) -> None:
+    queued = submit(http, emulator, prompt="x")
+    unknown = queued["status_url"].replace(queued["request_id"], "0" * 36)
+    assert http.get(f"{unknown}/stream").status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("fault", "code", "statuses"),
+    [("stream-absent", 405, []), ("stream-cut", 200, ["IN_QUEUE"])],
+)
+def test_a_stream_can_be_absent_or_cut_off(
+    emulator: FalQueueEmulator, http: httpx.Client, fault: str, code: int, statuses: list[str]
+) -> None:
+    # Given a request whose stream is absent / cut off after its first event
+    queued = submit(http, emulator, prompt=f"x [fault:{fault}]")
+    # When the stream is read
+    response = http.get(f"{queued['status_url']}/stream")
+    # Then the queue answers as such a queue would: a 405, or one event and the end
+    assert response.status_code == code
+    assert [event["status"] for event in sse_events(response)] == statuses

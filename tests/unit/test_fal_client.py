@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
@@ -16,6 +17,7 @@ from kontext_pipeline.errors import (
 )
 from kontext_pipeline.fal import FalQueueClient
 from kontext_pipeline.fal_transport import FalEndpoint, RetryPolicy
+from kontext_pipeline.protocols import StatusStreamUnavailableError
 
 from kontext_tools.emulator import EmulatorTiming, FalQueueEmulator
 from tests.conftest import data_uri, load_event, make_image
@@ -274,13 +276,18 @@ def test_a_result_is_read_with_its_images_seed_and_nsfw_flags() -> None:
 
 
 def test_completed_with_an_error_fails_the_job_with_the_models_reason() -> None:
-    # Given a status answer: COMPLETED, but with the model's error
+    # Given a queue with no status stream (404) whose status answer is COMPLETED, but with
+    # the model's error
     from kontext_pipeline.polling import PollPlan
     from kontext_pipeline.steps.check_status import check_status
 
     seen: list[httpx.Request] = []
     client = scripted_client(
-        [httpx.Response(200, json=load_event("fal_status_completed_error"))], seen
+        [
+            httpx.Response(404, json={"detail": "Not Found"}),
+            httpx.Response(200, json=load_event("fal_status_completed_error")),
+        ],
+        seen,
     )
     job = sample_job()
     # When the job is polled / Then it fails with the model's error type as the reason
@@ -440,3 +447,132 @@ def test_the_error_type_header_is_kept_in_the_failure_message() -> None:
     with pytest.raises(ModelRequestFailedError) as caught:
         client.result("https://queue.example.com/proxy/fal-ai/flux-pro/requests/x")
     assert "Runner disconnected (error_type runner_disconnected)" in caught.value.message
+
+
+# --- issue 23: the status stream ------------------------------------------------------------
+
+
+def test_the_status_stream_shows_each_change_in_one_request(
+    client: FalQueueClient, emulator: FalQueueEmulator
+) -> None:
+    # Given a request just submitted
+    submission = client.submit({"prompt": "x", "image_url": data_uri(make_image())})
+    # When its status stream is watched
+    statuses = [status.status for status in client.watch(submission.status_url, seconds=5)]
+    # Then it saw the request through to COMPLETED, with one request to the queue
+    assert statuses == ["IN_QUEUE", "IN_PROGRESS", "COMPLETED"]
+    request = emulator.get(submission.request_id)
+    assert (request.status_streams, request.status_polls) == (1, 0)
+
+
+def test_a_quiet_stream_ends_when_its_window_does(
+    client: FalQueueClient, emulator: FalQueueEmulator
+) -> None:
+    # Given a request stuck in the queue
+    submission = client.submit(
+        {"prompt": "x [fault:stuck-in-queue]", "image_url": data_uri(make_image())}
+    )
+    # When its stream is watched for 0.3 s
+    started = time.monotonic()
+    statuses = [status.status for status in client.watch(submission.status_url, seconds=0.3)]
+    # Then it shows where the request is, and ends quietly once the window is over
+    assert statuses == ["IN_QUEUE"]
+    assert time.monotonic() - started < 3
+
+
+@pytest.mark.parametrize(
+    ("answer", "absent"),
+    [
+        (httpx.Response(404, json={"detail": "Not Found"}), True),
+        (httpx.Response(405, json={"detail": "Method Not Allowed"}), True),
+        (httpx.Response(200, json={"status": "IN_QUEUE"}), False),  # not event-stream
+        (
+            httpx.Response(
+                200,
+                content=b"data: <html>502</html>\n\n",
+                headers={"content-type": "text/event-stream"},
+            ),
+            False,
+        ),
+        (
+            httpx.Response(
+                200,
+                content=b'data: {"status": "IN_PROGRESS"}\n\n',
+                headers={"content-type": "text/event-stream"},
+            ),
+            False,  # ended before COMPLETED
+        ),
+        (httpx.ConnectError("refused"), False),
+        (
+            httpx.Response(302, headers={"location": "https://elsewhere.example/stream"}),
+            False,
+        ),
+    ],
+)
+def test_a_stream_that_is_absent_or_fails_says_so(
+    answer: httpx.Response | Exception, absent: bool
+) -> None:
+    # Given a queue whose stream is absent (404/405), not a stream, malformed, cut short,
+    # unreachable or redirected
+    seen: list[httpx.Request] = []
+    client = scripted_client([answer], seen)
+    # When it is watched / Then the watcher is told to ask the status endpoint instead
+    with pytest.raises(StatusStreamUnavailableError) as caught:
+        list(
+            client.watch(
+                "https://queue.example.com/proxy/fal-ai/flux-pro/requests/r/status", seconds=1
+            )
+        )
+    assert caught.value.absent is absent
+    # And only one request went out (never to a redirect's target)
+    assert len(seen) == 1
+
+
+def test_the_stream_is_asked_of_the_configured_host_with_the_key_there_only() -> None:
+    # Given a status URL the queue returned on another host
+    seen: list[httpx.Request] = []
+    completed = b'data: {"status": "COMPLETED"}\n\n'
+    client = scripted_client(
+        [httpx.Response(200, content=completed, headers={"content-type": "text/event-stream"})],
+        seen,
+    )
+    # When its stream is watched
+    statuses = list(
+        client.watch("https://queue.fal.run/fal-ai/flux-pro/requests/r/status", seconds=1)
+    )
+    # Then the stream was read from the configured base, with the key, and logs asked for
+    assert [status.status for status in statuses] == ["COMPLETED"]
+    assert str(seen[0].url) == (
+        "https://queue.example.com/proxy/fal-ai/flux-pro/requests/r/status/stream?logs=1"
+    )
+    assert seen[0].headers["X-Api-Key"] == KEY
+
+
+def test_check_status_falls_back_to_polls_when_the_stream_breaks_off(
+    client: FalQueueClient, emulator: FalQueueEmulator
+) -> None:
+    # Given a request whose stream ends after its first event
+    from kontext_pipeline.polling import PollPlan
+    from kontext_pipeline.steps.check_status import check_status
+
+    submission = client.submit(
+        {"prompt": "x [fault:stream-cut]", "image_url": data_uri(make_image())}
+    )
+    now = datetime.now(UTC)
+    job = sample_job().model_copy(
+        update={
+            "status_url": submission.status_url,
+            "polls": 0,
+            "typical_run_seconds": None,
+            "submitted_at": now,
+            "checked_at": now,
+            "deadline_at": now + timedelta(hours=1),
+        }
+    )
+    # When CheckStatus looks at it (first look, run time unknown: it watches)
+    looked = check_status(job, queue=client, poll_plan=PollPlan(2, 30, 20))
+    # Then it still sees it complete, by status calls after the stream broke off
+    assert looked.status == "COMPLETED"
+    request = emulator.get(submission.request_id)
+    assert request.status_streams == 1
+    assert request.status_polls >= 1

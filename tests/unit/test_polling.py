@@ -11,6 +11,7 @@ import pytest
 from kontext_pipeline.errors import ModelDeadlineExceededError, ModelQueueWaitExceededError
 from kontext_pipeline.models import ModelJob, QueueStatus
 from kontext_pipeline.polling import PollPlan
+from kontext_pipeline.protocols import StatusStreamUnavailableError
 from kontext_pipeline.steps.check_status import Clock, check_status
 
 from tests.fakes import sample_job
@@ -22,16 +23,44 @@ SUBMITTED = datetime(2026, 11, 25, 10, 0, tzinfo=UTC)
 
 
 class TimelineQueue:
-    """A queue on a fake clock: `timeline(t)` is the status t seconds after submit."""
+    """A queue on a fake clock: `timeline(t)` is the status t seconds after submit.
 
-    def __init__(self, timeline: Any) -> None:
+    With `stream`, it also has a status stream: the status now, then each change (looked
+    for every 10 ms of fake time), ending after COMPLETED or quietly when the window ends;
+    `stream_fails_after` events, it breaks off instead."""
+
+    def __init__(
+        self, timeline: Any, *, stream: bool = False, stream_fails_after: int | None = None
+    ) -> None:
         self.timeline = timeline
         self.t = 0.0
         self.asked = 0
+        self.stream = stream
+        self.stream_fails_after = stream_fails_after
+        self.streams_opened = 0
 
     def status(self, status_url: str) -> QueueStatus:
         self.asked += 1
         return QueueStatus.model_validate(self.timeline(self.t))
+
+    def watch(self, status_url: str, *, seconds: float) -> Iterator[QueueStatus]:
+        if not self.stream:
+            raise StatusStreamUnavailableError("no stream", absent=True)
+        self.streams_opened += 1
+        return self._events(self.t + seconds)
+
+    def _events(self, ends: float) -> Iterator[QueueStatus]:
+        last = self.timeline(self.t)
+        sent = 1
+        yield QueueStatus.model_validate(last)
+        while self.t < ends and last["status"] != "COMPLETED":
+            if sent == self.stream_fails_after:
+                raise StatusStreamUnavailableError("the stream broke off")
+            self.t = round(self.t + 0.01, 6)
+            if self.timeline(self.t) != last:
+                last = self.timeline(self.t)
+                sent += 1
+                yield QueueStatus.model_validate(last)
 
     def now(self) -> datetime:
         return SUBMITTED + timedelta(seconds=self.t)
@@ -94,8 +123,13 @@ def test_with_a_known_run_time_the_first_wait_reaches_just_before_its_early_edge
 
 def test_with_only_the_guess_the_plan_does_not_sleep_on_it() -> None:
     # Given no recorded run time, only the template's 20 s guess
-    # When a request starts at once / Then it is looked at after the shortest wait
-    assert GUESS.after_submit(queue_position=0) == 2
+    # When a request starts at once / Then it is looked at after a second, the shortest Wait
+    assert GUESS.after_submit(queue_position=0) == 1
+    # And with no asking inside CheckStatus (a fixed Wait loop) after the shortest poll wait
+    no_inline = PollPlan(
+        min_seconds=2, max_seconds=2, expected_model_seconds=20, inline_budget_seconds=0
+    )
+    assert no_inline.after_submit(queue_position=0) == 2
 
 
 def test_a_queued_request_waits_half_the_expected_time_to_the_front() -> None:
@@ -140,14 +174,84 @@ def test_a_typical_run_costs_one_loop_and_is_seen_within_half_a_second(
     assert looks[-1].run_seconds == run
 
 
-def test_with_only_the_guess_a_short_run_is_still_seen_promptly() -> None:
-    # Given the template's 20 s guess and a model that runs 5 s
-    queue = TimelineQueue(run_then_complete(queued=0.2, run=5.0))
+@pytest.mark.parametrize("stream", [False, True])
+@pytest.mark.parametrize("run", [5.0, 30.0, 39.0])
+def test_with_only_the_guess_the_first_look_watches_through_the_likely_range(
+    run: float, stream: bool
+) -> None:
+    # Given the template's 20 s guess (nothing recorded) and a model that runs 5, 30 or 39 s
+    queue = TimelineQueue(run_then_complete(queued=0.2, run=run), stream=stream)
     job = a_job(next_poll_seconds=GUESS.after_submit(0))
-    # When followed / Then it is seen within half a second, in one CheckStatus
+    # When followed
     looks = list(follow(job, queue, GUESS))
+    # Then one CheckStatus, started a second after the submit, sees it end within an interval
     assert len(looks) == 1
-    assert queue.t - 5.2 <= 0.5
+    assert queue.t - (0.2 + run) <= GUESS.inline_interval_seconds
+    # And with the stream that was one request to the queue; without it, a poll an interval
+    assert (queue.streams_opened, queue.asked) == (1, 0) if stream else queue.asked > 10
+
+
+def test_a_run_longer_than_the_first_watch_goes_on_in_the_wait_loop() -> None:
+    # Given the 20 s guess and a model that runs 70 s
+    queue = TimelineQueue(run_then_complete(queued=0.2, run=70.0), stream=True)
+    job = a_job(next_poll_seconds=GUESS.after_submit(0))
+    # When followed
+    looks = list(follow(job, queue, GUESS))
+    # Then the first look watched 40 s, and a few loops (backing off in proportion to how
+    # late it is) later it is seen, within a fifth of the run
+    assert 2 <= len(looks) <= 5
+    assert looks[0].polls > 0
+    assert queue.t - 70.2 <= 70 / 5
+
+
+def test_a_later_look_at_an_unknown_model_does_not_watch_again() -> None:
+    # Given a job already looked at once (polls 1), on a model of unknown run time
+    plan = GUESS
+    # When the plan says how long its next CheckStatus may look / Then the usual budget
+    assert plan.watches_first(polls_so_far=0)
+    assert not plan.watches_first(polls_so_far=1)
+    assert plan.inline_budget(first_watch=False) == plan.inline_budget_seconds
+
+
+@pytest.mark.parametrize(("plan", "run"), [(KNOWN_5S, 5.4), (KNOWN_30S, 32.0)])
+def test_with_the_stream_a_typical_run_costs_one_or_two_requests(
+    plan: PollPlan, run: float
+) -> None:
+    # Given a queue with a status stream, and a run about as long as recently
+    queue = TimelineQueue(run_then_complete(queued=0.2, run=run), stream=True)
+    job = a_job(
+        next_poll_seconds=plan.after_submit(0), typical_run_seconds=plan.expected_model_seconds
+    )
+    # When followed
+    looks = list(follow(job, queue, plan))
+    # Then the end is seen within one stream step, and the queue was asked at most twice
+    assert looks[-1].status == "COMPLETED"
+    assert queue.t - (0.2 + run) <= 0.02
+    assert queue.streams_opened + queue.asked <= 2
+
+
+def test_a_run_limit_inside_the_first_watch_ends_it_on_time() -> None:
+    # Given a model of unknown run time whose run never ends, a 6 s run limit, and a stream
+    # that stays quiet while it runs
+    queue = TimelineQueue(lambda t: {"status": "IN_PROGRESS"}, stream=True)
+    job = a_job(run_limit_seconds=6, next_poll_seconds=GUESS.after_submit(0))
+    # When followed / Then the first watch (40 s) ends at the limit, which fails the job
+    with pytest.raises(ModelDeadlineExceededError, match="run limit"):
+        list(follow(job, queue, GUESS))
+    assert 7 <= queue.t <= 7.2
+
+
+def test_a_stream_that_breaks_off_falls_back_to_polling() -> None:
+    # Given a stream that breaks off after its first event, and a 5 s run of unknown time
+    queue = TimelineQueue(run_then_complete(queued=0.2, run=5.0), stream=True, stream_fails_after=1)
+    job = a_job(next_poll_seconds=GUESS.after_submit(0))
+    # When followed
+    looks = list(follow(job, queue, GUESS))
+    # Then status calls take over in the same CheckStatus, and the end is seen as promptly
+    assert len(looks) == 1
+    assert queue.streams_opened == 1
+    assert queue.asked > 0
+    assert queue.t - 5.2 <= GUESS.inline_interval_seconds
 
 
 def waiting_in_a_moving_queue(
@@ -190,14 +294,18 @@ def test_a_request_that_stops_moving_in_the_queue_fails_as_queue_wait_exceeded()
     assert 600 <= queue.t <= 601
 
 
-def test_a_run_past_the_run_limit_fails_as_deadline_exceeded_whatever_the_queue_wait() -> None:
+@pytest.mark.parametrize("stream", [False, True])
+def test_a_run_past_the_run_limit_fails_as_deadline_exceeded_whatever_the_queue_wait(
+    stream: bool,
+) -> None:
     # Given a request that waited an hour in the queue, then runs forever; run limit 60 s
+    # (with the stream, nothing is sent while it runs: the limit itself must end the look)
     def timeline(t: float) -> dict[str, Any]:
         return (
             {"status": "IN_QUEUE", "queue_position": 0} if t < 3600 else {"status": "IN_PROGRESS"}
         )
 
-    queue = TimelineQueue(timeline)
+    queue = TimelineQueue(timeline, stream=stream)
     job = a_job(run_limit_seconds=60, next_poll_seconds=3590)
     # When followed / Then the hour in the queue does not count; 60 s of running does
     with pytest.raises(ModelDeadlineExceededError, match="run limit"):

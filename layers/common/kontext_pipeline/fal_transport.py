@@ -17,7 +17,8 @@ Rules from fal's queue protocol (docs/fal-queue.md) enforced here:
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -146,6 +147,29 @@ class QueueTransport:
             f"{call.method} {redact_url(call.url)} failed {self.retry.max_attempts} times; "
             f"last: {last.problem}"
         )
+
+    @contextmanager
+    def stream(self, call: QueueCall, *, read_seconds: float) -> Iterator[httpx.Response]:
+        """One call whose answer is read as it comes: once, no retries (a caller of a stream
+        falls back to plain calls), with the key, never following a redirect, and each read
+        bounded by `read_seconds` (the client's other timeouts as configured)."""
+        configured = self._http.timeout
+        timeout = httpx.Timeout(
+            connect=configured.connect,
+            read=read_seconds,
+            write=configured.write,
+            pool=configured.pool,
+        )
+        headers = {**self._auth, "Accept": "text/event-stream", "Cache-Control": "no-store"}
+        with self._http.stream(
+            call.method,
+            call.url,
+            params=call.params,
+            headers=headers,
+            timeout=timeout,
+            follow_redirects=False,
+        ) as response:
+            yield response
 
     def _attempt(self, call: QueueCall) -> httpx.Response | _TryAgain:
         """One request: its answer, or why it is worth another try. Raises what is not."""

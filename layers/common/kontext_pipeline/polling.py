@@ -13,6 +13,14 @@ splits the work:
   in proportion to how late it is.
   The typical run is what the model took recently (run_times.py), `ExpectedModelSeconds`
   only the first guess.
+- **Unknown run time.** With nothing recorded for the model (a new stack, or a record
+  past its TTL), the configured guess says little (the template's 20 s against a 5 s or a
+  50 s model). The first look comes one second after the submit, and that first
+  CheckStatus watches through the likely range, `first_watch_seconds` (40 s) of it,
+  answering the moment the run ends; a run longer than that goes on in the Wait loop,
+  backing off from the end of the watch. A watch costs at most 40 s of a 256 MB Lambda
+  ($0.00013), paid only by jobs that start while the run time is unknown: the first job
+  teaches it (run_times.py). docs/decisions.md, "Polling plan", has the figures.
 - **Queued.** fal runs a few requests per key at once and queues the rest; the queue moves
   one position per `seconds_per_position` (observed between two polls, else a typical run:
   the account may run one request at a time). The plan waits half the expected time to
@@ -20,6 +28,9 @@ splits the work:
   pace has been seen (at `max_seconds` before): a long queue costs a few looks, not one
   per `PollMaxSeconds`. Near the front CheckStatus asks
   inline. A queue position is never a reason to sleep a whole extra run.
+
+Inside CheckStatus the looks are read from the queue's status stream where it offers
+one, else asked for every `inline_interval_seconds` (status_looks.py).
 
 Step Functions Wait takes whole seconds; a wait is rounded down so CheckStatus starts
 before the moment it is aimed at, never after.
@@ -33,6 +44,8 @@ from dataclasses import dataclass, replace
 # A run seldom takes less than 90% or more than 110% of the typical time.
 EARLY_EDGE = 0.9
 LATE_EDGE = 1.1
+# The first look at a request whose model's run time is unknown: the shortest Wait.
+FIRST_LOOK_SECONDS = 1
 
 
 @dataclass(frozen=True)
@@ -43,6 +56,9 @@ class PollPlan:
     inline_budget_seconds: float = 10.0
     inline_interval_seconds: float = 0.1
     queued_max_seconds: float = 300.0
+    # How long the first CheckStatus of a job watches when the run time is unknown: the
+    # likely range of an image model's run, within the function's 60 s timeout.
+    first_watch_seconds: float = 40.0
     # False while `expected_model_seconds` is only the configured guess: nothing recorded
     # yet says how long this model runs, so the plan asks early rather than sleep on it.
     typical_known: bool = False
@@ -67,16 +83,36 @@ class PollPlan:
         """0 inside the typical window (ask now); before it, until its early edge; past it,
         half as long again as the run is overdue (a slow or stuck run)."""
         until_early_edge = self.expected_model_seconds * EARLY_EDGE - running_for
+        late_from = self.expected_model_seconds * LATE_EDGE
         if not self.typical_known:
             # A guess may be far off either way (5 s runs against the default 20 s): ask
-            # inline from the start, and treat the guess only as where lateness begins.
+            # from the start, and count lateness only past the guess and the first watch.
             until_early_edge = 0.0
+            late_from = max(late_from, self.first_watch_seconds)
         if until_early_edge > 0:
             return until_early_edge
-        overdue = running_for - self.expected_model_seconds * LATE_EDGE
+        overdue = running_for - late_from
         return 0.0 if overdue <= 0 else max(self.min_seconds, overdue / 2)
 
     # --- what CheckStatus does with it -----------------------------------------------------
+
+    def watches_first(self, polls_so_far: int) -> bool:
+        """Whether this CheckStatus is a job's first look at a model of unknown run time
+        (and asking inline is on at all): it then watches through the likely range."""
+        return not self.typical_known and polls_so_far == 0 and self.inline_budget_seconds > 0
+
+    def inline_budget(self, first_watch: bool) -> float:
+        """Seconds one CheckStatus may keep asking: the first watch, or the usual budget."""
+        if first_watch:
+            return max(self.inline_budget_seconds, self.first_watch_seconds)
+        return self.inline_budget_seconds
+
+    def inline_pause(self, until_worth_asking: float, first_watch: bool) -> float:
+        """How long to sleep before asking again: one interval while watching the unknown
+        (a queue position says nothing yet of a pace), else until the answer is due."""
+        if first_watch:
+            return self.inline_interval_seconds
+        return max(self.inline_interval_seconds, until_worth_asking)
 
     def keep_asking_inline(self, until_worth_asking: float, inline_left: float) -> bool:
         """Ask again inside this invocation when the answer is due before its budget ends."""
@@ -94,8 +130,11 @@ class PollPlan:
         return max(1, math.floor(bounded))
 
     def after_submit(self, queue_position: int | None) -> int:
-        """The first wait: to the early edge of a run for a request that starts at once."""
+        """The first wait: to the early edge of a run for a request that starts at once; the
+        shortest wait when the model's run time is unknown (its first look watches)."""
         if queue_position:
             until = self.until_worth_asking_queued(queue_position)
             return self.loop_wait(until, queued=True, pace_known=False)
+        if not self.typical_known and self.inline_budget_seconds > 0:
+            return FIRST_LOOK_SECONDS
         return self.loop_wait(self.until_worth_asking_running(0.0), queued=False)

@@ -6,7 +6,7 @@ fakes that answer from memory.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
@@ -24,14 +24,30 @@ class CancelAnswer(Protocol):
     def may_still_run(self) -> bool: ...
 
 
+class StatusStreamUnavailableError(Exception):
+    """The queue's status stream cannot be read: the caller asks the status endpoint instead.
+
+    `absent`: the queue offers no stream (404/405), rather than one that failed.
+    """
+
+    def __init__(self, message: str, *, absent: bool = False) -> None:
+        super().__init__(message)
+        self.absent = absent
+
+
 class ModelQueue(Protocol):
-    """The model's queue: submit once, ask how it goes, fetch the result, cancel."""
+    """The model's queue: submit once, ask how it goes (or watch it), fetch the result, cancel."""
 
     def submit(
         self, body: Mapping[str, Any], *, webhook_url: str | None = None
     ) -> QueueSubmission: ...
 
     def status(self, status_url: str) -> QueueStatus: ...
+
+    def watch(self, status_url: str, *, seconds: float) -> Iterator[QueueStatus]:
+        """Statuses as the queue streams them, for up to `seconds` (fal.py documents it);
+        raises StatusStreamUnavailableError where there is no stream."""
+        ...
 
     def result(self, response_url: str) -> ModelResult: ...
 

@@ -145,20 +145,34 @@ class QueueAnswers:
             if request is None:
                 return REQUEST_NOT_FOUND
             request.status_polls += 1
-            now = time.time()
-            self.queue.advance(request, now)
             for name, code in (("status-429", 429), ("status-502", 502)):
                 if self.faults.hits(request_id, name):
                     return Answer(code, {"detail": "try again"})
-            if request.status == "IN_QUEUE":
-                ahead = self.queue.queued_before(request)
-                return Answer(
-                    202, {"status": "IN_QUEUE", "queue_position": ahead, **self._named(request)}
-                )
-            if request.status == "IN_PROGRESS":
-                logs = _progress_logs(request, now) if with_logs else None
-                return Answer(202, {"status": "IN_PROGRESS", "logs": logs, **self._named(request)})
-            return Answer(200, self._completed(request))
+            return self._current(request, with_logs)
+
+    def stream_event(self, request_id: str, with_logs: bool, *, opened: bool = False) -> Answer:
+        """The status as the status stream sends it (`opened`: the stream's first event,
+        counted as one request); no status fault applies."""
+        with self.queue.lock:
+            request = self.queue.find(request_id)
+            if request is None:
+                return REQUEST_NOT_FOUND
+            request.status_streams += opened
+            return self._current(request, with_logs)
+
+    def _current(self, request: EmulatedRequest, with_logs: bool) -> Answer:
+        """(under the lock) The request's status now, as the status endpoint answers it."""
+        now = time.time()
+        self.queue.advance(request, now)
+        if request.status == "IN_QUEUE":
+            ahead = self.queue.queued_before(request)
+            return Answer(
+                202, {"status": "IN_QUEUE", "queue_position": ahead, **self._named(request)}
+            )
+        if request.status == "IN_PROGRESS":
+            logs = _progress_logs(request, now) if with_logs else None
+            return Answer(202, {"status": "IN_PROGRESS", "logs": logs, **self._named(request)})
+        return Answer(200, self._completed(request))
 
     def _named(self, request: EmulatedRequest) -> dict[str, Any]:
         return {"request_id": request.request_id, **self.urls.for_request(request.request_id)}
@@ -172,8 +186,8 @@ class QueueAnswers:
             **self.urls.for_request(request.request_id),
         }
         if "loose-fields" in request.faults:
+            # fal sends null here, never leaves the key out (its client reads data["logs"]).
             answer["metrics"] = None
-            del answer["logs"]
         if request.error:
             answer.update(error=request.error, error_type=request.error_type)
         return answer

@@ -13,6 +13,9 @@ calls by `inject_fault(NAME, times=N)`:
 | status-429, status-502 | status answers 429 / 502 |
 | status-timeout | status answers after `hang_seconds` |
 | status-malformed, status-truncated | status answers 200 with HTML / with half its JSON |
+| stream-absent | the status stream answers 405 (a queue without one) |
+| stream-cut | the status stream ends after its first event, before COMPLETED |
+| stream-malformed | the status stream sends an event that is not a status |
 | loose-fields | null `metrics`, `logs`, `timings`, `has_nsfw_concepts` (as fal may send them) |
 | model-error | COMPLETED with an error; result 500 with `error_type` and `X-Fal-Error-Type` |
 | validation-error | COMPLETED with an error; result 422 with a detail list |

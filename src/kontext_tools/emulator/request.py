@@ -1,5 +1,5 @@
 """One request as the emulated queue keeps it: its body, its clock, its faults, its outputs
-and what was seen of it (polls, result fetches, webhook attempts)."""
+and what was seen of it (polls, status streams, result fetches, webhook attempts)."""
 
 from __future__ import annotations
 
@@ -26,6 +26,7 @@ class EmulatedRequest:
     model_seconds: float = 0.0
     run_seconds: float = 0.0
     status_polls: int = 0
+    status_streams: int = 0  # status streams opened
     error_type: str | None = None
     validation: list[dict[str, Any]] = field(default_factory=list)
     outputs: list[dict[str, Any]] | None = None

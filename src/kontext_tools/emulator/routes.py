@@ -17,6 +17,7 @@ from kontext_tools.emulator.access import EmulatedEndpoint, KeyCheck
 from kontext_tools.emulator.answers import QueueAnswers
 from kontext_tools.emulator.outputs import Outputs
 from kontext_tools.emulator.replies import send_answer, send_file, send_json
+from kontext_tools.emulator.status_stream import StatusStream
 from kontext_tools.loopback import QuietHandler
 
 INVALID_JSON = {"detail": [{"loc": ["body"], "msg": "invalid JSON", "type": "json_invalid"}]}
@@ -62,6 +63,7 @@ class Router:
     ) -> None:
         self._keys = keys
         self._answers = answers
+        self._stream = StatusStream(answers)
         self._outputs = outputs
         self._jwks = jwks
         self._open = (
@@ -73,6 +75,7 @@ class Router:
         self._keyed = (
             Route("POST", re.compile(re.escape(endpoint.path)), self._submit),
             Route("GET", re.compile(f"{request}/status"), self._status),
+            Route("GET", re.compile(f"{request}/status/stream"), self._status_stream),
             Route("GET", re.compile(request), self._result),
             Route("PUT", re.compile(f"{request}/cancel"), self._cancel),
         )
@@ -107,14 +110,23 @@ class Router:
         return send_answer(call.handler, answer)
 
     def _status(self, call: Call, match: re.Match[str]) -> None:
-        answer = self._answers.status(match["id"], "logs=1" in call.query)
+        answer = self._answers.status(match["id"], _with_logs(call.query))
         send_answer(call.handler, answer, request_id=match["id"])
+
+    def _status_stream(self, call: Call, match: re.Match[str]) -> None:
+        self._stream.serve(call.handler, match["id"], _with_logs(call.query))
 
     def _result(self, call: Call, match: re.Match[str]) -> None:
         send_answer(call.handler, self._answers.result(match["id"]), request_id=match["id"])
 
     def _cancel(self, call: Call, match: re.Match[str]) -> None:
         send_answer(call.handler, self._answers.cancel(match["id"]), request_id=match["id"])
+
+
+def _with_logs(query: str) -> bool:
+    """`logs=1` (fal's docs) or `logs=true` (fal's Python client) asks for the logs."""
+    values = parse_qs(query).get("logs", [])
+    return any(value.lower() in ("1", "true") for value in values)
 
 
 def _find(routes: tuple[Route, ...], call: Call) -> tuple[Action, re.Match[str]] | None:

@@ -1,6 +1,7 @@
-"""CheckStatus: ask the model's queue how the request goes, and plan the next look.
+"""CheckStatus: look at how the model's request goes, and plan the next look.
 
-While the answer is due within the inline budget, it asks again here; otherwise it hands
+While the answer is due within the inline budget, it keeps looking here (the queue's status
+stream where it has one, else status calls: status_looks.py); otherwise it hands
 back to the state machine's Wait loop with the plan's next wait (polling.py). An error, a
 run past the run limit or a wait past the queue-wait limit fails the job (ReportFailure
 cancels).
@@ -22,6 +23,7 @@ from kontext_pipeline.errors import (
 from kontext_pipeline.models import ModelJob, QueueStatus, utc_now
 from kontext_pipeline.polling import PollPlan
 from kontext_pipeline.protocols import ModelQueue
+from kontext_pipeline.status_looks import StatusLooks
 
 
 @dataclass(frozen=True)
@@ -39,38 +41,60 @@ SYSTEM_CLOCK = Clock()
 def check_status(
     job: ModelJob, *, queue: ModelQueue, poll_plan: PollPlan, clock: Clock = SYSTEM_CLOCK
 ) -> ModelJob:
-    """Ask the queue; while the answer is due within the inline budget, ask again here.
+    """Look at the request; while the answer is due within the inline budget, keep looking
+    here (the queue's status stream, else a status call every interval: status_looks.py).
 
     COMPLETED moves on; an error, a run past the run limit or a wait past the queue-wait
     limit fails the job (ReportFailure cancels). Otherwise the job goes back to the Wait
-    loop with the plan's next wait (polling.py).
+    loop with the plan's next wait (polling.py). A job's first look at a model whose run
+    time is unknown watches through the likely range (the plan's first watch).
     """
     plan = poll_plan.with_typical_run(job.typical_run_seconds)
-    inline_until = clock.monotonic() + plan.inline_budget_seconds
-    while True:
-        status = queue.status(job.status_url)
-        checked_at = clock.now()
-        job = _observe(job, status, checked_at)
-        if job.status == "COMPLETED":
-            return job
-        to_limit = _until_limit(job, checked_at)
-        if job.status == "IN_QUEUE":
-            until = plan.until_worth_asking_queued(job.queue_position, job.seconds_per_position)
-        else:
-            running_since = job.in_progress_since or checked_at
-            until = plan.until_worth_asking_running((checked_at - running_since).total_seconds())
-        until = min(until, to_limit)
-        # Bounded: each turn sleeps (until the answer is worth asking for, at least one
-        # interval), and the budget ends the loop.
-        if plan.keep_asking_inline(until, inline_until - clock.monotonic()):
-            clock.sleep(max(plan.inline_interval_seconds, until))
-            continue
-        wait = plan.loop_wait(
-            until, queued=job.status == "IN_QUEUE", pace_known=job.seconds_per_position is not None
-        )
-        # Never sleep past a limit: the next look lands on it, so the cancel is prompt.
-        wait = min(wait, max(1, math.ceil(to_limit)))
-        return job.model_copy(update={"next_poll_seconds": wait})
+    first_watch = plan.watches_first(job.polls)
+    inline_until = clock.monotonic() + plan.inline_budget(first_watch)
+    looks = StatusLooks(
+        queue,
+        job.status_url,
+        monotonic=clock.monotonic,
+        sleep=clock.sleep,
+        window_ends=inline_until,
+    )
+    try:
+        status = looks.first()
+        while True:
+            checked_at = clock.now()
+            job = _observe(job, status, checked_at)
+            if job.status == "COMPLETED":
+                return job
+            until = _until_worth_asking(plan, job, checked_at)
+            # A limit falls due even if the queue has nothing new to say: look then.
+            looks.look_by(clock.monotonic() + max(0.0, _until_limit(job, checked_at)))
+            # Bounded: each look waits (a stream's next change, or a pause of at least one
+            # interval), and the budget ends the loop.
+            if not plan.keep_asking_inline(until, inline_until - clock.monotonic()):
+                return _back_to_the_loop(plan, job, until, checked_at)
+            status = looks.next(plan.inline_pause(until, first_watch))
+    finally:
+        looks.close()
+
+
+def _until_worth_asking(plan: PollPlan, job: ModelJob, checked_at: datetime) -> float:
+    """Seconds until the next answer is worth asking for, never past the limit in force."""
+    if job.status == "IN_QUEUE":
+        until = plan.until_worth_asking_queued(job.queue_position, job.seconds_per_position)
+    else:
+        running_since = job.in_progress_since or checked_at
+        until = plan.until_worth_asking_running((checked_at - running_since).total_seconds())
+    return min(until, _until_limit(job, checked_at))
+
+
+def _back_to_the_loop(plan: PollPlan, job: ModelJob, until: float, at: datetime) -> ModelJob:
+    wait = plan.loop_wait(
+        until, queued=job.status == "IN_QUEUE", pace_known=job.seconds_per_position is not None
+    )
+    # Never sleep past a limit: the next look lands on it, so the cancel is prompt.
+    wait = min(wait, max(1, math.ceil(_until_limit(job, at))))
+    return job.model_copy(update={"next_poll_seconds": wait})
 
 
 def _observe(job: ModelJob, status: QueueStatus, now: datetime) -> ModelJob:
