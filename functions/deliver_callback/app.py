@@ -26,6 +26,8 @@ def handle(raw_event: dict[str, Any], context: LambdaContext, runtime: Runtime) 
         http=runtime.http,
         events=runtime.events,
         event_bus_name=runtime.settings.event_bus_name,
+        dynamodb=runtime.dynamodb,
+        jobs_table=runtime.jobs_table,
         rules=runtime.callback_rules,
         signing_key_source=runtime.callback_signing_key,
     )

@@ -107,6 +107,24 @@ def deliveries_for(key: str) -> list[dict[str, Any]]:
         return [d for d in Receiver.deliveries if d["key"] == key]
 
 
+def refusal_note_for(pipeline: LocalPipeline, refusals: str, key: str) -> dict[str, Any]:
+    """The one `Kontext Callback Refused` detail naming the upload `key`, once it came."""
+    sqs = pipeline.clients.sqs
+    notes: list[dict[str, Any]] = []
+
+    def refused() -> bool:
+        for message in sqs.receive_message(QueueUrl=refusals, MaxNumberOfMessages=10).get(
+            "Messages", []
+        ):
+            notes.append(json.loads(message["Body"])["detail"])
+            sqs.delete_message(QueueUrl=refusals, ReceiptHandle=message["ReceiptHandle"])
+        return any(note["source"]["key"] == key for note in notes)
+
+    wait_until(refused)
+    [note] = [note for note in notes if note["source"]["key"] == key]
+    return note
+
+
 def wait_until(condition: Any, timeout: float = 60.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -164,6 +182,35 @@ def test_a_job_ended_event_forged_on_the_default_bus_gets_no_signed_callback(
     assert len(deliveries_for(source.key)) == delivered
 
 
+def test_a_job_event_that_is_not_how_the_job_ended_gets_no_signed_callback(
+    pipeline: LocalPipeline, receiver: int, refusals: str
+) -> None:
+    # Given an upload whose callback-url names the receiver, and its real job done
+    url = f"http://127.0.0.1:{receiver}/kontext?team=tampered"
+    source = pipeline.upload(make_image(), prompt="make it sleet", metadata={"callback-url": url})
+    notification = pipeline.wait_for_notification(source).notification
+    wait_until(lambda: any(d["status"] == 200 for d in deliveries_for(source.key)))
+    delivered = len(deliveries_for(source.key))
+    # When a "job succeeded" event naming that upload with other outputs reaches the
+    # pipeline's own bus (moto does not evaluate the bus policy that keeps others off it)
+    forged = notification.model_dump(mode="json") | {"outputs": [{"s3_uri": "s3://evil/x.png"}]}
+    pipeline.clients.events.put_events(
+        Entries=[
+            {
+                "Source": "kontext-pipeline",
+                "DetailType": "Kontext Edit Succeeded",
+                "Detail": json.dumps(forged),
+                "EventBusName": pipeline.outputs["JobEventsBusName"],
+            }
+        ]
+    )
+    # Then the refusal says the event is not how the job ended, and nothing more was signed
+    note = refusal_note_for(pipeline, refusals, source.key)
+    assert "does not match how the job" in note["callback"]["message"]
+    pipeline.settle(timeout=30)
+    assert len(deliveries_for(source.key)) == delivered
+
+
 def test_a_failed_job_calls_back_too(pipeline: LocalPipeline, receiver: int) -> None:
     # Given an upload with no prompt, so its job fails before the model
     url = f"http://127.0.0.1:{receiver}/kontext"
@@ -197,19 +244,7 @@ def test_forbidden_callback_urls_never_receive_a_request(
     # When its job ends
     assert pipeline.wait_for_notification(source).notification.status == "SUCCEEDED"
     # Then a refusal note is put on the bus, saying which rule
-    sqs = pipeline.clients.sqs
-    notes: list[dict[str, Any]] = []
-
-    def refused() -> bool:
-        for message in sqs.receive_message(QueueUrl=refusals, MaxNumberOfMessages=10).get(
-            "Messages", []
-        ):
-            notes.append(json.loads(message["Body"])["detail"])
-            sqs.delete_message(QueueUrl=refusals, ReceiptHandle=message["ReceiptHandle"])
-        return any(note["source"]["key"] == source.key for note in notes)
-
-    wait_until(refused)
-    [note] = [note for note in notes if note["source"]["key"] == source.key]
+    note = refusal_note_for(pipeline, refusals, source.key)
     assert note["callback"]["reason"] == "callback_refused"
     assert why in note["callback"]["message"]
     assert note["status"] == "SUCCEEDED"

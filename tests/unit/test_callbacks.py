@@ -11,6 +11,7 @@ from functools import partial
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, ClassVar
 
+import boto3
 import httpx
 import pytest
 from kontext_pipeline.callbacks import (
@@ -26,10 +27,12 @@ from kontext_pipeline.callbacks import (
     webhook_id_for,
 )
 from kontext_pipeline.errors import CallbackDeliveryError, CallbackRefusedError
+from kontext_pipeline.outcome_records import record_outcome
+from kontext_pipeline.outcomes import Notification
 from standardwebhooks import Webhook
 
 from kontext_tools.loopback import LoopbackServer, QuietHandler
-from tests.conftest import load_event, loopback_server
+from tests.conftest import JOBS_TABLE, load_event, loopback_server
 
 RULES = CallbackRules(allowed_hosts=("hooks.example.com",))
 SECRET = displayed_secret(base64.b64encode(b"k" * 32).decode())
@@ -379,8 +382,9 @@ def test_the_request_goes_to_the_checked_address_with_tls_checked_against_the_na
 
 
 @pytest.fixture
-def outcome_bus(aws: Any) -> tuple[Any, Any, Any, str]:
-    """The images bucket, and a queue that collects `Kontext Callback Refused` events."""
+def outcome_bus(aws: Any, jobs_table: Any) -> tuple[Any, Any, Any, str]:
+    """The images bucket, the jobs table, and a queue that collects `Kontext Callback Refused`
+    events."""
     s3, events, sqs = aws.client("s3"), aws.client("events"), aws.client("sqs")
     s3.create_bucket(Bucket="kontext-images-example")
     queue = sqs.create_queue(QueueName="refusals")["QueueUrl"]
@@ -395,21 +399,36 @@ def outcome_bus(aws: Any) -> tuple[Any, Any, Any, str]:
     return s3, events, sqs, queue
 
 
-def job_event_for(s3: Any, metadata: dict[str, str]) -> dict[str, Any]:
+def job_event_for(
+    aws: Any, metadata: dict[str, str], *, ended: bool = True, version_id: str = "v1"
+) -> dict[str, Any]:
+    """The outcome event of a job whose upload carries `metadata`; recorded as its notifier
+    records it, unless the job has not `ended`."""
     event = load_event("eventbridge_edit_succeeded")
     source = event["detail"]["source"]
-    s3.put_object(Bucket=source["bucket"], Key=source["key"], Body=b"image", Metadata=metadata)
+    if version_id != "v1":
+        source["version_id"] = version_id
+    aws.client("s3").put_object(
+        Bucket=source["bucket"], Key=source["key"], Body=b"image", Metadata=metadata
+    )
+    if ended:
+        notification = Notification.model_validate(event["detail"])
+        record_outcome(aws.client("dynamodb"), JOBS_TABLE, notification)
     return dict(event["detail"])
 
 
 def run_callbacks(bus: tuple[Any, Any, Any, str], notification: Any, rules: CallbackRules) -> Any:
     s3, events, _, _ = bus
+    # The jobs table of the same moto account (the outcome_bus fixture asks for it).
+    dynamodb = boto3.Session(region_name=s3.meta.region_name).client("dynamodb")
     with httpx.Client(timeout=5) as http:
         callbacks = JobCallbacks(
             s3=s3,
             http=http,
             events=events,
             event_bus_name="default",
+            dynamodb=dynamodb,
+            jobs_table=JOBS_TABLE,
             rules=rules,
             signing_key_source=lambda: signing_key(SECRET),
         )
@@ -417,11 +436,11 @@ def run_callbacks(bus: tuple[Any, Any, Any, str], notification: Any, rules: Call
 
 
 def test_a_finished_job_is_posted_to_its_uploads_callback_url(
-    outcome_bus: tuple[Any, Any, Any, str], receiver: str
+    aws: Any, outcome_bus: tuple[Any, Any, Any, str], receiver: str
 ) -> None:
     # Given the outcome event of a job whose upload names a receiver
     Receiver.failures = 0
-    notification = job_event_for(outcome_bus[0], {"callback-url": receiver + "/hook"})
+    notification = job_event_for(aws, {"callback-url": receiver + "/hook"})
     # When the callback runs
     report = run_callbacks(outcome_bus, notification, CallbackRules((), allow_loopback=True))
     # Then the receiver got the notification, signed
@@ -431,12 +450,11 @@ def test_a_finished_job_is_posted_to_its_uploads_callback_url(
 
 
 def test_the_callback_url_of_an_upload_with_a_null_version_is_read(
-    outcome_bus: tuple[Any, Any, Any, str], receiver: str
+    aws: Any, outcome_bus: tuple[Any, Any, Any, str], receiver: str
 ) -> None:
     # Given the outcome event of a job whose upload was written while versioning was off
     Receiver.failures = 0
-    notification = job_event_for(outcome_bus[0], {"callback-url": receiver + "/hook"})
-    notification["source"] = {**notification["source"], "version_id": "null"}
+    notification = job_event_for(aws, {"callback-url": receiver + "/hook"}, version_id="null")
     # When the callback runs
     report = run_callbacks(outcome_bus, notification, CallbackRules((), allow_loopback=True))
     # Then the upload was read unpinned ("null" is no version id to send) and called back
@@ -444,11 +462,11 @@ def test_the_callback_url_of_an_upload_with_a_null_version_is_read(
 
 
 def test_a_refused_callback_url_is_noted_on_the_bus_and_never_requested(
-    outcome_bus: tuple[Any, Any, Any, str], receiver: str
+    aws: Any, outcome_bus: tuple[Any, Any, Any, str], receiver: str
 ) -> None:
     # Given an upload whose callback-url is plain http (deployed rules)
     notification = job_event_for(
-        outcome_bus[0], {"callback-url": receiver.replace("127.0.0.1", "localhost") + "/t?k=1"}
+        aws, {"callback-url": receiver.replace("127.0.0.1", "localhost") + "/t?k=1"}
     )
     # When the callback runs
     report = run_callbacks(outcome_bus, notification, CallbackRules(("localhost",)))
@@ -464,11 +482,43 @@ def test_a_refused_callback_url_is_noted_on_the_bus_and_never_requested(
     assert note["callback"]["url"] == "http://localhost/..."
 
 
+@pytest.mark.parametrize(
+    ("ended", "forged", "why"),
+    [
+        (False, {}, "has ended"),
+        (True, {"outputs": [{"s3_uri": "s3://elsewhere/x.png"}]}, "does not match"),
+        (True, {"status": "FAILED"}, "does not match"),
+        (True, {"source": {"bucket": 7}}, "names no upload"),
+    ],
+)
+def test_an_event_that_is_not_how_the_job_ended_gets_no_callback(
+    aws: Any,
+    outcome_bus: tuple[Any, Any, Any, str],
+    receiver: str,
+    ended: bool,
+    forged: dict[str, Any],
+    why: str,
+) -> None:
+    # Given an upload naming a receiver, and an outcome event for it that the job never
+    # published (no recorded end, or other outputs or status than the recorded ones)
+    detail = job_event_for(aws, {"callback-url": receiver + "/hook"}, ended=ended) | forged
+    # When the callback runs
+    report = run_callbacks(outcome_bus, detail, CallbackRules((), allow_loopback=True))
+    # Then nobody is called, and the refusal on the bus says why
+    assert report.outcome == "refused"
+    assert Receiver.requests == []
+    _, _, sqs, queue = outcome_bus
+    [message] = sqs.receive_message(QueueUrl=queue)["Messages"]
+    note = json.loads(message["Body"])["detail"]["callback"]
+    assert note["reason"] == "callback_refused"
+    assert why in note["message"]
+
+
 def test_an_upload_without_a_callback_url_calls_nobody(
-    outcome_bus: tuple[Any, Any, Any, str], receiver: str
+    aws: Any, outcome_bus: tuple[Any, Any, Any, str], receiver: str
 ) -> None:
     # Given an upload with a prompt but no callback-url
-    notification = job_event_for(outcome_bus[0], {"prompt": "make it snow"})
+    notification = job_event_for(aws, {"prompt": "make it snow"})
     # When the callback runs
     report = run_callbacks(outcome_bus, notification, CallbackRules((), allow_loopback=True))
     # Then nobody is called

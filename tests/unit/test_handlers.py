@@ -13,6 +13,8 @@ import pytest
 from kontext_pipeline.config import PipelineSettings
 from kontext_pipeline.jobs_table import webhook_item_key
 from kontext_pipeline.models import QueueStatus
+from kontext_pipeline.outcome_records import record_outcome
+from kontext_pipeline.outcomes import Notification
 from kontext_pipeline.runtime import Runtime
 
 from kontext_tools.local.stack import load_template
@@ -247,8 +249,11 @@ def test_start_backfill_edit_starts_the_listed_object(runtime: Runtime) -> None:
 
 
 def test_deliver_callback_does_nothing_for_a_job_without_a_callback(runtime: Runtime) -> None:
-    # Given the sample success event, its upload carrying no callback-url
+    # Given the sample success event, as its job published it, its upload carrying no
+    # callback-url
     event = load_event("eventbridge_edit_succeeded")
+    notification = Notification.model_validate(event["detail"])
+    record_outcome(runtime.dynamodb, JOBS_TABLE, notification)
     runtime.s3.put_object(
         Bucket="kontext-images-example", Key="inputs/kitchen-table.jpg", Body=b"x"
     )

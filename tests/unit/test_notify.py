@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from kontext_pipeline.errors import NotificationError
 from kontext_pipeline.notify import Notifier
+from kontext_pipeline.outcome_records import recorded_outcome
 from kontext_pipeline.outcomes import FailureDetail, Notification
 
 from tests.conftest import JOBS_TABLE, load_event
@@ -94,6 +95,16 @@ def test_the_same_notification_goes_on_the_bus_as_an_event(
     assert (event["source"], event["detail-type"]) == ("kontext-pipeline", "Kontext Edit Succeeded")
     assert event["resources"] == ["arn:aws:s3:::kontext-images-example"]
     assert Notification.model_validate(event["detail"]) == succeeded()
+
+
+def test_the_published_notification_is_recorded_as_the_event_carries_it(
+    aws: Any, jobs_table: Any, outlets: dict[str, Any]
+) -> None:
+    # Given a notifier / When a successful job's notification is published
+    notifier_for(aws, jobs_table, outlets["topic_arn"]).publish_once(succeeded())
+    # Then the jobs table holds exactly the event's detail (what a callback is built from)
+    [event] = received(aws, outlets["bus_queue"])
+    assert recorded_outcome(jobs_table, JOBS_TABLE, succeeded().source) == event["detail"]
 
 
 def test_a_second_publish_of_the_same_notification_is_not_sent_again(

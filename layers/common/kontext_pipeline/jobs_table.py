@@ -6,6 +6,7 @@
     budget#images#<day>        images submitted that UTC day (budget.py)
     budget#in-flight           requests at the model at once (budget.py)
     model-run#<model path>     what the model recently took (run_times.py)
+    outcome#<job key>          the job's notification as published (outcome_records.py)
     (Powertools idempotency)   one publish per job and status (notify.py)
 
 Every item expires by TTL (`expires_at`, seconds since the epoch).

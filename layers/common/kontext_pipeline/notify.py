@@ -10,6 +10,9 @@ with rules instead of subscriptions.
 A task retried after its publish went out (a timeout on the way back, say) would publish
 again; Powertools Idempotency, on the jobs table, remembers each (job, status) it
 published and answers a repeat with the first message id instead.
+
+Before anything goes out, the notification is recorded in the jobs table
+(outcome_records.py): a job's callback is built from that record, not from the event.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from botocore.exceptions import ClientError
 
 from kontext_pipeline.errors import NotificationError, aws_error_code
 from kontext_pipeline.jobs_table import RECORD_TTL_SECONDS
+from kontext_pipeline.outcome_records import record_outcome
 from kontext_pipeline.outcomes import EVENT_SOURCE, Notification
 
 if TYPE_CHECKING:
@@ -143,6 +147,7 @@ class Notifier:
             key_prefix="notification",
         )
         def publish(notification: Notification) -> str:
+            record_outcome(self.dynamodb, self.table_name, notification)
             message_id = publish_notification(self.sns, self.topic_arn, notification)
             put_notification_event(self.events, self.event_bus_name, notification)
             return message_id
