@@ -10,7 +10,7 @@ from benchmarks import prices
 from kontext_tools.local.pipeline import LocalPipeline
 
 # What one single-image job asks of the other services (see the steps' modules,
-# inspection.py, outputs.py, notify.py):
+# inspection.py, storage/output_copy.py, notifications/publish.py):
 # S3 GET = head + header range + manifest probe + the model's fetch of the presigned input;
 # S3 PUT = the output + the manifest; DynamoDB writes = submit claim + record, idempotency
 # in-progress + completed, the model's recent run time; reads = the claim's check and the

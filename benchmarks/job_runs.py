@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from kontext_pipeline.models import SourceObject
+from kontext_pipeline.core.models import SourceObject
 
 from kontext_tools.local.pipeline import LocalPipeline
 from tests.conftest import make_image

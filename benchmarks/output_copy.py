@@ -29,7 +29,7 @@ from kontext_tools.loopback import LoopbackServer, QuietHandler
 
 if TYPE_CHECKING:
     import httpx
-    from kontext_pipeline.output_sources import OutputPolicy
+    from kontext_pipeline.storage.output_origins import OutputPolicy
     from types_boto3_s3.client import S3Client
 
 MB = 1024 * 1024
@@ -114,7 +114,7 @@ def s3_server() -> Iterator[str]:
 def measure_one(size_mb: int) -> dict[str, Any]:
     """Runs inside the worker process."""
     import httpx
-    from kontext_pipeline.output_sources import OutputPolicy
+    from kontext_pipeline.storage.output_origins import OutputPolicy
 
     size = size_mb * MB
     server, url = serve(size)
@@ -168,7 +168,7 @@ def bench_bucket(endpoint: str) -> S3Client:
 
 def measured_copy(s3: S3Client, http: httpx.Client, url: str, policy: OutputPolicy) -> Measured:
     """`copy_output` of the image, after one warm-up so imports and pools are not measured."""
-    from kontext_pipeline.outputs import OutputPlace, copy_output
+    from kontext_pipeline.storage.output_copy import OutputPlace, copy_output
 
     # Warm both paths once with a small file so imports and pools are not measured.
     warm = OutputPlace(bucket="bench-outputs", key_stem="warm", lineage={})

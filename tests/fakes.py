@@ -1,4 +1,4 @@
-"""Fakes of the steps' edges (kontext_pipeline/protocols.py), answering from memory.
+"""Fakes of the steps' edges (kontext_pipeline/core/protocols.py), answering from memory.
 
 A unit test hands these to a step (or to a Runtime as its `model_queue`) instead of the
 model's HTTP queue or the SNS/EventBridge notifier, and then reads what they were asked.
@@ -10,10 +10,10 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from kontext_pipeline.errors import PipelineError
-from kontext_pipeline.models import ModelJob, ModelResult, QueueStatus, QueueSubmission
-from kontext_pipeline.outcomes import Notification
-from kontext_pipeline.protocols import StatusStreamUnavailableError
+from kontext_pipeline.core.errors import PipelineError
+from kontext_pipeline.core.models import ModelJob, ModelResult, QueueStatus, QueueSubmission
+from kontext_pipeline.core.notification import Notification
+from kontext_pipeline.core.protocols import StatusStreamUnavailableError
 
 from tests.conftest import load_event
 

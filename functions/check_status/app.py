@@ -5,17 +5,18 @@ from __future__ import annotations
 from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
+from kontext_pipeline.core.models import ModelJob, TaskEnvelope
+from kontext_pipeline.core.observability import logger
+from kontext_pipeline.core.task_envelope import read_task_envelope
 from kontext_pipeline.lambda_entry import lambda_entry
-from kontext_pipeline.models import ModelJob, TaskEnvelope
-from kontext_pipeline.observability import logger
 from kontext_pipeline.runtime import Runtime
-from kontext_pipeline.steps.check_status import check_status
-from kontext_pipeline.task_envelope import read_task_envelope
+from kontext_pipeline.steps import check_status
 
 
 def handle(event: dict[str, Any], context: LambdaContext, runtime: Runtime) -> dict[str, Any]:
     envelope = read_task_envelope(event, TaskEnvelope[ModelJob])
-    job = check_status(envelope.job, queue=runtime.fal(), poll_plan=runtime.poll_plan)
+    deps = check_status.CheckStatusDeps(queue=runtime.fal(), poll_plan=runtime.poll_plan)
+    job = check_status.run(envelope.job, deps)
     logger.info(
         "status",
         extra={

@@ -5,17 +5,17 @@ from __future__ import annotations
 from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
+from kontext_pipeline.core.models import ModelJob, TaskEnvelope, utc_now
+from kontext_pipeline.core.observability import MetricUnit, metrics
+from kontext_pipeline.core.task_envelope import read_task_envelope
 from kontext_pipeline.lambda_entry import lambda_entry
-from kontext_pipeline.models import ModelJob, TaskEnvelope, utc_now
-from kontext_pipeline.observability import MetricUnit, metrics
 from kontext_pipeline.runtime import Runtime
-from kontext_pipeline.steps.collect_outputs import CollectOutputs, collect_outputs
-from kontext_pipeline.task_envelope import read_task_envelope
+from kontext_pipeline.steps import collect_outputs
 
 
 def handle(event: dict[str, Any], context: LambdaContext, runtime: Runtime) -> dict[str, Any]:
     envelope = read_task_envelope(event, TaskEnvelope[ModelJob])
-    step = CollectOutputs(
+    deps = collect_outputs.CollectOutputsDeps(
         s3=runtime.s3,
         http=runtime.http,
         queue=runtime.fal(),
@@ -25,7 +25,7 @@ def handle(event: dict[str, Any], context: LambdaContext, runtime: Runtime) -> d
         budget=runtime.slots,
         run_times=runtime.run_times,
     )
-    notification = collect_outputs(envelope.job, step, execution_id=envelope.execution_id)
+    notification = collect_outputs.run(envelope, deps)
     metrics.add_dimension(name="status", value=notification.status)
     metrics.add_metric(name="JobsSucceeded", unit=MetricUnit.Count, value=1)
     model_seconds = float(notification.timings.get("inference") or 0.0)

@@ -6,10 +6,10 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.data_classes import EventBridgeEvent
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from kontext_pipeline.callbacks import JobCallbacks
+from kontext_pipeline.core.observability import MetricUnit, logger, metrics
 from kontext_pipeline.lambda_entry import lambda_entry
-from kontext_pipeline.observability import MetricUnit, logger, metrics
 from kontext_pipeline.runtime import Runtime
+from kontext_pipeline.steps import deliver_callback
 
 
 def handle(raw_event: dict[str, Any], context: LambdaContext, runtime: Runtime) -> dict[str, Any]:
@@ -21,7 +21,7 @@ def handle(raw_event: dict[str, Any], context: LambdaContext, runtime: Runtime) 
     )
     # A receiver that keeps failing raises CallbackDeliveryError out of here: Lambda
     # retries the event, then sends it to the dead-letter queue.
-    callbacks = JobCallbacks(
+    deps = deliver_callback.DeliverCallbackDeps(
         s3=runtime.s3,
         http=runtime.http,
         events=runtime.events,
@@ -31,7 +31,7 @@ def handle(raw_event: dict[str, Any], context: LambdaContext, runtime: Runtime) 
         rules=runtime.callback_rules,
         signing_key_source=runtime.callback_signing_key,
     )
-    report = callbacks.deliver_or_note(notification)
+    report = deliver_callback.run(notification, deps)
     if report.outcome != "none":
         metrics.add_metric(
             name=f"Callbacks{report.outcome.title()}", unit=MetricUnit.Count, value=1

@@ -6,11 +6,11 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.data_classes import LambdaFunctionUrlEvent
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from kontext_pipeline.errors import WebhookRejectedError
+from kontext_pipeline.core.errors import WebhookRejectedError
+from kontext_pipeline.core.observability import MetricUnit, logger, metrics
 from kontext_pipeline.lambda_entry import lambda_entry
-from kontext_pipeline.observability import MetricUnit, logger, metrics
 from kontext_pipeline.runtime import Runtime
-from kontext_pipeline.webhook_signatures import verify_webhook
+from kontext_pipeline.steps import receive_webhook
 
 
 def handle(raw_event: dict[str, Any], context: LambdaContext, runtime: Runtime) -> dict[str, Any]:
@@ -18,11 +18,15 @@ def handle(raw_event: dict[str, Any], context: LambdaContext, runtime: Runtime) 
     if event.request_context.http.method != "POST":
         return {"statusCode": 405, "body": "POST only"}
     body = event.decoded_body.encode() if event.decoded_body else b""
+    deps = receive_webhook.ReceiveWebhookDeps(
+        jwks=runtime.jwks,
+        rendezvous=runtime.webhook_rendezvous,
+        fal_user_id=runtime.settings.fal_user_id,
+    )
     try:
-        webhook = verify_webhook(
-            event.headers, body, runtime.jwks, user_id=runtime.settings.fal_user_id
+        webhook, outcome = receive_webhook.run(
+            receive_webhook.WebhookRequest(event.headers, body), deps
         )
-        outcome = runtime.webhook_rendezvous.record_webhook(webhook)
     except WebhookRejectedError as exc:
         logger.warning("webhook rejected", extra={"why": exc.message})
         metrics.add_metric(name="WebhooksRejected", unit=MetricUnit.Count, value=1)

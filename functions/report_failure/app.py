@@ -5,14 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from kontext_pipeline.errors import PipelineError
+from kontext_pipeline.core.errors import PipelineError
+from kontext_pipeline.core.models import TaskEnvelope
+from kontext_pipeline.core.observability import MetricUnit, logger, metrics
+from kontext_pipeline.core.protocols import ModelQueue
+from kontext_pipeline.core.task_envelope import read_task_envelope
 from kontext_pipeline.lambda_entry import lambda_entry
-from kontext_pipeline.models import TaskEnvelope
-from kontext_pipeline.observability import MetricUnit, logger, metrics
-from kontext_pipeline.protocols import ModelQueue
 from kontext_pipeline.runtime import Runtime
-from kontext_pipeline.steps.report_failure import ReportFailure, report_failure
-from kontext_pipeline.task_envelope import read_task_envelope
+from kontext_pipeline.steps import report_failure
 
 
 def handle(event: dict[str, Any], context: LambdaContext, runtime: Runtime) -> dict[str, Any]:
@@ -24,10 +24,10 @@ def handle(event: dict[str, Any], context: LambdaContext, runtime: Runtime) -> d
         # Without the key nothing can be cancelled, but the failure must still be reported.
         logger.warning("no model client for the cancel", extra={"why": str(exc)})
         queue = None
-    step = ReportFailure(
+    deps = report_failure.ReportFailureDeps(
         publisher=runtime.notifier(context), queue=queue, s3=runtime.s3, budget=runtime.slots
     )
-    notification = report_failure(envelope.job, step, execution_id=envelope.execution_id)
+    notification = report_failure.run(envelope, deps)
     reason = notification.failure.reason if notification.failure else "unknown"
     metrics.add_dimension(name="status", value=notification.status)
     metrics.add_metadata(key="reason", value=reason)

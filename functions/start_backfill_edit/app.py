@@ -5,17 +5,18 @@ from __future__ import annotations
 from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from kontext_pipeline.backfill import BackfillItem, start_backfill_edit
+from kontext_pipeline.core.observability import MetricUnit, metrics
 from kontext_pipeline.lambda_entry import lambda_entry
-from kontext_pipeline.observability import MetricUnit, metrics
 from kontext_pipeline.runtime import Runtime
+from kontext_pipeline.steps import start_backfill_edit
 
 
 def handle(event: dict[str, Any], context: LambdaContext, runtime: Runtime) -> dict[str, Any]:
-    item = BackfillItem.model_validate(event)
-    outcome = start_backfill_edit(
-        item, s3=runtime.s3, starter=runtime.job_starter, scope=runtime.edit_scope
+    item = start_backfill_edit.BackfillItem.model_validate(event)
+    deps = start_backfill_edit.StartBackfillEditDeps(
+        s3=runtime.s3, starter=runtime.job_starter, scope=runtime.edit_scope
     )
+    outcome = start_backfill_edit.run(item, deps)
     metrics.add_metric(name=f"Backfill{outcome.outcome.title()}", unit=MetricUnit.Count, value=1)
     return {"outcome": outcome.outcome, "key": outcome.source.key, "detail": outcome.detail}
 

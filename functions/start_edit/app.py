@@ -6,18 +6,15 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.data_classes import S3Event
 from aws_lambda_powertools.utilities.typing import LambdaContext
+from kontext_pipeline.core.observability import MetricUnit, metrics
 from kontext_pipeline.lambda_entry import lambda_entry
-from kontext_pipeline.observability import MetricUnit, metrics
 from kontext_pipeline.runtime import Runtime
-from kontext_pipeline.steps.start_edit import start_edit_jobs
+from kontext_pipeline.steps import start_edit
 
 
 def handle(event: dict[str, Any], context: LambdaContext, runtime: Runtime) -> dict[str, Any]:
-    outcomes = start_edit_jobs(
-        [record.raw_event for record in S3Event(event).records],
-        starter=runtime.job_starter,
-        scope=runtime.edit_scope,
-    )
+    deps = start_edit.StartEditDeps(starter=runtime.job_starter, scope=runtime.edit_scope)
+    outcomes = start_edit.run([record.raw_event for record in S3Event(event).records], deps)
     for outcome in ("started", "duplicate", "skipped"):
         count = sum(1 for item in outcomes if item.outcome == outcome)
         if count:

@@ -5,17 +5,17 @@ from __future__ import annotations
 from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
+from kontext_pipeline.core.models import JobStart, TaskEnvelope
+from kontext_pipeline.core.observability import MetricUnit, metrics
+from kontext_pipeline.core.task_envelope import read_task_envelope
 from kontext_pipeline.lambda_entry import lambda_entry
-from kontext_pipeline.models import JobStart, TaskEnvelope
-from kontext_pipeline.observability import MetricUnit, metrics
 from kontext_pipeline.runtime import Runtime
-from kontext_pipeline.steps.submit_edit import SubmitEdit, submit_edit
-from kontext_pipeline.task_envelope import read_task_envelope
+from kontext_pipeline.steps import submit_edit
 
 
 def handle(event: dict[str, Any], context: LambdaContext, runtime: Runtime) -> dict[str, Any]:
     envelope = read_task_envelope(event, TaskEnvelope[JobStart])
-    step = SubmitEdit(
+    deps = submit_edit.SubmitEditDeps(
         s3=runtime.s3,
         queue=runtime.fal(),
         ledger=runtime.ledger,
@@ -24,7 +24,7 @@ def handle(event: dict[str, Any], context: LambdaContext, runtime: Runtime) -> d
         policy=runtime.submit_policy,
         run_times=runtime.run_times,
     )
-    job = submit_edit(envelope.job, step)
+    job = submit_edit.run(envelope.job, deps)
     metrics.add_metric(name="RequestsSubmitted", unit=MetricUnit.Count, value=1)
     metrics.add_metric(name="ImagesRequested", unit=MetricUnit.Count, value=job.options.num_images)
     return job.model_dump(mode="json")

@@ -15,10 +15,15 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from kontext_pipeline.backfill import OUTCOMES, BackfillPlan, plan_backfill, tally_key
-from kontext_pipeline.jobs_table import item_key
-from kontext_pipeline.models import EditOverrides
-from kontext_pipeline.scope import EditScope
+from kontext_pipeline.core.models import EditOverrides
+from kontext_pipeline.jobs.keys import item_key
+from kontext_pipeline.steps.start_backfill_edit import (
+    OUTCOMES,
+    BackfillPlan,
+    plan_backfill,
+    tally_key,
+)
+from kontext_pipeline.storage.scope import EditScope
 
 if TYPE_CHECKING:
     from types_boto3_dynamodb.client import DynamoDBClient

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from kontext_pipeline.aws_clients import AwsClient
+from kontext_pipeline.core.aws_clients import AwsClient
 
 if TYPE_CHECKING:
     import boto3

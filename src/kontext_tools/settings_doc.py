@@ -11,7 +11,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from kontext_pipeline.config import PipelineSettings
+from kontext_pipeline.core.config import PipelineSettings
 
 START = "<!-- config-reference:start -->"
 END = "<!-- config-reference:end -->"

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from kontext_pipeline.scope import EditScope
+from kontext_pipeline.storage.scope import EditScope
 
 from kontext_tools.backfill import dry_run
 from kontext_tools.cli import main

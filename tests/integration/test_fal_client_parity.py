@@ -19,7 +19,7 @@ import fal_client
 import httpx
 import pytest
 from fal_client.client import Completed, InProgress, Queued
-from kontext_pipeline.webhook_signatures import JwksCache, verify_webhook
+from kontext_pipeline.model_queue.webhooks import JwksCache, verify_webhook
 
 from kontext_tools.emulator import EmulatorTiming, FalQueueEmulator
 from kontext_tools.loopback import QuietHandler

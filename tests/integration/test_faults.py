@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from kontext_pipeline.models import SourceObject
+from kontext_pipeline.core.models import SourceObject
 
 from kontext_tools.emulator import EmulatorTiming
 from kontext_tools.local.pipeline import LocalPipeline, ReceivedNotification

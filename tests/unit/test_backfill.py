@@ -6,13 +6,19 @@ import json
 from typing import Any
 
 import pytest
-from kontext_pipeline.backfill import (
+from kontext_pipeline.steps.start_backfill_edit import (
     BackfillItem,
+    StartBackfillEditDeps,
     plan_backfill,
-    start_backfill_edit,
 )
-from kontext_pipeline.scope import EditScope
-from kontext_pipeline.steps.start_edit import JobStarter, source_from_s3_record, start_edit_jobs
+from kontext_pipeline.steps.start_backfill_edit import run as start_backfill_edit
+from kontext_pipeline.steps.start_edit import (
+    JobStarter,
+    StartEditDeps,
+    source_from_s3_record,
+)
+from kontext_pipeline.steps.start_edit import run as start_edit
+from kontext_pipeline.storage.scope import EditScope
 
 from tests.conftest import load_event
 
@@ -41,7 +47,8 @@ def item_for(key: str, **changes: Any) -> BackfillItem:
 
 def start(aws_setup: tuple[Any, Any, str], item: BackfillItem) -> str:
     s3, sfn, arn = aws_setup
-    return start_backfill_edit(item, s3=s3, starter=JobStarter(sfn, arn), scope=SCOPE).outcome
+    deps = StartBackfillEditDeps(s3=s3, starter=JobStarter(sfn, arn), scope=SCOPE)
+    return start_backfill_edit(item, deps).outcome
 
 
 def test_a_listed_object_starts_its_edit_with_the_backfills_request(
@@ -72,7 +79,7 @@ def test_an_object_the_trigger_already_started_is_a_duplicate(
     record["s3"]["bucket"]["name"] = BUCKET
     record["s3"]["object"].update(versionId=put["VersionId"], eTag=put["ETag"].strip('"'))
     assert source_from_s3_record(record).version_id == put["VersionId"]
-    [trigger] = start_edit_jobs([record], starter=JobStarter(sfn, arn), scope=SCOPE)
+    [trigger] = start_edit([record], StartEditDeps(starter=JobStarter(sfn, arn), scope=SCOPE))
     assert trigger.outcome == "started"
     # When a backfill lists it
     # Then it is recognised: no second execution

@@ -6,8 +6,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from kontext_pipeline.budget import Budget
-from kontext_pipeline.errors import BudgetExceededError, ConcurrencyCapReachedError
+from kontext_pipeline.core.errors import BudgetExceededError, ConcurrencyCapReachedError
+from kontext_pipeline.jobs.budget import Budget
 
 NOON = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 
@@ -39,8 +39,8 @@ def test_a_new_utc_day_starts_from_zero(jobs_table: Any) -> None:
 
 
 def test_each_spend_reports_the_day_s_total_for_the_cap_alarm(jobs_table: Any) -> None:
-    from kontext_pipeline.budget import SPENT_TODAY_METRIC
-    from kontext_pipeline.observability import metrics
+    from kontext_pipeline.core.observability import metrics
+    from kontext_pipeline.jobs.budget import SPENT_TODAY_METRIC
 
     # Given a cap of 10 images, and a day with 3 already spent
     budget = Budget(jobs_table, "jobs", max_images_per_day=10)

@@ -14,21 +14,22 @@ from typing import Any, ClassVar
 import boto3
 import httpx
 import pytest
-from kontext_pipeline.callbacks import (
+from kontext_pipeline.core.errors import CallbackDeliveryError, CallbackRefusedError
+from kontext_pipeline.core.notification import Notification
+from kontext_pipeline.jobs.published import record_outcome
+from kontext_pipeline.notifications.callbacks import (
     CallbackRules,
     CallbackTarget,
-    JobCallbacks,
     RetryBudget,
     callback_url_from_metadata,
     check_callback_url,
-    deliver_callback,
     displayed_secret,
+    post_signed_notification,
     signing_key,
     webhook_id_for,
 )
-from kontext_pipeline.errors import CallbackDeliveryError, CallbackRefusedError
-from kontext_pipeline.outcome_records import record_outcome
-from kontext_pipeline.outcomes import Notification
+from kontext_pipeline.steps.deliver_callback import DeliverCallbackDeps
+from kontext_pipeline.steps.deliver_callback import run as deliver_job_callback
 from standardwebhooks import Webhook
 
 from kontext_tools.loopback import LoopbackServer, QuietHandler
@@ -216,7 +217,7 @@ def test_a_delivery_is_signed_so_standardwebhooks_verifies_it_and_retried_after_
     slept: list[float] = []
     # When the notification is delivered
     with httpx.Client(timeout=5) as http:
-        outcome = deliver_callback(
+        outcome = post_signed_notification(
             http,
             target_for(receiver),
             NOTIFICATION,
@@ -244,7 +245,7 @@ def test_a_receiver_that_keeps_failing_exhausts_the_bounded_budget(receiver: str
     Receiver.failures = 99
     # When the notification is delivered with three attempts
     with httpx.Client(timeout=5) as http, pytest.raises(CallbackDeliveryError) as failed:
-        deliver_callback(
+        post_signed_notification(
             http,
             target_for(receiver),
             NOTIFICATION,
@@ -267,7 +268,7 @@ def test_a_4xx_is_the_receivers_refusal_and_is_not_retried() -> None:
     Receiver.requests = []
     with loopback_server(Gone) as base, httpx.Client(timeout=5) as http:
         # When the notification is delivered
-        outcome = deliver_callback(
+        outcome = post_signed_notification(
             http,
             target_for(base),
             NOTIFICATION,
@@ -360,7 +361,7 @@ def test_the_request_goes_to_the_checked_address_with_tls_checked_against_the_na
         # When the notification is delivered (hooks.test resolves nowhere: only the pinned
         # address can be reached)
         with httpx.Client(verify=trusting) as http:
-            outcome = deliver_callback(http, target, NOTIFICATION, key=signing_key(SECRET))
+            outcome = post_signed_notification(http, target, NOTIFICATION, key=signing_key(SECRET))
         # Then TLS accepted the name on the pinned address, and Host names the host
         assert outcome.outcome == "delivered"
         assert Receiver.requests[-1][0]["host"] == f"hooks.test:{port}"
@@ -369,7 +370,7 @@ def test_the_request_goes_to_the_checked_address_with_tls_checked_against_the_na
             url=f"https://other.test:{port}/", host="other.test", address="127.0.0.1"
         )
         with httpx.Client(verify=trusting) as http, pytest.raises(CallbackDeliveryError):
-            deliver_callback(
+            post_signed_notification(
                 http,
                 wrong,
                 NOTIFICATION,
@@ -422,7 +423,7 @@ def run_callbacks(bus: tuple[Any, Any, Any, str], notification: Any, rules: Call
     # The jobs table of the same moto account (the outcome_bus fixture asks for it).
     dynamodb = boto3.Session(region_name=s3.meta.region_name).client("dynamodb")
     with httpx.Client(timeout=5) as http:
-        callbacks = JobCallbacks(
+        deps = DeliverCallbackDeps(
             s3=s3,
             http=http,
             events=events,
@@ -432,7 +433,7 @@ def run_callbacks(bus: tuple[Any, Any, Any, str], notification: Any, rules: Call
             rules=rules,
             signing_key_source=lambda: signing_key(SECRET),
         )
-        return callbacks.deliver_or_note(notification)
+        return deliver_job_callback(notification, deps)
 
 
 def test_a_finished_job_is_posted_to_its_uploads_callback_url(

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError
-from kontext_pipeline.models import SourceObject
+from kontext_pipeline.core.models import SourceObject
 
 from kontext_tools.cli import main
 from kontext_tools.cli.arguments import TEMPLATE_PATH, parse_parameter_overrides, parse_since

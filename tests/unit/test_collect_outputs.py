@@ -5,13 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from kontext_pipeline.budget import Budget
-from kontext_pipeline.errors import ModelRequestFailedError
-from kontext_pipeline.models import ModelJob, ModelResult
-from kontext_pipeline.output_sources import OutputPolicy
-from kontext_pipeline.run_times import RecentRunTimes
-from kontext_pipeline.scope import EditScope
-from kontext_pipeline.steps.collect_outputs import CollectOutputs, collect_outputs
+from kontext_pipeline.core.errors import ModelRequestFailedError
+from kontext_pipeline.core.models import ModelJob, ModelResult, TaskEnvelope
+from kontext_pipeline.jobs.budget import Budget
+from kontext_pipeline.jobs.run_times import RecentRunTimes
+from kontext_pipeline.steps.collect_outputs import CollectOutputsDeps, run
+from kontext_pipeline.storage.output_origins import OutputPolicy
+from kontext_pipeline.storage.scope import EditScope
 
 from tests.conftest import JOBS_TABLE, data_uri, load_event, make_image
 from tests.fakes import FakePublisher, FakeQueue, sample_job
@@ -40,8 +40,8 @@ def model_result(images: int = 2) -> ModelResult:
 
 def step_for(
     aws: Any, jobs_table: Any, queue: FakeQueue, publisher: FakePublisher
-) -> CollectOutputs:
-    return CollectOutputs(
+) -> CollectOutputsDeps:
+    return CollectOutputsDeps(
         s3=aws.client("s3"),
         http=None,  # type: ignore[arg-type]  # data: URIs only: nothing is downloaded
         queue=queue,
@@ -61,7 +61,7 @@ def test_the_outputs_and_manifest_are_stored_and_the_success_published(
     step = step_for(aws, jobs_table, queue, publisher)
     assert step.budget.take_slot("k")
     # When CollectOutputs runs
-    notification = collect_outputs(job, step, execution_id="exec-1")
+    notification = run(TaskEnvelope(job=job, execution_id="exec-1"), step)
     # Then both images and the manifest are under the output folder of the request
     keys = {
         o["Key"] for o in aws.client("s3").list_objects_v2(Bucket=job.source.bucket)["Contents"]
@@ -81,9 +81,12 @@ def test_the_outputs_and_manifest_are_stored_and_the_success_published(
 def test_a_retry_after_the_copy_only_publishes(aws: Any, jobs_table: Any, job: ModelJob) -> None:
     # Given a job whose outputs and manifest are already stored
     publisher = FakePublisher()
-    collect_outputs(job, step_for(aws, jobs_table, FakeQueue(outcome=model_result()), publisher))
+    run(
+        TaskEnvelope(job=job),
+        step_for(aws, jobs_table, FakeQueue(outcome=model_result()), publisher),
+    )
     # When CollectOutputs runs again, with the model's result gone
-    again = collect_outputs(job, step_for(aws, jobs_table, FakeQueue(), publisher))
+    again = run(TaskEnvelope(job=job), step_for(aws, jobs_table, FakeQueue(), publisher))
     # Then it publishes from the manifest, without fetching the result
     assert again.outputs == publisher.published[0].outputs
     assert len(publisher.published) == 2
@@ -96,6 +99,6 @@ def test_a_result_without_images_fails_as_no_outputs(
     queue, publisher = FakeQueue(outcome=model_result(images=0)), FakePublisher()
     # When CollectOutputs runs / Then the job fails as no_outputs and nothing is published
     with pytest.raises(ModelRequestFailedError) as caught:
-        collect_outputs(job, step_for(aws, jobs_table, queue, publisher))
+        run(TaskEnvelope(job=job), step_for(aws, jobs_table, queue, publisher))
     assert caught.value.reason == "no_outputs"
     assert publisher.published == []

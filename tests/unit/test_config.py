@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from kontext_pipeline.config import load_settings
-from kontext_pipeline.errors import ConfigurationError
+from kontext_pipeline.core.config import load_settings
+from kontext_pipeline.core.errors import ConfigurationError
 
 
 def test_defaults_are_fals_own_values(monkeypatch: pytest.MonkeyPatch) -> None:

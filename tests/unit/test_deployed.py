@@ -229,7 +229,7 @@ def test_a_versioned_upload_finds_its_execution_by_name_and_a_key_alone_by_searc
 ) -> None:
     # Given a state machine with an execution started, as the trigger starts it, for a
     # versioned upload, and a newer one for another object
-    from kontext_pipeline.models import SourceObject
+    from kontext_pipeline.core.models import SourceObject
 
     from kontext_tools.deployed import find_execution
 

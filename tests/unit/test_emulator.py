@@ -11,7 +11,7 @@ from typing import Any, ClassVar
 
 import httpx
 import pytest
-from kontext_pipeline.webhook_signatures import JwksCache, verify_webhook
+from kontext_pipeline.model_queue.webhooks import JwksCache, verify_webhook
 from PIL import Image
 
 from kontext_tools.emulator import EmulatorTiming, FalQueueEmulator

@@ -8,8 +8,8 @@ import re
 from collections.abc import Iterator
 from typing import Any
 
-from kontext_pipeline import errors
-from kontext_pipeline.errors import CaughtError, PipelineError, Reason
+from kontext_pipeline.core import errors
+from kontext_pipeline.core.errors import CaughtError, PipelineError, Reason
 
 from tests.conftest import ROOT
 

@@ -10,8 +10,9 @@ import json
 from typing import Any
 
 import pytest
-from kontext_pipeline.notify import Notifier
-from kontext_pipeline.steps.report_failure import ReportFailure, report_failure
+from kontext_pipeline.core.models import TaskEnvelope
+from kontext_pipeline.notifications.publish import Notifier
+from kontext_pipeline.steps.report_failure import ReportFailureDeps, run
 
 INVALID_INPUT = {"Error": "InvalidInputError", "Cause": "not_an_image: s3://b/k is not an image"}
 
@@ -51,8 +52,8 @@ def test_the_prompt_and_version_are_read_back_for_a_failure_at_submit(
         Bucket="images", Key="inputs/a.jpg", Body=b"text", Metadata={"prompt": "make it snow"}
     )
     # When the failure is reported
-    notification = report_failure(
-        failed_at_submit(put, "inputs/a.jpg"), ReportFailure(notifier, s3=s3)
+    notification = run(
+        TaskEnvelope(job=failed_at_submit(put, "inputs/a.jpg")), ReportFailureDeps(notifier, s3=s3)
     )
     # Then it carries the prompt and the version, as a success would
     assert notification.prompt == "make it snow"
@@ -70,7 +71,7 @@ def test_the_prompt_of_an_upload_with_a_null_version_is_read_back(
     state = failed_at_submit(put, "inputs/n.jpg")
     state["source"] |= {"bucket": "plain", "version_id": "null"}
     # When the failure is reported
-    notification = report_failure(state, ReportFailure(notifier, s3=s3))
+    notification = run(TaskEnvelope(job=state), ReportFailureDeps(notifier, s3=s3))
     # Then the upload was read unpinned ("null" is no version id to send), its prompt found
     assert notification.prompt == "fog"
     assert notification.source.version_id == "null"
@@ -81,8 +82,8 @@ def test_a_prompt_from_the_sidecar_is_read_back_too(s3: Any, notifier: Notifier)
     s3.put_object(Bucket="images", Key="inputs/b.jpg.prompt.txt", Body=b"a long prompt")
     put = s3.put_object(Bucket="images", Key="inputs/b.jpg", Body=b"text")
     # When the failure is reported
-    notification = report_failure(
-        failed_at_submit(put, "inputs/b.jpg"), ReportFailure(notifier, s3=s3)
+    notification = run(
+        TaskEnvelope(job=failed_at_submit(put, "inputs/b.jpg")), ReportFailureDeps(notifier, s3=s3)
     )
     # Then the sidecar's prompt is named, as a success would name it
     assert notification.prompt == "a long prompt"
@@ -95,8 +96,9 @@ def test_an_upload_overwritten_since_lends_nothing(s3: Any, notifier: Notifier) 
     )
     s3.put_object(Bucket="images", Key="inputs/c.jpg", Body=b"two", Metadata={"prompt": "2"})
     # When reported / Then nothing of the newer upload is attributed to it
-    notification = report_failure(
-        failed_at_submit(first, "inputs/c.jpg"), ReportFailure(notifier, s3=s3)
+    notification = run(
+        TaskEnvelope(job=failed_at_submit(first, "inputs/c.jpg")),
+        ReportFailureDeps(notifier, s3=s3),
     )
     assert (notification.prompt, notification.source.version_id) == (None, None)
 
@@ -108,7 +110,7 @@ def test_the_failure_is_reported_even_when_s3_cannot_be_read(s3: Any, notifier: 
         "error": INVALID_INPUT,
     }
     # When reported / Then the failure goes out without them
-    notification = report_failure(state, ReportFailure(notifier, s3=s3))
+    notification = run(TaskEnvelope(job=state), ReportFailureDeps(notifier, s3=s3))
     assert notification.status == "FAILED"
     assert (notification.prompt, notification.source.version_id) == (None, None)
 
@@ -126,5 +128,5 @@ def test_a_state_that_already_knows_both_is_not_read_again(notifier: Notifier) -
             raise AssertionError(f"S3 was called: {name}")
 
     # When reported / Then S3 is left alone and the state's values are used
-    notification = report_failure(state, ReportFailure(notifier, s3=NoS3()))
+    notification = run(TaskEnvelope(job=state), ReportFailureDeps(notifier, s3=NoS3()))
     assert (notification.prompt, notification.source.version_id) == ("known", "v1")

@@ -9,15 +9,15 @@ from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
-from kontext_pipeline.errors import (
+from kontext_pipeline.core.errors import (
     ModelQueueUnavailableError,
     ModelRequestFailedError,
     ModelRequestRejectedError,
     ModelSubmitUncertainError,
 )
-from kontext_pipeline.fal import FalQueueClient
-from kontext_pipeline.fal_transport import FalEndpoint, RetryPolicy
-from kontext_pipeline.protocols import StatusStreamUnavailableError
+from kontext_pipeline.core.protocols import StatusStreamUnavailableError
+from kontext_pipeline.model_queue.client import FalQueueClient
+from kontext_pipeline.model_queue.transport import FalEndpoint, RetryPolicy
 
 from kontext_tools.emulator import EmulatorTiming, FalQueueEmulator
 from tests.conftest import data_uri, load_event, make_image
@@ -278,8 +278,8 @@ def test_a_result_is_read_with_its_images_seed_and_nsfw_flags() -> None:
 def test_completed_with_an_error_fails_the_job_with_the_models_reason() -> None:
     # Given a queue with no status stream (404) whose status answer is COMPLETED, but with
     # the model's error
-    from kontext_pipeline.polling import PollPlan
-    from kontext_pipeline.steps.check_status import check_status
+    from kontext_pipeline.model_queue.poll_plan import PollPlan
+    from kontext_pipeline.steps.check_status import CheckStatusDeps, run
 
     seen: list[httpx.Request] = []
     client = scripted_client(
@@ -292,7 +292,7 @@ def test_completed_with_an_error_fails_the_job_with_the_models_reason() -> None:
     job = sample_job()
     # When the job is polled / Then it fails with the model's error type as the reason
     with pytest.raises(ModelRequestFailedError) as caught:
-        check_status(job, queue=client, poll_plan=PollPlan(2, 30, 20))
+        run(job, CheckStatusDeps(queue=client, poll_plan=PollPlan(2, 30, 20)))
     assert caught.value.reason == "model_image_load_error"
     assert "could not be loaded" in caught.value.message
     assert "error_type image_load_error" in caught.value.message
@@ -552,8 +552,8 @@ def test_check_status_falls_back_to_polls_when_the_stream_breaks_off(
     client: FalQueueClient, emulator: FalQueueEmulator
 ) -> None:
     # Given a request whose stream ends after its first event
-    from kontext_pipeline.polling import PollPlan
-    from kontext_pipeline.steps.check_status import check_status
+    from kontext_pipeline.model_queue.poll_plan import PollPlan
+    from kontext_pipeline.steps.check_status import CheckStatusDeps, run
 
     submission = client.submit(
         {"prompt": "x [fault:stream-cut]", "image_url": data_uri(make_image())}
@@ -570,7 +570,7 @@ def test_check_status_falls_back_to_polls_when_the_stream_breaks_off(
         }
     )
     # When CheckStatus looks at it (first look, run time unknown: it watches)
-    looked = check_status(job, queue=client, poll_plan=PollPlan(2, 30, 20))
+    looked = run(job, CheckStatusDeps(queue=client, poll_plan=PollPlan(2, 30, 20)))
     # Then it still sees it complete, by status calls after the stream broke off
     assert looked.status == "COMPLETED"
     request = emulator.get(submission.request_id)

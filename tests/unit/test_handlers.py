@@ -10,11 +10,11 @@ from types import ModuleType
 from typing import Any
 
 import pytest
-from kontext_pipeline.config import PipelineSettings
-from kontext_pipeline.jobs_table import webhook_item_key
-from kontext_pipeline.models import QueueStatus
-from kontext_pipeline.outcome_records import record_outcome
-from kontext_pipeline.outcomes import Notification
+from kontext_pipeline.core.config import PipelineSettings
+from kontext_pipeline.core.models import QueueStatus
+from kontext_pipeline.core.notification import Notification
+from kontext_pipeline.jobs.keys import webhook_item_key
+from kontext_pipeline.jobs.published import record_outcome
 from kontext_pipeline.runtime import Runtime
 
 from kontext_tools.local.stack import load_template

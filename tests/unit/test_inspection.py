@@ -6,15 +6,15 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from kontext_pipeline.errors import InvalidInputError
-from kontext_pipeline.inspection import (
+from kontext_pipeline.core.errors import InvalidInputError
+from kontext_pipeline.core.models import SourceObject
+from kontext_pipeline.storage.inspection import (
     image_dimensions,
     inspect_source,
     presign_source,
     sniff_image_type,
     source_as_data_uri,
 )
-from kontext_pipeline.models import SourceObject
 
 from tests.conftest import make_image
 

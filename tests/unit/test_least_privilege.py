@@ -67,6 +67,7 @@ def tree(path: Path) -> ast.Module:
 
 
 Use = tuple[str, str]  # (module, top-level name): a function, a class, a constant
+MODULE = ""  # the name of a Use that is a whole module, imported as such
 
 
 def top_level(module: str) -> dict[str, ast.AST]:
@@ -92,7 +93,10 @@ def imports_of(nodes: list[ast.AST]) -> dict[str, Use]:
         if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("kontext_pipeline"):
             for alias in node.names:
                 module = str(node.module)
-                if module_path(f"{module}.{alias.name}") is not None:  # a module imported
+                if module_path(f"{module}.{alias.name}") is not None:
+                    # A module imported (`from kontext_pipeline.steps import check_status`):
+                    # its names are followed where they are used (`check_status.run`).
+                    found[alias.asname or alias.name] = (f"{module}.{alias.name}", MODULE)
                     continue
                 found[alias.asname or alias.name] = (module, alias.name)
         found |= imports_of(list(ast.iter_child_nodes(node)))
@@ -105,8 +109,13 @@ def uses_in(node: ast.AST, module: str) -> set[Use]:
     imported = imports_of(list(tree(module_path(module)).body)) | imports_of([node])  # type: ignore[arg-type]
     uses: set[Use] = set()
     for name in ast.walk(node):
+        if isinstance(name, ast.Attribute) and isinstance(name.value, ast.Name):
+            module_imported = imported.get(name.value.id)
+            if module_imported is not None and module_imported[1] == MODULE:
+                uses.add((module_imported[0], name.attr))
         if isinstance(name, ast.Name) and name.id in imported:
-            uses.add(imported[name.id])
+            if imported[name.id][1] != MODULE:
+                uses.add(imported[name.id])
         elif isinstance(name, ast.Name) and name.id in own:
             uses.add((module, name.id))
     return uses
@@ -137,8 +146,13 @@ def uses_of_runtime_member(name: str, seen: set[str]) -> set[Use]:
 def code_of_function(function_dir: str) -> set[Use]:
     """Every piece of the layer the function's handler may run, followed name by name."""
     handler = tree(ROOT / "functions" / function_dir / "app.py")
-    waiting = set(imports_of(list(handler.body)).values())
+    imported = imports_of(list(handler.body))
+    waiting = {use for use in imported.values() if use[1] != MODULE}
     for node in ast.walk(handler):
+        if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name):
+            module, name = imported.get(node.value.id, ("", "not a module"))
+            if name == MODULE:
+                waiting.add((module, node.attr))
         if isinstance(node, ast.Attribute) and ast.unparse(node.value) == "runtime":
             waiting |= uses_of_runtime_member(node.attr, set())
     reached: set[Use] = set()

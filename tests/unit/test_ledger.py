@@ -6,14 +6,14 @@ from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError
-from kontext_pipeline.errors import (
+from kontext_pipeline.core.errors import (
     BudgetExceededError,
     ModelRequestRejectedError,
     ModelSubmitUncertainError,
     StorageUnavailableError,
 )
-from kontext_pipeline.ledger import Hold, JobLedger
-from kontext_pipeline.models import QueueSubmission
+from kontext_pipeline.core.models import QueueSubmission
+from kontext_pipeline.jobs.ledger import Hold, JobLedger
 
 from tests.conftest import JOBS_TABLE
 

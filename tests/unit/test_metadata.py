@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from kontext_pipeline.errors import InvalidInputError
-from kontext_pipeline.metadata import (
+from kontext_pipeline.core.errors import InvalidInputError
+from kontext_pipeline.storage.metadata import (
     EditDefaults,
     Sidecar,
     build_edit_spec,

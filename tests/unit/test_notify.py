@@ -7,10 +7,10 @@ import json
 from typing import Any
 
 import pytest
-from kontext_pipeline.errors import NotificationError
-from kontext_pipeline.notify import Notifier
-from kontext_pipeline.outcome_records import recorded_outcome
-from kontext_pipeline.outcomes import FailureDetail, Notification
+from kontext_pipeline.core.errors import NotificationError
+from kontext_pipeline.core.notification import FailureDetail, Notification
+from kontext_pipeline.jobs.published import recorded_outcome
+from kontext_pipeline.notifications.publish import Notifier
 
 from tests.conftest import JOBS_TABLE, load_event
 

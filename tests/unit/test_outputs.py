@@ -11,10 +11,10 @@ from typing import Any, ClassVar
 
 import httpx
 import pytest
-from kontext_pipeline.errors import OutputCopyError, OutputFetchTransientError
-from kontext_pipeline.models import SourceObject
-from kontext_pipeline.output_sources import OutputPolicy
-from kontext_pipeline.outputs import OutputPlace, copy_output, output_folder
+from kontext_pipeline.core.errors import OutputCopyError, OutputFetchTransientError
+from kontext_pipeline.core.models import SourceObject
+from kontext_pipeline.storage.output_copy import OutputPlace, copy_output, output_folder
+from kontext_pipeline.storage.output_origins import OutputPolicy
 
 from kontext_tools.loopback import QuietHandler
 from tests.conftest import loopback_server, make_image

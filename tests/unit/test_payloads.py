@@ -7,9 +7,9 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from kontext_pipeline.models import JobStart, ModelJob, SourceObject, TaskEnvelope
-from kontext_pipeline.observability import logger
-from kontext_pipeline.task_envelope import read_task_envelope
+from kontext_pipeline.core.models import JobStart, ModelJob, SourceObject, TaskEnvelope
+from kontext_pipeline.core.observability import logger
+from kontext_pipeline.core.task_envelope import read_task_envelope
 
 from tests.conftest import load_event
 

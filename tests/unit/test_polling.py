@@ -8,11 +8,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from kontext_pipeline.errors import ModelDeadlineExceededError, ModelQueueWaitExceededError
-from kontext_pipeline.models import ModelJob, QueueStatus
-from kontext_pipeline.polling import PollPlan
-from kontext_pipeline.protocols import StatusStreamUnavailableError
-from kontext_pipeline.steps.check_status import Clock, check_status
+from kontext_pipeline.core.errors import ModelDeadlineExceededError, ModelQueueWaitExceededError
+from kontext_pipeline.core.models import ModelJob, QueueStatus
+from kontext_pipeline.core.protocols import StatusStreamUnavailableError
+from kontext_pipeline.model_queue.poll_plan import PollPlan
+from kontext_pipeline.steps.check_status import CheckStatusDeps, Clock
+from kontext_pipeline.steps.check_status import run as check_status
 
 from tests.fakes import sample_job
 
@@ -103,7 +104,7 @@ def follow(job: ModelJob, queue: TimelineQueue, plan: PollPlan) -> Iterator[Mode
     queue.t += job.next_poll_seconds
     for _ in range(500):
         clock = Clock(now=queue.now, monotonic=queue.clock, sleep=queue.sleep)
-        job = check_status(job, queue=queue, poll_plan=plan, clock=clock)
+        job = check_status(job, CheckStatusDeps(queue=queue, poll_plan=plan, clock=clock))
         yield job
         if job.status == "COMPLETED":
             return

@@ -6,9 +6,10 @@ import json
 from typing import Any
 
 import pytest
-from kontext_pipeline.errors import CaughtError
-from kontext_pipeline.notify import Notifier
-from kontext_pipeline.steps.report_failure import ReportFailure, report_failure
+from kontext_pipeline.core.errors import CaughtError
+from kontext_pipeline.core.models import TaskEnvelope
+from kontext_pipeline.notifications.publish import Notifier
+from kontext_pipeline.steps.report_failure import ReportFailureDeps, run
 
 from tests.conftest import load_event
 
@@ -48,7 +49,7 @@ def test_a_model_failure_is_reported_with_its_reason_and_no_stack_trace(
     publisher, sqs, queue = notifier
     state = load_event("task_report_failure")["job"]
     # When reported
-    notification = report_failure(state, ReportFailure(publisher), execution_id="exec-1")
+    notification = run(TaskEnvelope(job=state, execution_id="exec-1"), ReportFailureDeps(publisher))
     # Then subscribers learn the reason, the error, the message and the request id
     assert notification.failure is not None
     assert notification.failure.reason == "model_image_load_error"
@@ -67,7 +68,7 @@ def test_invalid_input_is_reported_without_a_request_id(
     publisher, _, _ = notifier
     state = load_event("task_report_failure_invalid_input")["job"]
     # When reported
-    notification = report_failure(state, ReportFailure(publisher))
+    notification = run(TaskEnvelope(job=state), ReportFailureDeps(publisher))
     # Then the reason is the refusal's, and there is no model request to name
     assert notification.failure is not None
     assert notification.failure.reason == "missing_prompt"
@@ -79,8 +80,8 @@ def test_a_retried_failure_branch_publishes_once(notifier: tuple[Notifier, Any, 
     publisher, sqs, queue = notifier
     state = load_event("task_report_failure")["job"]
     # When it publishes twice
-    report_failure(state, ReportFailure(publisher))
-    report_failure(state, ReportFailure(publisher))
+    run(TaskEnvelope(job=state), ReportFailureDeps(publisher))
+    run(TaskEnvelope(job=state), ReportFailureDeps(publisher))
     # Then one notification went out
     assert len(received(sqs, queue)) == 1
 

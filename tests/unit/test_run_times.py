@@ -6,7 +6,7 @@ import time
 from typing import Any
 
 import pytest
-from kontext_pipeline.run_times import NEW_RUN_WEIGHT, RECORD_TTL_SECONDS, RecentRunTimes
+from kontext_pipeline.jobs.run_times import NEW_RUN_WEIGHT, RECORD_TTL_SECONDS, RecentRunTimes
 
 
 def test_nothing_recorded_means_no_typical_run(jobs_table: Any) -> None:

@@ -6,10 +6,10 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from kontext_pipeline.config import PipelineSettings
-from kontext_pipeline.errors import ConfigurationError
+from kontext_pipeline.core.config import PipelineSettings
+from kontext_pipeline.core.errors import ConfigurationError
 from kontext_pipeline.runtime import Runtime
-from kontext_pipeline.scope import EditScope
+from kontext_pipeline.storage.scope import EditScope
 
 from tests.fakes import FakeQueue
 

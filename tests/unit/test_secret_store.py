@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from kontext_pipeline.config import PipelineSettings
-from kontext_pipeline.errors import ConfigurationError
+from kontext_pipeline.core.config import PipelineSettings
+from kontext_pipeline.core.errors import ConfigurationError
+from kontext_pipeline.core.secrets import SecretStore
 from kontext_pipeline.runtime import Runtime
-from kontext_pipeline.secret_store import SecretStore
 
 
 def test_a_secret_is_read_from_the_cache_until_it_expires(aws: Any) -> None:

@@ -6,8 +6,9 @@ import json
 from typing import Any
 
 import pytest
-from kontext_pipeline.scope import EditScope
-from kontext_pipeline.steps.start_edit import JobStarter, source_from_s3_record, start_edit_jobs
+from kontext_pipeline.steps.start_edit import JobStarter, StartEditDeps, source_from_s3_record
+from kontext_pipeline.steps.start_edit import run as start_edit
+from kontext_pipeline.storage.scope import EditScope
 
 from tests.conftest import load_event
 
@@ -27,11 +28,8 @@ def state_machine(aws: Any) -> tuple[Any, str]:
 
 
 def run(event_name: str, sfn: Any, arn: str) -> list[str]:
-    outcomes = start_edit_jobs(
-        load_event(event_name)["Records"],
-        starter=JobStarter(sfn, arn),
-        scope=SCOPE,
-    )
+    deps = StartEditDeps(starter=JobStarter(sfn, arn), scope=SCOPE)
+    outcomes = start_edit(load_event(event_name)["Records"], deps)
     return [outcome.outcome for outcome in outcomes]
 
 

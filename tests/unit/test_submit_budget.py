@@ -6,17 +6,18 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from kontext_pipeline.budget import IN_FLIGHT_KEY, Budget
-from kontext_pipeline.config import PipelineSettings
-from kontext_pipeline.errors import (
+from kontext_pipeline.core.config import PipelineSettings
+from kontext_pipeline.core.errors import (
     BudgetExceededError,
     ConcurrencyCapReachedError,
     ModelQueueUnavailableError,
 )
-from kontext_pipeline.ledger import JobLedger
-from kontext_pipeline.models import JobStart, SourceObject
-from kontext_pipeline.polling import PollPlan
-from kontext_pipeline.steps.submit_edit import SubmitEdit, SubmitPolicy, submit_edit
+from kontext_pipeline.core.models import JobStart, SourceObject
+from kontext_pipeline.jobs.budget import IN_FLIGHT_KEY, Budget
+from kontext_pipeline.jobs.ledger import JobLedger
+from kontext_pipeline.model_queue.poll_plan import PollPlan
+from kontext_pipeline.steps.submit_edit import SubmitEditDeps, SubmitPolicy
+from kontext_pipeline.steps.submit_edit import run as submit_edit
 
 from tests.conftest import make_image
 from tests.fakes import FakeQueue
@@ -44,8 +45,8 @@ def submit(world: dict[str, Any], key: str, budget: Budget, images: int = 1) -> 
     return submit_edit(start, step(world, budget))
 
 
-def step(world: dict[str, Any], budget: Budget) -> SubmitEdit:
-    return SubmitEdit(
+def step(world: dict[str, Any], budget: Budget) -> SubmitEditDeps:
+    return SubmitEditDeps(
         s3=world["s3"],
         queue=world["queue"],
         ledger=JobLedger(world["dynamodb"], "jobs"),

@@ -8,22 +8,22 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from kontext_pipeline.budget import Budget
-from kontext_pipeline.config import PipelineSettings
-from kontext_pipeline.errors import (
+from kontext_pipeline.core.config import PipelineSettings
+from kontext_pipeline.core.errors import (
     ConfigurationError,
     ModelQueueUnavailableError,
     ModelSubmitUncertainError,
     StorageUnavailableError,
 )
-from kontext_pipeline.ledger import JobLedger
-from kontext_pipeline.models import JobStart, ModelJob, SourceObject, TaskEnvelope
-from kontext_pipeline.polling import PollPlan
+from kontext_pipeline.core.models import JobStart, ModelJob, SourceObject, TaskEnvelope
+from kontext_pipeline.jobs.budget import Budget
+from kontext_pipeline.jobs.ledger import JobLedger
+from kontext_pipeline.model_queue.poll_plan import PollPlan
 from kontext_pipeline.steps.submit_edit import (
     PRESIGNED_INPUT_GRACE_SECONDS,
-    SubmitEdit,
+    SubmitEditDeps,
     SubmitPolicy,
-    submit_edit,
+    run,
 )
 
 from tests.conftest import JOBS_TABLE, load_event, make_image
@@ -42,7 +42,7 @@ class Upload:
 
     def submit(self, queue: FakeQueue, **policy: Any) -> ModelJob:
         """SubmitEdit on this upload, with the model's queue `queue`."""
-        step = SubmitEdit(
+        step = SubmitEditDeps(
             s3=self.s3,
             queue=queue,
             ledger=JobLedger(self.dynamodb, JOBS_TABLE),
@@ -50,7 +50,7 @@ class Upload:
             poll_plan=PollPlan(min_seconds=2, max_seconds=30, expected_model_seconds=20),
             policy=replace(POLICY, **policy),
         )
-        return submit_edit(self.start, step)
+        return run(self.start, step)
 
     def ledger_state(self) -> str | None:
         key = {"pk": {"S": f"job#{self.start.source.execution_name}"}}

@@ -14,8 +14,8 @@ from fnmatch import fnmatchcase
 from typing import Any
 
 import pytest
-from kontext_pipeline.config import PipelineSettings
-from kontext_pipeline.webhook_rendezvous import WebhookRendezvous
+from kontext_pipeline.core.config import PipelineSettings
+from kontext_pipeline.jobs.webhook_rendezvous import WebhookRendezvous
 
 from kontext_tools.local.rules import ParameterRefusedError, check_parameters
 from kontext_tools.local.stack import load_template

@@ -8,7 +8,7 @@ import re
 from typing import Any
 
 import pytest
-from kontext_pipeline.backfill import tally_key
+from kontext_pipeline.steps.start_backfill_edit import tally_key
 
 from kontext_tools.local.rules import check_parameters
 from tests.conftest import ROOT
@@ -80,7 +80,7 @@ def test_the_backfill_lists_with_a_distributed_map_and_counts_each_item_once() -
     assert state["ItemProcessor"]["ProcessorConfig"]["Mode"] == "DISTRIBUTED"
     assert state["MaxConcurrencyPath"] == "$.max_concurrency"
     # And every item, started or not, ends by adding its outcome to the run's tally,
-    # under the key the command line reads (kontext_pipeline.backfill.tally_key)
+    # under the key the command line reads (kontext_pipeline.steps.start_backfill_edit.tally_key)
     processor = state["ItemProcessor"]["States"]
     assert processor["StartBackfillEdit"]["Catch"][0]["Next"] == "EditNotStarted"
     assert processor["EditNotStarted"]["Result"] == {"outcome": "failed"}

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from kontext_pipeline.url_guards import host_allowed, redact_url
+from kontext_pipeline.core.url_guards import host_allowed, redact_url
 
 ALLOWED = ("fal.media", "hooks.example.com")
 
@@ -72,7 +72,7 @@ def test_an_address_is_public_only_with_every_ipv4_address_it_carries(
 ) -> None:
     import ipaddress
 
-    from kontext_pipeline.url_guards import is_public_address
+    from kontext_pipeline.core.url_guards import is_public_address
 
     # Given an address a name resolved to (NAT64 64:ff9b::/96, 6to4 2002::/16 and Teredo
     # 2001::/32 embed an IPv4 address; Python's own is_global does not look inside them)

@@ -13,10 +13,10 @@ import httpx
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
-from kontext_pipeline.errors import WebhookRejectedError
-from kontext_pipeline.models import ModelJob, ModelResult
-from kontext_pipeline.webhook_rendezvous import WebhookRendezvous, expect_webhook
-from kontext_pipeline.webhook_signatures import JwksCache, VerifiedWebhook, verify_webhook
+from kontext_pipeline.core.errors import WebhookRejectedError
+from kontext_pipeline.core.models import ModelJob, ModelResult
+from kontext_pipeline.jobs.webhook_rendezvous import WebhookRendezvous, expect_webhook
+from kontext_pipeline.model_queue.webhooks import JwksCache, VerifiedWebhook, verify_webhook
 
 from kontext_tools.loopback import QuietHandler
 from tests.conftest import load_event, loopback_server

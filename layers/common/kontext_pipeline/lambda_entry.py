@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
-from kontext_pipeline.observability import logger, metrics
+from kontext_pipeline.core.observability import logger, metrics
 from kontext_pipeline.runtime import Runtime
 
 if TYPE_CHECKING:

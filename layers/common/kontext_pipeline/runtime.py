@@ -18,11 +18,11 @@ import boto3
 import httpx
 from botocore.config import Config
 
-from kontext_pipeline.aws_clients import AwsClient
-from kontext_pipeline.config import PipelineSettings, load_settings
-from kontext_pipeline.errors import ConfigurationError, Reason
-from kontext_pipeline.protocols import ModelQueue
-from kontext_pipeline.scope import EditScope
+from kontext_pipeline.core.aws_clients import AwsClient
+from kontext_pipeline.core.config import PipelineSettings, load_settings
+from kontext_pipeline.core.errors import ConfigurationError, Reason
+from kontext_pipeline.core.protocols import ModelQueue
+from kontext_pipeline.storage.scope import EditScope
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -33,21 +33,22 @@ if TYPE_CHECKING:
     from types_boto3_sns.client import SNSClient
     from types_boto3_stepfunctions.client import SFNClient
 
+    from kontext_pipeline.core.secrets import SecretStore
+
     # Imported where used: only the functions that need them load them (the webhook and
     # callback modules bring cryptography, the notifier Powertools Idempotency, the queue
     # client its transport), so the others' cold starts do not pay for them.
-    from kontext_pipeline.budget import Budget
-    from kontext_pipeline.callbacks import CallbackRules
-    from kontext_pipeline.ledger import JobLedger
-    from kontext_pipeline.notify import Notifier
-    from kontext_pipeline.output_sources import OutputPolicy
-    from kontext_pipeline.polling import PollPlan
-    from kontext_pipeline.run_times import RecentRunTimes
-    from kontext_pipeline.secret_store import SecretStore
+    from kontext_pipeline.jobs.budget import Budget
+    from kontext_pipeline.jobs.ledger import JobLedger
+    from kontext_pipeline.jobs.run_times import RecentRunTimes
+    from kontext_pipeline.jobs.webhook_rendezvous import WebhookRendezvous
+    from kontext_pipeline.model_queue.poll_plan import PollPlan
+    from kontext_pipeline.model_queue.webhooks import JwksCache
+    from kontext_pipeline.notifications.callbacks import CallbackRules
+    from kontext_pipeline.notifications.publish import Notifier
     from kontext_pipeline.steps.start_edit import JobStarter
     from kontext_pipeline.steps.submit_edit import SubmitPolicy
-    from kontext_pipeline.webhook_rendezvous import WebhookRendezvous
-    from kontext_pipeline.webhook_signatures import JwksCache
+    from kontext_pipeline.storage.output_origins import OutputPolicy
 
 # Standard retry mode: throttling and 5xx from AWS services are retried with backoff.
 BOTO_CONFIG = Config(
@@ -85,19 +86,19 @@ class Runtime:
 
     @cached_property
     def ledger(self) -> JobLedger:
-        from kontext_pipeline.ledger import JobLedger  # noqa: PLC0415 - see above
+        from kontext_pipeline.jobs.ledger import JobLedger  # noqa: PLC0415 - see above
 
         return JobLedger(self.dynamodb, self.jobs_table)
 
     @cached_property
     def webhook_rendezvous(self) -> WebhookRendezvous:
-        from kontext_pipeline.webhook_rendezvous import WebhookRendezvous  # noqa: PLC0415 - see above
+        from kontext_pipeline.jobs.webhook_rendezvous import WebhookRendezvous  # noqa: PLC0415 - see above
 
         return WebhookRendezvous(self.dynamodb, self.stepfunctions, self.jobs_table)
 
     @cached_property
     def budget(self) -> Budget:
-        from kontext_pipeline.budget import Budget  # noqa: PLC0415 - see above
+        from kontext_pipeline.jobs.budget import Budget  # noqa: PLC0415 - see above
 
         return Budget(
             self.dynamodb,
@@ -110,7 +111,7 @@ class Runtime:
     def slots(self) -> Budget:
         """The budget as the steps after the submit see it: they only free the job's slot
         (the daily image cap is SubmitEdit's alone, so these functions are not given it)."""
-        from kontext_pipeline.budget import Budget  # noqa: PLC0415 - see above
+        from kontext_pipeline.jobs.budget import Budget  # noqa: PLC0415 - see above
 
         return Budget(
             self.dynamodb,
@@ -120,7 +121,7 @@ class Runtime:
 
     @cached_property
     def callback_rules(self) -> CallbackRules:
-        from kontext_pipeline.callbacks import CallbackRules  # noqa: PLC0415 - see above
+        from kontext_pipeline.notifications.callbacks import CallbackRules  # noqa: PLC0415 - see above
 
         return CallbackRules(
             allowed_hosts=self.settings.callback_url_hosts,
@@ -130,7 +131,7 @@ class Runtime:
 
     def callback_signing_key(self) -> bytes:
         """Per call: from the Parameters cache, so a rotated secret lands within minutes."""
-        from kontext_pipeline.callbacks import resolve_signing_key  # noqa: PLC0415
+        from kontext_pipeline.notifications.callbacks import resolve_signing_key  # noqa: PLC0415
 
         return resolve_signing_key(
             required(self.settings.callback_secret_id, "CALLBACK_SECRET_ID"), self.secrets
@@ -139,13 +140,13 @@ class Runtime:
     @cached_property
     def secrets(self) -> SecretStore:
         """One store per warm function: its cache is what makes the per-call reads cheap."""
-        from kontext_pipeline.secret_store import SecretStore  # noqa: PLC0415 - see above
+        from kontext_pipeline.core.secrets import SecretStore  # noqa: PLC0415 - see above
 
         return SecretStore(self.secretsmanager)
 
     @cached_property
     def jwks(self) -> JwksCache:
-        from kontext_pipeline.webhook_signatures import JwksCache  # noqa: PLC0415 - see above
+        from kontext_pipeline.model_queue.webhooks import JwksCache  # noqa: PLC0415 - see above
 
         return JwksCache(self.http, self.settings.webhook_jwks_url)
 
@@ -157,7 +158,7 @@ class Runtime:
 
     @cached_property
     def _notifier(self) -> Notifier:
-        from kontext_pipeline.notify import Notifier  # noqa: PLC0415 - see above
+        from kontext_pipeline.notifications.publish import Notifier  # noqa: PLC0415 - see above
 
         return Notifier(
             sns=self.sns,
@@ -182,9 +183,9 @@ class Runtime:
 
         A queue handed in (`model_queue`: the tests) is used instead.
         """
-        from kontext_pipeline.api_key import resolve_api_key  # noqa: PLC0415 - see above
-        from kontext_pipeline.fal import FalQueueClient  # noqa: PLC0415 - see above
-        from kontext_pipeline.fal_transport import FalEndpoint, RetryPolicy  # noqa: PLC0415 - see above
+        from kontext_pipeline.model_queue.api_key import resolve_api_key  # noqa: PLC0415 - see above
+        from kontext_pipeline.model_queue.client import FalQueueClient  # noqa: PLC0415 - see above
+        from kontext_pipeline.model_queue.transport import FalEndpoint, RetryPolicy  # noqa: PLC0415 - see above
 
         if self.model_queue is not None:
             return self.model_queue
@@ -203,7 +204,7 @@ class Runtime:
 
     @cached_property
     def poll_plan(self) -> PollPlan:
-        from kontext_pipeline.polling import PollPlan  # noqa: PLC0415 - see above
+        from kontext_pipeline.model_queue.poll_plan import PollPlan  # noqa: PLC0415 - see above
 
         return PollPlan(
             min_seconds=self.settings.poll_min_seconds,
@@ -214,13 +215,13 @@ class Runtime:
 
     @cached_property
     def run_times(self) -> RecentRunTimes:
-        from kontext_pipeline.run_times import RecentRunTimes  # noqa: PLC0415 - see above
+        from kontext_pipeline.jobs.run_times import RecentRunTimes  # noqa: PLC0415 - see above
 
         return RecentRunTimes(self.dynamodb, self.jobs_table, self.settings.fal_model_path)
 
     @cached_property
     def output_policy(self) -> OutputPolicy:
-        from kontext_pipeline.output_sources import OutputPolicy  # noqa: PLC0415 - see above
+        from kontext_pipeline.storage.output_origins import OutputPolicy  # noqa: PLC0415 - see above
 
         # Files on the queue's own origin are accepted too: that queue has the key already.
         return OutputPolicy.for_queue(

@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 import sys
 
-from kontext_pipeline.errors import PipelineError
+from kontext_pipeline.core.errors import PipelineError
 
 from kontext_tools.cli.aws import describe_aws_error
 from kontext_tools.cli.exits import EXIT_INTERRUPTED, EXIT_USAGE, CliError

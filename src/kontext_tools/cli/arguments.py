@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from kontext_pipeline.metadata import MAX_PROMPT_CHARS, validate_options
+from kontext_pipeline.storage.metadata import MAX_PROMPT_CHARS, validate_options
 
 from kontext_tools.cli.exits import CliError
 from kontext_tools.deployed.uploads import CONTENT_TYPES

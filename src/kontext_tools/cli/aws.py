@@ -9,7 +9,7 @@ import os
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from kontext_pipeline.errors import aws_error_code, aws_error_message
+from kontext_pipeline.core.errors import aws_error_code, aws_error_message
 
 from kontext_tools.cli.exits import CliError
 from kontext_tools.deployed import StackOutputs, find_stack, stack_name_from_samconfig

@@ -42,8 +42,8 @@ def _dry_run(
     prompt: str | None,
     options: dict[str, Any],
 ) -> int:
-    from kontext_pipeline.models import EditOverrides  # noqa: PLC0415 - only this command needs it
-    from kontext_pipeline.scope import EditScope  # noqa: PLC0415
+    from kontext_pipeline.core.models import EditOverrides  # noqa: PLC0415 - only this command needs it
+    from kontext_pipeline.storage.scope import EditScope  # noqa: PLC0415
 
     from kontext_tools.backfill import dry_run  # noqa: PLC0415
 

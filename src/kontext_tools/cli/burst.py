@@ -10,7 +10,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from kontext_pipeline.models import SourceObject
+from kontext_pipeline.core.models import SourceObject
 
 from kontext_tools.cli.exits import EXIT_FAILED, EXIT_OK, EXIT_TIMEOUT, CliError
 from kontext_tools.cli.output import BurstProgress, emit, say, short

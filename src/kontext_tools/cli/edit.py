@@ -7,7 +7,7 @@ import sys
 import time
 from typing import TYPE_CHECKING, Any
 
-from kontext_pipeline.models import SourceObject
+from kontext_pipeline.core.models import SourceObject
 
 from kontext_tools.cli.arguments import checked_edit_request, checked_image, checked_out_dir
 from kontext_tools.cli.aws import Aws, deployed_stack

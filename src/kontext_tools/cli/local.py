@@ -78,12 +78,12 @@ def _callback_secret(args: argparse.Namespace, pipeline: LocalPipeline) -> str:
     """The secret that signs the run's callbacks, as receivers configure it (whsec_...):
     --callback-secret's, put in the stack's place so a receiver set up beforehand verifies
     them, else the stack's own, printed for the receivers of this run."""
-    from kontext_pipeline.callbacks.signing import (  # noqa: PLC0415 - local extras
+    from kontext_pipeline.core.errors import ConfigurationError  # noqa: PLC0415
+    from kontext_pipeline.notifications.callbacks.signing import (  # noqa: PLC0415 - local extras
         SECRET_PREFIX,
         displayed_secret,
         signing_key,
     )
-    from kontext_pipeline.errors import ConfigurationError  # noqa: PLC0415
 
     secret_arn = pipeline.outputs["CallbackSigningSecretArn"]
     secrets = pipeline.clients.secretsmanager

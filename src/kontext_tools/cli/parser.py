@@ -28,7 +28,7 @@ import argparse
 import os
 from importlib.metadata import PackageNotFoundError, version
 
-from kontext_pipeline.models import ASPECT_RATIOS, OUTPUT_FORMATS, SAFETY_TOLERANCES
+from kontext_pipeline.core.models import ASPECT_RATIOS, OUTPUT_FORMATS, SAFETY_TOLERANCES
 
 from kontext_tools.cli.aws import DEFAULT_STACK
 from kontext_tools.cli.backfill import run_backfill

@@ -87,7 +87,7 @@ def run_redrive(args: argparse.Namespace) -> int:
 
 
 def run_callback_secret(args: argparse.Namespace) -> int:
-    from kontext_pipeline.callbacks import displayed_secret  # noqa: PLC0415
+    from kontext_pipeline.notifications.callbacks import displayed_secret  # noqa: PLC0415
 
     aws = Aws(args.region)
     stack = deployed_stack(args, aws)

@@ -8,8 +8,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from kontext_pipeline.errors import CaughtError
-from kontext_pipeline.models import SourceObject
+from kontext_pipeline.core.errors import CaughtError
+from kontext_pipeline.core.models import SourceObject
 
 if TYPE_CHECKING:
     from types_boto3_s3.client import S3Client

@@ -8,7 +8,7 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from kontext_pipeline.models import MODEL_PRICE_PER_IMAGE_USD
+from kontext_pipeline.core.models import MODEL_PRICE_PER_IMAGE_USD
 
 from kontext_tools.deployed.job import execution_events, task_payloads
 

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
 from botocore.exceptions import ClientError, NoCredentialsError, NoRegionError
-from kontext_pipeline.errors import ConfigurationError, InvalidInputError, aws_error_message
+from kontext_pipeline.core.errors import ConfigurationError, InvalidInputError, aws_error_message
 
 from kontext_tools.errors import ToolReason
 

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from botocore.exceptions import ClientError
-from kontext_pipeline.errors import aws_error_code
+from kontext_pipeline.core.errors import aws_error_code
 
 from kontext_tools.deployed.stacks import (
     DeployedStackError,

@@ -8,9 +8,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypedDict, Unpack
 
-from kontext_pipeline.errors import InvalidInputError
-from kontext_pipeline.metadata import encode_metadata_value, validate_options
-from kontext_pipeline.models import SourceObject
+from kontext_pipeline.core.errors import InvalidInputError
+from kontext_pipeline.core.models import SourceObject
+from kontext_pipeline.storage.metadata import encode_metadata_value, validate_options
 
 from kontext_tools.errors import ToolReason
 

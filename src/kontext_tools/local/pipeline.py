@@ -24,8 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Unpack
 
-from kontext_pipeline.models import SourceObject
-from kontext_pipeline.outcomes import Notification
+from kontext_pipeline.core.models import SourceObject
+from kontext_pipeline.core.notification import Notification
 
 from kontext_tools.backfill import (
     BackfillResult,

@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping
 from enum import StrEnum
 from typing import Any, ClassVar
 
-from kontext_pipeline.errors import ConfigurationError
+from kontext_pipeline.core.errors import ConfigurationError
 
 from kontext_tools.errors import ToolReason
 

@@ -1,14 +1,23 @@
-"""The pipeline's steps, one module per state-machine task, named as functions/* are:
+"""The pipeline's steps, one module per function (functions/<name>/app.py), one shape:
 
-    start_edit       S3 event  -> one execution per object version (deterministic name)
-    submit_edit      JobStart  -> ModelJob   (inspect, validate, presign, submit once)
-    check_status     ModelJob  -> ModelJob   (poll, inline while due soon; plan the wait; limits)
-    collect_outputs  ModelJob  -> Notification (copy outputs, manifest, publish success)
-    report_failure   any state + error -> Notification (cancel if needed, publish failure)
+    run(input, deps) -> output
 
-(await_webhook is webhook_rendezvous.py; receive_webhook is webhook_signatures.py, which
-checks the webhook, and webhook_rendezvous.py, which hands it to the waiting execution;
-start_backfill_edit is backfill.py, deliver_callback is callbacks/.) Each step takes the
-clients and the small frozen policy it needs; functions/*/app.py only wires them up from
-the Runtime. Nothing is imported here, so a function loads only its own step.
+where `input` is what the function is handed (a task's envelope or its job, an S3 event's
+records, a listed object, a webhook request, an event's detail) and `deps` is the step's
+own frozen bundle, `<Step>Deps`, of the clients and the few settings it uses; the handler
+builds it from the Runtime and keeps only the metrics and the answer's shape.
+
+    start_edit           S3 records        -> one execution per object version
+    start_backfill_edit  a listed object   -> its execution, as the trigger would start it
+    submit_edit          JobStart          -> ModelJob (inspect, validate, submit once)
+    check_status         ModelJob          -> ModelJob (look inline while due soon; plan)
+    await_webhook        job + task token  -> parked, or completed by an early webhook
+    receive_webhook      webhook request   -> verified webhook, handed to the waiting task
+    collect_outputs      task(ModelJob)    -> Notification (copy, manifest, publish)
+    report_failure       task(any + error) -> Notification (cancel, free, publish)
+    deliver_callback     outcome event     -> the recorded notification, signed, POSTed
+
+Steps import every room below them and no step imports another, but for the one starter
+the trigger and the backfill share (start_edit.JobStarter). Nothing is imported here, so
+a function loads only its own step.
 """

@@ -2,8 +2,8 @@
 
 While the answer is due within the inline budget, it keeps looking here (the queue's status
 stream where it has one, else status calls: status_looks.py); otherwise it hands
-back to the state machine's Wait loop with the plan's next wait (polling.py). An error, a
-run past the run limit or a wait past the queue-wait limit fails the job (ReportFailure
+back to the state machine's Wait loop with the plan's next wait (model_queue/poll_plan.py).
+An error, a run past the run limit or a wait past the queue-wait limit fails the job (ReportFailure
 cancels).
 """
 
@@ -15,15 +15,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
-from kontext_pipeline.errors import (
+from kontext_pipeline.core.errors import (
     ModelDeadlineExceededError,
     ModelQueueWaitExceededError,
     ModelRequestFailedError,
 )
-from kontext_pipeline.models import ModelJob, QueueStatus, utc_now
-from kontext_pipeline.polling import PollPlan
-from kontext_pipeline.protocols import ModelQueue
-from kontext_pipeline.status_looks import StatusLooks
+from kontext_pipeline.core.models import ModelJob, QueueStatus, utc_now
+from kontext_pipeline.core.protocols import ModelQueue
+from kontext_pipeline.model_queue.poll_plan import PollPlan
+from kontext_pipeline.model_queue.status_looks import StatusLooks
 
 
 @dataclass(frozen=True)
@@ -38,22 +38,27 @@ class Clock:
 SYSTEM_CLOCK = Clock()
 
 
-def check_status(
-    job: ModelJob, *, queue: ModelQueue, poll_plan: PollPlan, clock: Clock = SYSTEM_CLOCK
-) -> ModelJob:
+@dataclass(frozen=True)
+class CheckStatusDeps:
+    queue: ModelQueue
+    poll_plan: PollPlan
+    clock: Clock = SYSTEM_CLOCK
+
+
+def run(job: ModelJob, deps: CheckStatusDeps) -> ModelJob:
     """Look at the request; while the answer is due within the inline budget, keep looking
     here (the queue's status stream, else a status call every interval: status_looks.py).
 
     COMPLETED moves on; an error, a run past the run limit or a wait past the queue-wait
     limit fails the job (ReportFailure cancels). Otherwise the job goes back to the Wait
-    loop with the plan's next wait (polling.py). A job's first look at a model whose run
-    time is unknown watches through the likely range (the plan's first watch).
+    loop with the plan's next wait (model_queue/poll_plan.py). A job's first look at a model
+    whose run time is unknown watches through the likely range (the plan's first watch).
     """
-    plan = poll_plan.with_typical_run(job.typical_run_seconds)
+    plan, clock = deps.poll_plan.with_typical_run(job.typical_run_seconds), deps.clock
     first_watch = plan.watches_first(job.polls)
     inline_until = clock.monotonic() + plan.inline_budget(first_watch)
     looks = StatusLooks(
-        queue,
+        deps.queue,
         job.status_url,
         monotonic=clock.monotonic,
         sleep=clock.sleep,

@@ -11,22 +11,22 @@ from typing import TYPE_CHECKING
 
 import httpx
 
-from kontext_pipeline.budget import Budget
-from kontext_pipeline.errors import ModelRequestFailedError, Reason
-from kontext_pipeline.models import ModelJob
-from kontext_pipeline.observability import logger
-from kontext_pipeline.outcomes import Manifest, Notification, StoredOutput
-from kontext_pipeline.output_sources import OutputPolicy
-from kontext_pipeline.outputs import (
+from kontext_pipeline.core.errors import ModelRequestFailedError, Reason
+from kontext_pipeline.core.models import ModelJob, TaskEnvelope
+from kontext_pipeline.core.notification import Manifest, Notification, StoredOutput
+from kontext_pipeline.core.observability import logger
+from kontext_pipeline.core.protocols import ModelQueue, Publisher
+from kontext_pipeline.jobs.budget import Budget
+from kontext_pipeline.jobs.run_times import RecentRunTimes
+from kontext_pipeline.storage.output_copy import (
     OutputPlace,
     copy_output,
     output_folder,
     read_manifest,
     write_manifest,
 )
-from kontext_pipeline.protocols import ModelQueue, Publisher
-from kontext_pipeline.run_times import RecentRunTimes
-from kontext_pipeline.scope import EditScope
+from kontext_pipeline.storage.output_origins import OutputPolicy
+from kontext_pipeline.storage.scope import EditScope
 
 if TYPE_CHECKING:
     from types_boto3_s3.client import S3Client
@@ -35,9 +35,7 @@ MANIFEST_NAME = "manifest.json"
 
 
 @dataclass(frozen=True)
-class CollectOutputs:
-    """What CollectOutputs works with."""
-
+class CollectOutputsDeps:
     s3: S3Client
     http: httpx.Client
     queue: ModelQueue
@@ -49,24 +47,23 @@ class CollectOutputs:
     run_times: RecentRunTimes | None = None
 
 
-def collect_outputs(
-    job: ModelJob, step: CollectOutputs, *, execution_id: str | None = None
-) -> Notification:
+def run(task: TaskEnvelope[ModelJob], deps: CollectOutputsDeps) -> Notification:
     """Copy every output into S3, write the manifest last, publish the success notification."""
+    job = task.job
     # The model is done with the request: its concurrency slot is free (idempotent).
-    step.budget.release_slot(job.job_key or job.source.execution_name)
-    bucket = step.scope.output_bucket_for(job.source)
+    deps.budget.release_slot(job.job_key or job.source.execution_name)
+    bucket = deps.scope.output_bucket_for(job.source)
     folder = output_folder(
         job.source,
-        input_prefix=step.scope.input_prefix,
-        output_prefix=step.scope.output_prefix,
+        input_prefix=deps.scope.input_prefix,
+        output_prefix=deps.scope.output_prefix,
         job=job.request_id,
     )
     manifest_key = folder + MANIFEST_NAME
-    manifest = read_manifest(step.s3, bucket=bucket, key=manifest_key)
+    manifest = read_manifest(deps.s3, bucket=bucket, key=manifest_key)
     if manifest is None:
-        manifest = _copy_all(job, step, bucket=bucket, folder=folder)
-        write_manifest(step.s3, manifest, bucket=bucket, key=manifest_key)
+        manifest = _copy_all(job, deps, bucket=bucket, folder=folder)
+        write_manifest(deps.s3, manifest, bucket=bucket, key=manifest_key)
     else:
         logger.info("outputs already complete; publishing only", extra={"manifest": manifest_key})
     notification = Notification(
@@ -79,20 +76,26 @@ def collect_outputs(
         seed=manifest.seed,
         has_nsfw_concepts=manifest.has_nsfw_concepts,
         timings=manifest.timings,
-        execution=execution_id,
+        execution=task.execution_id,
     )
-    step.publisher.publish_once(notification)
-    if step.run_times is not None:
-        # What this run took plans the next jobs' polls (webhook mode: the result's timing).
-        inference = manifest.timings.get("inference")
-        seconds = job.run_seconds or (float(inference) if isinstance(inference, int | float) else 0)
-        step.run_times.record(seconds)
+    deps.publisher.publish_once(notification)
+    _learn_run_time(job, manifest, deps.run_times)
     return notification
 
 
-def _copy_all(job: ModelJob, step: CollectOutputs, *, bucket: str, folder: str) -> Manifest:
+def _learn_run_time(job: ModelJob, manifest: Manifest, run_times: RecentRunTimes | None) -> None:
+    """What this run took plans the next jobs' polls (webhook mode: the result's timing)."""
+    if run_times is None:
+        return
+    inference = manifest.timings.get("inference")
+    run_times.record(
+        job.run_seconds or (float(inference) if isinstance(inference, int | float) else 0)
+    )
+
+
+def _copy_all(job: ModelJob, deps: CollectOutputsDeps, *, bucket: str, folder: str) -> Manifest:
     # A verified webhook's payload is the result; otherwise fetch it now, while fal keeps it.
-    result = job.result or step.queue.result(job.response_url)
+    result = job.result or deps.queue.result(job.response_url)
     if not result.images:
         raise ModelRequestFailedError("the model returned no images", reason=Reason.NO_OUTPUTS)
     lineage = {
@@ -106,7 +109,7 @@ def _copy_all(job: ModelJob, step: CollectOutputs, *, bucket: str, folder: str) 
     outputs: list[StoredOutput] = []
     for index, image in enumerate(result.images):
         place = OutputPlace(bucket=bucket, key_stem=f"{folder}{index}", lineage=lineage)
-        stored = copy_output(step.s3, step.http, image.url, place, step.policy)
+        stored = copy_output(deps.s3, deps.http, image.url, place, deps.policy)
         outputs.append(stored.model_copy(update={"width": image.width, "height": image.height}))
     logger.info("outputs copied", extra={"count": len(outputs), "folder": folder})
     return Manifest(

@@ -14,27 +14,27 @@ import httpx
 from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import ValidationError
 
-from kontext_pipeline.budget import Budget
-from kontext_pipeline.errors import (
+from kontext_pipeline.core.errors import (
     CaughtError,
     ConfigurationError,
     PipelineError,
     StorageUnavailableError,
 )
-from kontext_pipeline.inspection import object_request, upload_sidecar
-from kontext_pipeline.metadata import PROMPT_FIELD, normalise_metadata
-from kontext_pipeline.models import SourceObject
-from kontext_pipeline.observability import logger
-from kontext_pipeline.outcomes import FailureDetail, Notification
-from kontext_pipeline.protocols import ModelQueue, Publisher
+from kontext_pipeline.core.models import SourceObject, TaskEnvelope
+from kontext_pipeline.core.notification import FailureDetail, Notification
+from kontext_pipeline.core.observability import logger
+from kontext_pipeline.core.protocols import ModelQueue, Publisher
+from kontext_pipeline.jobs.budget import Budget
+from kontext_pipeline.storage.inspection import object_request, upload_sidecar
+from kontext_pipeline.storage.metadata import PROMPT_FIELD, normalise_metadata
 
 if TYPE_CHECKING:
     from types_boto3_s3.client import S3Client
 
 
 @dataclass(frozen=True)
-class ReportFailure:
-    """What ReportFailure works with; without a queue client nothing is cancelled."""
+class ReportFailureDeps:
+    """Without a queue client nothing is cancelled; without S3 nothing is read back."""
 
     publisher: Publisher
     queue: ModelQueue | None = None
@@ -42,28 +42,27 @@ class ReportFailure:
     budget: Budget | None = None
 
 
-def report_failure(
-    state: Mapping[str, Any], step: ReportFailure, *, execution_id: str | None = None
-) -> Notification:
+def run(task: TaskEnvelope[dict[str, Any]], deps: ReportFailureDeps) -> Notification:
     """Cancel what may still be running (so it is not billed), then publish the failure."""
+    state = task.job
     caught = CaughtError.from_state(state.get("error") or {})
     source = _source_in(state)
     # Before the submit returned, the state holds the event's object: the key it claimed.
     job_key = str(state.get("job_key") or source.execution_name)
     prompt = state.get("prompt")
-    if step.s3 is not None and (prompt is None or source.version_id is None):
-        source, prompt = _read_back_upload(step.s3, source, prompt)
+    if deps.s3 is not None and (prompt is None or source.version_id is None):
+        source, prompt = _read_back_upload(deps.s3, source, prompt)
     request_id = state.get("request_id")
-    _clean_up_quietly(state, step, job_key)
+    _clean_up_quietly(state, deps, job_key)
     notification = Notification(
         status="FAILED",
         source=source,
         request_id=request_id,
         prompt=prompt,
         failure=FailureDetail(reason=caught.reason, error=caught.error, message=caught.message),
-        execution=execution_id,
+        execution=task.execution_id,
     )
-    step.publisher.publish_once(notification)
+    deps.publisher.publish_once(notification)
     logger.warning("job failed", extra={"reason": caught.reason, "error": caught.error})
     return notification
 
@@ -75,13 +74,13 @@ def _source_in(state: Mapping[str, Any]) -> SourceObject:
         raise ConfigurationError(f"failure state without a source object: {exc}") from exc
 
 
-def _clean_up_quietly(state: Mapping[str, Any], step: ReportFailure, job_key: str) -> None:
+def _clean_up_quietly(state: Mapping[str, Any], deps: ReportFailureDeps, job_key: str) -> None:
     """Cancel the request if it may still run, and free the job's slot; neither may raise."""
     cancel_url = state.get("cancel_url")
-    if step.queue is not None and cancel_url and state.get("status") != "COMPLETED":
-        _cancel_quietly(step.queue, str(cancel_url), state.get("request_id"))
-    if step.budget is not None:
-        _free_slot_quietly(step.budget, job_key)
+    if deps.queue is not None and cancel_url and state.get("status") != "COMPLETED":
+        _cancel_quietly(deps.queue, str(cancel_url), state.get("request_id"))
+    if deps.budget is not None:
+        _free_slot_quietly(deps.budget, job_key)
 
 
 def _read_back_upload(

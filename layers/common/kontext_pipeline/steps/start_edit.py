@@ -1,7 +1,8 @@
 """StartEdit: an S3 event's objects -> one state machine execution per object version.
 
-The trigger and the backfill (backfill.py) both start jobs through `JobStarter`, so they
-share the naming rule (`SourceObject.execution_name`) and the recursion guard (scope.py).
+The trigger and the backfill (steps/start_backfill_edit.py) both start jobs through
+`JobStarter`, so they share the naming rule (`SourceObject.execution_name`) and the
+recursion guard (storage/scope.py).
 """
 
 from __future__ import annotations
@@ -13,10 +14,10 @@ from urllib.parse import unquote_plus
 
 from botocore.exceptions import ClientError
 
-from kontext_pipeline.errors import aws_error_code
-from kontext_pipeline.models import EditOverrides, JobStart, SourceObject, utc_now
-from kontext_pipeline.observability import logger
-from kontext_pipeline.scope import EditScope
+from kontext_pipeline.core.errors import aws_error_code
+from kontext_pipeline.core.models import EditOverrides, JobStart, SourceObject, utc_now
+from kontext_pipeline.core.observability import logger
+from kontext_pipeline.storage.scope import EditScope
 
 if TYPE_CHECKING:
     from types_boto3_stepfunctions.client import SFNClient
@@ -68,19 +69,23 @@ def source_from_s3_record(record: Mapping[str, Any]) -> SourceObject:
     )
 
 
-def start_edit_jobs(
-    records: Iterable[Mapping[str, Any]], *, starter: JobStarter, scope: EditScope
-) -> list[StartOutcome]:
+@dataclass(frozen=True)
+class StartEditDeps:
+    starter: JobStarter
+    scope: EditScope
+
+
+def run(records: Iterable[Mapping[str, Any]], deps: StartEditDeps) -> list[StartOutcome]:
     """One outcome per ObjectCreated record: started, duplicate or skipped (and why)."""
     outcomes = []
     for record in records:
         if not str(record.get("eventName", "")).startswith("ObjectCreated"):
             continue
         source = source_from_s3_record(record)
-        reason = scope.skip_reason(source)
+        reason = deps.scope.skip_reason(source)
         if reason:
             logger.info("skipping object", extra={"object_key": source.key, "why": reason})
             outcomes.append(StartOutcome(source, "skipped", reason))
             continue
-        outcomes.append(starter.start(source))
+        outcomes.append(deps.starter.start(source))
     return outcomes

@@ -11,28 +11,28 @@ from dataclasses import dataclass, fields
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Literal
 
-from kontext_pipeline.budget import Budget
-from kontext_pipeline.config import PipelineSettings
-from kontext_pipeline.errors import ConfigurationError, Reason
-from kontext_pipeline.inspection import (
+from kontext_pipeline.core.config import PipelineSettings
+from kontext_pipeline.core.errors import ConfigurationError, Reason
+from kontext_pipeline.core.models import EditRequest, JobStart, ModelJob, QueueSubmission, utc_now
+from kontext_pipeline.core.observability import logger
+from kontext_pipeline.core.protocols import ModelQueue
+from kontext_pipeline.jobs.budget import Budget
+from kontext_pipeline.jobs.ledger import JobLedger
+from kontext_pipeline.jobs.run_times import RecentRunTimes
+from kontext_pipeline.jobs.webhook_rendezvous import expect_webhook
+from kontext_pipeline.model_queue.poll_plan import PollPlan
+from kontext_pipeline.storage.inspection import (
     InspectedObject,
     inspect_source,
     presign_source,
     source_as_data_uri,
     upload_sidecar,
 )
-from kontext_pipeline.ledger import JobLedger
-from kontext_pipeline.metadata import (
+from kontext_pipeline.storage.metadata import (
     EditDefaults,
     EditSpec,
     build_edit_spec,
 )
-from kontext_pipeline.models import EditRequest, JobStart, ModelJob, QueueSubmission, utc_now
-from kontext_pipeline.observability import logger
-from kontext_pipeline.polling import PollPlan
-from kontext_pipeline.protocols import ModelQueue
-from kontext_pipeline.run_times import RecentRunTimes
-from kontext_pipeline.webhook_rendezvous import expect_webhook
 
 if TYPE_CHECKING:
     from types_boto3_s3.client import S3Client
@@ -81,9 +81,7 @@ class SubmitPolicy:
 
 
 @dataclass(frozen=True)
-class SubmitEdit:
-    """What SubmitEdit works with."""
-
+class SubmitEditDeps:
     s3: S3Client
     queue: ModelQueue
     ledger: JobLedger
@@ -93,7 +91,7 @@ class SubmitEdit:
     run_times: RecentRunTimes | None = None
 
 
-def submit_edit(start: JobStart, step: SubmitEdit) -> ModelJob:
+def run(start: JobStart, deps: SubmitEditDeps) -> ModelJob:
     """Validate everything that can be validated, then submit exactly once (see ledger.py).
 
     The job's images count against the day's cap and it holds one of the concurrent-request
@@ -102,42 +100,42 @@ def submit_edit(start: JobStart, step: SubmitEdit) -> ModelJob:
     retries after a wait.
     """
     inspected = inspect_source(
-        step.s3,
+        deps.s3,
         start.source,
-        max_bytes=step.policy.max_input_bytes,
-        max_pixels=step.policy.max_input_pixels,
+        max_bytes=deps.policy.max_input_bytes,
+        max_pixels=deps.policy.max_input_pixels,
     )
-    spec = _edit_spec(start, inspected, step)
+    spec = _edit_spec(start, inspected, deps)
     request = EditRequest(
         prompt=spec.prompt,
-        image_url=_image_url(inspected, step),
+        image_url=_image_url(inspected, deps),
         **spec.options.model_dump(exclude_none=True),
     )
     # Checked before the claim: a missing setting must not leave the job claimed and paid for.
-    webhook_url = step.policy.model_webhook_url()
+    webhook_url = deps.policy.model_webhook_url()
     job_key = start.source.execution_name
-    submission = step.ledger.submit_once(
+    submission = deps.ledger.submit_once(
         job_key,
-        lambda: step.queue.submit(request.to_body(), webhook_url=webhook_url),
-        holds=step.budget.holds(job_key, images=request.num_images, now=utc_now()),
+        lambda: deps.queue.submit(request.to_body(), webhook_url=webhook_url),
+        holds=deps.budget.holds(job_key, images=request.num_images, now=utc_now()),
     )
     if webhook_url is not None:
         # Only the webhooks of requests marked here are recorded (webhook_rendezvous.py).
-        expect_webhook(step.ledger.dynamodb, step.ledger.table_name, submission.request_id)
+        expect_webhook(deps.ledger.dynamodb, deps.ledger.table_name, submission.request_id)
     logger.append_keys(model_request_id=submission.request_id)
     logger.info(
         "model request submitted",
         extra={"prompt_source": spec.prompt_source, "queue_position": submission.queue_position},
     )
-    return _submitted_job(inspected, spec, submission, job_key, step)
+    return _submitted_job(inspected, spec, submission, job_key, deps)
 
 
-def _edit_spec(start: JobStart, inspected: InspectedObject, step: SubmitEdit) -> EditSpec:
+def _edit_spec(start: JobStart, inspected: InspectedObject, deps: SubmitEditDeps) -> EditSpec:
     """The prompt and options: metadata, else the sidecar, over the configured defaults."""
     spec = build_edit_spec(
         inspected.metadata,
-        sidecar=upload_sidecar(step.s3, inspected.source, inspected.metadata),
-        defaults=EditDefaults(step.policy.default_prompt, step.policy.default_options),
+        sidecar=upload_sidecar(deps.s3, inspected.source, inspected.metadata),
+        defaults=EditDefaults(deps.policy.default_prompt, deps.policy.default_options),
         overrides=start.request.as_fields() if start.request else None,
     )
     if spec.ignored_keys:
@@ -145,11 +143,11 @@ def _edit_spec(start: JobStart, inspected: InspectedObject, step: SubmitEdit) ->
     return spec
 
 
-def _image_url(inspected: InspectedObject, step: SubmitEdit) -> str:
-    if step.policy.input_transfer == "data_uri":
-        return source_as_data_uri(step.s3, inspected)
+def _image_url(inspected: InspectedObject, deps: SubmitEditDeps) -> str:
+    if deps.policy.input_transfer == "data_uri":
+        return source_as_data_uri(deps.s3, inspected)
     return presign_source(
-        step.s3, inspected.source, expires_seconds=step.policy.presigned_input_seconds
+        deps.s3, inspected.source, expires_seconds=deps.policy.presigned_input_seconds
     )
 
 
@@ -158,12 +156,12 @@ def _submitted_job(
     spec: EditSpec,
     submission: QueueSubmission,
     job_key: str,
-    step: SubmitEdit,
+    deps: SubmitEditDeps,
 ) -> ModelJob:
     submitted_at = utc_now()
-    typical = step.run_times.typical_seconds() if step.run_times is not None else None
-    poll_plan = step.poll_plan.with_typical_run(typical)
-    policy = step.policy
+    typical = deps.run_times.typical_seconds() if deps.run_times is not None else None
+    poll_plan = deps.poll_plan.with_typical_run(typical)
+    policy = deps.policy
     return ModelJob(
         source=inspected.source,
         prompt=spec.prompt,
