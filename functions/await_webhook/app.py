@@ -12,7 +12,11 @@ from kontext_pipeline.runtime import Runtime
 from kontext_pipeline.steps import await_webhook
 
 
-def handle(event: dict[str, Any], context: LambdaContext, runtime: Runtime) -> dict[str, Any]:
+def handle(
+    event: dict[str, Any],
+    context: LambdaContext,
+    runtime: Runtime[await_webhook.AwaitWebhookSettings],
+) -> dict[str, Any]:
     envelope = read_task_envelope(event, await_webhook.AwaitEnvelope)
     deps = await_webhook.AwaitWebhookDeps(rendezvous=runtime.webhook_rendezvous)
     outcome = await_webhook.run(envelope, deps)
@@ -20,4 +24,4 @@ def handle(event: dict[str, Any], context: LambdaContext, runtime: Runtime) -> d
     return {"outcome": outcome}
 
 
-lambda_handler = lambda_entry(handle)
+lambda_handler = lambda_entry(handle, await_webhook.AwaitWebhookSettings)

@@ -13,9 +13,13 @@ from kontext_pipeline.runtime import Runtime
 from kontext_pipeline.steps import check_status
 
 
-def handle(event: dict[str, Any], context: LambdaContext, runtime: Runtime) -> dict[str, Any]:
+def handle(
+    event: dict[str, Any],
+    context: LambdaContext,
+    runtime: Runtime[check_status.CheckStatusSettings],
+) -> dict[str, Any]:
     envelope = read_task_envelope(event, TaskEnvelope[ModelJob])
-    deps = check_status.CheckStatusDeps(queue=runtime.fal(), poll_plan=runtime.poll_plan)
+    deps = check_status.CheckStatusDeps(queue=runtime.model_queue(), poll_plan=runtime.poll_plan)
     job = check_status.run(envelope.job, deps)
     logger.info(
         "status",
@@ -28,4 +32,4 @@ def handle(event: dict[str, Any], context: LambdaContext, runtime: Runtime) -> d
     return job.model_dump(mode="json")
 
 
-lambda_handler = lambda_entry(handle)
+lambda_handler = lambda_entry(handle, check_status.CheckStatusSettings)

@@ -13,17 +13,20 @@ from kontext_pipeline.runtime import Runtime
 from kontext_pipeline.steps import collect_outputs
 
 
-def handle(event: dict[str, Any], context: LambdaContext, runtime: Runtime) -> dict[str, Any]:
+def handle(
+    event: dict[str, Any],
+    context: LambdaContext,
+    runtime: Runtime[collect_outputs.CollectOutputsSettings],
+) -> dict[str, Any]:
     envelope = read_task_envelope(event, TaskEnvelope[ModelJob])
     deps = collect_outputs.CollectOutputsDeps(
         s3=runtime.s3,
         http=runtime.http,
-        queue=runtime.fal(),
+        queue=runtime.model_queue(),
         publisher=runtime.notifier(context),
         scope=runtime.edit_scope,
         policy=runtime.output_policy,
-        budget=runtime.slots,
-        run_times=runtime.run_times,
+        jobs=runtime.jobs,
     )
     notification = collect_outputs.run(envelope, deps)
     metrics.add_dimension(name="status", value=notification.status)
@@ -45,4 +48,4 @@ def handle(event: dict[str, Any], context: LambdaContext, runtime: Runtime) -> d
     }
 
 
-lambda_handler = lambda_entry(handle)
+lambda_handler = lambda_entry(handle, collect_outputs.CollectOutputsSettings)

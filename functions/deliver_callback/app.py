@@ -12,7 +12,11 @@ from kontext_pipeline.runtime import Runtime
 from kontext_pipeline.steps import deliver_callback
 
 
-def handle(raw_event: dict[str, Any], context: LambdaContext, runtime: Runtime) -> dict[str, Any]:
+def handle(
+    raw_event: dict[str, Any],
+    context: LambdaContext,
+    runtime: Runtime[deliver_callback.DeliverCallbackSettings],
+) -> dict[str, Any]:
     event = EventBridgeEvent(raw_event)
     notification = event.detail
     logger.append_keys(
@@ -40,4 +44,4 @@ def handle(raw_event: dict[str, Any], context: LambdaContext, runtime: Runtime) 
     return {"outcome": report.outcome, "detail": report.detail}
 
 
-lambda_handler = lambda_entry(handle)
+lambda_handler = lambda_entry(handle, deliver_callback.DeliverCallbackSettings)

@@ -13,7 +13,11 @@ from kontext_pipeline.runtime import Runtime
 from kontext_pipeline.steps import receive_webhook
 
 
-def handle(raw_event: dict[str, Any], context: LambdaContext, runtime: Runtime) -> dict[str, Any]:
+def handle(
+    raw_event: dict[str, Any],
+    context: LambdaContext,
+    runtime: Runtime[receive_webhook.ReceiveWebhookSettings],
+) -> dict[str, Any]:
     event = LambdaFunctionUrlEvent(raw_event)
     if event.request_context.http.method != "POST":
         return {"statusCode": 405, "body": "POST only"}
@@ -37,4 +41,4 @@ def handle(raw_event: dict[str, Any], context: LambdaContext, runtime: Runtime) 
     return {"statusCode": 200, "body": outcome}
 
 
-lambda_handler = lambda_entry(handle)
+lambda_handler = lambda_entry(handle, receive_webhook.ReceiveWebhookSettings)

@@ -15,17 +15,21 @@ from kontext_pipeline.runtime import Runtime
 from kontext_pipeline.steps import report_failure
 
 
-def handle(event: dict[str, Any], context: LambdaContext, runtime: Runtime) -> dict[str, Any]:
+def handle(
+    event: dict[str, Any],
+    context: LambdaContext,
+    runtime: Runtime[report_failure.ReportFailureSettings],
+) -> dict[str, Any]:
     envelope = read_task_envelope(event, TaskEnvelope[dict[str, Any]])
     queue: ModelQueue | None
     try:
-        queue = runtime.fal()
+        queue = runtime.model_queue()
     except PipelineError as exc:
         # Without the key nothing can be cancelled, but the failure must still be reported.
         logger.warning("no model client for the cancel", extra={"why": str(exc)})
         queue = None
     deps = report_failure.ReportFailureDeps(
-        publisher=runtime.notifier(context), queue=queue, s3=runtime.s3, budget=runtime.slots
+        publisher=runtime.notifier(context), queue=queue, s3=runtime.s3, jobs=runtime.jobs
     )
     notification = report_failure.run(envelope, deps)
     reason = notification.failure.reason if notification.failure else "unknown"
@@ -35,4 +39,4 @@ def handle(event: dict[str, Any], context: LambdaContext, runtime: Runtime) -> d
     return {"status": notification.status, "reason": reason}
 
 
-lambda_handler = lambda_entry(handle)
+lambda_handler = lambda_entry(handle, report_failure.ReportFailureSettings)

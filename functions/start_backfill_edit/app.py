@@ -11,7 +11,11 @@ from kontext_pipeline.runtime import Runtime
 from kontext_pipeline.steps import start_backfill_edit
 
 
-def handle(event: dict[str, Any], context: LambdaContext, runtime: Runtime) -> dict[str, Any]:
+def handle(
+    event: dict[str, Any],
+    context: LambdaContext,
+    runtime: Runtime[start_backfill_edit.StartBackfillEditSettings],
+) -> dict[str, Any]:
     item = start_backfill_edit.BackfillItem.model_validate(event)
     deps = start_backfill_edit.StartBackfillEditDeps(
         s3=runtime.s3, starter=runtime.job_starter, scope=runtime.edit_scope
@@ -21,4 +25,4 @@ def handle(event: dict[str, Any], context: LambdaContext, runtime: Runtime) -> d
     return {"outcome": outcome.outcome, "key": outcome.source.key, "detail": outcome.detail}
 
 
-lambda_handler = lambda_entry(handle)
+lambda_handler = lambda_entry(handle, start_backfill_edit.StartBackfillEditSettings)

@@ -12,7 +12,9 @@ from kontext_pipeline.runtime import Runtime
 from kontext_pipeline.steps import start_edit
 
 
-def handle(event: dict[str, Any], context: LambdaContext, runtime: Runtime) -> dict[str, Any]:
+def handle(
+    event: dict[str, Any], context: LambdaContext, runtime: Runtime[start_edit.StartEditSettings]
+) -> dict[str, Any]:
     deps = start_edit.StartEditDeps(starter=runtime.job_starter, scope=runtime.edit_scope)
     outcomes = start_edit.run([record.raw_event for record in S3Event(event).records], deps)
     for outcome in ("started", "duplicate", "skipped"):
@@ -24,4 +26,4 @@ def handle(event: dict[str, Any], context: LambdaContext, runtime: Runtime) -> d
     }
 
 
-lambda_handler = lambda_entry(handle)
+lambda_handler = lambda_entry(handle, start_edit.StartEditSettings)

@@ -13,16 +13,16 @@ from kontext_pipeline.runtime import Runtime
 from kontext_pipeline.steps import submit_edit
 
 
-def handle(event: dict[str, Any], context: LambdaContext, runtime: Runtime) -> dict[str, Any]:
+def handle(
+    event: dict[str, Any], context: LambdaContext, runtime: Runtime[submit_edit.SubmitEditSettings]
+) -> dict[str, Any]:
     envelope = read_task_envelope(event, TaskEnvelope[JobStart])
     deps = submit_edit.SubmitEditDeps(
         s3=runtime.s3,
-        queue=runtime.fal(),
-        ledger=runtime.ledger,
-        budget=runtime.budget,
+        queue=runtime.model_queue(),
+        jobs=runtime.jobs,
         poll_plan=runtime.poll_plan,
         policy=runtime.submit_policy,
-        run_times=runtime.run_times,
     )
     job = submit_edit.run(envelope.job, deps)
     metrics.add_metric(name="RequestsSubmitted", unit=MetricUnit.Count, value=1)
@@ -30,4 +30,4 @@ def handle(event: dict[str, Any], context: LambdaContext, runtime: Runtime) -> d
     return job.model_dump(mode="json")
 
 
-lambda_handler = lambda_entry(handle)
+lambda_handler = lambda_entry(handle, submit_edit.SubmitEditSettings)

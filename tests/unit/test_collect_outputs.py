@@ -7,8 +7,7 @@ from typing import Any
 import pytest
 from kontext_pipeline.core.errors import ModelRequestFailedError
 from kontext_pipeline.core.models import ModelJob, ModelResult, TaskEnvelope
-from kontext_pipeline.jobs.budget import Budget
-from kontext_pipeline.jobs.run_times import RecentRunTimes
+from kontext_pipeline.jobs.store import JobsStore
 from kontext_pipeline.steps.collect_outputs import CollectOutputsDeps, run
 from kontext_pipeline.storage.output_origins import OutputPolicy
 from kontext_pipeline.storage.scope import EditScope
@@ -48,8 +47,9 @@ def step_for(
         publisher=publisher,
         scope=SCOPE,
         policy=POLICY,
-        budget=Budget(jobs_table, JOBS_TABLE, max_concurrent_requests=2),
-        run_times=RecentRunTimes(jobs_table, JOBS_TABLE, "fal-ai/flux-pro/kontext/max"),
+        jobs=JobsStore(
+            jobs_table, JOBS_TABLE, "fal-ai/flux-pro/kontext/max", max_concurrent_requests=2
+        ),
     )
 
 
@@ -59,7 +59,7 @@ def test_the_outputs_and_manifest_are_stored_and_the_success_published(
     # Given a completed job whose result has two images, and a slot it holds
     queue, publisher = FakeQueue(outcome=model_result(images=2)), FakePublisher()
     step = step_for(aws, jobs_table, queue, publisher)
-    assert step.budget.take_slot("k")
+    assert step.jobs.budget.take_slot("k")
     # When CollectOutputs runs
     notification = run(TaskEnvelope(job=job, execution_id="exec-1"), step)
     # Then both images and the manifest are under the output folder of the request
@@ -73,9 +73,8 @@ def test_the_outputs_and_manifest_are_stored_and_the_success_published(
     assert notification.status == "SUCCEEDED"
     assert notification.manifest_uri == f"s3://{job.source.bucket}/{folder}manifest.json"
     assert [o.width for o in notification.outputs] == [1024, 1024]
-    assert step.budget.release_slot("k") is False
-    assert step.run_times is not None
-    assert step.run_times.typical_seconds() == 6.0
+    assert step.jobs.release_slot("k") is False
+    assert step.jobs.run_times.typical_seconds() == 6.0
 
 
 def test_a_retry_after_the_copy_only_publishes(aws: Any, jobs_table: Any, job: ModelJob) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from kontext_pipeline.core.config import load_settings
+from kontext_pipeline.core.config import PipelineSettings, load_settings
 from kontext_pipeline.core.errors import ConfigurationError
 
 
@@ -12,7 +12,7 @@ def test_defaults_are_fals_own_values(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in ("FAL_BASE_URL", "FAL_MODEL_PATH", "FAL_KEY", "OUTPUT_URL_HOSTS"):
         monkeypatch.delenv(name, raising=False)
     # When the settings are read
-    settings = load_settings()
+    settings = load_settings(PipelineSettings)
     # Then they are fal's own queue and the Kontext [max] model, with no key
     assert settings.fal_base_url == "https://queue.fal.run"
     assert settings.fal_model_path == "fal-ai/flux-pro/kontext/max"
@@ -26,7 +26,7 @@ def test_environment_is_parsed(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DEFAULT_OPTIONS", '{"output_format": "png"}')
     monkeypatch.setenv("FAL_KEY", "")
     # When loaded
-    settings = load_settings()
+    settings = load_settings(PipelineSettings)
     # Then they are normalised
     assert settings.input_prefix == "uploads/"
     assert settings.output_url_hosts == ("fal.media", "cdn.example.com")
@@ -42,22 +42,22 @@ def test_overlapping_prefixes_are_refused_at_cold_start(inputs: str, outputs: st
     # Given outputs that would land where the trigger listens
     # When the settings load / Then start-up fails, naming the loop
     with pytest.raises(ConfigurationError, match="re-trigger"):
-        load_settings(input_prefix=inputs, output_prefix=outputs)
+        load_settings(PipelineSettings, input_prefix=inputs, output_prefix=outputs)
 
 
 def test_a_request_never_waits_longer_than_its_presigned_input_lives() -> None:
     # Given a queue wait longer than an hour / When the settings load / Then start-up fails
     with pytest.raises(ConfigurationError, match="queue_wait_seconds"):
-        load_settings(queue_wait_seconds=3601)
+        load_settings(PipelineSettings, queue_wait_seconds=3601)
     # And an hour is the default and the most
-    assert load_settings().queue_wait_seconds == 3600
+    assert load_settings(PipelineSettings).queue_wait_seconds == 3600
 
 
 def test_api_key_is_never_shown(monkeypatch: pytest.MonkeyPatch) -> None:
     # Given the API key in the environment (local runs only)
     monkeypatch.setenv("FAL_KEY", "sk-very-secret")
     # When the settings are read
-    settings = load_settings()
+    settings = load_settings(PipelineSettings)
     # Then neither their repr nor their dump shows it
     assert "sk-very-secret" not in repr(settings)
     assert "sk-very-secret" not in str(settings.model_dump())

@@ -217,8 +217,8 @@ def test_the_bench_time_is_the_same_in_the_readme_and_make_help() -> None:
 
 
 def test_the_security_notes_say_what_a_webhook_must_pass_as_the_code_checks_it() -> None:
-    from kontext_pipeline.model_queue import webhooks as webhook_signatures
     from kontext_pipeline.jobs.webhook_rendezvous import WebhookRendezvous
+    from kontext_pipeline.model_queue import webhooks as webhook_signatures
 
     # Given docs/security.md's webhook section and the code that checks webhooks
     notes = (ROOT / "docs" / "security.md").read_text(encoding="utf-8")

@@ -3,6 +3,7 @@ own: AWS on moto, the model's queue a fake (tests/fakes.py), the sample events o
 
 from __future__ import annotations
 
+import importlib
 import importlib.util
 import json
 from dataclasses import dataclass
@@ -10,7 +11,7 @@ from types import ModuleType
 from typing import Any
 
 import pytest
-from kontext_pipeline.core.config import PipelineSettings
+from kontext_pipeline.core.config import PipelineSettings, SettingsPiece
 from kontext_pipeline.core.models import QueueStatus
 from kontext_pipeline.core.notification import Notification
 from kontext_pipeline.jobs.keys import webhook_item_key
@@ -38,19 +39,6 @@ class Context:
         return 60_000
 
 
-# The settings a handler read during the test (RecordingSettings notes them).
-READ: set[str] = set()
-
-
-class RecordingSettings(PipelineSettings):
-    """Settings that note each field read, so a test can hold them against the template."""
-
-    def __getattribute__(self, name: str) -> Any:
-        if name in PipelineSettings.model_fields:
-            READ.add(name)
-        return super().__getattribute__(name)
-
-
 def template_settings(function: str | None = None) -> set[str]:
     """The settings template.yaml gives functions/<function> (Globals' and its own), or
     with no function, those it gives any function."""
@@ -70,16 +58,39 @@ class FunctionUnderTest:
     name: str
     module: ModuleType
 
-    def lambda_handler(self, event: Any, context: Context, runtime: Runtime) -> Any:
-        """The handler, as Lambda calls it. And every deployment setting it read (one the
-        template sets for some function) must be set for this one: a missing one would fall
-        back to its default on AWS without a word (a cap of 0, say, and slots never freed).
-        Settings the template sets for no function keep their documented defaults."""
-        READ.clear()
-        answer = self.module.lambda_handler(event, context, runtime)
-        unset = (READ & template_settings()) - template_settings(self.name)
-        assert not unset, f"{self.name} reads settings its template does not set: {unset}"
-        return answer
+    def lambda_handler(self, event: Any, context: Context, runtime: Runtime[Any]) -> Any:
+        """The handler, as Lambda calls it: with a Runtime over the test's clients holding
+        its own function's settings model, so a member built from a piece that model lacks
+        fails here, as it would on Lambda."""
+        model = settings_model(self.name)
+        own = model(**runtime.settings.model_dump(include=set(model.model_fields)))
+        return self.module.lambda_handler(
+            event, context, Runtime(settings=own, queue_override=runtime.queue_override)
+        )
+
+
+def settings_model(function: str) -> type[SettingsPiece]:
+    """functions/<function>'s settings model: `<Function>Settings`, beside its step."""
+    step = importlib.import_module(f"kontext_pipeline.steps.{function}")
+    model: type[SettingsPiece] = getattr(step, function.title().replace("_", "") + "Settings")
+    return model
+
+
+FUNCTIONS = sorted(path.parent.name for path in (ROOT / "functions").glob("*/app.py"))
+
+
+@pytest.mark.parametrize("function", FUNCTIONS)
+def test_a_function_is_given_exactly_the_settings_its_model_reads(function: str) -> None:
+    # Given a function's settings model and the environment the template gives it
+    reads = set(settings_model(function).model_fields)
+    given = {name for name in template_settings(function) if not name.startswith("powertools_")}
+    # Then every variable it is given is one it reads
+    assert given - reads == set()
+    # And every setting it reads that the template sets for any function is set for this
+    # one: a missing one would fall back to its default on AWS without a word (a cap of 0,
+    # say, and slots never freed). Settings the template sets for no function keep their
+    # documented defaults.
+    assert (reads & template_settings()) - given == set()
 
 
 def handler(function: str) -> FunctionUnderTest:
@@ -94,7 +105,7 @@ def handler(function: str) -> FunctionUnderTest:
 
 
 @pytest.fixture
-def runtime(aws: Any, jobs_table: Any) -> Runtime:
+def runtime(aws: Any, jobs_table: Any) -> Runtime[PipelineSettings]:
     """A Runtime over moto: the bucket, the topic, the table and an edit state machine."""
     s3 = aws.client("s3")
     for bucket in (BUCKET, "kontext-images-example"):
@@ -116,8 +127,8 @@ def runtime(aws: Any, jobs_table: Any) -> Runtime:
         Endpoint=inbox_arn["Attributes"]["QueueArn"],
         Attributes={"RawMessageDelivery": "true"},
     )
-    settings = RecordingSettings(jobs_table=JOBS_TABLE, topic_arn=topic, state_machine_arn=machine)
-    return Runtime(settings=settings, model_queue=FakeQueue())
+    settings = PipelineSettings(jobs_table=JOBS_TABLE, topic_arn=topic, state_machine_arn=machine)
+    return Runtime(settings=settings, queue_override=FakeQueue())
 
 
 def published(runtime: Runtime) -> list[dict[str, Any]]:
@@ -129,8 +140,8 @@ def published(runtime: Runtime) -> list[dict[str, Any]]:
 
 
 def queue_of(runtime: Runtime) -> FakeQueue:
-    assert isinstance(runtime.model_queue, FakeQueue)
-    return runtime.model_queue
+    assert isinstance(runtime.queue_override, FakeQueue)
+    return runtime.queue_override
 
 
 def test_start_edit_starts_one_execution_per_upload(runtime: Runtime) -> None:

@@ -9,6 +9,7 @@ import pytest
 from kontext_pipeline.core.config import PipelineSettings
 from kontext_pipeline.core.errors import ConfigurationError
 from kontext_pipeline.runtime import Runtime
+from kontext_pipeline.steps.await_webhook import AwaitWebhookSettings
 from kontext_pipeline.storage.scope import EditScope
 
 from tests.fakes import FakeQueue
@@ -18,7 +19,7 @@ def test_clients_are_built_when_first_used_and_then_kept(aws: Any) -> None:
     # Given a fresh Runtime that counts the clients it makes
     made: list[str] = []
 
-    class CountingRuntime(Runtime):
+    class CountingRuntime(Runtime[PipelineSettings]):
         def make_client(self, service: str) -> object:
             made.append(service)
             return super().make_client(service)
@@ -60,25 +61,34 @@ def test_a_setting_only_some_functions_need_fails_where_it_is_used(aws: Any) -> 
     runtime = Runtime(settings=PipelineSettings())
     # When a step that needs one is wired / Then it fails as a missing setting, naming it
     with pytest.raises(ConfigurationError, match="JOBS_TABLE is not set") as caught:
-        _ = runtime.ledger
+        _ = runtime.jobs
     assert caught.value.reason == "missing_setting"
     with pytest.raises(ConfigurationError, match="STATE_MACHINE_ARN is not set"):
         _ = runtime.job_starter
 
 
+def test_a_member_built_from_a_piece_the_functions_settings_lack_fails_naming_it() -> None:
+    # Given the settings AwaitWebhook reads (the jobs table, no polling)
+    runtime = Runtime(settings=AwaitWebhookSettings(jobs_table="jobs"))
+    # When something asks it for the poll plan / Then it fails as a missing setting, naming
+    # the piece, instead of building one from defaults it was never given
+    with pytest.raises(ConfigurationError, match="AwaitWebhookSettings has no PollSettings"):
+        _ = runtime.poll_plan
+
+
 def test_a_model_queue_handed_in_is_the_one_used() -> None:
     # Given a Runtime with a queue of the test's own
     queue = FakeQueue()
-    runtime = Runtime(settings=PipelineSettings(), model_queue=queue)
+    runtime = Runtime(settings=PipelineSettings(), queue_override=queue)
     # When a step asks for the model's queue / Then it gets that one, no key is read
-    assert runtime.fal() is queue
+    assert runtime.model_queue() is queue
 
 
 def test_without_a_queue_handed_in_the_client_is_built_from_the_settings(aws: Any) -> None:
     # Given settings with a key for a local run
     runtime = Runtime(settings=PipelineSettings(fal_key="local-key"))
     # When the model's queue is asked for twice / Then a client is built per call
-    assert runtime.fal() is not runtime.fal()
+    assert runtime.model_queue() is not runtime.model_queue()
 
 
 def test_the_notifier_is_built_once_per_warm_function(aws: Any) -> None:

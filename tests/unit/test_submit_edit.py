@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from kontext_pipeline.core.config import PipelineSettings
+from kontext_pipeline.core.config import SubmitSettings
 from kontext_pipeline.core.errors import (
     ConfigurationError,
     ModelQueueUnavailableError,
@@ -16,20 +16,18 @@ from kontext_pipeline.core.errors import (
     StorageUnavailableError,
 )
 from kontext_pipeline.core.models import JobStart, ModelJob, SourceObject, TaskEnvelope
-from kontext_pipeline.jobs.budget import Budget
-from kontext_pipeline.jobs.ledger import JobLedger
+from kontext_pipeline.core.settings_limits import PRESIGNED_INPUT_GRACE_SECONDS
+from kontext_pipeline.jobs.store import JobsStore
 from kontext_pipeline.model_queue.poll_plan import PollPlan
 from kontext_pipeline.steps.submit_edit import (
-    PRESIGNED_INPUT_GRACE_SECONDS,
     SubmitEditDeps,
-    SubmitPolicy,
     run,
 )
 
 from tests.conftest import JOBS_TABLE, load_event, make_image
 from tests.fakes import FakeQueue
 
-POLICY = SubmitPolicy.from_settings(PipelineSettings())
+POLICY = SubmitSettings()
 
 
 @dataclass(frozen=True)
@@ -45,10 +43,9 @@ class Upload:
         step = SubmitEditDeps(
             s3=self.s3,
             queue=queue,
-            ledger=JobLedger(self.dynamodb, JOBS_TABLE),
-            budget=Budget(self.dynamodb, JOBS_TABLE),
+            jobs=JobsStore(self.dynamodb, JOBS_TABLE),
             poll_plan=PollPlan(min_seconds=2, max_seconds=30, expected_model_seconds=20),
-            policy=replace(POLICY, **policy),
+            policy=POLICY.model_copy(update=policy),
         )
         return run(self.start, step)
 

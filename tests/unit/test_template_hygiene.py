@@ -116,7 +116,7 @@ def test_cloudwatch_may_use_the_alarms_key_only_for_this_account_s_alarms() -> N
 
 
 def test_no_request_may_wait_longer_than_its_presigned_input_lives() -> None:
-    from kontext_pipeline.core.config import MAX_QUEUE_WAIT_SECONDS
+    from kontext_pipeline.core.settings_limits import MAX_QUEUE_WAIT_SECONDS
 
     from kontext_tools.local.rules import ParameterRefusedError, check_parameters
 

@@ -1,7 +1,10 @@
 """Every function's `lambda_handler`: Powertools' log context and metrics around the
 function's own `handle`, with the Runtime built once per cold start, or a test's own.
 
-    lambda_handler = lambda_entry(handle)       # functions/<name>/app.py
+    lambda_handler = lambda_entry(handle, SubmitEditSettings)   # functions/<name>/app.py
+
+The settings model is the function's own (declared beside its step): it is read from the
+environment and checked once, at cold start.
 
 Lambda calls `lambda_handler(event, context)`; a test calls it with a third argument, a
 Runtime over its own clients (tests/unit/test_handlers.py).
@@ -10,31 +13,35 @@ Runtime over its own clients (tests/unit/test_handlers.py).
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
+from kontext_pipeline.core.config import SettingsPiece, load_settings
 from kontext_pipeline.core.observability import logger, metrics
 from kontext_pipeline.runtime import Runtime
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.typing import LambdaContext
 
-Handle = Callable[[dict[str, Any], "LambdaContext", Runtime], dict[str, Any]]
+SettingsT = TypeVar("SettingsT", bound=SettingsPiece)
 
 
 class LambdaHandler(Protocol):
     def __call__(
-        self, event: dict[str, Any], context: LambdaContext, runtime: Runtime = ...
+        self, event: dict[str, Any], context: LambdaContext, runtime: Runtime[Any] = ...
     ) -> dict[str, Any]: ...
 
 
-def lambda_entry(handle: Handle) -> LambdaHandler:
+def lambda_entry(
+    handle: Callable[[dict[str, Any], LambdaContext, Runtime[SettingsT]], dict[str, Any]],
+    settings: type[SettingsT],
+) -> LambdaHandler:
     """The handler Lambda calls; its settings are read and checked now, at cold start."""
-    default = Runtime()
+    default = Runtime(settings=load_settings(settings))
 
     @logger.inject_lambda_context(clear_state=True)
     @metrics.log_metrics
     def lambda_handler(
-        event: dict[str, Any], context: LambdaContext, runtime: Runtime = default
+        event: dict[str, Any], context: LambdaContext, runtime: Runtime[Any] = default
     ) -> dict[str, Any]:
         return handle(event, context, runtime)
 

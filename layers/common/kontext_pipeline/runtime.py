@@ -3,23 +3,46 @@
 rotated key lands).
 
 Handlers get everything from here, so they never touch boto3 or httpx themselves, and the
-tests can hand in a Runtime of their own (`lambda_handler(event, context, runtime)`). The
-policies are the few settings each step reads, so no step sees the whole settings model;
-a handler reads a setting itself only where it passes one value on (the callback's bus).
+tests can hand in a Runtime of their own (`lambda_handler(event, context, runtime)`).
+A Runtime holds its function's own settings model (the pieces it reads, core/config.py);
+each member asks for the piece it is built from, so a function whose settings lack it
+fails with the piece's name instead of reading a default it was never given.
+
+The members import their modules on first use (ruff's PLC0415 is off for this file):
+only the functions that need them load them (the webhook and callback modules bring
+cryptography, the notifier Powertools Idempotency, the queue client its transport), so
+the others' cold starts do not pay for them.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cached_property
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, ClassVar, Generic, TypeVar
 
 import boto3
 import httpx
 from botocore.config import Config
 
 from kontext_pipeline.core.aws_clients import AwsClient
-from kontext_pipeline.core.config import PipelineSettings, load_settings
+from kontext_pipeline.core.config import (
+    CallbackSettings,
+    ConcurrencyCapSettings,
+    DailyCapSettings,
+    EventBusSettings,
+    HttpSettings,
+    JobsTableSettings,
+    ModelQueueSettings,
+    ModelSettings,
+    NotificationSettings,
+    OutputSettings,
+    PollSettings,
+    ScopeSettings,
+    SettingsPiece,
+    SubmitSettings,
+    TriggerSettings,
+    WebhookSettings,
+)
 from kontext_pipeline.core.errors import ConfigurationError, Reason
 from kontext_pipeline.core.protocols import ModelQueue
 from kontext_pipeline.storage.scope import EditScope
@@ -34,20 +57,13 @@ if TYPE_CHECKING:
     from types_boto3_stepfunctions.client import SFNClient
 
     from kontext_pipeline.core.secrets import SecretStore
-
-    # Imported where used: only the functions that need them load them (the webhook and
-    # callback modules bring cryptography, the notifier Powertools Idempotency, the queue
-    # client its transport), so the others' cold starts do not pay for them.
-    from kontext_pipeline.jobs.budget import Budget
-    from kontext_pipeline.jobs.ledger import JobLedger
-    from kontext_pipeline.jobs.run_times import RecentRunTimes
+    from kontext_pipeline.jobs.store import JobsStore
     from kontext_pipeline.jobs.webhook_rendezvous import WebhookRendezvous
     from kontext_pipeline.model_queue.poll_plan import PollPlan
     from kontext_pipeline.model_queue.webhooks import JwksCache
     from kontext_pipeline.notifications.callbacks import CallbackRules
     from kontext_pipeline.notifications.publish import Notifier
     from kontext_pipeline.steps.start_edit import JobStarter
-    from kontext_pipeline.steps.submit_edit import SubmitPolicy
     from kontext_pipeline.storage.output_origins import OutputPolicy
 
 # Standard retry mode: throttling and 5xx from AWS services are retried with backoff.
@@ -63,11 +79,15 @@ def required(value: str | None, variable: str) -> str:
     return value
 
 
+SettingsT = TypeVar("SettingsT", bound=SettingsPiece)
+PieceT = TypeVar("PieceT", bound=SettingsPiece)
+
+
 @dataclass
-class Runtime:
-    settings: PipelineSettings = field(default_factory=load_settings)
-    # A model queue handed in (the tests); else fal() builds the client from the settings.
-    model_queue: ModelQueue | None = None
+class Runtime(Generic[SettingsT]):
+    settings: SettingsT
+    # A model queue handed in (the tests); else model_queue() builds the client per call.
+    queue_override: ModelQueue | None = None
 
     # boto3 clients, each built when first used, then kept.
     s3: ClassVar[AwsClient[S3Client]] = AwsClient("s3")
@@ -80,75 +100,75 @@ class Runtime:
     def make_client(self, service: str) -> object:
         return boto3.client(service, config=BOTO_CONFIG)
 
+    def piece(self, kind: type[PieceT]) -> PieceT:
+        """The function's settings as the piece `kind`; a function not given it fails here."""
+        if not isinstance(self.settings, kind):
+            raise ConfigurationError(
+                f"{type(self.settings).__name__} has no {kind.__name__}",
+                reason=Reason.MISSING_SETTING,
+            )
+        return self.settings
+
     @property
     def jobs_table(self) -> str:
-        return required(self.settings.jobs_table, "JOBS_TABLE")
+        return required(self.piece(JobsTableSettings).jobs_table, "JOBS_TABLE")
 
     @cached_property
-    def ledger(self) -> JobLedger:
-        from kontext_pipeline.jobs.ledger import JobLedger  # noqa: PLC0415 - see above
+    def jobs(self) -> JobsStore:
+        """The jobs table; a cap this function is not given is no cap (it never takes one)."""
+        from kontext_pipeline.jobs.store import JobsStore
 
-        return JobLedger(self.dynamodb, self.jobs_table)
+        settings = self.settings
+        return JobsStore(
+            self.dynamodb,
+            self.jobs_table,
+            model_path=self.piece(ModelSettings).fal_model_path,
+            max_images_per_day=(
+                settings.max_images_per_day if isinstance(settings, DailyCapSettings) else 0
+            ),
+            max_concurrent_requests=(
+                settings.max_concurrent_requests
+                if isinstance(settings, ConcurrencyCapSettings)
+                else 0
+            ),
+        )
 
     @cached_property
     def webhook_rendezvous(self) -> WebhookRendezvous:
-        from kontext_pipeline.jobs.webhook_rendezvous import WebhookRendezvous  # noqa: PLC0415 - see above
+        from kontext_pipeline.jobs.webhook_rendezvous import WebhookRendezvous
 
         return WebhookRendezvous(self.dynamodb, self.stepfunctions, self.jobs_table)
 
     @cached_property
-    def budget(self) -> Budget:
-        from kontext_pipeline.jobs.budget import Budget  # noqa: PLC0415 - see above
-
-        return Budget(
-            self.dynamodb,
-            self.jobs_table,
-            max_images_per_day=self.settings.max_images_per_day,
-            max_concurrent_requests=self.settings.max_concurrent_requests,
-        )
-
-    @cached_property
-    def slots(self) -> Budget:
-        """The budget as the steps after the submit see it: they only free the job's slot
-        (the daily image cap is SubmitEdit's alone, so these functions are not given it)."""
-        from kontext_pipeline.jobs.budget import Budget  # noqa: PLC0415 - see above
-
-        return Budget(
-            self.dynamodb,
-            self.jobs_table,
-            max_concurrent_requests=self.settings.max_concurrent_requests,
-        )
-
-    @cached_property
     def callback_rules(self) -> CallbackRules:
-        from kontext_pipeline.notifications.callbacks import CallbackRules  # noqa: PLC0415 - see above
+        from kontext_pipeline.notifications.callbacks import CallbackRules
 
+        settings = self.piece(CallbackSettings)
         return CallbackRules(
-            allowed_hosts=self.settings.callback_url_hosts,
-            allow_loopback=self.settings.callback_allow_loopback,
-            ipv6_egress=self.settings.callback_ipv6_egress,
+            allowed_hosts=settings.callback_url_hosts,
+            allow_loopback=settings.callback_allow_loopback,
+            ipv6_egress=settings.callback_ipv6_egress,
         )
 
     def callback_signing_key(self) -> bytes:
         """Per call: from the Parameters cache, so a rotated secret lands within minutes."""
-        from kontext_pipeline.notifications.callbacks import resolve_signing_key  # noqa: PLC0415
+        from kontext_pipeline.notifications.callbacks import resolve_signing_key
 
-        return resolve_signing_key(
-            required(self.settings.callback_secret_id, "CALLBACK_SECRET_ID"), self.secrets
-        )
+        secret_id = self.piece(CallbackSettings).callback_secret_id
+        return resolve_signing_key(required(secret_id, "CALLBACK_SECRET_ID"), self.secrets)
 
     @cached_property
     def secrets(self) -> SecretStore:
         """One store per warm function: its cache is what makes the per-call reads cheap."""
-        from kontext_pipeline.core.secrets import SecretStore  # noqa: PLC0415 - see above
+        from kontext_pipeline.core.secrets import SecretStore
 
         return SecretStore(self.secretsmanager)
 
     @cached_property
     def jwks(self) -> JwksCache:
-        from kontext_pipeline.model_queue.webhooks import JwksCache  # noqa: PLC0415 - see above
+        from kontext_pipeline.model_queue.webhooks import JwksCache
 
-        return JwksCache(self.http, self.settings.webhook_jwks_url)
+        return JwksCache(self.http, self.piece(WebhookSettings).webhook_jwks_url)
 
     def notifier(self, lambda_context: LambdaContext | None = None) -> Notifier:
         """The function's one Notifier, with this invocation's context registered."""
@@ -158,94 +178,88 @@ class Runtime:
 
     @cached_property
     def _notifier(self) -> Notifier:
-        from kontext_pipeline.notifications.publish import Notifier  # noqa: PLC0415 - see above
+        from kontext_pipeline.notifications.publish import Notifier
 
         return Notifier(
             sns=self.sns,
-            topic_arn=required(self.settings.topic_arn, "TOPIC_ARN"),
+            topic_arn=required(self.piece(NotificationSettings).topic_arn, "TOPIC_ARN"),
             events=self.events,
-            event_bus_name=self.settings.event_bus_name,
+            event_bus_name=self.piece(EventBusSettings).event_bus_name,
             dynamodb=self.dynamodb,
             table_name=self.jobs_table,
         )
 
     @cached_property
     def http(self) -> httpx.Client:
+        settings = self.piece(HttpSettings)
         timeout = httpx.Timeout(
-            self.settings.http_read_timeout_seconds,
-            connect=self.settings.http_connect_timeout_seconds,
+            settings.http_read_timeout_seconds, connect=settings.http_connect_timeout_seconds
         )
         # Redirects are not followed: a redirect could lead the API key or a download elsewhere.
         return httpx.Client(timeout=timeout, follow_redirects=False)
 
-    def fal(self) -> ModelQueue:
+    def model_queue(self) -> ModelQueue:
         """Built per call: the key comes from the Parameters cache, so a rotation lands.
 
-        A queue handed in (`model_queue`: the tests) is used instead.
+        A queue handed in (`queue_override`: the tests) is used instead.
         """
-        from kontext_pipeline.model_queue.api_key import resolve_api_key  # noqa: PLC0415 - see above
-        from kontext_pipeline.model_queue.client import FalQueueClient  # noqa: PLC0415 - see above
-        from kontext_pipeline.model_queue.transport import FalEndpoint, RetryPolicy  # noqa: PLC0415 - see above
+        from kontext_pipeline.model_queue.api_key import resolve_api_key
+        from kontext_pipeline.model_queue.client import FalQueueClient
+        from kontext_pipeline.model_queue.transport import FalEndpoint, RetryPolicy
 
-        if self.model_queue is not None:
-            return self.model_queue
-        key = resolve_api_key(self.settings, self.secrets)
+        if self.queue_override is not None:
+            return self.queue_override
+        settings = self.piece(ModelQueueSettings)
+        key = resolve_api_key(settings, self.secrets)
         return FalQueueClient(
             self.http,
             FalEndpoint(
-                base_url=self.settings.fal_base_url,
-                model_path=self.settings.fal_model_path,
+                base_url=settings.fal_base_url,
+                model_path=self.piece(ModelSettings).fal_model_path,
                 api_key=key.get_secret_value() if key else None,
-                auth_header=self.settings.fal_auth_header,
-                auth_scheme=self.settings.fal_auth_scheme,
+                auth_header=settings.fal_auth_header,
+                auth_scheme=settings.fal_auth_scheme,
             ),
-            retry=RetryPolicy(max_attempts=self.settings.fal_max_attempts),
+            retry=RetryPolicy(max_attempts=settings.fal_max_attempts),
         )
 
     @cached_property
     def poll_plan(self) -> PollPlan:
-        from kontext_pipeline.model_queue.poll_plan import PollPlan  # noqa: PLC0415 - see above
+        from kontext_pipeline.model_queue.poll_plan import PollPlan
 
+        settings = self.piece(PollSettings)
         return PollPlan(
-            min_seconds=self.settings.poll_min_seconds,
-            max_seconds=self.settings.poll_max_seconds,
-            expected_model_seconds=self.settings.expected_model_seconds,
-            inline_budget_seconds=self.settings.poll_inline_seconds,
+            min_seconds=settings.poll_min_seconds,
+            max_seconds=settings.poll_max_seconds,
+            expected_model_seconds=settings.expected_model_seconds,
+            inline_budget_seconds=settings.poll_inline_seconds,
         )
 
     @cached_property
-    def run_times(self) -> RecentRunTimes:
-        from kontext_pipeline.jobs.run_times import RecentRunTimes  # noqa: PLC0415 - see above
-
-        return RecentRunTimes(self.dynamodb, self.jobs_table, self.settings.fal_model_path)
-
-    @cached_property
     def output_policy(self) -> OutputPolicy:
-        from kontext_pipeline.storage.output_origins import OutputPolicy  # noqa: PLC0415 - see above
+        from kontext_pipeline.storage.output_origins import OutputPolicy
 
+        settings = self.piece(OutputSettings)
         # Files on the queue's own origin are accepted too: that queue has the key already.
         return OutputPolicy.for_queue(
-            self.settings.fal_base_url,
-            allowed_hosts=self.settings.output_url_hosts,
-            allow_http=self.settings.allow_http_output_urls,
-            max_bytes=self.settings.max_output_bytes,
+            self.piece(ModelQueueSettings).fal_base_url,
+            allowed_hosts=settings.output_url_hosts,
+            allow_http=settings.allow_http_output_urls,
+            max_bytes=settings.max_output_bytes,
         )
 
     @cached_property
     def edit_scope(self) -> EditScope:
-        return EditScope(
-            self.settings.input_prefix, self.settings.output_prefix, self.settings.output_bucket
-        )
+        settings = self.piece(ScopeSettings)
+        return EditScope(settings.input_prefix, settings.output_prefix, settings.output_bucket)
 
     @cached_property
     def job_starter(self) -> JobStarter:
-        from kontext_pipeline.steps.start_edit import JobStarter  # noqa: PLC0415 - see above
+        from kontext_pipeline.steps.start_edit import JobStarter
 
-        arn = required(self.settings.state_machine_arn, "STATE_MACHINE_ARN")
+        arn = required(self.piece(TriggerSettings).state_machine_arn, "STATE_MACHINE_ARN")
         return JobStarter(self.stepfunctions, arn)
 
-    @cached_property
-    def submit_policy(self) -> SubmitPolicy:
-        from kontext_pipeline.steps.submit_edit import SubmitPolicy  # noqa: PLC0415 - see above
-
-        return SubmitPolicy.from_settings(self.settings)
+    @property
+    def submit_policy(self) -> SubmitSettings:
+        return self.piece(SubmitSettings)

@@ -6,9 +6,9 @@ paid submit, so concurrent submits can never together pass a cap:
     budget#images#<YYYY-MM-DD>   images    ADD n  if images + n <= MaxImagesPerDay
     budget#in-flight             requests  ADD 1  if requests < MaxConcurrentRequests
 
-A day's images are spent when the submit is accepted; they are given back only when the
-submit is known not to have reached the model (the same rule as the submit claim in
-ledger.py), never after. A request slot is held from submit until the job ends; the job's
+A day's images are spent before the submit; they are given back only when the submit is
+known not to have reached the model (the same rule as the submit claim: store.py holds
+the order), never after. A request slot is held from submit until the job ends; the job's
 own item (`job#<key>`) records that it holds one, and the release clears that mark and
 decrements the counter in one transaction, so a retried release (or a job that never held
 a slot) cannot free a slot twice. A cap of 0 means no cap and touches nothing.
@@ -33,7 +33,6 @@ from kontext_pipeline.core.errors import (
 from kontext_pipeline.core.models import utc_now
 from kontext_pipeline.core.observability import MetricUnit, metrics
 from kontext_pipeline.jobs.keys import expires_at, item_key, job_item_key, table_unavailable
-from kontext_pipeline.jobs.ledger import Hold
 
 if TYPE_CHECKING:
     from types_boto3_dynamodb.client import DynamoDBClient
@@ -122,23 +121,6 @@ class Budget:
         except (ClientError, BotoCoreError) as exc:
             raise table_unavailable(exc) from exc
         return _images_in(item) or 0
-
-    def holds(self, job_key: str, *, images: int, now: datetime) -> list[Hold]:
-        """What the job takes before it pays (ledger.py gives them back if nothing was paid).
-
-        The slot comes first, so a job that has to wait holds no images meanwhile (which could
-        refuse another job the day's last images). One day for the spend and any refund, even
-        if the submit straddles midnight (UTC).
-        """
-        return [
-            Hold(
-                take=lambda: self.take_slot(job_key), give_back=lambda: self.release_slot(job_key)
-            ),
-            Hold(
-                take=lambda: self.spend_images(images, now=now),
-                give_back=lambda: self.refund_images(images, now=now),
-            ),
-        ]
 
     def take_slot(self, job_key: str) -> bool:
         """Hold one of MaxConcurrentRequests for this job; False when there is no cap.

@@ -11,9 +11,8 @@ A retried submit then finds one of three things: nothing (submit), SUBMITTED (re
 request, pay nothing), or SUBMITTING (the answer was lost: the request may exist, so the
 job fails as `model_submit_uncertain` instead of paying again).
 
-`JobLedger.submit_once` runs the whole protocol: claim, take what the job holds while it
-may be at the model (its budget: budget.py), submit, record; and on a failure that never
-reached the model, give back what was taken and release the claim so a retry may submit.
+The order of the whole submit, with the budget's parts and what is given back when, is
+`JobsStore.submit_once` (store.py).
 
 The same table holds the webhook task tokens (see webhook_rendezvous.py); every item
 expires by TTL (jobs/keys.py).
@@ -22,96 +21,27 @@ expires by TTL (jobs/keys.py).
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from botocore.exceptions import BotoCoreError, ClientError
 
 from kontext_pipeline.core.errors import (
-    BudgetExceededError,
-    ConcurrencyCapReachedError,
-    ModelQueueUnavailableError,
-    ModelRequestRejectedError,
     ModelSubmitUncertainError,
     StorageUnavailableError,
     aws_error_code,
 )
 from kontext_pipeline.core.models import QueueSubmission
-from kontext_pipeline.core.observability import logger
 from kontext_pipeline.jobs.keys import RECORD_TTL_SECONDS, job_item_key, table_unavailable
 
 if TYPE_CHECKING:
     from types_boto3_dynamodb.client import DynamoDBClient
-
-# A submit that never reached the model: nothing was accepted, so what the job took goes
-# back and a retry may claim and submit again. Anything else from the submit (an answer
-# lost on the way back) keeps the claim: the model may have the request.
-NOT_SUBMITTED = (ModelQueueUnavailableError, ModelRequestRejectedError)
-# A hold refused or not taken (the cap, the day's images, the table): nothing was submitted.
-HOLD_NOT_TAKEN = (ConcurrencyCapReachedError, BudgetExceededError, StorageUnavailableError)
-
-
-@dataclass(frozen=True)
-class Hold:
-    """Something a job takes before it pays, given back if its submit never reached the model.
-
-    A failure to give it back is raised as is, and the claim then stays (as a lost answer
-    would): nothing is released that might still be counted.
-    """
-
-    take: Callable[[], object]
-    give_back: Callable[[], object]
 
 
 @dataclass(frozen=True)
 class JobLedger:
     dynamodb: DynamoDBClient
     table_name: str
-
-    def submit_once(
-        self,
-        job_key: str,
-        submit: Callable[[], QueueSubmission],
-        holds: Sequence[Hold] = (),
-    ) -> QueueSubmission:
-        """The job's one submission: the recorded one if an earlier attempt made it.
-
-        Holds are taken in order before the submit; a NOT_SUBMITTED failure gives back
-        those taken (in the same order), releases the claim and is raised again.
-        """
-        earlier = self.claim_submit(job_key)
-        if earlier is not None:
-            logger.warning(
-                "reusing the request an earlier attempt submitted",
-                extra={"model_request_id": earlier.request_id},
-            )
-            return earlier
-        taken: list[Hold] = []
-        try:
-            for hold in holds:
-                hold.take()
-                taken.append(hold)
-        except HOLD_NOT_TAKEN:
-            self._undo(job_key, taken)
-            raise
-        try:
-            submission = submit()
-        except NOT_SUBMITTED:
-            self._undo(job_key, taken)
-            raise
-        try:
-            self.record_submit(job_key, submission)
-        except StorageUnavailableError:
-            # The execution history still gets the request id from this task's result.
-            logger.exception("submitted but not recorded in the jobs table")
-        return submission
-
-    def _undo(self, job_key: str, taken: Sequence[Hold]) -> None:
-        """Nothing reached the model: give back what was taken, in order, then the claim."""
-        for hold in taken:
-            hold.give_back()
-        self.release_claim(job_key)
 
     def claim_submit(self, job_key: str) -> QueueSubmission | None:
         """Claim the right to submit; returns the earlier submission if there was one."""

@@ -8,14 +8,14 @@ import json
 
 from pydantic import SecretStr
 
-from kontext_pipeline.core.config import PipelineSettings
+from kontext_pipeline.core.config import ModelQueueSettings
 from kontext_pipeline.core.errors import ConfigurationError, Reason
 from kontext_pipeline.core.secrets import SecretStore
 
 SECRET_JSON_FIELDS = ("FAL_KEY", "fal_key", "api_key", "key")
 
 
-def resolve_api_key(settings: PipelineSettings, secrets: SecretStore) -> SecretStr | None:
+def resolve_api_key(settings: ModelQueueSettings, secrets: SecretStore) -> SecretStr | None:
     if settings.fal_key is not None:
         return settings.fal_key
     if not settings.fal_key_secret_id:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from kontext_pipeline.core.config import JobsTableSettings, ModelSettings
 from kontext_pipeline.core.models import ModelJob, TaskEnvelope
 from kontext_pipeline.jobs.webhook_rendezvous import WebhookRendezvous
 
@@ -15,6 +16,10 @@ class AwaitEnvelope(TaskEnvelope[ModelJob]):
     """The ASL adds the task token (`$$.Task.Token`) to the usual envelope."""
 
     task_token: str
+
+
+class AwaitWebhookSettings(ModelSettings, JobsTableSettings):
+    """What functions/await_webhook reads: template.yaml sets these, and only these."""
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
+from kontext_pipeline.core.config import (
+    HttpSettings,
+    ModelQueueSettings,
+    ModelSettings,
+    PollSettings,
+)
 from kontext_pipeline.core.errors import (
     ModelDeadlineExceededError,
     ModelQueueWaitExceededError,
@@ -36,6 +42,10 @@ class Clock:
 
 
 SYSTEM_CLOCK = Clock()
+
+
+class CheckStatusSettings(ModelSettings, HttpSettings, ModelQueueSettings, PollSettings):
+    """What functions/check_status reads: template.yaml sets these, and only these."""
 
 
 @dataclass(frozen=True)

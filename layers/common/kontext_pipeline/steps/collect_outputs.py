@@ -11,13 +11,23 @@ from typing import TYPE_CHECKING
 
 import httpx
 
+from kontext_pipeline.core.config import (
+    ConcurrencyCapSettings,
+    EventBusSettings,
+    HttpSettings,
+    JobsTableSettings,
+    ModelQueueSettings,
+    ModelSettings,
+    NotificationSettings,
+    OutputSettings,
+    ScopeSettings,
+)
 from kontext_pipeline.core.errors import ModelRequestFailedError, Reason
 from kontext_pipeline.core.models import ModelJob, TaskEnvelope
 from kontext_pipeline.core.notification import Manifest, Notification, StoredOutput
 from kontext_pipeline.core.observability import logger
 from kontext_pipeline.core.protocols import ModelQueue, Publisher
-from kontext_pipeline.jobs.budget import Budget
-from kontext_pipeline.jobs.run_times import RecentRunTimes
+from kontext_pipeline.jobs.store import JobsStore
 from kontext_pipeline.storage.output_copy import (
     OutputPlace,
     copy_output,
@@ -34,24 +44,37 @@ if TYPE_CHECKING:
 MANIFEST_NAME = "manifest.json"
 
 
+class CollectOutputsSettings(
+    ModelSettings,
+    HttpSettings,
+    ModelQueueSettings,
+    ScopeSettings,
+    JobsTableSettings,
+    ConcurrencyCapSettings,
+    OutputSettings,
+    EventBusSettings,
+    NotificationSettings,
+):
+    """What functions/collect_outputs reads: template.yaml sets these, and only these."""
+
+
 @dataclass(frozen=True)
 class CollectOutputsDeps:
     s3: S3Client
     http: httpx.Client
     queue: ModelQueue
     publisher: Publisher
-    budget: Budget
+    jobs: JobsStore
     # Where the outputs go, and where they may be fetched from.
     scope: EditScope
     policy: OutputPolicy
-    run_times: RecentRunTimes | None = None
 
 
 def run(task: TaskEnvelope[ModelJob], deps: CollectOutputsDeps) -> Notification:
     """Copy every output into S3, write the manifest last, publish the success notification."""
     job = task.job
     # The model is done with the request: its concurrency slot is free (idempotent).
-    deps.budget.release_slot(job.job_key or job.source.execution_name)
+    deps.jobs.release_slot(job.job_key or job.source.execution_name)
     bucket = deps.scope.output_bucket_for(job.source)
     folder = output_folder(
         job.source,
@@ -79,18 +102,15 @@ def run(task: TaskEnvelope[ModelJob], deps: CollectOutputsDeps) -> Notification:
         execution=task.execution_id,
     )
     deps.publisher.publish_once(notification)
-    _learn_run_time(job, manifest, deps.run_times)
+    _learn_run_time(job, manifest, deps.jobs)
     return notification
 
 
-def _learn_run_time(job: ModelJob, manifest: Manifest, run_times: RecentRunTimes | None) -> None:
+def _learn_run_time(job: ModelJob, manifest: Manifest, jobs: JobsStore) -> None:
     """What this run took plans the next jobs' polls (webhook mode: the result's timing)."""
-    if run_times is None:
-        return
     inference = manifest.timings.get("inference")
-    run_times.record(
-        job.run_seconds or (float(inference) if isinstance(inference, int | float) else 0)
-    )
+    seconds = job.run_seconds or (float(inference) if isinstance(inference, int | float) else 0)
+    jobs.run_times.record(seconds)
 
 
 def _copy_all(job: ModelJob, deps: CollectOutputsDeps, *, bucket: str, folder: str) -> Manifest:

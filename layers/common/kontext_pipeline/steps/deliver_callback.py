@@ -14,6 +14,13 @@ import httpx
 from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import ValidationError
 
+from kontext_pipeline.core.config import (
+    CallbackSettings,
+    EventBusSettings,
+    HttpSettings,
+    JobsTableSettings,
+    ModelSettings,
+)
 from kontext_pipeline.core.errors import CallbackRefusedError
 from kontext_pipeline.core.models import SourceObject
 from kontext_pipeline.core.notification import EVENT_SOURCE
@@ -40,6 +47,16 @@ REFUSED_DETAIL_TYPE = "Kontext Callback Refused"
 class CallbackReport:
     outcome: str  # none | refused | delivered | rejected
     detail: str
+
+
+class DeliverCallbackSettings(
+    ModelSettings,
+    HttpSettings,
+    JobsTableSettings,
+    EventBusSettings,
+    CallbackSettings,
+):
+    """What functions/deliver_callback reads: template.yaml sets these, and only these."""
 
 
 @dataclass(frozen=True)

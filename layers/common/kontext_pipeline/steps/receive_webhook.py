@@ -9,6 +9,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from kontext_pipeline.core.config import (
+    HttpSettings,
+    JobsTableSettings,
+    ModelSettings,
+    WebhookSettings,
+)
 from kontext_pipeline.jobs.webhook_rendezvous import WebhookRendezvous
 from kontext_pipeline.model_queue.webhooks import JwksCache, VerifiedWebhook, verify_webhook
 
@@ -17,6 +23,10 @@ from kontext_pipeline.model_queue.webhooks import JwksCache, VerifiedWebhook, ve
 class WebhookRequest:
     headers: Mapping[str, str]
     body: bytes
+
+
+class ReceiveWebhookSettings(ModelSettings, HttpSettings, JobsTableSettings, WebhookSettings):
+    """What functions/receive_webhook reads: template.yaml sets these, and only these."""
 
 
 @dataclass(frozen=True)

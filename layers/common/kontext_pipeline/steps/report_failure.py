@@ -14,6 +14,15 @@ import httpx
 from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import ValidationError
 
+from kontext_pipeline.core.config import (
+    ConcurrencyCapSettings,
+    EventBusSettings,
+    HttpSettings,
+    JobsTableSettings,
+    ModelQueueSettings,
+    ModelSettings,
+    NotificationSettings,
+)
 from kontext_pipeline.core.errors import (
     CaughtError,
     ConfigurationError,
@@ -24,12 +33,24 @@ from kontext_pipeline.core.models import SourceObject, TaskEnvelope
 from kontext_pipeline.core.notification import FailureDetail, Notification
 from kontext_pipeline.core.observability import logger
 from kontext_pipeline.core.protocols import ModelQueue, Publisher
-from kontext_pipeline.jobs.budget import Budget
+from kontext_pipeline.jobs.store import JobsStore
 from kontext_pipeline.storage.inspection import object_request, upload_sidecar
 from kontext_pipeline.storage.metadata import PROMPT_FIELD, normalise_metadata
 
 if TYPE_CHECKING:
     from types_boto3_s3.client import S3Client
+
+
+class ReportFailureSettings(
+    ModelSettings,
+    HttpSettings,
+    ModelQueueSettings,
+    JobsTableSettings,
+    ConcurrencyCapSettings,
+    EventBusSettings,
+    NotificationSettings,
+):
+    """What functions/report_failure reads: template.yaml sets these, and only these."""
 
 
 @dataclass(frozen=True)
@@ -39,7 +60,7 @@ class ReportFailureDeps:
     publisher: Publisher
     queue: ModelQueue | None = None
     s3: S3Client | None = None
-    budget: Budget | None = None
+    jobs: JobsStore | None = None
 
 
 def run(task: TaskEnvelope[dict[str, Any]], deps: ReportFailureDeps) -> Notification:
@@ -79,8 +100,8 @@ def _clean_up_quietly(state: Mapping[str, Any], deps: ReportFailureDeps, job_key
     cancel_url = state.get("cancel_url")
     if deps.queue is not None and cancel_url and state.get("status") != "COMPLETED":
         _cancel_quietly(deps.queue, str(cancel_url), state.get("request_id"))
-    if deps.budget is not None:
-        _free_slot_quietly(deps.budget, job_key)
+    if deps.jobs is not None:
+        _free_slot_quietly(deps.jobs, job_key)
 
 
 def _read_back_upload(
@@ -119,11 +140,11 @@ def _uploaded_prompt(s3: S3Client, source: SourceObject, metadata: Mapping[str, 
     return prompt if isinstance(prompt, str) and prompt else None
 
 
-def _free_slot_quietly(budget: Budget, job_key: str) -> None:
+def _free_slot_quietly(jobs: JobsStore, job_key: str) -> None:
     # Idempotent (only a slot this job holds is freed). Reporting the failure matters more:
     # a slot left held after the client's own retries is logged for an operator instead.
     try:
-        budget.release_slot(job_key)
+        jobs.release_slot(job_key)
     except StorageUnavailableError:
         logger.exception("concurrency slot not freed", extra={"job_key": job_key})
 

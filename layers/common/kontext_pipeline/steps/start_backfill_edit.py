@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import BaseModel, ConfigDict, Field
 
+from kontext_pipeline.core.config import ModelSettings, ScopeSettings, TriggerSettings
 from kontext_pipeline.core.errors import StorageUnavailableError, is_missing_object
 from kontext_pipeline.core.models import MODEL_PRICE_PER_IMAGE_USD, EditOverrides, SourceObject
 from kontext_pipeline.core.observability import logger
@@ -63,6 +64,10 @@ class BackfillItem(BaseModel):
             etag=(listed.etag or listed.etag_boto or "").strip('"') or None,
             size=listed.size,
         )
+
+
+class StartBackfillEditSettings(ModelSettings, ScopeSettings, TriggerSettings):
+    """What functions/start_backfill_edit reads: template.yaml sets these, and only these."""
 
 
 @dataclass(frozen=True)

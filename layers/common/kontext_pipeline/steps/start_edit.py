@@ -14,6 +14,7 @@ from urllib.parse import unquote_plus
 
 from botocore.exceptions import ClientError
 
+from kontext_pipeline.core.config import ModelSettings, ScopeSettings, TriggerSettings
 from kontext_pipeline.core.errors import aws_error_code
 from kontext_pipeline.core.models import EditOverrides, JobStart, SourceObject, utc_now
 from kontext_pipeline.core.observability import logger
@@ -67,6 +68,10 @@ def source_from_s3_record(record: Mapping[str, Any]) -> SourceObject:
         size=obj.get("size"),
         etag=obj.get("eTag"),
     )
+
+
+class StartEditSettings(ModelSettings, ScopeSettings, TriggerSettings):
+    """What functions/start_edit reads: template.yaml sets these, and only these."""
 
 
 @dataclass(frozen=True)

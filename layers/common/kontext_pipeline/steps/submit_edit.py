@@ -1,25 +1,30 @@
 """SubmitEdit: inspect and validate the upload, then submit it to the model exactly once.
 
 Everything that can be checked is checked before the paid call (image type and size, the
-prompt and options, the sidecar); the submit itself runs through `JobLedger.submit_once`
-(ledger.py), which claims the job, takes its budget (budget.py), submits and records.
+prompt and options, the sidecar); the submit itself is `JobsStore.submit_once`
+(jobs/store.py): claim the job, take a request slot and the day's images, POST, record.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING
 
-from kontext_pipeline.core.config import PipelineSettings
-from kontext_pipeline.core.errors import ConfigurationError, Reason
+from kontext_pipeline.core.config import (
+    ConcurrencyCapSettings,
+    DailyCapSettings,
+    HttpSettings,
+    JobsTableSettings,
+    ModelQueueSettings,
+    ModelSettings,
+    PollSettings,
+    SubmitSettings,
+)
 from kontext_pipeline.core.models import EditRequest, JobStart, ModelJob, QueueSubmission, utc_now
 from kontext_pipeline.core.observability import logger
 from kontext_pipeline.core.protocols import ModelQueue
-from kontext_pipeline.jobs.budget import Budget
-from kontext_pipeline.jobs.ledger import JobLedger
-from kontext_pipeline.jobs.run_times import RecentRunTimes
-from kontext_pipeline.jobs.webhook_rendezvous import expect_webhook
+from kontext_pipeline.jobs.store import JobsStore
 from kontext_pipeline.model_queue.poll_plan import PollPlan
 from kontext_pipeline.storage.inspection import (
     InspectedObject,
@@ -38,64 +43,33 @@ if TYPE_CHECKING:
     from types_boto3_s3.client import S3Client
 
 
-# A request that starts at the very end of its allowed wait still reads its input.
-PRESIGNED_INPUT_GRACE_SECONDS = 300
-
-
-@dataclass(frozen=True)
-class SubmitPolicy:
-    """The settings SubmitEdit reads: the fields of PipelineSettings of the same names
-    (config.py documents each, and holds their defaults)."""
-
-    max_input_bytes: int
-    max_input_pixels: int
-    input_transfer: Literal["presigned", "data_uri"]
-    default_prompt: str | None
-    default_options: dict[str, Any]
-    completion_mode: Literal["poll", "webhook"]
-    webhook_url: str | None
-    webhook_wait_seconds: int
-    queue_wait_seconds: int
-    deadline_seconds: int
-
-    @classmethod
-    def from_settings(cls, settings: PipelineSettings) -> SubmitPolicy:
-        return cls(**{field.name: getattr(settings, field.name) for field in fields(cls)})
-
-    @property
-    def presigned_input_seconds(self) -> int:
-        """The input URL lives as long as the request may wait in the model's queue (the model
-        reads it when the request starts), and a grace for the start itself."""
-        return self.queue_wait_seconds + PRESIGNED_INPUT_GRACE_SECONDS
-
-    def model_webhook_url(self) -> str | None:
-        """Where the model sends its webhook: None when polling; required in webhook mode."""
-        if self.completion_mode != "webhook":
-            return None
-        if not self.webhook_url:
-            raise ConfigurationError(
-                "COMPLETION_MODE is webhook but WEBHOOK_URL is not set",
-                reason=Reason.MISSING_SETTING,
-            )
-        return self.webhook_url
+class SubmitEditSettings(
+    ModelSettings,
+    HttpSettings,
+    ModelQueueSettings,
+    JobsTableSettings,
+    ConcurrencyCapSettings,
+    DailyCapSettings,
+    PollSettings,
+    SubmitSettings,
+):
+    """What functions/submit_edit reads: template.yaml sets these, and only these."""
 
 
 @dataclass(frozen=True)
 class SubmitEditDeps:
     s3: S3Client
     queue: ModelQueue
-    ledger: JobLedger
-    budget: Budget
+    jobs: JobsStore
     poll_plan: PollPlan
-    policy: SubmitPolicy
-    run_times: RecentRunTimes | None = None
+    policy: SubmitSettings
 
 
 def run(start: JobStart, deps: SubmitEditDeps) -> ModelJob:
-    """Validate everything that can be validated, then submit exactly once (see ledger.py).
+    """Validate everything that can be validated, then submit exactly once (jobs/store.py).
 
-    The job's images count against the day's cap and it holds one of the concurrent-request
-    slots before it pays (budget.py); a job over the daily cap fails as `budget_exceeded`,
+    The job holds one of the concurrent-request slots and its images count against the
+    day's cap before it pays; a job over the daily cap fails as `budget_exceeded`,
     one over the concurrency cap raises ConcurrencyCapReachedError, which the state machine
     retries after a wait.
     """
@@ -114,14 +88,15 @@ def run(start: JobStart, deps: SubmitEditDeps) -> ModelJob:
     # Checked before the claim: a missing setting must not leave the job claimed and paid for.
     webhook_url = deps.policy.model_webhook_url()
     job_key = start.source.execution_name
-    submission = deps.ledger.submit_once(
+    submission = deps.jobs.submit_once(
         job_key,
         lambda: deps.queue.submit(request.to_body(), webhook_url=webhook_url),
-        holds=deps.budget.holds(job_key, images=request.num_images, now=utc_now()),
+        images=request.num_images,
+        now=utc_now(),
     )
     if webhook_url is not None:
         # Only the webhooks of requests marked here are recorded (webhook_rendezvous.py).
-        expect_webhook(deps.ledger.dynamodb, deps.ledger.table_name, submission.request_id)
+        deps.jobs.expect_webhook(submission.request_id)
     logger.append_keys(model_request_id=submission.request_id)
     logger.info(
         "model request submitted",
@@ -159,7 +134,7 @@ def _submitted_job(
     deps: SubmitEditDeps,
 ) -> ModelJob:
     submitted_at = utc_now()
-    typical = deps.run_times.typical_seconds() if deps.run_times is not None else None
+    typical = deps.jobs.run_times.typical_seconds()
     poll_plan = deps.poll_plan.with_typical_run(typical)
     policy = deps.policy
     return ModelJob(
