@@ -67,7 +67,7 @@ class EditOptions(BaseModel):
         return value
 
 
-class EditRequest(EditOptions):
+class ModelRequest(EditOptions):
     """The body of `POST {base}/{model_path}`: the prompt, the input and the options."""
 
     prompt: str = Field(min_length=1)

@@ -21,7 +21,7 @@ from kontext_pipeline.core.config import (
     PollSettings,
     SubmitSettings,
 )
-from kontext_pipeline.core.models import EditRequest, JobStart, ModelJob, QueueSubmission, utc_now
+from kontext_pipeline.core.models import JobStart, ModelJob, ModelRequest, QueueSubmission, utc_now
 from kontext_pipeline.core.observability import logger
 from kontext_pipeline.core.protocols import ModelQueue
 from kontext_pipeline.jobs.store import JobsStore
@@ -80,7 +80,7 @@ def run(start: JobStart, deps: SubmitEditDeps) -> ModelJob:
         max_pixels=deps.policy.max_input_pixels,
     )
     spec = _edit_spec(start, inspected, deps)
-    request = EditRequest(
+    request = ModelRequest(
         prompt=spec.prompt,
         image_url=_image_url(inspected, deps),
         **spec.options.model_dump(exclude_none=True),
