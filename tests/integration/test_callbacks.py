@@ -155,27 +155,35 @@ def test_a_job_calls_back_once_signed_and_retried_after_a_503(
     assert deliveries[-1]["payload"]["outputs"][0]["s3_uri"] == notification.outputs[0].s3_uri
 
 
+def called_back_job(pipeline: LocalPipeline, receiver: int, team: str) -> Any:
+    """An upload whose callback-url names the receiver, its job done and called back: its
+    source, its notification, and how many deliveries it has had."""
+    url = f"http://127.0.0.1:{receiver}/kontext?team={team}"
+    source = pipeline.upload(make_image(), prompt="make it hail", metadata={"callback-url": url})
+    notification = pipeline.wait_for_notification(source).notification
+    wait_until(lambda: any(d["status"] == 200 for d in deliveries_for(source.key)))
+    return source, notification, len(deliveries_for(source.key))
+
+
+def put_forged_job_ended(pipeline: LocalPipeline, notification: Any, **bus: str) -> None:
+    """A "job succeeded" event for the notification's upload, with outputs of elsewhere."""
+    forged = notification.model_dump(mode="json") | {"outputs": [{"s3_uri": "s3://evil/x.png"}]}
+    entry = {
+        "Source": "kontext-pipeline",
+        "DetailType": "Kontext Edit Succeeded",
+        "Detail": json.dumps(forged),
+    }
+    pipeline.clients.events.put_events(Entries=[entry | bus])
+
+
 def test_a_job_ended_event_forged_on_the_default_bus_gets_no_signed_callback(
     pipeline: LocalPipeline, receiver: int
 ) -> None:
     # Given an upload whose callback-url names the receiver, and its real job done
-    url = f"http://127.0.0.1:{receiver}/kontext?team=forged"
-    source = pipeline.upload(make_image(), prompt="make it hail", metadata={"callback-url": url})
-    notification = pipeline.wait_for_notification(source).notification
-    wait_until(lambda: any(d["status"] == 200 for d in deliveries_for(source.key)))
-    delivered = len(deliveries_for(source.key))
+    source, notification, delivered = called_back_job(pipeline, receiver, "forged")
     # When anyone in the account puts a "job succeeded" event naming that upload on the
     # default bus, where EventBridge does not check who sets `source`
-    forged = notification.model_dump(mode="json") | {"outputs": [{"s3_uri": "s3://evil/x.png"}]}
-    pipeline.clients.events.put_events(
-        Entries=[
-            {
-                "Source": "kontext-pipeline",
-                "DetailType": "Kontext Edit Succeeded",
-                "Detail": json.dumps(forged),
-            }
-        ]
-    )
+    put_forged_job_ended(pipeline, notification)
     pipeline.settle(timeout=30)
     time.sleep(1)
     # Then no signed callback carries it: only the pipeline's own bus reaches DeliverCallback
@@ -186,24 +194,10 @@ def test_a_job_event_that_is_not_how_the_job_ended_gets_no_signed_callback(
     pipeline: LocalPipeline, receiver: int, refusals: str
 ) -> None:
     # Given an upload whose callback-url names the receiver, and its real job done
-    url = f"http://127.0.0.1:{receiver}/kontext?team=tampered"
-    source = pipeline.upload(make_image(), prompt="make it sleet", metadata={"callback-url": url})
-    notification = pipeline.wait_for_notification(source).notification
-    wait_until(lambda: any(d["status"] == 200 for d in deliveries_for(source.key)))
-    delivered = len(deliveries_for(source.key))
+    source, notification, delivered = called_back_job(pipeline, receiver, "tampered")
     # When a "job succeeded" event naming that upload with other outputs reaches the
     # pipeline's own bus (moto does not evaluate the bus policy that keeps others off it)
-    forged = notification.model_dump(mode="json") | {"outputs": [{"s3_uri": "s3://evil/x.png"}]}
-    pipeline.clients.events.put_events(
-        Entries=[
-            {
-                "Source": "kontext-pipeline",
-                "DetailType": "Kontext Edit Succeeded",
-                "Detail": json.dumps(forged),
-                "EventBusName": pipeline.outputs["JobEventsBusName"],
-            }
-        ]
-    )
+    put_forged_job_ended(pipeline, notification, EventBusName=pipeline.outputs["JobEventsBusName"])
     # Then the refusal says the event is not how the job ended, and nothing more was signed
     note = refusal_note_for(pipeline, refusals, source.key)
     assert "does not match how the job" in note["callback"]["message"]
