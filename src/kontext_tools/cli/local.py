@@ -239,6 +239,8 @@ def _finish_local(
     }
     files, report = write_local_results(run.pipeline, received, run.out_dir, image)
     document.update(files=[str(path) for path in files], report=str(report))
+    timing = _model_and_overhead(run.pipeline, notification.request_id, seconds)
+    document.update(timing)
     if notification.status == "FAILED" and notification.failure:
         failure = notification.failure
         document["failure"] = failure.model_dump(mode="json")
@@ -249,8 +251,24 @@ def _finish_local(
             f"Report: {report}\nLogs of the emulated AWS: {run.log_file}",
         )
         return EXIT_FAILED
-    emit(args, document, _succeeded_text(run, received, files, report, seconds))
+    emit(args, document, _succeeded_text(run, received, files, report, (seconds, timing)))
     return EXIT_OK
+
+
+def _model_and_overhead(
+    pipeline: LocalPipeline, request_id: str | None, seconds: float
+) -> dict[str, float]:
+    """How long the emulated model held the request (queue and run, by its own clock), and
+    what the pipeline added around it: upload to notification, less that hold. Unknown
+    against a real model queue, whose clock is not ours."""
+    emulator = pipeline.emulator
+    if emulator is None or request_id is None:
+        return {}
+    request = emulator.get(request_id)
+    if request.completed_at is None:
+        return {}
+    held = request.completed_at - request.submitted_at
+    return {"model_seconds": round(held, 2), "overhead_seconds": round(seconds - held, 2)}
 
 
 def _succeeded_text(
@@ -258,10 +276,16 @@ def _succeeded_text(
     received: ReceivedNotification,
     files: list[Path],
     report: Path,
-    seconds: float,
+    times: tuple[float, dict[str, float]],
 ) -> str:
     notification = received.notification
+    seconds, timing = times
     lines = [f"SUCCEEDED in {seconds:.1f} s (request {notification.request_id})"]
+    if timing:
+        lines.append(
+            f"  the model held the request {timing['model_seconds']:.1f} s; the pipeline "
+            f"added {timing['overhead_seconds']:.2f} s (upload to notification, less that)"
+        )
     lines += [
         f"  {output.s3_uri}  {output.width}x{output.height}  {output.size} bytes"
         for output in notification.outputs
