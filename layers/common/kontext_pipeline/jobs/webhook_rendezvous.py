@@ -34,11 +34,14 @@ from kontext_pipeline.core.errors import (
 )
 from kontext_pipeline.core.models import ModelJob, ModelResult
 from kontext_pipeline.jobs.keys import expires_at, table_unavailable, webhook_item_key
-from kontext_pipeline.model_queue.webhooks import VerifiedWebhook
 
 if TYPE_CHECKING:
     from types_boto3_dynamodb.client import DynamoDBClient
     from types_boto3_stepfunctions.client import SFNClient
+
+    # A type only: importing it would load cryptography into every function that frees a
+    # slot or marks a request (the jobs store), not only into ReceiveWebhook.
+    from kontext_pipeline.model_queue.webhooks import VerifiedWebhook
 
 
 def expect_webhook(dynamodb: DynamoDBClient, table_name: str, request_id: str) -> None:
