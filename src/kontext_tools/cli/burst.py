@@ -19,7 +19,7 @@ from kontext_tools.deployed import user_metadata_for
 
 if TYPE_CHECKING:
     from kontext_tools.cli.arguments import EditRequest
-    from kontext_tools.cli.local import LocalCommandRun
+    from kontext_tools.cli.results import LocalCommandRun
     from kontext_tools.local.pipeline import LocalPipeline, ReceivedNotification
 
 

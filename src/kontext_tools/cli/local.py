@@ -11,7 +11,6 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -25,24 +24,13 @@ from kontext_tools.cli.arguments import (
 from kontext_tools.cli.burst import run_local_burst
 from kontext_tools.cli.exits import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_TIMEOUT, CliError
 from kontext_tools.cli.output import ProgressPrinter, emit, say, short
-from kontext_tools.cli.results import write_local_results
+from kontext_tools.cli.results import LocalCommandRun, write_local_results
 from kontext_tools.deployed import JobProgress, prompt_goes_to_sidecar, sidecar_key_for
 
 if TYPE_CHECKING:
     from kontext_tools.local.pipeline import LocalPipeline, ReceivedNotification
 
 LOCAL_LOG_NAME = "local-run.log"
-
-
-@dataclass(frozen=True)
-class LocalCommandRun:
-    """What one `kontext-pipeline local` works with: the pipeline stood up (LocalPipeline),
-    and the folders its results and logs go to."""
-
-    pipeline: LocalPipeline
-    out_dir: Path
-    log_file: Path
-    callback_secret: str
 
 
 def run_local(args: argparse.Namespace) -> int:

@@ -1,4 +1,5 @@
-"""A job's results folder: the outputs, the input beside them and index.html to compare."""
+"""A job's results folder: the outputs, the input beside them and index.html to compare;
+and what a local run writes them from (LocalCommandRun, shared by `local` and its burst)."""
 
 from __future__ import annotations
 
@@ -16,6 +17,17 @@ if TYPE_CHECKING:
 
     from kontext_tools.deployed import JobProgress
     from kontext_tools.local.pipeline import LocalPipeline, ReceivedNotification
+
+
+@dataclass(frozen=True)
+class LocalCommandRun:
+    """What one `kontext-pipeline local` works with: the pipeline stood up (LocalPipeline),
+    and the folders its results and logs go to."""
+
+    pipeline: LocalPipeline
+    out_dir: Path
+    log_file: Path
+    callback_secret: str
 
 
 @dataclass(frozen=True)

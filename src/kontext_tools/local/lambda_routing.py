@@ -14,22 +14,30 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from kontext_tools.local.sandbox import DeployedFunction
 
-if TYPE_CHECKING:
-    from kontext_tools.local.lambdas import LocalLambdas
+
+class FunctionRunner(Protocol):
+    """What the routing needs of the stack's functions: lambdas.py's LocalLambdas is one.
+    Named here, so this module does not import the module that imports it."""
+
+    def runs(self, function_name: str) -> bool: ...
+
+    def invoke(self, function: DeployedFunction, event: Any) -> tuple[str, bool, str]: ...
+
+    def invoke_async(self, function: DeployedFunction, event: Any) -> tuple[str, bool, str]: ...
 
 
 @contextmanager
-def moto_invocations_routed_to(lambdas: LocalLambdas) -> Iterator[None]:
+def moto_invocations_routed_to(lambdas: FunctionRunner) -> Iterator[None]:
     with _lambda_invocations(lambdas), _eventbridge_lambda_targets(lambdas):
         yield
 
 
 @contextmanager
-def _lambda_invocations(lambdas: LocalLambdas) -> Iterator[None]:
+def _lambda_invocations(lambdas: FunctionRunner) -> Iterator[None]:
     """Invoke, S3 notifications and state machine tasks run the function's sandbox."""
     from moto.awslambda.models import LambdaFunction  # noqa: PLC0415 - local run only
 
@@ -63,7 +71,7 @@ def _lambda_invocations(lambdas: LocalLambdas) -> Iterator[None]:
 
 
 @contextmanager
-def _eventbridge_lambda_targets(lambdas: LocalLambdas) -> Iterator[None]:
+def _eventbridge_lambda_targets(lambdas: FunctionRunner) -> Iterator[None]:
     """EventBridge rules whose target is one of the stack's functions invoke it.
 
     moto's rules deliver to SQS, logs, archives and buses, and raise NotImplementedError
@@ -104,7 +112,7 @@ def _eventbridge_lambda_targets(lambdas: LocalLambdas) -> Iterator[None]:
         Rule.send_to_targets = original_send  # type: ignore[method-assign]
 
 
-def _invoke_targets(lambdas: LocalLambdas, targets: list[Any], event: dict[str, Any]) -> None:
+def _invoke_targets(lambdas: FunctionRunner, targets: list[Any], event: dict[str, Any]) -> None:
     from moto.awslambda.models import lambda_backends  # noqa: PLC0415 - local run only
 
     for target in targets:
