@@ -1,12 +1,18 @@
 """An HTTP server on 127.0.0.1 that serves from a daemon thread while it runs: the model-queue
-emulator's, the local function URLs', and the tests' receivers."""
+emulator's (a WSGI application on werkzeug's server), the local function URLs', and the
+tests' receivers."""
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Mapping
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Self
+from http.server import BaseHTTPRequestHandler, HTTPServer, ThreadingHTTPServer
+from typing import TYPE_CHECKING, Any, Self
+
+from werkzeug.serving import WSGIRequestHandler, make_server
+
+if TYPE_CHECKING:
+    from _typeshed.wsgi import WSGIApplication
 
 HOST = "127.0.0.1"
 
@@ -48,7 +54,7 @@ class StartStop:
 class LoopbackServer(StartStop):
     """A server bound to 127.0.0.1, served from a thread between start() and stop()."""
 
-    def __init__(self, server: ThreadingHTTPServer) -> None:
+    def __init__(self, server: HTTPServer) -> None:
         """A server of the caller's own (a TLS socket, a subclass that counts connections)."""
         self._server = server
         self._thread = threading.Thread(
@@ -63,6 +69,11 @@ class LoopbackServer(StartStop):
     def for_handler(cls, handler: type[BaseHTTPRequestHandler], port: int = 0) -> Self:
         """`port` 0: a free one, chosen now (base_url is known before start)."""
         return cls(ThreadingHTTPServer((HOST, port), handler))
+
+    @classmethod
+    def for_wsgi(cls, app: WSGIApplication, port: int = 0) -> Self:
+        """A WSGI application on werkzeug's threaded server, which logs nothing here."""
+        return cls(make_server(HOST, port, app, threaded=True, request_handler=_QuietWsgi))
 
     @property
     def port(self) -> int:
@@ -85,3 +96,8 @@ class LoopbackServer(StartStop):
         self._server.server_close()
         if self._started:
             self._thread.join(timeout=5)
+
+
+class _QuietWsgi(WSGIRequestHandler):
+    def log(self, type: str, message: str, *args: Any) -> None:
+        return

@@ -24,12 +24,14 @@ still completes); an ERROR webhook carries the detail in `payload`; webhooks are
 10 times over 2 hours, on a schedule scaled by `webhook_time_scale`; `data:` inputs over
 10 MB encoded fail to load.
 
-Rooms: server.py (the emulator, wired and served), routes.py (method and path -> answer),
+Rooms: server.py (the emulator, wired and served on werkzeug's server), routes.py (the
+route table, werkzeug's URL map: method and path -> answer),
 answers.py (submit, status, result, cancel), queue.py (requests and the clock: positions,
 runners, completion), request.py (one request's record), timing.py, validation.py (the
 model's checks), imaging.py (the Pillow edit), outputs.py (rendered outputs, hosted
 files), webhooks.py (schedule, delivery, retries), webhook_signing.py, faults.py,
-access.py (the API key), urls.py, replies.py (writing answers to the wire), command.py
+access.py (the API key), urls.py, replies.py (answers as werkzeug Responses),
+status_stream.py (the server-sent status events), command.py
 (`python -m kontext_tools.emulator`).
 """
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
-from email.message import Message
+
+from werkzeug.datastructures import Headers
 
 DEFAULT_MODEL_PATH = "fal-ai/flux-pro/kontext/max"
 
@@ -36,7 +37,7 @@ class KeyCheck:
         self._seen: list[str] = []
         self._lock = threading.Lock()
 
-    def admits(self, headers: Message) -> bool:
+    def admits(self, headers: Headers) -> bool:
         """Whether the call presents the key (any call, when no key is set)."""
         presented = headers.get(self._header)
         if presented is not None:

@@ -4,7 +4,8 @@ and what a test or the local run may read of it."""
 from __future__ import annotations
 
 import threading
-from typing import Any, Self
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any, Self
 
 from kontext_tools.emulator.access import EmulatedEndpoint, KeyCheck
 from kontext_tools.emulator.answers import QueueAnswers
@@ -12,11 +13,14 @@ from kontext_tools.emulator.faults import Faults
 from kontext_tools.emulator.outputs import Outputs
 from kontext_tools.emulator.queue import RequestQueue
 from kontext_tools.emulator.request import EmulatedRequest
-from kontext_tools.emulator.routes import Router, handler_class
+from kontext_tools.emulator.routes import Router
 from kontext_tools.emulator.timing import EmulatorTiming
 from kontext_tools.emulator.urls import EmulatorUrls
 from kontext_tools.emulator.webhooks import WebhookSchedule, WebhookSender
-from kontext_tools.loopback import LoopbackServer, QuietHandler, StartStop
+from kontext_tools.loopback import LoopbackServer, StartStop
+
+if TYPE_CHECKING:
+    from _typeshed.wsgi import StartResponse, WSGIEnvironment
 
 DEFAULT_TIMING = EmulatorTiming()
 DEFAULT_ENDPOINT = EmulatedEndpoint()
@@ -33,7 +37,8 @@ class FalQueueEmulator(StartStop):
     ) -> None:
         self.model_path = endpoint.path
         self.timing = timing
-        self._server = LoopbackServer.for_handler(handler_class(self._route), port)
+        # The router is built below, once its parts are; the server calls it per request.
+        self._server = LoopbackServer.for_wsgi(self._serve, port)
         lock = threading.RLock()
         self._stopping = threading.Event()
         self._faults = Faults()
@@ -70,8 +75,8 @@ class FalQueueEmulator(StartStop):
         if self._started:
             self._sender.join(timeout=5)
 
-    def _route(self, handler: QuietHandler, method: str) -> None:
-        self._router.route(handler, method)
+    def _serve(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        return self._router(environ, start_response)
 
     # --- inspection -------------------------------------------------------------------
 
