@@ -12,7 +12,6 @@ that is not a status.
 from __future__ import annotations
 
 import json
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -37,10 +36,6 @@ class StatusStream:
     def faults(self) -> Faults:
         return self.answers.faults
 
-    @property
-    def stopping(self) -> threading.Event:
-        return self.answers.stopping
-
     def response(self, request_id: str, with_logs: bool) -> Response:
         if self.faults.hits(request_id, "stream-absent"):
             return json_response(405, {"detail": "Method Not Allowed"})
@@ -60,7 +55,7 @@ class StatusStream:
         yield _event(document)
         quiet_since = time.monotonic()
         while document.get("status") != "COMPLETED" and not cut:
-            if self.stopping.wait(CHANGE_CHECK_SECONDS):
+            if self.answers.stopping.wait(CHANGE_CHECK_SECONDS):
                 return
             now = self.answers.stream_event(request_id, with_logs).document
             if now != document:
