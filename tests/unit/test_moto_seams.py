@@ -33,7 +33,6 @@ SEAMS = [
         ["self", "task_token", "error", "cause"],
         "Step Functions",
     ),
-    ("moto.dynamodb.responses", "DynamoHandler.call_action", ["self"], "DynamoDB"),
     ("moto.awslambda.models", "LambdaFunction._invoke_lambda", ["self", "event"], "Lambda"),
     (
         "moto.awslambda.models",

@@ -17,13 +17,6 @@
   (`$.Cause`). The pipeline's failure messages for a job failed by a webhook travel in
   that cause, so without it a local run would report less than AWS does.
 
-- DynamoDB writes are atomic (`dynamodb_one_request_at_a_time`): on AWS an UpdateItem's
-  ADD, or a conditional write, applies whole to the item's latest state. moto's threaded
-  server runs requests side by side on shared Python objects, so two `ADD count 1` on one
-  item at once can both read 0 and leave 1 (a backfill's tally lost an item this way; a
-  concurrency cap could be passed the same way). The local DynamoDB answers one request
-  at a time, which is at least as strict as AWS's per-item atomicity.
-
 `moto_as_aws()` applies all of them while it is active.
 """
 
@@ -41,7 +34,6 @@ _PREFIX = "x-amz-meta-"
 
 _SEQUENCE = itertools.count(1)
 _SEQUENCE_LOCK = threading.Lock()
-_DYNAMODB_LOCK = threading.Lock()
 
 
 @contextmanager
@@ -51,7 +43,6 @@ def moto_as_aws() -> Iterator[None]:
         fixes.enter_context(s3_metadata_limit())
         fixes.enter_context(send_task_failure_keeps_its_cause())
         fixes.enter_context(s3_event_versions())
-        fixes.enter_context(dynamodb_one_request_at_a_time())
         yield
 
 
@@ -127,21 +118,6 @@ def send_task_failure_keeps_its_cause() -> Iterator[None]:
         return EmptyResult()
 
     with _replaced(StepFunctionResponse, "send_task_failure", send_task_failure):
-        yield
-
-
-@contextmanager
-def dynamodb_one_request_at_a_time() -> Iterator[None]:
-    """While active, moto's DynamoDB handles one request at a time, so writes are atomic."""
-    from moto.dynamodb.responses import DynamoHandler  # noqa: PLC0415 - local run only
-
-    original: Callable[[Any], Any] = DynamoHandler.call_action
-
-    def call_action(self: Any) -> Any:
-        with _DYNAMODB_LOCK:
-            return original(self)
-
-    with _replaced(DynamoHandler, "call_action", call_action):
         yield
 
 
