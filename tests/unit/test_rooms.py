@@ -7,12 +7,12 @@ that knows too much.
 
 from __future__ import annotations
 
-import ast
 from functools import cache
 from pathlib import Path
 
 import pytest
 
+from tests import import_reading
 from tests.conftest import ROOT
 
 PACKAGE = ROOT / "layers" / "common" / "kontext_pipeline"
@@ -43,22 +43,16 @@ def reachable_from(room: str) -> frozenset[str]:
 
 
 def module_name(path: Path) -> str:
-    relative = path.relative_to(PACKAGE.parent).with_suffix("")
-    parts = relative.parts[:-1] if relative.name == "__init__" else relative.parts
-    return ".".join(parts)
+    return import_reading.module_name(path, PACKAGE.parent)
 
 
 def imports_of(path: Path) -> set[str]:
     """Every module of the package this file imports, wherever the import stands."""
-    found: set[str] = set()
-    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-        if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("kontext_pipeline"):
-            found |= {f"{node.module}.{alias.name}" for alias in node.names}
-        elif isinstance(node, ast.Import):
-            found |= {
-                alias.name for alias in node.names if alias.name.startswith("kontext_pipeline")
-            }
-    return found
+    return {
+        f"{module}.{name}" if name else module
+        for module, name in import_reading.imports_in(path)
+        if module.startswith("kontext_pipeline")
+    }
 
 
 def modules() -> list[Path]:

@@ -6,34 +6,25 @@ circle through a type is still two modules that must be read together.
 
 from __future__ import annotations
 
-import ast
-from pathlib import Path
-
 from tests.conftest import ROOT
+from tests.import_reading import imports_in, module_name
 
 TOOLS = ROOT / "src" / "kontext_tools"
-
-
-def module_name(path: Path) -> str:
-    relative = path.relative_to(TOOLS.parent).with_suffix("")
-    parts = relative.parts[:-1] if relative.name == "__init__" else relative.parts
-    return ".".join(parts)
 
 
 def import_graph() -> dict[str, set[str]]:
     """Each tools module and the tools modules it imports (a name imported from a package
     counts as the submodule of that name when there is one)."""
-    modules = {module_name(path): path for path in TOOLS.rglob("*.py")}
+    modules = {module_name(path, TOOLS.parent): path for path in TOOLS.rglob("*.py")}
     graph: dict[str, set[str]] = {}
     for name, path in modules.items():
         found: set[str] = set()
-        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-            if isinstance(node, ast.ImportFrom) and (node.module or "") in modules:
-                for alias in node.names:
-                    submodule = f"{node.module}.{alias.name}"
-                    found.add(submodule if submodule in modules else str(node.module))
-            elif isinstance(node, ast.Import):
-                found |= {alias.name for alias in node.names if alias.name in modules}
+        for module, imported in imports_in(path):
+            submodule = f"{module}.{imported}"
+            if imported and submodule in modules:
+                found.add(submodule)
+            elif module in modules:
+                found.add(module)
         graph[name] = found - {name}
     return graph
 
