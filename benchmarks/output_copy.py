@@ -25,7 +25,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from kontext_tools.loopback import LoopbackServer, QuietHandler
+from werkzeug import Request, Response
+
+from kontext_tools.loopback import LoopbackServer
 
 if TYPE_CHECKING:
     import httpx
@@ -63,24 +65,25 @@ class PeakSampler:
 
 
 def serve(size: int) -> tuple[LoopbackServer, str]:
+    """An output of `size` bytes (a PNG header, then zeros), streamed as a CDN sends it."""
     from tests.conftest import make_image
 
     header = make_image("PNG", (64, 64))
 
-    class Handler(QuietHandler):
-        def do_GET(self) -> None:
-            length = 64 * 1024 if "warm" in self.path else size
-            self.send_response(200)
-            self.send_header("Content-Type", "image/png")
-            self.send_header("Content-Length", str(length))
-            self.end_headers()
-            self.wfile.write(header)
-            block, left = b"\0" * (256 * 1024), length - len(header)
-            while left > 0:
-                self.wfile.write(block[: min(len(block), left)])
-                left -= len(block)
+    def blocks(length: int) -> Iterator[bytes]:
+        yield header
+        block, left = b"\0" * (256 * 1024), length - len(header)
+        while left > 0:
+            yield block[: min(len(block), left)]
+            left -= len(block)
 
-    server = LoopbackServer.for_handler(Handler).start()
+    @Request.application  # type: ignore[arg-type]
+    def output(request: Request) -> Response:
+        length = 64 * 1024 if "warm" in request.path else size
+        headers = {"Content-Length": str(length)}
+        return Response(blocks(length), content_type="image/png", headers=headers)
+
+    server = LoopbackServer.for_wsgi(output).start()
     return server, f"{server.base_url}/out.png"
 
 

@@ -9,14 +9,11 @@ import os
 import subprocess
 import sys
 from collections.abc import Iterator
-from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
 import pytest
-
-from kontext_tools.loopback import LoopbackServer
+from pytest_httpserver import HTTPServer
 
 ROOT = Path(__file__).resolve().parents[1]
 EVENTS = ROOT / "events"
@@ -46,11 +43,25 @@ def data_uri(image: bytes, media_type: str = "image/png") -> str:
     return f"data:{media_type};base64," + base64.b64encode(image).decode()
 
 
-@contextmanager
-def loopback_server(handler: type[BaseHTTPRequestHandler]) -> Iterator[str]:
-    """Serve a request handler on 127.0.0.1 while the block runs; yields its base URL."""
-    with LoopbackServer.for_handler(handler) as server:
-        yield server.base_url
+@pytest.fixture(scope="session")
+def httpserver_listen_address() -> tuple[str, int]:
+    """pytest-httpserver's receivers listen on 127.0.0.1 (not `localhost`, which may resolve
+    to ::1), the address the tests' callback and download rules let through; any free port."""
+    return ("127.0.0.1", 0)
+
+
+def base_url_of(server: HTTPServer) -> str:
+    """http://127.0.0.1:<port>, with no trailing slash."""
+    return f"http://{server.host}:{server.port}"
+
+
+def received(server: HTTPServer) -> list[tuple[dict[str, str], bytes]]:
+    """What the server was sent, in order: each request's headers (names in lower case, as
+    the Standard Webhooks and fal's verifiers look them up) and body."""
+    return [
+        ({name.lower(): value for name, value in request.headers.items()}, request.get_data())
+        for request, _ in server.log
+    ]
 
 
 @pytest.fixture

@@ -5,52 +5,43 @@ forbidden URLs never receive a request."""
 from __future__ import annotations
 
 import json
+import re
 import threading
 import time
 from collections.abc import Iterator
-from http.server import ThreadingHTTPServer
 from typing import Any, ClassVar
 
 import pytest
+from pytest_httpserver import HTTPServer
 from standardwebhooks import Webhook
+from werkzeug import Request, Response
 
 from kontext_tools.cli import main
 from kontext_tools.local.pipeline import LocalPipeline
-from kontext_tools.loopback import LoopbackServer, QuietHandler
 from tests.conftest import make_image
 from tests.integration.conftest import FAST_MODEL
 
 
-class CountingServer(ThreadingHTTPServer):
-    """Counts every connection, so even a TLS hello to this plain-HTTP port is seen."""
-
-    connections = 0
-
-    def process_request(self, request: Any, client_address: Any) -> None:
-        type(self).connections += 1
-        super().process_request(request, client_address)
-
-
-class Receiver(QuietHandler):
+class Receiver:
     """A team's service: verifies each delivery, answers 503 to the first try of each."""
 
     secret: ClassVar[str] = ""
     deliveries: ClassVar[list[dict[str, Any]]] = []
     lock = threading.Lock()
 
-    def do_POST(self) -> None:
-        body = self.rfile.read(int(self.headers.get("content-length", "0")))
-        headers = dict(self.headers.items())
+    @classmethod
+    def answer(cls, request: Request) -> Response:
+        body, headers = request.get_data(), dict(request.headers.items())
         try:
-            payload = Webhook(self.secret).verify(body, headers)
+            payload = Webhook(cls.secret).verify(body, headers)
             verified = True
         except Exception:
             payload, verified = None, False
-        with self.lock:
-            webhook_id = headers.get("webhook-id")
-            first_try = not any(d["id"] == webhook_id for d in Receiver.deliveries)
+        with cls.lock:
+            webhook_id = request.headers.get("webhook-id")
+            first_try = not any(d["id"] == webhook_id for d in cls.deliveries)
             status = 503 if first_try else (200 if verified else 401)
-            Receiver.deliveries.append(
+            cls.deliveries.append(
                 {
                     "id": webhook_id,
                     "key": json.loads(body)["source"]["key"],
@@ -59,7 +50,7 @@ class Receiver(QuietHandler):
                     "status": status,
                 }
             )
-        self.reply(status)
+        return Response(status=status)
 
 
 @pytest.fixture(scope="module")
@@ -72,13 +63,23 @@ def pipeline() -> Iterator[LocalPipeline]:
 
 
 @pytest.fixture(scope="module")
-def receiver(pipeline: LocalPipeline) -> Iterator[int]:
+def receiver_server(pipeline: LocalPipeline) -> Iterator[HTTPServer]:
+    """The receiver on 127.0.0.1 (pytest-httpserver), verifying with the stack's secret."""
     secret = pipeline.clients.secretsmanager.get_secret_value(
         SecretId=pipeline.outputs["CallbackSigningSecretArn"]
     )["SecretString"]
     Receiver.secret = "whsec_" + secret
-    with LoopbackServer(CountingServer(("127.0.0.1", 0), Receiver)) as server:
-        yield server.port
+    with HTTPServer(host="127.0.0.1", port=0) as server:
+        server.expect_request(re.compile("/.*"), method="POST").respond_with_handler(
+            Receiver.answer
+        )
+        yield server
+
+
+@pytest.fixture(scope="module")
+def receiver(receiver_server: HTTPServer) -> int:
+    """The receiver's port."""
+    return int(receiver_server.port)
 
 
 @pytest.fixture(scope="module")
@@ -229,11 +230,11 @@ def test_a_failed_job_calls_back_too(pipeline: LocalPipeline, receiver: int) -> 
     ],
 )
 def test_forbidden_callback_urls_never_receive_a_request(
-    pipeline: LocalPipeline, receiver: int, refusals: str, template: str, why: str
+    pipeline: LocalPipeline, receiver_server: HTTPServer, refusals: str, template: str, why: str
 ) -> None:
     # Given an upload whose callback-url breaks a rule (each would reach the receiver)
-    connections = CountingServer.connections
-    url = template.format(port=receiver)
+    requests_before = len(receiver_server.log)
+    url = template.format(port=receiver_server.port)
     source = pipeline.upload(make_image(), prompt="make it rain", metadata={"callback-url": url})
     # When its job ends
     assert pipeline.wait_for_notification(source).notification.status == "SUCCEEDED"
@@ -242,8 +243,8 @@ def test_forbidden_callback_urls_never_receive_a_request(
     assert note["callback"]["reason"] == "callback_refused"
     assert why in note["callback"]["message"]
     assert note["status"] == "SUCCEEDED"
-    # And the receiver never saw a connection
-    assert CountingServer.connections == connections
+    # And the receiver was never asked
+    assert len(receiver_server.log) == requests_before
 
 
 def test_the_command_line_shows_the_secret_and_passes_metadata(

@@ -14,12 +14,14 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
+import pytest
+from pytest_httpserver import HTTPServer
 from standardwebhooks import Webhook
+from werkzeug import Request, Response
 
-from kontext_tools.loopback import QuietHandler
-from tests.conftest import ROOT, kontext, loopback_server
+from tests.conftest import ROOT, base_url_of, kontext, received
 
 SAMPLE = str(ROOT / "samples" / "kitchen-table.jpg")
 FAST = ["--model-seconds", "0.3", "--queue-seconds", "0.1"]
@@ -217,20 +219,22 @@ def test_a_standalone_emulator_serves_the_local_run(tmp_path: Path) -> None:
     assert json.loads(run.stdout)["status"] == "SUCCEEDED"
 
 
-class CallbackReceiver(QuietHandler):
-    """A team's receiver: keeps every delivery and answers 503 to the first try of each,
-    so a run that stops as soon as its job is done never sees the retry."""
+@pytest.fixture
+def callback_receiver(httpserver: HTTPServer) -> HTTPServer:
+    """A team's receiver at /hooks/kontext. It answers 503 to the first try of each delivery
+    (by webhook-id), so a run that stops as soon as its job is done never sees the retry."""
 
-    deliveries: ClassVar[list[tuple[bytes, dict[str, str]]]] = []
-
-    def do_POST(self) -> None:
-        body = self.rfile.read(int(self.headers.get("content-length", "0")))
-        headers = dict(self.headers.items())
-        first_try = not any(
-            seen.get("webhook-id") == headers.get("webhook-id") for _, seen in self.deliveries
+    def first_try_refused(request: Request) -> Response:
+        webhook_id = request.headers.get("webhook-id")
+        tried = any(
+            earlier.headers.get("webhook-id") == webhook_id for earlier, _ in httpserver.log
         )
-        self.deliveries.append((body, headers))
-        self.reply(503 if first_try else 200)
+        return Response(status=200 if tried else 503)
+
+    httpserver.expect_request("/hooks/kontext", method="POST").respond_with_handler(
+        first_try_refused
+    )
+    return httpserver
 
 
 def callback_run(out: Path, receiver_url: str, *extra: str) -> dict[str, Any]:
@@ -257,41 +261,39 @@ def callback_run(out: Path, receiver_url: str, *extra: str) -> dict[str, Any]:
     return document
 
 
-def verified_deliveries(secret: str) -> list[dict[str, Any]]:
+def verified_deliveries(receiver: HTTPServer, secret: str) -> list[dict[str, Any]]:
     """The deliveries the standardwebhooks library accepts with the secret."""
-    return [Webhook(secret).verify(body, headers) for body, headers in CallbackReceiver.deliveries]
+    return [Webhook(secret).verify(body, headers) for headers, body in received(receiver)]
 
 
 def test_a_single_image_run_waits_for_its_callback_and_signs_with_the_given_secret(
-    tmp_path: Path,
+    tmp_path: Path, callback_receiver: HTTPServer
 ) -> None:
     # Given a receiver set up beforehand with its own Standard Webhooks secret
     secret = "whsec_" + base64.b64encode(os.urandom(32)).decode()
-    CallbackReceiver.deliveries = []
-    with loopback_server(CallbackReceiver) as receiver_url:
-        # When one image runs with that secret and the receiver as its callback-url
-        document = callback_run(tmp_path / "out", receiver_url, "--callback-secret", secret)
+    # When one image runs with that secret and the receiver as its callback-url
+    receiver_url = base_url_of(callback_receiver)
+    document = callback_run(tmp_path / "out", receiver_url, "--callback-secret", secret)
     # Then the run stopped only after the retry of the 503: two deliveries, one webhook-id,
     # both verified with the receiver's own secret
-    payloads = verified_deliveries(secret)
+    payloads = verified_deliveries(callback_receiver, secret)
     assert len(payloads) == 2
-    assert {headers["webhook-id"] for _, headers in CallbackReceiver.deliveries} == {
-        CallbackReceiver.deliveries[0][1]["webhook-id"]
-    }
+    assert len({headers["webhook-id"] for headers, _ in received(callback_receiver)}) == 1
     assert payloads[0]["status"] == document["status"] == "SUCCEEDED"
     assert document["callback_secret"] == secret
 
 
-def test_a_run_without_a_secret_tells_the_receiver_the_one_it_signs_with(tmp_path: Path) -> None:
+def test_a_run_without_a_secret_tells_the_receiver_the_one_it_signs_with(
+    tmp_path: Path, callback_receiver: HTTPServer
+) -> None:
     # Given a receiver that does not know the secret yet
-    CallbackReceiver.deliveries = []
-    with loopback_server(CallbackReceiver) as receiver_url:
-        # When one image runs without --callback-secret
-        document = callback_run(tmp_path / "out", receiver_url)
+    # When one image runs without --callback-secret
+    document = callback_run(tmp_path / "out", base_url_of(callback_receiver))
     # Then the JSON document names the secret, and it verifies what the receiver got
     secret = document["callback_secret"]
     assert secret.startswith("whsec_")
-    assert [p["request_id"] for p in verified_deliveries(secret)] == [document["request_id"]] * 2
+    payloads = verified_deliveries(callback_receiver, secret)
+    assert [payload["request_id"] for payload in payloads] == [document["request_id"]] * 2
 
 
 def test_a_secret_that_is_not_a_standard_webhooks_secret_is_refused(tmp_path: Path) -> None:

@@ -10,20 +10,19 @@ fal's.
 from __future__ import annotations
 
 import json
-import threading
 import time
 from collections.abc import Iterator
-from typing import Any, ClassVar
+from typing import Any
 
 import fal_client
 import httpx
 import pytest
 from fal_client.client import Completed, InProgress, Queued
 from kontext_pipeline.model_queue.webhooks import JwksCache, verify_webhook
+from pytest_httpserver import HTTPServer
 
 from kontext_tools.emulator import EmulatorTiming, FalQueueEmulator
-from kontext_tools.loopback import QuietHandler
-from tests.conftest import data_uri, loopback_server, make_image
+from tests.conftest import data_uri, make_image, received
 
 KEY = "fal-client-parity-key"
 APP = "fal-ai/flux-pro/kontext/max"
@@ -112,28 +111,17 @@ def test_subscribe_reports_queue_updates_and_returns_the_result(
     assert result["images"]
 
 
-class _Hooks(QuietHandler):
-    deliveries: ClassVar[list[tuple[dict[str, str], bytes]]] = []
-    arrived: ClassVar[threading.Event] = threading.Event()
-
-    def do_POST(self) -> None:
-        body = self.rfile.read(int(self.headers["Content-Length"]))
-        _Hooks.deliveries.append((dict(self.headers.items()), body))
-        _Hooks.arrived.set()
-        self.reply(200)
-
-
 def test_a_webhook_asked_for_by_fals_client_arrives_signed(
-    fal: fal_client.SyncClient, emulator: FalQueueEmulator
+    fal: fal_client.SyncClient, emulator: FalQueueEmulator, httpserver: HTTPServer
 ) -> None:
     # Given a receiver, and a request submitted with fal's client naming it as the webhook
-    _Hooks.deliveries, _Hooks.arrived = [], threading.Event()
-    with loopback_server(_Hooks) as base_url:
-        handle = fal.submit(APP, arguments(), webhook_url=f"{base_url}/hook")
-        # When the request completes
-        assert _Hooks.arrived.wait(timeout=10)
+    httpserver.expect_oneshot_request("/hook", method="POST").respond_with_data("")
+    with httpserver.wait(raise_assertions=False, timeout=10) as arrival:
+        handle = fal.submit(APP, arguments(), webhook_url=httpserver.url_for("/hook"))
+    # When the request completes
+    assert arrival.result, "no webhook arrived within 10 s"
     # Then the webhook names the request, carries the result and verifies against the JWKS
-    headers, raw = _Hooks.deliveries[0]
+    [(headers, raw)] = received(httpserver)
     with httpx.Client(timeout=5) as http:
         verified = verify_webhook(headers, raw, JwksCache(http, emulator.jwks_url))
     assert (verified.request_id, verified.status) == (handle.request_id, "OK")

@@ -9,11 +9,11 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from pytest_httpserver import HTTPServer
 
 from kontext_tools.emulator import EmulatorTiming
 from kontext_tools.local.pipeline import LocalPipeline
-from kontext_tools.loopback import QuietHandler
-from tests.conftest import loopback_server, make_image
+from tests.conftest import make_image
 
 WEBHOOK_MODE = {
     "CompletionMode": "webhook",
@@ -139,24 +139,17 @@ def test_without_a_webhook_polling_takes_over() -> None:
 
 
 @pytest.fixture
-def https_subscriber() -> Iterator[tuple[str, list[dict[str, Any]]]]:
-    """An HTTP endpoint on loopback, and the list of what it receives."""
-    received: list[dict[str, Any]] = []
-
-    class Subscriber(QuietHandler):
-        def do_POST(self) -> None:
-            received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
-            self.reply(200)
-
-    with loopback_server(Subscriber) as base_url:
-        yield f"{base_url}/kontext-events", received
+def http_subscriber(httpserver: HTTPServer) -> HTTPServer:
+    """An HTTP endpoint on loopback at /kontext-events; its log is what it received."""
+    httpserver.expect_request("/kontext-events", method="POST").respond_with_data("")
+    return httpserver
 
 
 def test_an_http_subscriber_filtered_on_status_gets_only_failures(
-    pipeline: LocalPipeline, https_subscriber: tuple[str, list[dict[str, Any]]]
+    pipeline: LocalPipeline, http_subscriber: HTTPServer
 ) -> None:
     # Given an HTTP(S) endpoint subscribed with a filter policy on the status attribute
-    endpoint, received = https_subscriber
+    endpoint = http_subscriber.url_for("/kontext-events")
     sns = pipeline.clients.sns
     sns.subscribe(
         TopicArn=pipeline.outputs["NotificationsTopicArn"],
@@ -171,9 +164,10 @@ def test_an_http_subscriber_filtered_on_status_gets_only_failures(
     pipeline.wait_for_notification(bad, timeout=30)
     # Then the endpoint received the failure only (SNS posts to it after the queue's copy)
     deadline = time.monotonic() + 10
-    while not received and time.monotonic() < deadline:
+    while not http_subscriber.log and time.monotonic() < deadline:
         time.sleep(0.05)
     time.sleep(0.5)  # and nothing more arrives
+    received = [json.loads(request.get_data()) for request, _ in http_subscriber.log]
     deliveries = [item for item in received if item.get("Type") == "Notification"]
     assert [json.loads(item["Message"])["source"]["key"] for item in deliveries] == [bad.key]
 

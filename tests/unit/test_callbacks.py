@@ -4,12 +4,9 @@ from __future__ import annotations
 
 import base64
 import json
-import threading
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from functools import partial
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, ClassVar
+from typing import Any
 
 import boto3
 import httpx
@@ -30,10 +27,10 @@ from kontext_pipeline.notifications.callbacks import (
 )
 from kontext_pipeline.steps.deliver_callback import DeliverCallbackDeps
 from kontext_pipeline.steps.deliver_callback import run as deliver_job_callback
+from pytest_httpserver import HTTPServer
 from standardwebhooks import Webhook
 
-from kontext_tools.loopback import LoopbackServer, QuietHandler
-from tests.conftest import JOBS_TABLE, load_event, loopback_server
+from tests.conftest import JOBS_TABLE, base_url_of, load_event, received
 
 RULES = CallbackRules(allowed_hosts=("hooks.example.com",))
 SECRET = displayed_secret(base64.b64encode(b"k" * 32).decode())
@@ -182,26 +179,17 @@ def test_the_callback_url_is_read_from_metadata_in_any_spelling() -> None:
     assert callback_url_from_metadata({"prompt": "x"}) is None
 
 
-class Receiver(QuietHandler):
-    """Answers 503 to the first `failures` requests, then 200; records every request."""
-
-    failures: ClassVar[int] = 0
-    requests: ClassVar[list[tuple[dict[str, str], bytes]]] = []
-    lock = threading.Lock()
-
-    def do_POST(self) -> None:
-        body = self.rfile.read(int(self.headers.get("content-length", "0")))
-        with self.lock:
-            Receiver.requests.append((dict(self.headers.items()), body))
-            failing = len(Receiver.requests) <= Receiver.failures
-        self.reply(503 if failing else 200)
-
-
 @pytest.fixture
-def receiver() -> Any:
-    Receiver.requests = []
-    with loopback_server(Receiver) as base:
-        yield base
+def receiver(httpserver: HTTPServer) -> HTTPServer:
+    """A receiver on 127.0.0.1 that answers 200 at /hook (pytest-httpserver logs each request)."""
+    httpserver.expect_request("/hook", method="POST").respond_with_data("")
+    return httpserver
+
+
+def failing_first(receiver: HTTPServer, times: int, status: int = 503) -> None:
+    """The receiver answers `status` to its next `times` requests, before its 200s."""
+    for _ in range(times):
+        receiver.expect_oneshot_request("/hook", method="POST").respond_with_data("", status)
 
 
 def target_for(base: str) -> CallbackTarget:
@@ -210,16 +198,16 @@ def target_for(base: str) -> CallbackTarget:
 
 
 def test_a_delivery_is_signed_so_standardwebhooks_verifies_it_and_retried_after_a_503(
-    receiver: str,
+    receiver: HTTPServer,
 ) -> None:
     # Given a receiver that answers 503 once
-    Receiver.failures = 1
+    failing_first(receiver, 1)
     slept: list[float] = []
     # When the notification is delivered
     with httpx.Client(timeout=5) as http:
         outcome = post_signed_notification(
             http,
-            target_for(receiver),
+            target_for(base_url_of(receiver)),
             NOTIFICATION,
             key=signing_key(SECRET),
             budget=RetryBudget(sleep=slept.append),
@@ -229,54 +217,51 @@ def test_a_delivery_is_signed_so_standardwebhooks_verifies_it_and_retried_after_
     assert len(slept) == 1
     # And both attempts carry the same webhook-id, each verifying with the library
     ids = set()
-    for headers, body in Receiver.requests:
+    for headers, body in received(receiver):
         assert Webhook(SECRET).verify(body, headers) == NOTIFICATION
         ids.add(headers["webhook-id"])
     assert ids == {webhook_id_for(NOTIFICATION)}
     # And a signature made with another secret does not verify
     other = displayed_secret(base64.b64encode(b"x" * 32).decode())
-    headers, body = Receiver.requests[-1]
+    headers, body = received(receiver)[-1]
     with pytest.raises(Exception, match="signature"):
         Webhook(other).verify(body, headers)
 
 
-def test_a_receiver_that_keeps_failing_exhausts_the_bounded_budget(receiver: str) -> None:
+def test_a_receiver_that_keeps_failing_exhausts_the_bounded_budget(
+    receiver: HTTPServer,
+) -> None:
     # Given a receiver that always answers 503
-    Receiver.failures = 99
+    failing_first(receiver, 99)
     # When the notification is delivered with three attempts
     with httpx.Client(timeout=5) as http, pytest.raises(CallbackDeliveryError) as failed:
         post_signed_notification(
             http,
-            target_for(receiver),
+            target_for(base_url_of(receiver)),
             NOTIFICATION,
             key=signing_key(SECRET),
             budget=RetryBudget(max_attempts=3, sleep=lambda _: None),
         )
     # Then exactly three requests were made and the error says so (the DLQ takes it next)
-    assert len(Receiver.requests) == 3
+    assert len(receiver.log) == 3
     assert "after 3 attempts" in failed.value.message
     assert "HTTP 503" in failed.value.message
 
 
-def test_a_4xx_is_the_receivers_refusal_and_is_not_retried() -> None:
+def test_a_4xx_is_the_receivers_refusal_and_is_not_retried(httpserver: HTTPServer) -> None:
     # Given a receiver that answers 410
-    class Gone(Receiver):
-        def do_POST(self) -> None:
-            Receiver.requests.append(({}, b""))
-            self.reply(410)
-
-    Receiver.requests = []
-    with loopback_server(Gone) as base, httpx.Client(timeout=5) as http:
+    httpserver.expect_request("/hook", method="POST").respond_with_data("", 410)
+    with httpx.Client(timeout=5) as http:
         # When the notification is delivered
         outcome = post_signed_notification(
             http,
-            target_for(base),
+            target_for(base_url_of(httpserver)),
             NOTIFICATION,
             key=signing_key(SECRET),
             budget=RetryBudget(sleep=lambda _: None),
         )
     # Then one request was made and the outcome says rejected
-    assert (outcome.outcome, outcome.status_code, len(Receiver.requests)) == ("rejected", 410, 1)
+    assert (outcome.outcome, outcome.status_code, len(httpserver.log)) == ("rejected", 410, 1)
 
 
 def test_the_webhook_id_is_one_per_job_outcome() -> None:
@@ -333,15 +318,6 @@ def self_signed(host: str, directory: Any) -> tuple[str, str]:
     return str(cert_path), str(key_path)
 
 
-@contextmanager
-def tls_server(handler: type[BaseHTTPRequestHandler], context: Any) -> Iterator[int]:
-    """An HTTPS server on 127.0.0.1 while the block runs; yields its port."""
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    server.socket = context.wrap_socket(server.socket, server_side=True)
-    with LoopbackServer(server) as running:
-        yield running.port
-
-
 def test_the_request_goes_to_the_checked_address_with_tls_checked_against_the_name(
     tmp_path: Any,
 ) -> None:
@@ -352,8 +328,9 @@ def test_the_request_goes_to_the_checked_address_with_tls_checked_against_the_na
     cert, key = self_signed("hooks.test", tmp_path)
     server_tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     server_tls.load_cert_chain(cert, key)
-    Receiver.requests, Receiver.failures = [], 0
-    with tls_server(Receiver, server_tls) as port:
+    with HTTPServer(host="127.0.0.1", port=0, ssl_context=server_tls) as tls_receiver:
+        tls_receiver.expect_request("/hook", method="POST").respond_with_data("")
+        port = tls_receiver.port
         target = CallbackTarget(
             url=f"https://hooks.test:{port}/hook", host="hooks.test", address="127.0.0.1"
         )
@@ -364,7 +341,7 @@ def test_the_request_goes_to_the_checked_address_with_tls_checked_against_the_na
             outcome = post_signed_notification(http, target, NOTIFICATION, key=signing_key(SECRET))
         # Then TLS accepted the name on the pinned address, and Host names the host
         assert outcome.outcome == "delivered"
-        assert Receiver.requests[-1][0]["host"] == f"hooks.test:{port}"
+        assert received(tls_receiver)[-1][0]["host"] == f"hooks.test:{port}"
         # And a target whose name the certificate does not carry is never accepted
         wrong = CallbackTarget(
             url=f"https://other.test:{port}/", host="other.test", address="127.0.0.1"
@@ -437,25 +414,24 @@ def run_callbacks(bus: tuple[Any, Any, Any, str], notification: Any, rules: Call
 
 
 def test_a_finished_job_is_posted_to_its_uploads_callback_url(
-    aws: Any, outcome_bus: tuple[Any, Any, Any, str], receiver: str
+    aws: Any, outcome_bus: tuple[Any, Any, Any, str], receiver: HTTPServer
 ) -> None:
     # Given the outcome event of a job whose upload names a receiver
-    Receiver.failures = 0
-    notification = job_event_for(aws, {"callback-url": receiver + "/hook"})
+    notification = job_event_for(aws, {"callback-url": base_url_of(receiver) + "/hook"})
     # When the callback runs
     report = run_callbacks(outcome_bus, notification, CallbackRules((), allow_loopback=True))
     # Then the receiver got the notification, signed
     assert (report.outcome, report.detail) == ("delivered", "HTTP 200")
-    [(headers, body)] = Receiver.requests
+    [(headers, body)] = received(receiver)
     assert Webhook(SECRET).verify(body, headers) == notification
 
 
 def test_the_callback_url_of_an_upload_with_a_null_version_is_read(
-    aws: Any, outcome_bus: tuple[Any, Any, Any, str], receiver: str
+    aws: Any, outcome_bus: tuple[Any, Any, Any, str], receiver: HTTPServer
 ) -> None:
     # Given the outcome event of a job whose upload was written while versioning was off
-    Receiver.failures = 0
-    notification = job_event_for(aws, {"callback-url": receiver + "/hook"}, version_id="null")
+    url = base_url_of(receiver) + "/hook"
+    notification = job_event_for(aws, {"callback-url": url}, version_id="null")
     # When the callback runs
     report = run_callbacks(outcome_bus, notification, CallbackRules((), allow_loopback=True))
     # Then the upload was read unpinned ("null" is no version id to send) and called back
@@ -463,17 +439,15 @@ def test_the_callback_url_of_an_upload_with_a_null_version_is_read(
 
 
 def test_a_refused_callback_url_is_noted_on_the_bus_and_never_requested(
-    aws: Any, outcome_bus: tuple[Any, Any, Any, str], receiver: str
+    aws: Any, outcome_bus: tuple[Any, Any, Any, str], receiver: HTTPServer
 ) -> None:
     # Given an upload whose callback-url is plain http (deployed rules)
-    notification = job_event_for(
-        aws, {"callback-url": receiver.replace("127.0.0.1", "localhost") + "/t?k=1"}
-    )
+    notification = job_event_for(aws, {"callback-url": f"http://localhost:{receiver.port}/t?k=1"})
     # When the callback runs
     report = run_callbacks(outcome_bus, notification, CallbackRules(("localhost",)))
     # Then nothing was requested, and the note says why, without the URL's path or query
     assert report.outcome == "refused"
-    assert Receiver.requests == []
+    assert receiver.log == []
     _, _, sqs, queue = outcome_bus
     [message] = sqs.receive_message(QueueUrl=queue)["Messages"]
     note = json.loads(message["Body"])["detail"]
@@ -495,19 +469,20 @@ def test_a_refused_callback_url_is_noted_on_the_bus_and_never_requested(
 def test_an_event_that_is_not_how_the_job_ended_gets_no_callback(
     aws: Any,
     outcome_bus: tuple[Any, Any, Any, str],
-    receiver: str,
+    receiver: HTTPServer,
     ended: bool,
     forged: dict[str, Any],
     why: str,
 ) -> None:
     # Given an upload naming a receiver, and an outcome event for it that the job never
     # published (no recorded end, or other outputs or status than the recorded ones)
-    detail = job_event_for(aws, {"callback-url": receiver + "/hook"}, ended=ended) | forged
+    url = base_url_of(receiver) + "/hook"
+    detail = job_event_for(aws, {"callback-url": url}, ended=ended) | forged
     # When the callback runs
     report = run_callbacks(outcome_bus, detail, CallbackRules((), allow_loopback=True))
     # Then nobody is called, and the refusal on the bus says why
     assert report.outcome == "refused"
-    assert Receiver.requests == []
+    assert receiver.log == []
     _, _, sqs, queue = outcome_bus
     [message] = sqs.receive_message(QueueUrl=queue)["Messages"]
     note = json.loads(message["Body"])["detail"]["callback"]
@@ -516,7 +491,7 @@ def test_an_event_that_is_not_how_the_job_ended_gets_no_callback(
 
 
 def test_an_upload_without_a_callback_url_calls_nobody(
-    aws: Any, outcome_bus: tuple[Any, Any, Any, str], receiver: str
+    aws: Any, outcome_bus: tuple[Any, Any, Any, str], receiver: HTTPServer
 ) -> None:
     # Given an upload with a prompt but no callback-url
     notification = job_event_for(aws, {"prompt": "make it snow"})
@@ -524,7 +499,7 @@ def test_an_upload_without_a_callback_url_calls_nobody(
     report = run_callbacks(outcome_bus, notification, CallbackRules((), allow_loopback=True))
     # Then nobody is called
     assert report.outcome == "none"
-    assert Receiver.requests == []
+    assert receiver.log == []
 
 
 def test_a_passing_dns_failure_is_retried_not_refused() -> None:

@@ -7,19 +7,20 @@ import json
 import random
 import time
 from collections.abc import Iterator
-from typing import Any, ClassVar
+from contextlib import contextmanager
+from typing import Any
 
 import httpx
 import pytest
 from kontext_pipeline.model_queue.webhooks import JwksCache, verify_webhook
 from PIL import Image
+from pytest_httpserver import HTTPServer
 
 from kontext_tools.emulator import EmulatorTiming, FalQueueEmulator
 from kontext_tools.emulator.command import parser, timing_from
 from kontext_tools.emulator.faults import Faults
 from kontext_tools.emulator.validation import validate
-from kontext_tools.loopback import QuietHandler
-from tests.conftest import data_uri, load_event, loopback_server, make_image
+from tests.conftest import data_uri, load_event, make_image, received
 
 KEY = "emulator-test-key"
 AUTH = {"Authorization": f"Key {KEY}"}
@@ -228,34 +229,26 @@ def test_an_injected_fault_hits_any_scope_before_the_markers() -> None:
     ]
 
 
-class _Receiver(QuietHandler):
-    deliveries: ClassVar[list[tuple[dict[str, str], bytes]]] = []
-
-    def do_POST(self) -> None:
-        body = self.rfile.read(int(self.headers["Content-Length"]))
-        _Receiver.deliveries.append((dict(self.headers.items()), body))
-        self.reply(200)
-
-
-def wait_for_deliveries(count: int, timeout: float = 10) -> None:
-    deadline = time.monotonic() + timeout
-    while len(_Receiver.deliveries) < count:
-        assert time.monotonic() < deadline, f"{len(_Receiver.deliveries)} of {count} webhooks"
-        time.sleep(0.02)
+@contextmanager
+def one_webhook(receiver: HTTPServer) -> Iterator[str]:
+    """The receiver takes one webhook at /hook: yields its URL; the block ends once the
+    webhook has arrived, and fails if none came within 10 s."""
+    receiver.expect_oneshot_request("/hook", method="POST").respond_with_data("")
+    with receiver.wait(raise_assertions=False, timeout=10) as waiting:
+        yield str(receiver.url_for("/hook"))
+    assert waiting.result, "no webhook arrived within 10 s"
 
 
 def test_webhooks_are_signed_so_the_pipeline_can_verify_them(
-    emulator: FalQueueEmulator, http: httpx.Client
+    emulator: FalQueueEmulator, http: httpx.Client, httpserver: HTTPServer
 ) -> None:
     # Given a receiver on 127.0.0.1 and a request that asks for a webhook
-    _Receiver.deliveries = []
-    with loopback_server(_Receiver) as base_url:
-        request_id = submit(http, emulator, prompt="x", hook=f"{base_url}/hook")["request_id"]
+    with one_webhook(httpserver) as hook:
+        request_id = submit(http, emulator, prompt="x", hook=hook)["request_id"]
         # When the request completes
-        wait_for_deliveries(1)
     # Then the webhook verifies against the emulator's JWKS, with the pipeline's own check,
     # and has the fields of fal's
-    headers, raw = _Receiver.deliveries[0]
+    [(headers, raw)] = received(httpserver)
     verified = verify_webhook(headers, raw, JwksCache(httpx.Client(timeout=5), emulator.jwks_url))
     assert (verified.request_id, verified.status) == (request_id, "OK")
     assert set(json.loads(raw)) == set(load_event("fal_webhook_ok"))
@@ -401,36 +394,36 @@ def test_an_inline_input_over_ten_megabytes_fails_to_load(
     assert "too large" in response.text
 
 
-def test_webhooks_are_retried_on_fals_schedule_scaled_down(http: httpx.Client) -> None:
+def test_webhooks_are_retried_on_fals_schedule_scaled_down(
+    http: httpx.Client, httpserver: HTTPServer
+) -> None:
     # Given fal's schedule (10 retries over 2 hours) scaled by 1/1000, and the first two
     # deliveries lost
-    _Receiver.deliveries = []
     timing = EmulatorTiming(queue_seconds=0.0, run_seconds=0.05, webhook_time_scale=0.001)
-    with keyed(timing) as emulator, loopback_server(_Receiver) as base_url:
+    with keyed(timing) as emulator:
         prompt = "x [fault:webhook-dropped*2]"
-        request_id = submit(http, emulator, prompt=prompt, hook=f"{base_url}/hook")["request_id"]
-        # When the request completes
-        wait_for_deliveries(1)
+        with one_webhook(httpserver) as hook:
+            request_id = submit(http, emulator, prompt=prompt, hook=hook)["request_id"]
+            # When the request completes
         attempts = emulator.get(request_id).webhook_attempts
     # Then it arrives on the third attempt, the gaps doubling from ~7 ms (7 s at full scale)
     assert len(attempts) == 3
     first, second = attempts[1] - attempts[0], attempts[2] - attempts[1]
     assert 0.006 <= first < 2.0  # (generous: a loaded machine wakes the sender late)
     assert second >= 0.012
-    assert len(_Receiver.deliveries) == 1
+    assert len(httpserver.log) == 1
 
 
 def test_an_error_webhook_carries_the_detail_in_its_payload(
-    emulator: FalQueueEmulator, http: httpx.Client
+    emulator: FalQueueEmulator, http: httpx.Client, httpserver: HTTPServer
 ) -> None:
     # Given a request the model rejects, asking for a webhook
-    _Receiver.deliveries = []
-    with loopback_server(_Receiver) as base_url:
-        submit(http, emulator, prompt="x", aspect_ratio="5:4", hook=f"{base_url}/hook")
+    with one_webhook(httpserver) as hook:
+        submit(http, emulator, prompt="x", aspect_ratio="5:4", hook=hook)
         # When it completes
-        wait_for_deliveries(1)
     # Then the ERROR webhook has fal's headline and the 422 detail in payload
-    document = json.loads(_Receiver.deliveries[0][1])
+    [(_, raw)] = received(httpserver)
+    document = json.loads(raw)
     assert set(document) == set(load_event("fal_webhook_error"))
     assert document["status"] == "ERROR"
     assert document["error"] == "Invalid status code: 422"
@@ -438,20 +431,18 @@ def test_an_error_webhook_carries_the_detail_in_its_payload(
 
 
 def test_a_webhook_for_a_request_fal_retried_names_the_gateway_id(
-    emulator: FalQueueEmulator, http: httpx.Client
+    emulator: FalQueueEmulator, http: httpx.Client, httpserver: HTTPServer
 ) -> None:
     # Given a request fal retried internally, asking for a webhook
-    _Receiver.deliveries = []
-    with loopback_server(_Receiver) as base_url:
+    with one_webhook(httpserver) as hook:
         prompt = "x [fault:webhook-gateway-id]"
-        request_id = submit(http, emulator, prompt=prompt, hook=f"{base_url}/hook")["request_id"]
+        request_id = submit(http, emulator, prompt=prompt, hook=hook)["request_id"]
         # When it completes
-        wait_for_deliveries(1)
     # Then the webhook names both ids, and its signature header the gateway's
-    headers, raw = _Receiver.deliveries[0]
+    [(headers, raw)] = received(httpserver)
     document = json.loads(raw)
     assert document["request_id"] == request_id != document["gateway_request_id"]
-    assert headers["X-Fal-Webhook-Request-Id"] == document["gateway_request_id"]
+    assert headers["x-fal-webhook-request-id"] == document["gateway_request_id"]
 
 
 # --- issue 16: fal's per-key concurrency ---------------------------------------------------

@@ -1,41 +1,41 @@
-"""The loopback server: a request handler served on 127.0.0.1 from a thread of its own."""
+"""The loopback server: a WSGI application served on 127.0.0.1 from a thread of its own."""
 
 from __future__ import annotations
 
 import time
-from typing import ClassVar
 
 import httpx
 import pytest
+from werkzeug import Request, Response
 
-from kontext_tools.loopback import LoopbackServer, QuietHandler
+from kontext_tools.loopback import LoopbackServer
+
+bodies: list[bytes] = []
 
 
-class _Echo(QuietHandler):
-    bodies: ClassVar[list[bytes]] = []
-
-    def do_POST(self) -> None:
-        _Echo.bodies.append(self.rfile.read(int(self.headers["Content-Length"])))
-        self.reply(200)
+@Request.application  # type: ignore[arg-type]
+def _echo(request: Request) -> Response:
+    bodies.append(request.get_data())
+    return Response(status=200)
 
 
 def test_a_loopback_server_serves_while_it_runs_and_frees_its_port() -> None:
-    # Given a handler served on 127.0.0.1
-    _Echo.bodies = []
-    server = LoopbackServer.for_handler(_Echo)
+    # Given an application served on 127.0.0.1
+    bodies.clear()
+    server = LoopbackServer.for_wsgi(_echo)
     # When it is posted to while it runs, then stopped
     with server:
         answer = httpx.post(f"{server.base_url}/hook", content=b"{}", timeout=5)
     # Then it answered, and after stop nothing listens there
     assert answer.status_code == 200
-    assert _Echo.bodies == [b"{}"]
+    assert bodies == [b"{}"]
     with pytest.raises(httpx.ConnectError):
         httpx.post(f"{server.base_url}/hook", content=b"{}", timeout=2)
 
 
 def test_its_address_is_known_before_it_starts() -> None:
     # Given a server made on a free port, not started
-    server = LoopbackServer.for_handler(_Echo)
+    server = LoopbackServer.for_wsgi(_echo)
     # When its address is read / Then it names 127.0.0.1 and the port it holds
     assert server.base_url == f"http://127.0.0.1:{server.port}"
     assert server.port > 0
@@ -44,7 +44,7 @@ def test_its_address_is_known_before_it_starts() -> None:
 
 def test_a_loopback_server_never_started_stops_at_once() -> None:
     # Given a server that was made but never started
-    server = LoopbackServer.for_handler(_Echo)
+    server = LoopbackServer.for_wsgi(_echo)
     started = time.monotonic()
     # When it is stopped / Then it does not wait for a serve loop that never ran
     server.stop()

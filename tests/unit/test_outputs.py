@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
-from collections.abc import Iterator
+import re
 from typing import Any, ClassVar
 
 import httpx
@@ -15,35 +15,36 @@ from kontext_pipeline.core.errors import OutputCopyError, OutputFetchTransientEr
 from kontext_pipeline.core.models import SourceObject
 from kontext_pipeline.storage.output_copy import OutputPlace, copy_output, output_folder
 from kontext_pipeline.storage.output_origins import OutputPolicy
+from pytest_httpserver import HTTPServer
+from werkzeug import Request, Response
 
-from kontext_tools.loopback import QuietHandler
-from tests.conftest import loopback_server, make_image
+from tests.conftest import base_url_of, make_image
 
 BUCKET = "kontext-images-test"
+ANY_PATH = re.compile("/.*")
 POLICY = OutputPolicy(allowed_hosts=("127.0.0.1",), allow_http=True, max_bytes=5_000_000)
 
 
-class _Files(QuietHandler):
-    """Serves a few canned answers the way a CDN would, including broken ones."""
+class _Files:
+    """A few canned answers the way a CDN gives them, including broken ones."""
 
     routes: ClassVar[dict[str, tuple[int, str, bytes, int | None]]] = {}
     redirects: ClassVar[dict[str, str]] = {}
-    served: ClassVar[list[str]] = []
 
-    def do_GET(self) -> None:
-        _Files.served.append(self.path)
-        if self.path in self.redirects:
-            self.reply(
-                302, headers={"Location": self.redirects[self.path], "Content-Type": "text/html"}
-            )
-            return
-        status, content_type, body, declared = self.routes[self.path]
-        length = str(declared if declared is not None else len(body))
-        self.reply(status, body, {"Content-Type": content_type, "Content-Length": length})
+    @classmethod
+    def answer(cls, request: Request) -> Response:
+        if request.path in cls.redirects:
+            location = cls.redirects[request.path]
+            return Response(status=302, headers={"Location": location}, content_type="text/html")
+        status, content_type, body, declared = cls.routes[request.path]
+        response = Response(body, status, content_type=content_type)
+        if declared is not None:  # a body cut short of what its headers promise
+            response.headers["Content-Length"] = str(declared)
+        return response
 
 
 @pytest.fixture
-def cdn() -> Iterator[str]:
+def cdn(httpserver: HTTPServer) -> str:
     png = make_image("PNG", (80, 60))
     _Files.routes = {
         "/ok.png": (200, "image/png", png, None),
@@ -53,9 +54,13 @@ def cdn() -> Iterator[str]:
         "/truncated.png": (200, "image/png", png[:100], len(png)),
         "/busy.png": (503, "text/plain", b"busy", None),
     }
-    _Files.redirects, _Files.served = {}, []
-    with loopback_server(_Files) as base_url:
-        yield base_url
+    _Files.redirects = {}
+    httpserver.expect_request(ANY_PATH).respond_with_handler(_Files.answer)
+    return base_url_of(httpserver)
+
+
+def paths_asked(server: HTTPServer) -> list[str]:
+    return [request.path for request, _ in server.log]
 
 
 @pytest.fixture
@@ -166,16 +171,20 @@ def test_output_folder_is_traceable_to_the_input() -> None:
 # --- redirects, the queue's own origin, inline inputs (issue 11, issue 10 item 8) ----------
 
 
-def test_a_redirect_within_the_allowed_hosts_is_followed(s3: Any, cdn: str) -> None:
+def test_a_redirect_within_the_allowed_hosts_is_followed(
+    s3: Any, cdn: str, httpserver: HTTPServer
+) -> None:
     # Given an output URL that redirects twice, on the allowed host
     _Files.redirects = {"/moved.png": f"{cdn}/moved-again.png", "/moved-again.png": "/ok.png"}
     # When copied / Then the image at the end of the chain is stored
     stored = copy(s3, f"{cdn}/moved.png")
     assert stored.content_type == "image/png"
-    assert _Files.served == ["/moved.png", "/moved-again.png", "/ok.png"]
+    assert paths_asked(httpserver) == ["/moved.png", "/moved-again.png", "/ok.png"]
 
 
-def test_a_redirect_off_the_allowlist_is_refused_before_it_is_followed(s3: Any, cdn: str) -> None:
+def test_a_redirect_off_the_allowlist_is_refused_before_it_is_followed(
+    s3: Any, cdn: str, httpserver: HTTPServer
+) -> None:
     # Given an output URL on an allowed host that redirects to another host (localhost),
     # to a signed URL
     port = cdn.rsplit(":", 1)[1]
@@ -187,18 +196,18 @@ def test_a_redirect_off_the_allowlist_is_refused_before_it_is_followed(s3: Any, 
     assert caught.value.reason == "output_url_refused"
     assert f"redirected to http://localhost:{port}/ok.png:" in caught.value.message
     assert "secret" not in caught.value.message
-    assert _Files.served == ["/away.png"]
+    assert paths_asked(httpserver) == ["/away.png"]
     assert "Contents" not in s3.list_objects_v2(Bucket=BUCKET)
 
 
-def test_redirects_are_bounded(s3: Any, cdn: str) -> None:
+def test_redirects_are_bounded(s3: Any, cdn: str, httpserver: HTTPServer) -> None:
     # Given an output URL that redirects to itself forever
     _Files.redirects = {"/loop.png": "/loop.png"}
     # When copied / Then it stops after a few hops, refused
     with pytest.raises(OutputCopyError) as caught:
         copy(s3, f"{cdn}/loop.png")
     assert caught.value.reason == "output_url_refused"
-    assert len(_Files.served) == 4  # the URL and three redirects
+    assert len(httpserver.log) == 4  # the URL and three redirects
 
 
 def test_files_on_the_queues_own_origin_are_accepted_without_a_host_entry(
@@ -220,17 +229,15 @@ def test_files_on_the_queues_own_origin_are_accepted_without_a_host_entry(
         assert caught.value.reason == "output_url_refused"
 
 
-class _Compressing(QuietHandler):
+class _Compressing:
     """A host that gzips whatever it is asked, whatever the Accept-Encoding said."""
 
     bodies: ClassVar[dict[str, bytes]] = {}
-    accept_encoding: ClassVar[list[str | None]] = []
 
-    def do_GET(self) -> None:
-        _Compressing.accept_encoding.append(self.headers.get("Accept-Encoding"))
-        body = self.bodies[self.path]
-        headers = {"Content-Type": "image/png", "Content-Encoding": "gzip"}
-        self.reply(200, body, headers)
+    @classmethod
+    def answer(cls, request: Request) -> Response:
+        headers = {"Content-Encoding": "gzip"}
+        return Response(cls.bodies[request.path], content_type="image/png", headers=headers)
 
 
 def gzipped(data: bytes) -> bytes:
@@ -254,26 +261,28 @@ def peak_memory_of(action: Any) -> tuple[int, BaseException | None]:
     return peak, raised
 
 
-def test_a_compressed_output_is_inflated_bounded_and_counted_as_inflated(s3: Any) -> None:
+def test_a_compressed_output_is_inflated_bounded_and_counted_as_inflated(
+    s3: Any, httpserver: HTTPServer
+) -> None:
     # Given a host that gzips: an image, and a bomb (a PNG header and 200 MB of zeros, about
     # 200 KB on the wire), with a limit of 20 MB
     png = make_image("PNG", (80, 60))
     bomb = png[:64] + bytes(200 * 1024 * 1024)
     _Compressing.bodies = {"/ok.png": gzipped(png), "/bomb.png": gzipped(bomb)}
-    _Compressing.accept_encoding = []
     policy = OutputPolicy(("127.0.0.1",), True, max_bytes=20 * 1024 * 1024)
     plain = bytes(19 * 1024 * 1024)
-    with loopback_server(_Compressing) as host:
-        # When the image is copied / Then what lands is the image itself, not its gzip
-        stored = copy(s3, f"{host}/ok.png", policy)
-        assert s3.get_object(Bucket=BUCKET, Key=stored.key)["Body"].read() == png
-        assert stored.size == len(png)
-        # And the copy asked for the bytes as they are
-        assert _Compressing.accept_encoding == ["identity"]
-        # When the bomb is copied
-        _Compressing.bodies["/plain.png"] = gzipped(png[:64] + plain)
-        usual, _ = peak_memory_of(lambda: copy(s3, f"{host}/plain.png", policy))
-        peak, raised = peak_memory_of(lambda: copy(s3, f"{host}/bomb.png", policy))
+    httpserver.expect_request(ANY_PATH).respond_with_handler(_Compressing.answer)
+    host = base_url_of(httpserver)
+    # When the image is copied / Then what lands is the image itself, not its gzip
+    stored = copy(s3, f"{host}/ok.png", policy)
+    assert s3.get_object(Bucket=BUCKET, Key=stored.key)["Body"].read() == png
+    assert stored.size == len(png)
+    # And the copy asked for the bytes as they are
+    assert [request.headers.get("Accept-Encoding") for request, _ in httpserver.log] == ["identity"]
+    # When the bomb is copied
+    _Compressing.bodies["/plain.png"] = gzipped(png[:64] + plain)
+    usual, _ = peak_memory_of(lambda: copy(s3, f"{host}/plain.png", policy))
+    peak, raised = peak_memory_of(lambda: copy(s3, f"{host}/bomb.png", policy))
     # Then it stops at the limit, counted on the inflated bytes, as output_too_large
     assert isinstance(raised, OutputCopyError), raised
     assert raised.reason == "output_too_large"

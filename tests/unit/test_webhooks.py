@@ -6,7 +6,6 @@ import base64
 import hashlib
 import json
 import time
-from collections.abc import Iterator
 from typing import Any, ClassVar
 
 import httpx
@@ -17,9 +16,10 @@ from kontext_pipeline.core.errors import WebhookRejectedError
 from kontext_pipeline.core.models import ModelJob, ModelResult
 from kontext_pipeline.jobs.webhook_rendezvous import WebhookRendezvous, expect_webhook
 from kontext_pipeline.model_queue.webhooks import JwksCache, VerifiedWebhook, verify_webhook
+from pytest_httpserver import HTTPServer
+from werkzeug import Response
 
-from kontext_tools.loopback import QuietHandler
-from tests.conftest import load_event, loopback_server
+from tests.conftest import load_event
 from tests.fakes import sample_job
 
 REQUEST_ID = "e36fc67f-afa7-416a-a288-50d90a630d7a"
@@ -35,20 +35,19 @@ def jwk_for(key: Ed25519PrivateKey, kid: str) -> dict[str, str]:
     }
 
 
-class _Jwks(QuietHandler):
-    document: ClassVar[dict[str, Any]] = {"keys": []}
-    fetches: ClassVar[list[float]] = []
+class _Jwks:
+    """The key set the JWKS endpoint serves; each test sets its own."""
 
-    def do_GET(self) -> None:
-        _Jwks.fetches.append(time.time())
-        self.reply(200, json.dumps(self.document).encode())
+    document: ClassVar[dict[str, Any]] = {"keys": []}
 
 
 @pytest.fixture
-def jwks_url() -> Iterator[str]:
-    _Jwks.fetches = []
-    with loopback_server(_Jwks) as base_url:
-        yield f"{base_url}/.well-known/jwks.json"
+def jwks_url(httpserver: HTTPServer) -> str:
+    """fal's JWKS, served on 127.0.0.1 as `_Jwks.document` holds it at each fetch."""
+    httpserver.expect_request("/.well-known/jwks.json").respond_with_handler(
+        lambda _: Response(json.dumps(_Jwks.document), content_type="application/json")
+    )
+    return str(httpserver.url_for("/.well-known/jwks.json"))
 
 
 def signed(
@@ -158,7 +157,9 @@ def test_bad_webhooks_are_rejected(jwks_url: str, tamper: str, why: str) -> None
         verify_webhook(headers, body, JwksCache(http, jwks_url), user_id="user-1")
 
 
-def test_a_rotated_key_is_fetched_once_the_cache_is_old_enough(jwks_url: str) -> None:
+def test_a_rotated_key_is_fetched_once_the_cache_is_old_enough(
+    jwks_url: str, httpserver: HTTPServer
+) -> None:
     # Given a cache holding the old key, fetched 10 minutes ago
     old, new = Ed25519PrivateKey.generate(), Ed25519PrivateKey.generate()
     _Jwks.document = {"keys": [jwk_for(old, "old")]}
@@ -170,10 +171,10 @@ def test_a_rotated_key_is_fetched_once_the_cache_is_old_enough(jwks_url: str) ->
         clock[0] += 600
         # When a webhook signed with the new key arrives / Then the JWKS is refetched once
         assert verify_webhook(signed(new, BODY), BODY, cache).status == "OK"
-    assert len(_Jwks.fetches) == 2
+    assert len(httpserver.log) == 2
 
 
-def test_forged_webhooks_do_not_hammer_the_jwks(jwks_url: str) -> None:
+def test_forged_webhooks_do_not_hammer_the_jwks(jwks_url: str, httpserver: HTTPServer) -> None:
     # Given the model's key in the JWKS, and webhooks signed by a stranger
     key, stranger = Ed25519PrivateKey.generate(), Ed25519PrivateKey.generate()
     _Jwks.document = {"keys": [jwk_for(key, "a")]}
@@ -183,7 +184,7 @@ def test_forged_webhooks_do_not_hammer_the_jwks(jwks_url: str) -> None:
         for _ in range(5):
             with pytest.raises(WebhookRejectedError):
                 verify_webhook(signed(stranger, BODY), BODY, cache)
-    assert len(_Jwks.fetches) == 1
+    assert len(httpserver.log) == 1
 
 
 # --- rendezvous --------------------------------------------------------------------------

@@ -112,8 +112,10 @@ def find_sam() -> Path:
 
 
 def sources_digest(root: Path = PROJECT_ROOT) -> str:
-    """A digest of every file a build reads, so a stale build is never run."""
-    digest = hashlib.sha256()
+    """A digest of every file a build reads, so a stale build is never run. The checkout's
+    own path is part of it: a built template names its state machines by a path relative to
+    the sources, so a build made from another checkout (a worktree) is not this one's."""
+    digest = hashlib.sha256(str(root.resolve()).encode())
     for name in _BUILD_INPUTS:
         path = root / name
         files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())

@@ -9,13 +9,14 @@ import base64
 import json
 import time
 import uuid
-from http.server import BaseHTTPRequestHandler
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
 
-from kontext_tools.loopback import LoopbackServer, QuietHandler
+from werkzeug import Request, Response
+
+from kontext_tools.loopback import LoopbackServer
 
 if TYPE_CHECKING:
+    from _typeshed.wsgi import StartResponse, WSGIEnvironment
     from types_boto3_lambda.client import LambdaClient
     from types_boto3_lambda.type_defs import InvocationResponseTypeDef
 
@@ -24,16 +25,7 @@ class FunctionUrlGateway:
     def __init__(self, lambda_client: LambdaClient) -> None:
         self._lambda = lambda_client
         self._functions: dict[str, str] = {}  # path segment -> function name
-        gateway = self
-
-        class _Handler(QuietHandler):
-            def do_GET(self) -> None:
-                gateway._serve(self)
-
-            def do_POST(self) -> None:
-                gateway._serve(self)
-
-        self._server = LoopbackServer.for_handler(_Handler)
+        self._server = LoopbackServer.for_wsgi(self._serve)
 
     @property
     def base_url(self) -> str:
@@ -51,41 +43,39 @@ class FunctionUrlGateway:
         self._functions[segment] = function_name
         return f"{self.base_url}/{segment}/"
 
-    def _serve(self, request: QuietHandler) -> None:
-        parts = urlsplit(request.path)
-        segment, _, rest = parts.path.lstrip("/").partition("/")
+    def _serve(self, environ: WSGIEnvironment, start_response: StartResponse) -> Any:
+        request = Request(environ)
+        segment, _, rest = request.path.lstrip("/").partition("/")
         function_name = self._functions.get(segment)
         if function_name is None:
-            request.send_error(404)
-            return
-        event = function_url_event(request, "/" + rest, parts.query)
+            return Response("no function URL here", 404)(environ, start_response)
+        event = function_url_event(request, "/" + rest)
         answer = self._lambda.invoke(FunctionName=function_name, Payload=json.dumps(event))
         status, headers, text = _http_answer(answer)
-        request.reply(status, text.encode(), {name: str(value) for name, value in headers.items()})
+        headers = {name: str(value) for name, value in headers.items()}
+        return Response(text, status, headers=headers)(environ, start_response)
 
 
-def function_url_event(request: BaseHTTPRequestHandler, path: str, query: str) -> dict[str, Any]:
+def function_url_event(request: Request, path: str) -> dict[str, Any]:
     """The request as the function URL service hands it to the function (format 2.0)."""
-    length = int(request.headers.get("Content-Length") or 0)
-    body = request.rfile.read(length) if length else b""
     return {
         "version": "2.0",
         "routeKey": "$default",
         "rawPath": path,
-        "rawQueryString": query,
+        "rawQueryString": request.query_string.decode("latin-1"),
         "headers": {name.lower(): value for name, value in request.headers.items()},
         "requestContext": {
             "http": {
-                "method": request.command,
+                "method": request.method,
                 "path": path,
                 "protocol": "HTTP/1.1",
-                "sourceIp": request.client_address[0],
-                "userAgent": request.headers.get("User-Agent", ""),
+                "sourceIp": request.remote_addr or "127.0.0.1",
+                "userAgent": request.user_agent.string,
             },
             "requestId": str(uuid.uuid4()),
             "timeEpoch": int(time.time() * 1000),
         },
-        "body": base64.b64encode(body).decode(),
+        "body": base64.b64encode(request.get_data()).decode(),
         "isBase64Encoded": True,
     }
 
