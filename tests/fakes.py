@@ -93,3 +93,16 @@ class FakePublisher:
     def publish_once(self, notification: Notification) -> str:
         self.published.append(notification)
         return f"message-{len(self.published)}"
+
+
+@dataclass(frozen=True)
+class Context:
+    """What Powertools reads of the Lambda context."""
+
+    function_name: str = "test-function"
+    memory_limit_in_mb: int = 256
+    invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:test-function"
+    aws_request_id: str = "c6af9ac6-7b61-11e6-9a41-93e812345678"
+
+    def get_remaining_time_in_millis(self) -> int:
+        return 60_000

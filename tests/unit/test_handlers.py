@@ -20,23 +20,10 @@ from kontext_pipeline.runtime import Runtime
 
 from kontext_tools.local.stack import load_template
 from tests.conftest import JOBS_TABLE, ROOT, data_uri, load_event, make_image
-from tests.fakes import FakeQueue
+from tests.fakes import Context, FakeQueue
 
 BUCKET = "kontext-images-0b1c2d3e"
 TEMPLATE = load_template(ROOT / "template.yaml")  # the sample task events' bucket
-
-
-@dataclass(frozen=True)
-class Context:
-    """What Powertools reads of the Lambda context."""
-
-    function_name: str = "test-function"
-    memory_limit_in_mb: int = 256
-    invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:test-function"
-    aws_request_id: str = "c6af9ac6-7b61-11e6-9a41-93e812345678"
-
-    def get_remaining_time_in_millis(self) -> int:
-        return 60_000
 
 
 def template_settings(function: str | None = None) -> set[str]:
@@ -69,9 +56,13 @@ class FunctionUnderTest:
         )
 
 
+# The functions that are no step: their settings model is declared in their own room.
+ROOM_MODULES = {"intake": "kontext_pipeline.intake.routes"}
+
+
 def settings_model(function: str) -> type[SettingsPiece]:
     """functions/<function>'s settings model: `<Function>Settings`, beside its step."""
-    step = importlib.import_module(f"kontext_pipeline.steps.{function}")
+    step = importlib.import_module(ROOM_MODULES.get(function, f"kontext_pipeline.steps.{function}"))
     model: type[SettingsPiece] = getattr(step, function.title().replace("_", "") + "Settings")
     return model
 
@@ -127,7 +118,9 @@ def runtime(aws: Any, jobs_table: Any) -> Runtime[PipelineSettings]:
         Endpoint=inbox_arn["Attributes"]["QueueArn"],
         Attributes={"RawMessageDelivery": "true"},
     )
-    settings = PipelineSettings(jobs_table=JOBS_TABLE, topic_arn=topic, state_machine_arn=machine)
+    settings = PipelineSettings(
+        jobs_table=JOBS_TABLE, topic_arn=topic, state_machine_arn=machine, images_bucket=BUCKET
+    )
     return Runtime(settings=settings, queue_override=FakeQueue())
 
 
@@ -247,6 +240,26 @@ def test_receive_webhook_refuses_what_is_not_a_signed_post(
     # When the function is called / Then it is refused before anything is read
     answer = handler("receive_webhook").lambda_handler(event, Context(), runtime)
     assert answer["statusCode"] == status
+
+
+def test_intake_takes_an_upload_request_with_a_key_the_cli_made(runtime: Runtime) -> None:
+    # Given a key the CLI made, and the sample intake request asking for an upload form
+    from kontext_tools.api_keys import ApiKeyAdmin
+
+    _, key = ApiKeyAdmin(runtime.dynamodb, JOBS_TABLE).create("shop")
+    event = load_event("function_url_intake_post")
+    event["headers"] |= {"authorization": f"Bearer {key}", "idempotency-key": "upload-1"}
+    event["body"] = json.dumps({"upload": True, "prompt": "make it snow"})
+    # When the function is called, twice, and once with the sample's own (unknown) key
+    intake = handler("intake")
+    answers = [intake.lambda_handler(event, Context(), runtime) for _ in range(2)]
+    forged = intake.lambda_handler(load_event("function_url_intake_post"), Context(), runtime)
+    # Then one upload form under the input prefix, the same both times; the other refused
+    assert [answer["statusCode"] for answer in answers] == [201, 201]
+    assert json.loads(answers[0]["body"]) == json.loads(answers[1]["body"])
+    assert json.loads(answers[0]["body"])["object"]["key"].startswith("inputs/api/ed_")
+    assert forged["statusCode"] == 401
+    assert forged["headers"]["Content-Type"] == "application/problem+json"
 
 
 def test_start_backfill_edit_starts_the_listed_object(runtime: Runtime) -> None:

@@ -34,6 +34,8 @@ SERVICES |= {"stepfunctions": "states", "secretsmanager": "secretsmanager"}
 ACTIONS_OF_METHOD = {
     ("s3", "head_object"): ["s3:GetObject"],
     ("s3", "generate_presigned_url"): ["s3:GetObject"],
+    # The form's upload is made with the signer's role (intake/edits.py).
+    ("s3", "generate_presigned_post"): ["s3:PutObject"],
     # The transfer manager's multipart upload: PutObject covers create/upload/complete.
     ("s3", "upload_fileobj"): ["s3:PutObject", "s3:AbortMultipartUpload"],
     # Our transactions only update (budget.py).
@@ -121,6 +123,17 @@ def uses_in(node: ast.AST, module: str) -> set[Use]:
     return uses
 
 
+def registered_on(module: str, name: str) -> set[Use]:
+    """The functions a module registers on its object `name` with a decorator (a resolver's
+    routes, `@app.post(...)`): whatever reaches the object may run them."""
+    return {
+        (module, node.name)
+        for node in tree(module_path(module)).body  # type: ignore[arg-type]
+        if isinstance(node, ast.FunctionDef)
+        and any(ast.unparse(decorator).startswith(f"{name}.") for decorator in node.decorator_list)
+    }
+
+
 def runtime_members() -> dict[str, ast.AST]:
     (runtime,) = [
         node
@@ -164,7 +177,7 @@ def code_of_function(function_dir: str) -> set[Use]:
         reached.add(use)
         node = top_level(module).get(name)
         if node is not None:
-            waiting |= uses_in(node, module)
+            waiting |= uses_in(node, module) | registered_on(module, name)
         else:  # a name the module imports from another (a package's __init__ re-exporting)
             reexported = imports_of(list(tree(module_path(module)).body)).get(name)  # type: ignore[arg-type]
             waiting |= {reexported} if reexported else set()

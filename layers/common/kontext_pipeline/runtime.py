@@ -31,6 +31,7 @@ from kontext_pipeline.core.config import (
     DailyCapSettings,
     EventBusSettings,
     HttpSettings,
+    IntakePolicySettings,
     JobsTableSettings,
     ModelQueueSettings,
     ModelSettings,
@@ -57,6 +58,7 @@ if TYPE_CHECKING:
     from types_boto3_stepfunctions.client import SFNClient
 
     from kontext_pipeline.core.secrets import SecretStore
+    from kontext_pipeline.intake.routes import IntakeApi
     from kontext_pipeline.jobs.store import JobsStore
     from kontext_pipeline.jobs.webhook_rendezvous import WebhookRendezvous
     from kontext_pipeline.model_queue.poll_plan import PollPlan
@@ -263,3 +265,30 @@ class Runtime(Generic[SettingsT]):
     @property
     def submit_policy(self) -> SubmitSettings:
         return self.piece(SubmitSettings)
+
+    @cached_property
+    def intake_api(self) -> IntakeApi:
+        from kontext_pipeline.intake.api_keys import ApiKeys
+        from kontext_pipeline.intake.edits import IntakeDeps
+        from kontext_pipeline.intake.image_fetch import FetchLimits
+        from kontext_pipeline.intake.routes import IntakeApi
+        from kontext_pipeline.notifications.callbacks import CallbackRules
+
+        settings = self.piece(IntakePolicySettings)
+        image_rules = CallbackRules(
+            settings.intake_url_hosts,
+            allow_loopback=settings.intake_allow_loopback,
+            any_public_host=True,
+            hosts_setting="IntakeUrlHosts",
+        )
+        deps = IntakeDeps(
+            s3=self.s3,
+            dynamodb=self.dynamodb,
+            table_name=self.jobs_table,
+            bucket=required(settings.images_bucket, "IMAGES_BUCKET"),
+            input_prefix=self.edit_scope.input_prefix,
+            http=self.http,
+            image_rules=image_rules,
+            limits=FetchLimits(max_bytes=settings.intake_max_image_bytes),
+        )
+        return IntakeApi(deps, ApiKeys(self.dynamodb, self.jobs_table), settings.intake_auth)

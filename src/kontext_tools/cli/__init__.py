@@ -4,6 +4,7 @@ command's module; every refusal is one line on stderr and an exit code (exits.py
     edit.py      edit, status, results: one job in a deployed stack
     stack.py     jobs, redrive, callback-secret, put-key, teardown: the stack as a whole
     backfill.py  backfill: what is already in the bucket
+    api_keys.py  api-key: who may call the HTTP intake
     local.py     local: the whole pipeline on this machine; burst.py: several images
     arguments.py checks of what was typed, before anything is uploaded
     aws.py       the AWS session, the stack, and one line per AWS problem

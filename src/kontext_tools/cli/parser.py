@@ -12,6 +12,7 @@
     kontext-pipeline local --image photos/ --backfill --prompt "..."        (a local backfill)
     kontext-pipeline backfill --prefix inputs/2025/ [--dry-run]     (edit what is there)
     kontext-pipeline callback-secret                            (signs per-job callbacks)
+    kontext-pipeline api-key create NAME | list | revoke NAME   (who may call the intake)
     kontext-pipeline emulator --port 8787                                   (the model emulator)
 
 The stack is `--stack NAME`, else the stack_name in ./samconfig.toml, else
@@ -30,6 +31,7 @@ from importlib.metadata import PackageNotFoundError, version
 
 from kontext_pipeline.core.models import ASPECT_RATIOS, OUTPUT_FORMATS, SAFETY_TOLERANCES
 
+from kontext_tools.cli.api_keys import run_api_key
 from kontext_tools.cli.aws import DEFAULT_STACK
 from kontext_tools.cli.backfill import run_backfill
 from kontext_tools.cli.edit import run_edit, run_results, run_status
@@ -235,6 +237,12 @@ def add_scale_commands(commands: Commands, local: argparse.ArgumentParser) -> No
     commands.deployed(
         "callback-secret", "show the secret that signs per-job callbacks (whsec_...)"
     ).set_defaults(run=run_callback_secret)
+    api_key = commands.deployed(
+        "api-key", "make (shown once), list or revoke the keys that may call the HTTP intake"
+    )
+    api_key.add_argument("action", choices=("create", "list", "revoke"))
+    api_key.add_argument("name", nargs="?", help="the key's name (create, revoke)")
+    api_key.set_defaults(run=run_api_key)
 
 
 def add_backfill_arguments(parser: argparse.ArgumentParser) -> None:

@@ -34,13 +34,15 @@ LOCAL_PARAMETERS = {
     "DeadlineSeconds": "120",
     "LogLevel": "WARNING",
 }
-# Local-only environment: there is no CloudWatch here to read metrics, and callbacks may
-# reach receivers on this machine (http://127.0.0.1): a setting the deployable template
-# cannot give, since on Lambda it would open the function's own loopback (the Runtime API).
+# Local-only environment: there is no CloudWatch here to read metrics, and callbacks and
+# the intake's image URLs may reach servers on this machine (http://127.0.0.1): settings
+# the deployable template cannot give, since on Lambda they would open the function's own
+# loopback (the Runtime API).
 LOCAL_ENVIRONMENT = {
     "POWERTOOLS_METRICS_DISABLED": "true",
     "POWERTOOLS_DEV": "false",
     "CALLBACK_ALLOW_LOOPBACK": "true",
+    "INTAKE_ALLOW_LOOPBACK": "true",
 }
 
 

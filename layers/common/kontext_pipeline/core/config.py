@@ -31,6 +31,7 @@ from kontext_pipeline.core.settings_places import (
     CallbackSettings,
     EventBusSettings,
     HttpSettings,
+    IntakePolicySettings,
     JobsTableSettings,
     ModelQueueSettings,
     ModelSettings,
@@ -46,6 +47,7 @@ __all__ = [
     "DailyCapSettings",
     "EventBusSettings",
     "HttpSettings",
+    "IntakePolicySettings",
     "JobsTableSettings",
     "ModelQueueSettings",
     "ModelSettings",
@@ -64,6 +66,7 @@ __all__ = [
 
 
 class PipelineSettings(
+    IntakePolicySettings,
     CallbackSettings,
     WebhookSettings,
     NotificationSettings,

@@ -75,6 +75,14 @@ class Reason(StrEnum):
     WEBHOOK_REJECTED = "webhook_rejected"
     CALLBACK_REFUSED = "callback_refused"
     CALLBACK_UNDELIVERED = "callback_undelivered"
+    # The HTTP front door (functions/intake): refused requests, answered as problem documents
+    UNAUTHORIZED = "unauthorized"
+    INVALID_REQUEST = "invalid_request"
+    REQUEST_TOO_LARGE = "request_too_large"
+    IMAGE_URL_REFUSED = "image_url_refused"
+    IMAGE_FETCH_FAILED = "image_fetch_failed"
+    EDIT_NOT_FOUND = "edit_not_found"
+    IDEMPOTENCY_CONFLICT = "idempotency_conflict"
     # Errors the state machine names itself (see ERROR_NAME_REASONS)
     TIMEOUT = "timeout"
     TASK_FAILED = "task_failed"
@@ -277,24 +285,3 @@ class CallbackDeliveryError(PipelineError):
     """
 
     default_reason = Reason.CALLBACK_UNDELIVERED
-
-
-_MISSING_OBJECT_CODES = frozenset({"404", "NoSuchKey", "NotFound", "NoSuchVersion"})
-
-
-def is_missing_object(exc: ClientError) -> bool:
-    """S3 said the object (or its version) is not there."""
-    return aws_error_code(exc) in _MISSING_OBJECT_CODES
-
-
-def s3_error(exc: ClientError, where: str) -> PipelineError:
-    """An S3 ClientError as the pipeline error it means for the job."""
-    if is_missing_object(exc):
-        return InvalidInputError(
-            f"{where} no longer exists (deleted before processing?)", reason=Reason.OBJECT_NOT_FOUND
-        )
-    if aws_error_code(exc) in ("403", "AccessDenied"):
-        return ConfigurationError(
-            f"access denied to {where}: check the function's policy", reason=Reason.ACCESS_DENIED
-        )
-    return StorageUnavailableError(f"S3 call on {where} failed: {aws_error_code(exc)}")

@@ -4,7 +4,7 @@ config.py documents how they are read and combined."""
 
 from __future__ import annotations
 
-from typing import Any, Self
+from typing import Any, Literal, Self
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 
@@ -189,4 +189,44 @@ class CallbackSettings(SettingsPiece):
     @field_validator("callback_url_hosts", mode="before")
     @classmethod
     def _callback_split_hosts(cls, value: Any) -> Any:
+        return split_hosts(value)
+
+
+class IntakePolicySettings(SettingsPiece):
+    """The HTTP front door (functions/intake): where it puts images, which image URLs it
+    fetches, how large an image it takes, and who may call it."""
+
+    images_bucket: str | None = Field(
+        None, description="Bucket the intake puts images into, under INPUT_PREFIX."
+    )
+    intake_url_hosts: tuple[str, ...] = Field(
+        (),
+        description="Comma-separated hosts (and their subdomains) an image_url may name; "
+        "empty admits any host on 443 whose addresses are all public.",
+    )
+    intake_allow_loopback: bool = Field(
+        False,
+        description="Accept image URLs on 127.0.0.1 over plain HTTP: the local run sets it; "
+        "the deployable template cannot.",
+    )
+    intake_max_image_bytes: int = Field(
+        25 * 1024 * 1024,
+        gt=0,
+        description="Largest image the intake fetches or lets be uploaded (as MAX_INPUT_BYTES: "
+        "a larger one would fail at submit).",
+    )
+    intake_auth: Literal["key", "iam"] = Field(
+        "key",
+        description="`key`: callers send an API key (`kontext-pipeline api-key create`); "
+        "`iam`: the function URL takes AWS_IAM-signed requests instead.",
+    )
+
+    @field_validator("images_bucket", mode="before")
+    @classmethod
+    def _intake_blank_is_unset(cls, value: Any) -> Any:
+        return blank_is_unset(value)
+
+    @field_validator("intake_url_hosts", mode="before")
+    @classmethod
+    def _intake_split_hosts(cls, value: Any) -> Any:
         return split_hosts(value)

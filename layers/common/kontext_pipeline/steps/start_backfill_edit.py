@@ -24,10 +24,11 @@ from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import BaseModel, ConfigDict, Field
 
 from kontext_pipeline.core.config import ModelSettings, ScopeSettings, TriggerSettings
-from kontext_pipeline.core.errors import StorageUnavailableError, is_missing_object
+from kontext_pipeline.core.errors import StorageUnavailableError
 from kontext_pipeline.core.models import MODEL_PRICE_PER_IMAGE_USD, EditOverrides, SourceObject
 from kontext_pipeline.core.observability import logger
 from kontext_pipeline.steps.start_edit import JobStarter, StartOutcome
+from kontext_pipeline.storage.s3_errors import is_missing_object
 from kontext_pipeline.storage.scope import EditScope
 
 if TYPE_CHECKING:

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 from botocore.exceptions import ClientError
 
-from kontext_pipeline.core.errors import InvalidInputError, Reason, is_missing_object, s3_error
+from kontext_pipeline.core.errors import InvalidInputError, Reason
 from kontext_pipeline.core.models import SourceObject
 from kontext_pipeline.storage.metadata import (
     PROMPT_FIELD,
@@ -23,6 +23,7 @@ from kontext_pipeline.storage.metadata import (
     normalise_metadata,
     parse_sidecar,
 )
+from kontext_pipeline.storage.s3_errors import is_missing_object, s3_error
 
 if TYPE_CHECKING:
     from types_boto3_s3.client import S3Client

@@ -23,17 +23,12 @@ import httpx
 from boto3.s3.transfer import TransferConfig
 from botocore.exceptions import ClientError
 
-from kontext_pipeline.core.errors import (
-    OutputCopyError,
-    OutputFetchTransientError,
-    Reason,
-    is_missing_object,
-    s3_error,
-)
+from kontext_pipeline.core.errors import OutputCopyError, OutputFetchTransientError, Reason
 from kontext_pipeline.core.models import EXTENSIONS, SourceObject
 from kontext_pipeline.core.notification import Manifest, StoredOutput
 from kontext_pipeline.storage.inspection import SNIFF_BYTES, sniff_image_type
 from kontext_pipeline.storage.output_origins import OutputPolicy, open_output
+from kontext_pipeline.storage.s3_errors import is_missing_object, s3_error
 
 if TYPE_CHECKING:
     from types_boto3_s3.client import S3Client

@@ -44,13 +44,20 @@ HTTPS_PORT = 443
 @dataclass(frozen=True)
 class CallbackRules:
     """`allowed_hosts`: names (port 443) or `name:port`, each with its subdomains.
-    `ipv6_egress`: the function can reach IPv6 addresses (a dual-stack VPC)."""
+    `ipv6_egress`: the function can reach IPv6 addresses (a dual-stack VPC).
+    `any_public_host`: an empty allowlist admits any name on 443 whose addresses are all
+    public (the intake's image URLs, IntakeUrlHosts); callbacks always need a listed host.
+    `hosts_setting`: the parameter a refusal names."""
 
     allowed_hosts: tuple[str, ...]
     allow_loopback: bool = False
     ipv6_egress: bool = False
+    any_public_host: bool = False
+    hosts_setting: str = "CallbackUrlHosts"
 
     def allows(self, host: str, port: int) -> bool:
+        if self.any_public_host and not self.allowed_hosts:
+            return port == HTTPS_PORT
         return any(
             port == entry_port and host_allowed(host, [entry_host])
             for entry_host, entry_port in map(_host_and_port, self.allowed_hosts)
@@ -136,7 +143,7 @@ def _listed_port(host: str, parts: SplitResult, rules: CallbackRules) -> int:
     port = parts.port or HTTPS_PORT
     if not rules.allows(host, port):
         named = host if port == HTTPS_PORT else f"{host}:{port}"
-        raise CallbackRefusedError(f"host {named} is not in CallbackUrlHosts")
+        raise CallbackRefusedError(f"host {named} is not in {rules.hosts_setting}")
     return port
 
 
