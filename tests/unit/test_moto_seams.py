@@ -16,6 +16,12 @@ import pytest
 SEAMS = [
     ("moto.s3.responses", "metadata_from_headers", ["headers"], "S3: user metadata"),
     (
+        "moto.s3.responses",
+        "S3Response._bucket_response_post",
+        ["self", "request", "bucket_name"],
+        "S3: POST forms",
+    ),
+    (
         "moto.s3.notifications",
         "_get_s3_event",
         ["event_name", "bucket", "key", "notification_id"],

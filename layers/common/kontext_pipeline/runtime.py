@@ -73,6 +73,10 @@ BOTO_CONFIG = Config(
     retries={"max_attempts": 5, "mode": "standard"}, connect_timeout=5, read_timeout=30
 )
 
+# S3 signs presigned URLs and upload forms with Signature Version 4: AWS has turned SigV2
+# off for new buckets, and some SDK versions still default to it for upload forms.
+CLIENT_CONFIGS = {"s3": BOTO_CONFIG.merge(Config(signature_version="s3v4"))}
+
 
 def required(value: str | None, variable: str) -> str:
     """A setting only some functions need, checked where it is first used."""
@@ -100,7 +104,7 @@ class Runtime(Generic[SettingsT]):
     secretsmanager: ClassVar[AwsClient[SecretsManagerClient]] = AwsClient("secretsmanager")
 
     def make_client(self, service: str) -> object:
-        return boto3.client(service, config=BOTO_CONFIG)
+        return boto3.client(service, config=CLIENT_CONFIGS.get(service, BOTO_CONFIG))
 
     def piece(self, kind: type[PieceT]) -> PieceT:
         """The function's settings as the piece `kind`; a function not given it fails here."""

@@ -5,7 +5,8 @@ command's module; every refusal is one line on stderr and an exit code (exits.py
     stack.py     jobs, redrive, callback-secret, put-key, teardown: the stack as a whole
     backfill.py  backfill: what is already in the bucket
     api_keys.py  api-key: who may call the HTTP intake
-    local.py     local: the whole pipeline on this machine; burst.py: several images
+    local.py     local: the whole pipeline on this machine; burst.py: several images;
+                 serve.py: local --serve, the HTTP intake kept up for callers
     arguments.py checks of what was typed, before anything is uploaded
     aws.py       the AWS session, the stack, and one line per AWS problem
     output.py    what is printed: results on stdout, progress on stderr

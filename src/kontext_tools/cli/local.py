@@ -34,6 +34,8 @@ LOCAL_LOG_NAME = "local-run.log"
 
 
 def run_local(args: argparse.Namespace) -> int:
+    if not args.image or args.prompt is None:
+        raise CliError("local needs --image (a file or folder) and --prompt, or --serve")
     images = checked_images(args.image)
     request = checked_edit_request(args)
     out_dir = request.out_dir
@@ -49,9 +51,9 @@ def run_local(args: argparse.Namespace) -> int:
     say(args, f"Standing up the pipeline on local AWS emulation (model queue: {target}) ...")
     printer = ProgressPrinter()
     with (
-        _stood_up_or_refused(log_file),
-        _interruptible(printer),
-        _local_pipeline(args, overrides, fal_base_url, log_file) as pipeline,
+        stood_up_or_refused(log_file),
+        interruptible(printer),
+        local_pipeline(args, overrides, fal_base_url, log_file) as pipeline,
     ):
         run = LocalCommandRun(pipeline, out_dir, log_file, _callback_secret(args, pipeline))
         if len(images) > 1 or args.backfill:
@@ -96,7 +98,7 @@ def _settle(args: argparse.Namespace, pipeline: LocalPipeline) -> None:
         say(args, f"Stopping the local run cuts short: {', '.join(cut_short)}")
 
 
-def _local_pipeline(
+def local_pipeline(
     args: argparse.Namespace, parameters: dict[str, str], fal_base_url: str | None, log_file: Path
 ) -> LocalPipeline:
     from kontext_tools.emulator import EmulatorTiming  # noqa: PLC0415 - local extras
@@ -116,7 +118,7 @@ def _local_pipeline(
 
 
 @contextmanager
-def _stood_up_or_refused(log_file: Path) -> Iterator[None]:
+def stood_up_or_refused(log_file: Path) -> Iterator[None]:
     """A stack that cannot be built or read, and Ctrl-C, as one line and an exit code."""
     from kontext_tools.local.build import BuildError  # noqa: PLC0415 - local extras
     from kontext_tools.local.stack import TemplateError  # noqa: PLC0415
@@ -138,7 +140,7 @@ def _stood_up_or_refused(log_file: Path) -> Iterator[None]:
 
 
 @contextmanager
-def _interruptible(printer: ProgressPrinter) -> Iterator[None]:
+def interruptible(printer: ProgressPrinter) -> Iterator[None]:
     """Ctrl-C raises at once and is remembered, so a handler that swallows it cannot hide it."""
     if threading.current_thread() is not threading.main_thread():
         yield

@@ -10,6 +10,7 @@
     kontext-pipeline local --image photo.jpg --prompt "make it snow"        (no AWS at all)
     kontext-pipeline local --image photos/ --concurrency 2 --prompt "..."   (a local burst)
     kontext-pipeline local --image photos/ --backfill --prompt "..."        (a local backfill)
+    kontext-pipeline local --serve                      (a local stack's HTTP intake, curl it)
     kontext-pipeline backfill --prefix inputs/2025/ [--dry-run]     (edit what is there)
     kontext-pipeline callback-secret                            (signs per-job callbacks)
     kontext-pipeline api-key create NAME | list | revoke NAME   (who may call the intake)
@@ -36,6 +37,7 @@ from kontext_tools.cli.aws import DEFAULT_STACK
 from kontext_tools.cli.backfill import run_backfill
 from kontext_tools.cli.edit import run_edit, run_results, run_status
 from kontext_tools.cli.local import run_local
+from kontext_tools.cli.serve import run_serve
 from kontext_tools.cli.stack import (
     run_callback_secret,
     run_jobs,
@@ -148,12 +150,11 @@ def add_local_command(commands: Commands) -> argparse.ArgumentParser:
     )
     local.add_argument(
         "--image",
-        required=True,
         action="append",
         help="image file to upload, or a folder of them; repeat for a burst (results under "
         "--out/<image name>/)",
     )
-    add_option_arguments(local)
+    add_option_arguments(local, prompt_required=False)  # --serve takes its prompts by HTTP
     local.add_argument(
         "--out", default="demo-output", help="folder for outputs, index.html and logs (demo-output)"
     )
@@ -178,8 +179,19 @@ def add_local_command(commands: Commands) -> argparse.ArgumentParser:
     )
     add_callback_secret_argument(local)
     local.add_argument("--json", action="store_true", help="one JSON document on stdout")
-    local.set_defaults(run=run_local)
+    local.add_argument(
+        "--serve",
+        action="store_true",
+        help="keep the stack up until Ctrl-C and open its HTTP intake (prints the URL and an "
+        "API key; with --json one line: intake_url, api_key)",
+    )
+    local.set_defaults(run=run_local_or_serve)
     return local
+
+
+def run_local_or_serve(args: argparse.Namespace) -> int:
+    """`local --serve` keeps a stack up for callers; `local --image ...` runs images."""
+    return run_serve(args) if args.serve else run_local(args)
 
 
 def add_callback_secret_argument(local: argparse.ArgumentParser) -> None:
@@ -192,9 +204,9 @@ def add_callback_secret_argument(local: argparse.ArgumentParser) -> None:
     )
 
 
-def add_option_arguments(parser: argparse.ArgumentParser) -> None:
+def add_option_arguments(parser: argparse.ArgumentParser, *, prompt_required: bool = True) -> None:
     """The model's options, as flags; validated by the pipeline's own rules before upload."""
-    parser.add_argument("--prompt", required=True, help="what to change in the image")
+    parser.add_argument("--prompt", required=prompt_required, help="what to change in the image")
     parser.add_argument("--aspect-ratio", choices=ASPECT_RATIOS)
     parser.add_argument("--num-images", type=int, help="1 to 4")
     # The metadata contract takes `jpg` for `jpeg`, and so does the command.

@@ -49,15 +49,17 @@ class FunctionUrlGateway:
         function_name = self._functions.get(segment)
         if function_name is None:
             return Response("no function URL here", 404)(environ, start_response)
-        event = function_url_event(request, "/" + rest)
+        event = function_url_event(request, "/" + rest, url_id=segment)
         answer = self._lambda.invoke(FunctionName=function_name, Payload=json.dumps(event))
         status, headers, text = _http_answer(answer)
         headers = {name: str(value) for name, value in headers.items()}
         return Response(text, status, headers=headers)(environ, start_response)
 
 
-def function_url_event(request: Request, path: str) -> dict[str, Any]:
-    """The request as the function URL service hands it to the function (format 2.0)."""
+def function_url_event(request: Request, path: str, *, url_id: str) -> dict[str, Any]:
+    """The request as the function URL service hands it to the function (payload format
+    2.0, every field AWS sets: the Lambda developer guide's "Request payload format")."""
+    now = time.time()
     return {
         "version": "2.0",
         "routeKey": "$default",
@@ -65,6 +67,13 @@ def function_url_event(request: Request, path: str) -> dict[str, Any]:
         "rawQueryString": request.query_string.decode("latin-1"),
         "headers": {name.lower(): value for name, value in request.headers.items()},
         "requestContext": {
+            "accountId": "anonymous",
+            "apiId": url_id,
+            "domainName": request.host,
+            "domainPrefix": url_id,
+            "routeKey": "$default",
+            "stage": "$default",
+            "time": time.strftime("%d/%b/%Y:%H:%M:%S +0000", time.gmtime(now)),
             "http": {
                 "method": request.method,
                 "path": path,
@@ -73,7 +82,7 @@ def function_url_event(request: Request, path: str) -> dict[str, Any]:
                 "userAgent": request.user_agent.string,
             },
             "requestId": str(uuid.uuid4()),
-            "timeEpoch": int(time.time() * 1000),
+            "timeEpoch": int(now * 1000),
         },
         "body": base64.b64encode(request.get_data()).decode(),
         "isBase64Encoded": True,
@@ -84,7 +93,8 @@ def _http_answer(answer: InvocationResponseTypeDef) -> tuple[int, dict[str, Any]
     """(status, headers, body) of the function's response, as the service answers it."""
     result = json.loads(answer["Payload"].read() or b"null")
     if answer.get("FunctionError"):
-        return 502, {"Content-Type": "application/json"}, json.dumps(result)
+        # As the service answers: the error and its stack trace stay in the function's logs.
+        return 502, {"Content-Type": "text/plain"}, "Internal Server Error"
     if isinstance(result, dict) and "statusCode" in result:
         return int(result["statusCode"]), result.get("headers") or {}, str(result.get("body", ""))
     return 200, {"Content-Type": "application/json"}, json.dumps(result)

@@ -17,6 +17,9 @@
   (`$.Cause`). The pipeline's failure messages for a job failed by a webhook travel in
   that cause, so without it a local run would report less than AWS does.
 
+- Browser-based uploads (`s3_post_policy`, s3_post_forms.py): a POST form is checked by
+  its signed policy and authorized as its signer, as S3 does.
+
 `moto_as_aws()` applies all of them while it is active.
 """
 
@@ -27,6 +30,9 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from typing import Any
+
+from kontext_tools.local.patching import replaced
+from kontext_tools.local.s3_post_forms import s3_post_policy
 
 # S3 user guide, "Working with object metadata": user-defined metadata is limited to 2 KB.
 USER_METADATA_LIMIT_BYTES = 2048
@@ -43,6 +49,7 @@ def moto_as_aws() -> Iterator[None]:
         fixes.enter_context(s3_metadata_limit())
         fixes.enter_context(send_task_failure_keeps_its_cause())
         fixes.enter_context(s3_event_versions())
+        fixes.enter_context(s3_post_policy())
         yield
 
 
@@ -75,7 +82,7 @@ def s3_metadata_limit() -> Iterator[None]:
             )
         return original(headers)
 
-    with _replaced(responses, "metadata_from_headers", metadata_within_limit):
+    with replaced(responses, "metadata_from_headers", metadata_within_limit):
         yield
 
 
@@ -99,7 +106,7 @@ def s3_event_versions() -> Iterator[None]:
                 described["versionId"] = version
         return body
 
-    with _replaced(notifications, "_get_s3_event", with_version):
+    with replaced(notifications, "_get_s3_event", with_version):
         yield
 
 
@@ -117,16 +124,5 @@ def send_task_failure_keeps_its_cause() -> Iterator[None]:
         )
         return EmptyResult()
 
-    with _replaced(StepFunctionResponse, "send_task_failure", send_task_failure):
+    with replaced(StepFunctionResponse, "send_task_failure", send_task_failure):
         yield
-
-
-@contextmanager
-def _replaced(owner: object, name: str, replacement: object) -> Iterator[None]:
-    """`owner.name` is `replacement` while active, then what it was again."""
-    original = getattr(owner, name)
-    setattr(owner, name, replacement)
-    try:
-        yield
-    finally:
-        setattr(owner, name, original)
