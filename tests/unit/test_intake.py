@@ -182,6 +182,12 @@ def test_an_image_url_becomes_an_upload_the_trigger_reads(
         ({"upload": True, "prompt": "x", "metadata": {"prompt": "y"}}, 400, "invalid_request"),
         ({"upload": True, "prompt": "x" * 3000}, 400, "invalid_request"),
         ({"upload": True, "prompt": "x", "content_type": "text/html"}, 400, "invalid_request"),
+        ({"upload": True, "prompt": "x", "metadata": {"naïve key": "v"}}, 400, "invalid_request"),
+        (
+            {"upload": True, "prompt": "x", "callback_url": "https://a/\r\nX: y"},
+            400,
+            "invalid_request",
+        ),
     ],
 )
 def test_a_request_the_job_would_fail_on_is_refused_before_anything_is_stored(
@@ -266,7 +272,7 @@ def test_what_is_not_an_image_or_too_large_or_too_slow_is_refused(
 
     httpserver.expect_request("/streamed.png").respond_with_handler(streamed)
     httpserver.expect_request("/slow.png").respond_with_handler(trickle)
-    cases = {"/page.html": 415, "/big.png": 413, "/streamed.png": 413, "/slow.png": 502}
+    cases = {"/page.html": 415, "/big.png": 413, "/streamed.png": 413, "/slow.png": 422}
     for path, expected in cases.items():
         # When each is named / Then each is refused with its own reason
         status, problem = call(api, edit_of(images, image_url=images + path), key=key)

@@ -1,7 +1,7 @@
 """The `kontext-pipeline` command: `main` reads the command line (parser.py) and runs the
 command's module; every refusal is one line on stderr and an exit code (exits.py).
 
-    edit.py      edit, status, results: one job in a deployed stack
+    edit.py      edit, status, results: one job in a deployed stack; edit_api.py: edit --api
     stack.py     jobs, redrive, callback-secret, put-key, teardown: the stack as a whole
     backfill.py  backfill: what is already in the bucket
     api_keys.py  api-key: who may call the HTTP intake

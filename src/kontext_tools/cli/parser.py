@@ -1,6 +1,7 @@
 """`kontext-pipeline`: edit images through a deployed stack, or run everything locally.
 
     kontext-pipeline edit photo.jpg --prompt "make it snow" --out edited/   (deployed stack)
+    kontext-pipeline edit photo.jpg --prompt "..." --api INTAKE_URL   (by HTTP, no AWS SDK)
     kontext-pipeline status inputs/abc-photo.jpg                            (a job's state)
     kontext-pipeline results inputs/abc-photo.jpg --out edited/             (its outputs)
     kontext-pipeline jobs --status FAILED --since 1h                        (recent jobs)
@@ -36,6 +37,7 @@ from kontext_tools.cli.api_keys import run_api_key
 from kontext_tools.cli.aws import DEFAULT_STACK
 from kontext_tools.cli.backfill import run_backfill
 from kontext_tools.cli.edit import run_edit, run_results, run_status
+from kontext_tools.cli.edit_api import run_edit_api
 from kontext_tools.cli.local import run_local
 from kontext_tools.cli.serve import run_serve
 from kontext_tools.cli.stack import (
@@ -109,7 +111,16 @@ def add_job_commands(commands: Commands) -> None:
     edit.add_argument("--out", help="download the outputs and write index.html into this folder")
     edit.add_argument("--no-wait", action="store_true", help="upload and return")
     edit.add_argument("--timeout", type=float, default=1800.0, help="give up after (1800 s)")
-    edit.set_defaults(run=run_edit)
+    edit.add_argument(
+        "--api",
+        metavar="INTAKE_URL",
+        help="edit through the stack's HTTP intake (IntakeUrl) instead of S3: no AWS "
+        "credentials needed",
+    )
+    edit.add_argument(
+        "--api-key", help="with --api: the key (default: $KONTEXT_API_KEY)", metavar="kp_..."
+    )
+    edit.set_defaults(run=run_edit_here_or_by_api)
 
     status = commands.deployed("status", "show a job's state and history")
     status.add_argument("key", help="the uploaded object's key")
@@ -179,14 +190,23 @@ def add_local_command(commands: Commands) -> argparse.ArgumentParser:
     )
     add_callback_secret_argument(local)
     local.add_argument("--json", action="store_true", help="one JSON document on stdout")
+    add_serve_argument(local)
+    local.set_defaults(run=run_local_or_serve)
+    return local
+
+
+def run_edit_here_or_by_api(args: argparse.Namespace) -> int:
+    """`edit --api URL` goes through the HTTP intake; `edit` alone uploads to S3."""
+    return run_edit_api(args) if args.api else run_edit(args)
+
+
+def add_serve_argument(local: argparse.ArgumentParser) -> None:
     local.add_argument(
         "--serve",
         action="store_true",
         help="keep the stack up until Ctrl-C and open its HTTP intake (prints the URL and an "
         "API key; with --json one line: intake_url, api_key)",
     )
-    local.set_defaults(run=run_local_or_serve)
-    return local
 
 
 def run_local_or_serve(args: argparse.Namespace) -> int:

@@ -23,7 +23,8 @@ STATUS_OF_REASON: dict[str, int] = {
     Reason.IMAGE_TOO_LARGE: 413,
     Reason.NOT_AN_IMAGE: 415,
     Reason.IMAGE_URL_REFUSED: 422,
-    Reason.IMAGE_FETCH_FAILED: 502,
+    # The caller's URL did not give an image in time: the request cannot be met as sent.
+    Reason.IMAGE_FETCH_FAILED: 422,
     Reason.STORAGE_UNAVAILABLE: 503,
 }
 

@@ -10,6 +10,7 @@ before anything is fetched or stored; and the S3 metadata it becomes.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,6 +29,9 @@ from kontext_pipeline.storage.metadata import (
 MAX_METADATA_BYTES = 2048
 UPLOAD_TYPES = ("image/jpeg", "image/png", "image/webp")
 EDIT_ID_FIELD = "edit-id"
+# What S3 keeps as a metadata name or value: header-safe ASCII.
+_METADATA_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,127}")
+_HEADER_SAFE_URL = re.compile(r"[!-~]{1,2048}")
 _REQUEST_FIELDS = ("prompt", "image_url", "upload", "content_type", "callback_url", "metadata")
 
 
@@ -44,11 +48,13 @@ def _refused(detail: str) -> IntakeRefusedError:
     return IntakeRefusedError(detail, reason=Reason.INVALID_REQUEST)
 
 
-def parse_json_body(raw: str | None) -> dict[str, Any]:
+def parse_json_body(raw: bytes) -> dict[str, Any]:
     try:
-        body = json.loads(raw or "")
+        body = json.loads(raw)
     except json.JSONDecodeError as exc:
         raise _refused(f"the body is not JSON: {exc.msg} at character {exc.pos}") from exc
+    except UnicodeDecodeError as exc:
+        raise _refused(f"the body is not UTF-8 JSON: {exc.reason}") from exc
     if not isinstance(body, dict):
         raise _refused('the body is a JSON object: {"prompt": ..., "image_url": ...}')
     return body
@@ -77,11 +83,16 @@ def _as_metadata(body: dict[str, Any], options: EditOptions) -> dict[str, str]:
     given = options.model_dump(exclude_unset=True)
     metadata = {PROMPT_FIELD: encode_metadata_value(str(body["prompt"]).strip())}
     metadata |= {name.replace("_", "-"): _metadata_value(v) for name, v in given.items()}
-    if body.get("callback_url"):
-        metadata[CALLBACK_FIELD.replace("_", "-")] = str(body["callback_url"]).strip()
+    callback_url = body.get("callback_url")
+    if callback_url is not None:
+        if not isinstance(callback_url, str) or not _HEADER_SAFE_URL.fullmatch(callback_url):
+            raise _refused("callback_url is an https URL of printable ASCII, without spaces")
+        metadata[CALLBACK_FIELD.replace("_", "-")] = callback_url
     extra = body.get("metadata") or {}
     if not isinstance(extra, dict) or not all(isinstance(v, str) for v in extra.values()):
         raise _refused('metadata is an object of strings: {"order": "A-1001"}')
+    if not all(_METADATA_NAME.fullmatch(name) for name in extra):
+        raise _refused("metadata names are letters, digits, - and _ (S3 metadata names)")
     taken = {key.lower().replace("_", "-") for key in extra} & (
         {PROMPT_FIELD, EDIT_ID_FIELD, CALLBACK_FIELD.replace("_", "-")}
         | {name.replace("_", "-") for name in OPTION_FIELDS}

@@ -11,6 +11,7 @@ table): the same key and body answer the first answer again, another body gets 4
 
 from __future__ import annotations
 
+import base64
 import json
 from dataclasses import dataclass
 from functools import cached_property
@@ -89,6 +90,11 @@ def _caller(api: IntakeApi) -> ApiKey:
     return api.caller(dict(event.headers), iam.user_arn if iam else None)
 
 
+def _body_bytes(body: str, base64_encoded: bool) -> bytes:
+    """The body as sent (Powertools' decoded_body would fail on bytes that are not UTF-8)."""
+    return base64.b64decode(body) if base64_encoded else body.encode()
+
+
 def _json(status: int, document: dict[str, Any]) -> Response[Any]:
     return Response(status_code=status, content_type="application/json", body=json.dumps(document))
 
@@ -97,8 +103,9 @@ def _json(status: int, document: dict[str, Any]) -> Response[Any]:
 def post_edit() -> Response[Any]:
     api = _api()
     caller = _caller(api)
-    raw = app.current_event.decoded_body or ""
-    if len(raw.encode()) > MAX_BODY_BYTES:
+    event = app.current_event
+    raw = _body_bytes(event.body or "", bool(event.is_base64_encoded))
+    if len(raw) > MAX_BODY_BYTES:
         raise IntakeRefusedError(
             f"the body is over {MAX_BODY_BYTES} bytes: send the image by image_url or upload",
             reason=Reason.REQUEST_TOO_LARGE,
