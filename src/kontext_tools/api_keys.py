@@ -28,16 +28,20 @@ class ApiKeyAdmin:
     dynamodb: DynamoDBClient
     table_name: str
 
-    def create(self, name: str) -> tuple[ApiKey, str]:
-        """A new key named `name`, and the key itself, which is never stored or shown again."""
+    def create(self, name: str, daily_images: int | None = None) -> tuple[ApiKey, str]:
+        """A new key named `name` (with its own daily image cap, if given), and the key
+        itself, which is never stored or shown again."""
         key_id, secret = secrets.token_hex(6), secrets.token_urlsafe(32)
-        api_key = ApiKey(key_id=key_id, name=name, created_at=int(time.time()))
+        created_at = int(time.time())
+        api_key = ApiKey(key_id, name, created_at, daily_images=daily_images)
         item: dict[str, AttributeValueTypeDef] = {
             **item_key(ITEM_PREFIX + key_id),
             "name": {"S": name},
             "secret_sha256": {"S": secret_hash(secret)},
-            "created_at": {"N": str(api_key.created_at)},
+            "created_at": {"N": str(created_at)},
         }
+        if daily_images is not None:
+            item["daily_images"] = {"N": str(daily_images)}
         self.dynamodb.put_item(
             TableName=self.table_name, Item=item, ConditionExpression="attribute_not_exists(pk)"
         )

@@ -367,3 +367,19 @@ def test_an_idempotency_key_makes_one_edit_and_another_body_is_a_conflict(
     status, problem = call(api, edit_of(images, seed=1), key=key, headers=headers)
     assert (status, problem["reason"]) == (409, "idempotency_conflict")
     assert len(api.deps.s3.list_objects_v2(Bucket=BUCKET)["Contents"]) == 1
+
+
+def test_a_keys_daily_image_cap_counts_what_its_edits_ask_for(
+    aws: Any, api: IntakeApi, images: str
+) -> None:
+    # Given a key with its own cap of 3 images a day
+    _, capped = ApiKeyAdmin(aws.client("dynamodb"), JOBS_TABLE).create("trial", daily_images=3)
+    # When it asks for 2 images, then 2 more (once with an Idempotency-Key, sent twice)
+    first = call(api, edit_of(images, num_images=2), key=capped, headers={"idempotency-key": "a"})
+    again = call(api, edit_of(images, num_images=2), key=capped, headers={"idempotency-key": "a"})
+    second = call(api, edit_of(images, num_images=2), key=capped)
+    # Then the first is made (its replay not counted again), the second refused with 429
+    assert (first[0], again[0]) == (202, 202)
+    assert (second[0], second[1]["reason"]) == (429, "key_daily_cap_reached")
+    # And one more image still fits the day
+    assert call(api, edit_of(images), key=capped)[0] == 202

@@ -21,7 +21,8 @@ def run_api_key(args: argparse.Namespace) -> int:
         keys = admin.every_key()
         rows = [
             f"{key.name:24}  {key.key_id:12}  {_day(key.created_at)}  "
-            f"{'revoked' if key.revoked else 'active'}"
+            f"{'revoked' if key.revoked else 'active':7}  "
+            f"{'' if key.daily_images is None else f'{key.daily_images} images a day'}"
             for key in keys
         ]
         document = {"keys": [key.__dict__ for key in keys]}
@@ -30,7 +31,9 @@ def run_api_key(args: argparse.Namespace) -> int:
     if not args.name:
         raise CliError(f"api-key {args.action} needs a NAME")
     if args.action == "create":
-        api_key, secret = admin.create(args.name)
+        if args.daily_images is not None and args.daily_images < 1:
+            raise CliError("--daily-images takes 1 or more")
+        api_key, secret = admin.create(args.name, args.daily_images)
         print(
             f"created API key {api_key.name!r}; it is shown this once, keep it secret",
             file=sys.stderr,

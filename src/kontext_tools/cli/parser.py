@@ -274,6 +274,9 @@ def add_scale_commands(commands: Commands, local: argparse.ArgumentParser) -> No
     )
     api_key.add_argument("action", choices=("create", "list", "revoke"))
     api_key.add_argument("name", nargs="?", help="the key's name (create, revoke)")
+    api_key.add_argument(
+        "--daily-images", type=int, help="create: the key's own cap on images a UTC day"
+    )
     api_key.set_defaults(run=run_api_key)
 
 

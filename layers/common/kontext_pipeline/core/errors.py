@@ -83,6 +83,7 @@ class Reason(StrEnum):
     IMAGE_FETCH_FAILED = "image_fetch_failed"
     EDIT_NOT_FOUND = "edit_not_found"
     IDEMPOTENCY_CONFLICT = "idempotency_conflict"
+    KEY_DAILY_CAP_REACHED = "key_daily_cap_reached"
     # Errors the state machine names itself (see ERROR_NAME_REASONS)
     TIMEOUT = "timeout"
     TASK_FAILED = "task_failed"

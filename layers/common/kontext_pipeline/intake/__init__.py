@@ -7,6 +7,7 @@ metadata the trigger reads, and the upload runs as any other.
     requests.py      the request body, checked by the trigger's own rules
     image_fetch.py   an image_url fetched with the callbacks' guards, size and type checked
     edits.py         an edit made (fetched or presigned upload) and its status read back
+    key_caps.py      a key's own daily image cap
     routes.py        the routes and who is calling
     idempotent_create.py   a POST with an Idempotency-Key, made once (Powertools)
 

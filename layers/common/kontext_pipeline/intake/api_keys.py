@@ -35,6 +35,7 @@ class ApiKey:
     name: str
     created_at: int
     revoked: bool = False
+    daily_images: int | None = None  # the key's own cap (intake/key_caps.py); None: none
 
 
 def secret_hash(secret: str) -> str:
@@ -87,4 +88,5 @@ def api_key_of(item: dict[str, AttributeValueTypeDef]) -> ApiKey:
         name=str(item["name"]["S"]),
         created_at=int(item["created_at"]["N"]),
         revoked="revoked_at" in item,
+        daily_images=int(item["daily_images"]["N"]) if "daily_images" in item else None,
     )

@@ -22,6 +22,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from kontext_pipeline.core.errors import Reason, StorageUnavailableError, aws_error_code
 from kontext_pipeline.core.models import EXTENSIONS, SourceObject
 from kontext_pipeline.intake.image_fetch import FetchLimits, fetch_image
+from kontext_pipeline.intake.key_caps import count_daily_images
 from kontext_pipeline.intake.problems import IntakeRefusedError
 from kontext_pipeline.intake.requests import EDIT_ID_FIELD, EditRequestBody, check_edit_request
 from kontext_pipeline.jobs.keys import expires_at, item_key, table_unavailable
@@ -67,6 +68,7 @@ def create_edit(
     edit_id = "ed_" + secrets.token_hex(12)
     if request.image_url is None:
         key = _object_key(deps, edit_id, request.content_type)
+        count_daily_images(deps.dynamodb, deps.table_name, api_key, request.images)
         _record_edit(deps, edit_id, api_key, key)
         document = _edit_document(edit_id, deps.bucket, key, None)
         return 201, document | {"upload": _upload_form(deps, key, request, edit_id)}
@@ -78,6 +80,7 @@ def create_edit(
         **({"resolve": deps.resolve} if deps.resolve else {}),
     )
     key = _object_key(deps, edit_id, fetched.content_type)
+    count_daily_images(deps.dynamodb, deps.table_name, api_key, request.images)
     _record_edit(deps, edit_id, api_key, key)
     with fetched.body:
         try:

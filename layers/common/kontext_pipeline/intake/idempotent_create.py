@@ -50,7 +50,7 @@ class IdempotentCreate:
         self._config.register_lambda_context(context)
         request = {"api_key_id": caller.key_id, "idempotency_key": idempotency_key, "body": body}
         try:
-            answer: dict[str, Any] = self._create(request=request)
+            answer: dict[str, Any] = self._create(request=request, caller=caller)
         except IdempotencyValidationError as exc:
             raise IntakeRefusedError(
                 "this Idempotency-Key was used with another body",
@@ -78,8 +78,7 @@ class IdempotentCreate:
             config=self._config,
             key_prefix="intake-edit",
         )
-        def create(request: dict[str, Any]) -> dict[str, Any]:
-            caller = ApiKey(key_id=request["api_key_id"], name="", created_at=0)
+        def create(request: dict[str, Any], caller: ApiKey) -> dict[str, Any]:
             status, document = create_edit(request["body"], caller, self.deps)
             return {"status": status, "document": document}
 

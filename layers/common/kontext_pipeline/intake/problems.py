@@ -20,6 +20,7 @@ STATUS_OF_REASON: dict[str, int] = {
     Reason.EDIT_NOT_FOUND: 404,
     Reason.IDEMPOTENCY_CONFLICT: 409,
     Reason.REQUEST_TOO_LARGE: 413,
+    Reason.KEY_DAILY_CAP_REACHED: 429,
     Reason.IMAGE_TOO_LARGE: 413,
     Reason.NOT_AN_IMAGE: 415,
     Reason.IMAGE_URL_REFUSED: 422,

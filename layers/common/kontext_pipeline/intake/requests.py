@@ -41,6 +41,7 @@ class EditRequestBody:
 
     image_url: str | None
     content_type: str
+    images: int  # what the edit asks the model for (num_images)
     metadata: dict[str, str] = field(default_factory=dict)
 
 
@@ -122,4 +123,9 @@ def check_edit_request(body: dict[str, Any]) -> EditRequestBody:
             f"prompt, options and metadata take {size} bytes of S3 metadata; S3 keeps at most "
             f"{MAX_METADATA_BYTES}"
         )
-    return EditRequestBody(image_url=image_url, content_type=content_type, metadata=metadata)
+    return EditRequestBody(
+        image_url=image_url,
+        content_type=content_type,
+        images=spec.options.num_images,
+        metadata=metadata,
+    )

@@ -7,9 +7,13 @@
     budget#in-flight           requests at the model at once (budget.py)
     model-run#<model path>     what the model recently took (run_times.py)
     outcome#<job key>          the job's notification as published (jobs/published.py)
-    (Powertools idempotency)   one publish per job and status (notifications/publish.py)
+    (Powertools idempotency)   one publish per job and status (notifications/publish.py),
+                               one edit per Idempotency-Key (intake/idempotent_create.py)
+    api-key#<key id>           an intake API key's hash (intake/api_keys.py); no TTL
+    edit#<edit id>             an edit the intake made: its object and key (intake/edits.py)
+    api-key-usage#<key>#<day>  images a key's edits asked for that UTC day (intake/key_caps.py)
 
-Every item expires by TTL (`expires_at`, seconds since the epoch).
+Every item but the API keys expires by TTL (`expires_at`, seconds since the epoch).
 """
 
 from __future__ import annotations
