@@ -8,11 +8,9 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING
 
-from botocore.exceptions import BotoCoreError, ClientError
-
-from kontext_pipeline.core.errors import Reason, aws_error_code
+from kontext_pipeline.core.errors import Reason
 from kontext_pipeline.intake.problems import IntakeRefusedError
-from kontext_pipeline.jobs.keys import expires_at, item_key, table_unavailable
+from kontext_pipeline.jobs.counters import CappedCount, CapReachedError, count_within_cap
 
 if TYPE_CHECKING:
     from types_boto3_dynamodb.client import DynamoDBClient
@@ -30,25 +28,13 @@ def count_daily_images(
     if api_key.daily_images is None:
         return
     day = time.strftime("%Y-%m-%d", time.gmtime())
+    pk = f"api-key-usage#{api_key.key_id}#{day}"
+    counter = CappedCount(pk, api_key.daily_images, USAGE_TTL_SECONDS)
     try:
-        dynamodb.update_item(
-            TableName=table_name,
-            Key=item_key(f"api-key-usage#{api_key.key_id}#{day}"),
-            UpdateExpression="ADD images :n SET expires_at = if_not_exists(expires_at, :ttl)",
-            ConditionExpression="attribute_not_exists(images) OR images <= :left",
-            ExpressionAttributeValues={
-                ":n": {"N": str(images)},
-                ":left": {"N": str(api_key.daily_images - images)},
-                ":ttl": expires_at(USAGE_TTL_SECONDS),
-            },
-        )
-    except ClientError as exc:
-        if aws_error_code(exc) == "ConditionalCheckFailedException":
-            raise IntakeRefusedError(
-                f"the key {api_key.name!r} has asked for its {api_key.daily_images} images "
-                "of today (UTC); it may ask again tomorrow",
-                reason=Reason.KEY_DAILY_CAP_REACHED,
-            ) from exc
-        raise table_unavailable(exc) from exc
-    except BotoCoreError as exc:
-        raise table_unavailable(exc) from exc
+        count_within_cap(dynamodb, table_name, counter, images)
+    except CapReachedError as exc:
+        raise IntakeRefusedError(
+            f"the key {api_key.name!r} has asked for {exc.counted} of its "
+            f"{api_key.daily_images} images of today (UTC); this edit asks for {images}",
+            reason=Reason.KEY_DAILY_CAP_REACHED,
+        ) from exc

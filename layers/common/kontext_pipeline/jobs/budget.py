@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -32,6 +32,12 @@ from kontext_pipeline.core.errors import (
 )
 from kontext_pipeline.core.models import utc_now
 from kontext_pipeline.core.observability import MetricUnit, metrics
+from kontext_pipeline.jobs.counters import (
+    CappedCount,
+    CapReachedError,
+    count_within_cap,
+    images_in,
+)
 from kontext_pipeline.jobs.keys import expires_at, item_key, job_item_key, table_unavailable
 
 if TYPE_CHECKING:
@@ -63,33 +69,16 @@ class Budget:
         if self.max_images_per_day <= 0:
             return None
         now = now or utc_now()
-        key = day_key(now)
         try:
-            response = self.dynamodb.update_item(
-                TableName=self.table_name,
-                Key=item_key(key),
-                UpdateExpression="ADD images :n SET expires_at = if_not_exists(expires_at, :ttl)",
-                ConditionExpression="attribute_not_exists(images) OR images <= :room",
-                ExpressionAttributeValues={
-                    ":n": {"N": str(count)},
-                    ":room": {"N": str(self.max_images_per_day - count)},
-                    ":ttl": expires_at(DAY_RECORD_TTL_SECONDS),
-                },
-                ReturnValues="UPDATED_NEW",
-                ReturnValuesOnConditionCheckFailure="ALL_OLD",
-            )
-        except ClientError as exc:
-            if aws_error_code(exc) != "ConditionalCheckFailedException":
-                raise table_unavailable(exc) from exc
-            spent = _images_in(exc.response.get("Item")) or self.images_spent(now=now)
+            counter = CappedCount(day_key(now), self.max_images_per_day, DAY_RECORD_TTL_SECONDS)
+            spent_today = count_within_cap(self.dynamodb, self.table_name, counter, count)
+        except CapReachedError as exc:
+            spent = exc.counted or self.images_spent(now=now)
             raise BudgetExceededError(
                 f"MaxImagesPerDay is {self.max_images_per_day}; {spent} already submitted on "
                 f"{now.date().isoformat()} (UTC), this job asks for {count}",
                 reason=Reason.BUDGET_EXCEEDED,
             ) from exc
-        except BotoCoreError as exc:
-            raise table_unavailable(exc) from exc
-        spent_today = int(response["Attributes"]["images"]["N"])
         # The daily-cap alarm watches this total: it restarts with the UTC day the cap counts,
         # which a sum of ImagesRequested over a rolling 24 h window does not.
         metrics.add_metric(name=SPENT_TODAY_METRIC, unit=MetricUnit.Count, value=spent_today)
@@ -120,7 +109,7 @@ class Budget:
             ).get("Item")
         except (ClientError, BotoCoreError) as exc:
             raise table_unavailable(exc) from exc
-        return _images_in(item) or 0
+        return images_in(item) or 0
 
     def take_slot(self, job_key: str) -> bool:
         """Hold one of MaxConcurrentRequests for this job; False when there is no cap.
@@ -209,9 +198,3 @@ def _update(
             "ExpressionAttributeValues": dict(values),
         }
     }
-
-
-def _images_in(item: Any) -> int | None:
-    if isinstance(item, dict) and "images" in item:
-        return int(item["images"]["N"])
-    return None
