@@ -19,6 +19,7 @@ from kontext_tools.cli.arguments import (
     EditRequest,
     checked_edit_request,
     checked_images,
+    checked_out_dir,
     parse_parameter_overrides,
 )
 from kontext_tools.cli.burst import run_local_burst
@@ -38,15 +39,9 @@ def run_local(args: argparse.Namespace) -> int:
         raise CliError("local needs --image (a file or folder) and --prompt, or --serve")
     images = checked_images(args.image)
     request = checked_edit_request(args)
-    out_dir = request.out_dir
-    assert out_dir is not None  # --out has a default
     if args.concurrency is not None and args.concurrency < 1:
         raise CliError("--concurrency takes 1 or more (requests the emulated model runs at once)")
-    overrides = parse_parameter_overrides(args.parameter_overrides or [], TEMPLATE_PATH)
-    fal_base_url = overrides.pop("FalBaseUrl", None) or os.environ.get("FAL_BASE_URL") or None
-    out_dir.mkdir(parents=True, exist_ok=True)
-    log_file = out_dir / LOCAL_LOG_NAME
-    log_file.write_text("", encoding="utf-8")
+    out_dir, overrides, fal_base_url, log_file = local_run_setup(args)
     target = fal_base_url or "the local model emulator"
     say(args, f"Standing up the pipeline on local AWS emulation (model queue: {target}) ...")
     printer = ProgressPrinter()
@@ -62,6 +57,19 @@ def run_local(args: argparse.Namespace) -> int:
             code = _run_one(args, run, request, images[0], printer)
         _settle(args, pipeline)
         return code
+
+
+def local_run_setup(args: argparse.Namespace) -> tuple[Path, dict[str, str], str | None, Path]:
+    """--out (made), the template overrides, the model queue's URL (FalBaseUrl, else
+    $FAL_BASE_URL, else None: the emulator) and the run's log file, emptied."""
+    out_dir = checked_out_dir(args.out)
+    assert out_dir is not None  # --out has a default
+    overrides = parse_parameter_overrides(args.parameter_overrides or [], TEMPLATE_PATH)
+    fal_base_url = overrides.pop("FalBaseUrl", None) or os.environ.get("FAL_BASE_URL") or None
+    out_dir.mkdir(parents=True, exist_ok=True)
+    log_file = out_dir / LOCAL_LOG_NAME
+    log_file.write_text("", encoding="utf-8")
+    return out_dir, overrides, fal_base_url, log_file
 
 
 def _callback_secret(args: argparse.Namespace, pipeline: LocalPipeline) -> str:

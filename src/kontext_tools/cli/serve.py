@@ -6,27 +6,19 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import signal
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 from kontext_tools.api_keys import ApiKeyAdmin
-from kontext_tools.cli.arguments import TEMPLATE_PATH, checked_out_dir, parse_parameter_overrides
 from kontext_tools.cli.exits import EXIT_OK
-from kontext_tools.cli.local import LOCAL_LOG_NAME, local_pipeline, stood_up_or_refused
+from kontext_tools.cli.local import local_pipeline, local_run_setup, stood_up_or_refused
 from kontext_tools.cli.output import say
 
 
 def run_serve(args: argparse.Namespace) -> int:
-    overrides = parse_parameter_overrides(args.parameter_overrides or [], TEMPLATE_PATH)
-    fal_base_url = overrides.pop("FalBaseUrl", None) or os.environ.get("FAL_BASE_URL") or None
-    out_dir = checked_out_dir(args.out)
-    assert out_dir is not None  # --out has a default
-    out_dir.mkdir(parents=True, exist_ok=True)
-    log_file = out_dir / LOCAL_LOG_NAME
-    log_file.write_text("", encoding="utf-8")
+    _, overrides, fal_base_url, log_file = local_run_setup(args)
     say(args, "Standing up the pipeline on local AWS emulation, to serve its HTTP intake ...")
     stop = threading.Event()
     with (

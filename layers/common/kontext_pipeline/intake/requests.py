@@ -32,6 +32,11 @@ EDIT_ID_FIELD = "edit-id"
 # What S3 keeps as a metadata name or value: header-safe ASCII.
 _METADATA_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,127}")
 _HEADER_SAFE_URL = re.compile(r"[!-~]{1,2048}")
+# The metadata names the pipeline itself reads: the request's own fields set them.
+_PIPELINE_NAMES = frozenset(
+    {PROMPT_FIELD, EDIT_ID_FIELD, CALLBACK_FIELD.replace("_", "-")}
+    | {name.replace("_", "-") for name in OPTION_FIELDS}
+)
 _REQUEST_FIELDS = ("prompt", "image_url", "upload", "content_type", "callback_url", "metadata")
 
 
@@ -84,24 +89,29 @@ def _as_metadata(body: dict[str, Any], options: EditOptions) -> dict[str, str]:
     given = options.model_dump(exclude_unset=True)
     metadata = {PROMPT_FIELD: encode_metadata_value(str(body["prompt"]).strip())}
     metadata |= {name.replace("_", "-"): _metadata_value(v) for name, v in given.items()}
-    callback_url = body.get("callback_url")
-    if callback_url is not None:
-        if not isinstance(callback_url, str) or not _HEADER_SAFE_URL.fullmatch(callback_url):
-            raise _refused("callback_url is an https URL of printable ASCII, without spaces")
-        metadata[CALLBACK_FIELD.replace("_", "-")] = callback_url
+    return metadata | _callback_metadata(body.get("callback_url")) | _callers_metadata(body)
+
+
+def _callback_metadata(callback_url: Any) -> dict[str, str]:
+    if callback_url is None:
+        return {}
+    if not isinstance(callback_url, str) or not _HEADER_SAFE_URL.fullmatch(callback_url):
+        raise _refused("callback_url is an https URL of printable ASCII, without spaces")
+    return {CALLBACK_FIELD.replace("_", "-"): callback_url}
+
+
+def _callers_metadata(body: dict[str, Any]) -> dict[str, str]:
+    """The caller's own `metadata`, kept with the object under names the pipeline leaves
+    alone."""
     extra = body.get("metadata") or {}
     if not isinstance(extra, dict) or not all(isinstance(v, str) for v in extra.values()):
         raise _refused('metadata is an object of strings: {"order": "A-1001"}')
     if not all(_METADATA_NAME.fullmatch(name) for name in extra):
         raise _refused("metadata names are letters, digits, - and _ (S3 metadata names)")
-    taken = {key.lower().replace("_", "-") for key in extra} & (
-        {PROMPT_FIELD, EDIT_ID_FIELD, CALLBACK_FIELD.replace("_", "-")}
-        | {name.replace("_", "-") for name in OPTION_FIELDS}
-    )
+    taken = {key.lower().replace("_", "-") for key in extra} & _PIPELINE_NAMES
     if taken:
         raise _refused(f"metadata may not set {', '.join(sorted(taken))}: use the request fields")
-    metadata |= {key.lower(): encode_metadata_value(value) for key, value in extra.items()}
-    return metadata
+    return {key.lower(): encode_metadata_value(value) for key, value in extra.items()}
 
 
 def check_edit_request(body: dict[str, Any]) -> EditRequestBody:
