@@ -383,3 +383,26 @@ def test_a_keys_daily_image_cap_counts_what_its_edits_ask_for(
     assert (second[0], second[1]["reason"]) == (429, "key_daily_cap_reached")
     # And one more image still fits the day
     assert call(api, edit_of(images), key=capped)[0] == 202
+
+
+def test_with_iam_auth_the_signed_caller_is_the_key_and_an_unsigned_one_is_refused(
+    aws: Any, jobs_table: Any, http: httpx.Client
+) -> None:
+    # Given the intake with IntakeAuth=iam, and a request the function URL signed-checked
+    s3 = aws.client("s3")
+    s3.create_bucket(Bucket=BUCKET)
+    keyed = intake(aws, http)
+    api = IntakeApi(keyed.deps, keyed.keys, "iam")
+    event = load_event("function_url_intake_post")
+    event["headers"] = {"content-type": "application/json"}
+    event["body"] = json.dumps({"upload": True, "prompt": "x"})
+    arn = "arn:aws:iam::123456789012:role/shop"
+    signed = event | {
+        "requestContext": event["requestContext"] | {"authorizer": {"iam": {"userArn": arn}}}
+    }
+    # When each is sent
+    made = handle_request(signed, Context(), api)  # type: ignore[arg-type]
+    unsigned = handle_request(event, Context(), api)  # type: ignore[arg-type]
+    # Then the signed caller's edit is made, with no API key, and the other is refused
+    assert made["statusCode"] == 201
+    assert unsigned["statusCode"] == 401

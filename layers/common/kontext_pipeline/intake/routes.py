@@ -57,10 +57,13 @@ class IntakeApi:
     auth: Literal["key", "iam"]
 
     def caller(self, headers: dict[str, str], iam_arn: str | None) -> ApiKey:
-        if self.auth == "iam":
-            # The function URL (AuthType AWS_IAM) has checked the signature already.
-            return ApiKey(key_id=f"iam:{iam_arn}", name=str(iam_arn), created_at=0)
-        return self.keys.authenticate(headers.get("authorization"))
+        if self.auth == "key":
+            return self.keys.authenticate(headers.get("authorization"))
+        # The function URL (AuthType AWS_IAM) has checked the signature and names the
+        # caller; a request without one did not come through it.
+        if not iam_arn:
+            raise IntakeRefusedError("no AWS-signed caller", reason=Reason.UNAUTHORIZED)
+        return ApiKey(key_id=f"iam:{iam_arn}", name=iam_arn, created_at=0)
 
     @cached_property
     def create_once(self) -> IdempotentCreate:
