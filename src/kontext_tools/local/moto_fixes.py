@@ -17,6 +17,12 @@
   (`$.Cause`). The pipeline's failure messages for a job failed by a webhook travel in
   that cause, so without it a local run would report less than AWS does.
 
+- DynamoDB writes one at a time (`dynamodb_writes_atomic`): moto's threaded server runs
+  two writes of one item side by side, so two concurrent `UpdateItem ... ADD` both read
+  the old count and one increment is lost (a 51-object backfill tallied as 50). DynamoDB
+  applies each item write atomically ("Atomic counters", DynamoDB developer guide), and
+  the pipeline's counters (the daily images, the slots, the backfill's tally) rely on it,
+  so the local backend takes its writes one at a time.
 - Browser-based uploads (`s3_post_policy`, s3_post_forms.py): a POST form is checked by
   its signed policy and authorized as its signer, as S3 does.
 
@@ -50,6 +56,7 @@ def moto_as_aws() -> Iterator[None]:
         fixes.enter_context(send_task_failure_keeps_its_cause())
         fixes.enter_context(s3_event_versions())
         fixes.enter_context(s3_post_policy())
+        fixes.enter_context(dynamodb_writes_atomic())
         yield
 
 
@@ -107,6 +114,34 @@ def s3_event_versions() -> Iterator[None]:
         return body
 
     with replaced(notifications, "_get_s3_event", with_version):
+        yield
+
+
+# The backend's item writes; a transaction's own writes call the first three again, so the
+# lock is re-entrant. Reads need none: each write replaces whole items.
+_DYNAMODB_WRITES = ("put_item", "update_item", "delete_item", "transact_write_items")
+
+
+@contextmanager
+def dynamodb_writes_atomic() -> Iterator[None]:
+    """While active, the local DynamoDB applies one item write at a time, as DynamoDB
+    applies each atomically (a lock around moto's backend writes, never around a request:
+    authorization and the answer's encoding stay concurrent)."""
+    from moto.dynamodb.models import DynamoDBBackend  # noqa: PLC0415 - local run only
+
+    lock = threading.RLock()
+
+    def one_at_a_time(write: Callable[..., Any]) -> Callable[..., Any]:
+        def locked(self: Any, *args: Any, **kwargs: Any) -> Any:
+            with lock:
+                return write(self, *args, **kwargs)
+
+        return locked
+
+    with ExitStack() as writes:
+        for name in _DYNAMODB_WRITES:
+            original = getattr(DynamoDBBackend, name)
+            writes.enter_context(replaced(DynamoDBBackend, name, one_at_a_time(original)))
         yield
 
 
