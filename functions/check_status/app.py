@@ -13,14 +13,17 @@ from kontext_pipeline.runtime import Runtime
 from kontext_pipeline.steps import check_status
 
 
+def deps_of(runtime: Runtime[check_status.CheckStatusSettings]) -> check_status.CheckStatusDeps:
+    return check_status.CheckStatusDeps(queue=runtime.model_queue(), poll_plan=runtime.poll_plan)
+
+
 def handle(
     event: dict[str, Any],
     context: LambdaContext,
     runtime: Runtime[check_status.CheckStatusSettings],
 ) -> dict[str, Any]:
     envelope = read_task_envelope(event, TaskEnvelope[ModelJob])
-    deps = check_status.CheckStatusDeps(queue=runtime.model_queue(), poll_plan=runtime.poll_plan)
-    job = check_status.run(envelope.job, deps)
+    job = check_status.run(envelope.job, deps_of(runtime))
     logger.info(
         "status",
         extra={
@@ -32,4 +35,4 @@ def handle(
     return job.model_dump(mode="json")
 
 
-lambda_handler = lambda_entry(handle, check_status.CheckStatusSettings)
+lambda_handler = lambda_entry(handle, check_status.CheckStatusSettings, deps=deps_of)

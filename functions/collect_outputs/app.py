@@ -13,13 +13,10 @@ from kontext_pipeline.runtime import Runtime
 from kontext_pipeline.steps import collect_outputs
 
 
-def handle(
-    event: dict[str, Any],
-    context: LambdaContext,
-    runtime: Runtime[collect_outputs.CollectOutputsSettings],
-) -> dict[str, Any]:
-    envelope = read_task_envelope(event, TaskEnvelope[ModelJob])
-    deps = collect_outputs.CollectOutputsDeps(
+def deps_of(
+    runtime: Runtime[collect_outputs.CollectOutputsSettings], context: LambdaContext | None = None
+) -> collect_outputs.CollectOutputsDeps:
+    return collect_outputs.CollectOutputsDeps(
         s3=runtime.s3,
         http=runtime.http,
         queue=runtime.model_queue(),
@@ -28,7 +25,15 @@ def handle(
         policy=runtime.output_policy,
         jobs=runtime.jobs,
     )
-    notification = collect_outputs.run(envelope, deps)
+
+
+def handle(
+    event: dict[str, Any],
+    context: LambdaContext,
+    runtime: Runtime[collect_outputs.CollectOutputsSettings],
+) -> dict[str, Any]:
+    envelope = read_task_envelope(event, TaskEnvelope[ModelJob])
+    notification = collect_outputs.run(envelope, deps_of(runtime, context))
     metrics.add_dimension(name="status", value=notification.status)
     metrics.add_metric(name="JobsSucceeded", unit=MetricUnit.Count, value=1)
     model_seconds = float(notification.timings.get("inference") or 0.0)
@@ -48,4 +53,4 @@ def handle(
     }
 
 
-lambda_handler = lambda_entry(handle, collect_outputs.CollectOutputsSettings)
+lambda_handler = lambda_entry(handle, collect_outputs.CollectOutputsSettings, deps=deps_of)

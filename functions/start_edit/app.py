@@ -12,11 +12,15 @@ from kontext_pipeline.runtime import Runtime
 from kontext_pipeline.steps import start_edit
 
 
+def deps_of(runtime: Runtime[start_edit.StartEditSettings]) -> start_edit.StartEditDeps:
+    return start_edit.StartEditDeps(starter=runtime.job_starter, scope=runtime.edit_scope)
+
+
 def handle(
     event: dict[str, Any], context: LambdaContext, runtime: Runtime[start_edit.StartEditSettings]
 ) -> dict[str, Any]:
-    deps = start_edit.StartEditDeps(starter=runtime.job_starter, scope=runtime.edit_scope)
-    outcomes = start_edit.run([record.raw_event for record in S3Event(event).records], deps)
+    records = [record.raw_event for record in S3Event(event).records]
+    outcomes = start_edit.run(records, deps_of(runtime))
     for outcome in ("started", "duplicate", "skipped"):
         count = sum(1 for item in outcomes if item.outcome == outcome)
         if count:
@@ -26,4 +30,4 @@ def handle(
     }
 
 
-lambda_handler = lambda_entry(handle, start_edit.StartEditSettings)
+lambda_handler = lambda_entry(handle, start_edit.StartEditSettings, deps=deps_of)

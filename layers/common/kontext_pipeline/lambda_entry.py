@@ -34,9 +34,18 @@ class LambdaHandler(Protocol):
 def lambda_entry(
     handle: Callable[[dict[str, Any], LambdaContext, Runtime[SettingsT]], dict[str, Any]],
     settings: type[SettingsT],
+    *,
+    deps: Callable[[Runtime[SettingsT]], object] | None = None,
 ) -> LambdaHandler:
-    """The handler Lambda calls; its settings are read and checked now, at cold start."""
+    """The handler Lambda calls; its settings are read and checked now, at cold start.
+
+    `deps`: how a request builds its step's Deps from the Runtime. Built once now as well,
+    so the clients every request uses are made during init, not in the first request
+    (AWS's advice: initialize SDK clients outside the handler).
+    """
     default = Runtime(settings=load_settings(settings))
+    if deps is not None:
+        _made_at_init(deps, default)
 
     @logger.inject_lambda_context(clear_state=True)
     @metrics.log_metrics
@@ -46,3 +55,12 @@ def lambda_entry(
         return handle(event, context, runtime)
 
     return lambda_handler
+
+
+def _made_at_init(
+    deps: Callable[[Runtime[SettingsT]], object], runtime: Runtime[SettingsT]
+) -> None:
+    try:
+        deps(runtime)
+    except Exception as exc:
+        logger.debug("deps not made at init", extra={"why": str(exc)})

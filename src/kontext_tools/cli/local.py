@@ -199,6 +199,7 @@ def _run_one(
     printer: ProgressPrinter,
 ) -> int:
     prompt, options = request.prompt, request.options
+    uploaded_at = time.time()
     source = run.pipeline.upload(image, prompt=prompt, options=options, metadata=request.metadata)
     if prompt_goes_to_sidecar(prompt, options):
         say(args, f"Prompt too long for S3 metadata: put {sidecar_key_for(source.key)}")
@@ -214,7 +215,7 @@ def _run_one(
             f"and nothing is left running (logs: {run.log_file})",
             EXIT_TIMEOUT,
         ) from None
-    return _finish_local(args, run, received, image, started)
+    return _finish_local(args, run, received, image, (started, uploaded_at))
 
 
 def _finish_local(
@@ -222,10 +223,10 @@ def _finish_local(
     run: LocalCommandRun,
     received: ReceivedNotification,
     image: Path,
-    started: float,
+    started: tuple[float, float],
 ) -> int:
     notification = received.notification
-    seconds = time.monotonic() - started
+    seconds = time.monotonic() - started[0]
     document: dict[str, Any] = {
         "status": notification.status,
         "key": notification.source.key,
@@ -237,7 +238,8 @@ def _finish_local(
     }
     files, report = write_local_results(run.pipeline, received, run.out_dir, image)
     document.update(files=[str(path) for path in files], report=str(report))
-    timing = _model_and_overhead(run.pipeline, notification.request_id, seconds)
+    published = received.published_at - started[1]
+    timing = _model_and_overhead(run.pipeline, notification.request_id, published)
     document.update(timing)
     if notification.status == "FAILED" and notification.failure:
         failure = notification.failure
@@ -257,8 +259,8 @@ def _model_and_overhead(
     pipeline: LocalPipeline, request_id: str | None, seconds: float
 ) -> dict[str, float]:
     """How long the emulated model held the request (queue and run, by its own clock), and
-    what the pipeline added around it: upload to notification, less that hold. Unknown
-    against a real model queue, whose clock is not ours."""
+    what the pipeline added around it: upload to the notification's publish (`seconds`),
+    less that hold. Unknown against a real model queue, whose clock is not ours."""
     emulator = pipeline.emulator
     if emulator is None or request_id is None:
         return {}

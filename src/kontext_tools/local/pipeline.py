@@ -21,6 +21,7 @@ import uuid
 from collections.abc import Callable, Mapping
 from contextlib import ExitStack
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Unpack
 
@@ -62,6 +63,14 @@ class ReceivedNotification:
 
     envelope: dict[str, Any]
     notification: Notification
+
+    @property
+    def published_at(self) -> float:
+        """When the topic took the notification (SNS's `Timestamp`, seconds since the
+        epoch): the job's end as a subscriber's clock sees it, before any delivery or
+        polling of ours."""
+        stamp = str(self.envelope["Timestamp"]).replace("Z", "+00:00")
+        return datetime.fromisoformat(stamp).timestamp()
 
 
 class LocalPipeline:
