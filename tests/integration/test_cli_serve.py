@@ -150,8 +150,11 @@ def test_edit_by_api_needs_no_aws_credentials(
     assert names == ["0.jpg", "1.jpg", "manifest.json"]
 
 
-def test_ctrl_c_stops_it_cleanly(served: tuple[dict[str, Any], Any]) -> None:
-    # Given the running --serve / When Ctrl-C comes / Then it stops, with success
+def test_ctrl_c_stops_it_cleanly_even_pressed_twice(served: tuple[dict[str, Any], Any]) -> None:
+    # Given the running --serve
     _, process = served
+    # When Ctrl-C comes, and again while it stops (a person who does not wait)
     process.send_signal(signal.SIGINT)
+    process.send_signal(signal.SIGINT)
+    # Then it takes the stack down whole and ends, with success
     assert process.wait(timeout=60) == 0

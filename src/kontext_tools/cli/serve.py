@@ -10,38 +10,46 @@ import signal
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from kontext_tools.api_keys import ApiKeyAdmin
 from kontext_tools.cli.exits import EXIT_OK
 from kontext_tools.cli.local import local_pipeline, local_run_setup, stood_up_or_refused
 from kontext_tools.cli.output import say
 
+if TYPE_CHECKING:
+    from kontext_tools.local.pipeline import LocalPipeline
+
 
 def run_serve(args: argparse.Namespace) -> int:
     _, overrides, fal_base_url, log_file = local_run_setup(args)
     say(args, "Standing up the pipeline on local AWS emulation, to serve its HTTP intake ...")
-    stop = threading.Event()
+    serving, stop = threading.Event(), threading.Event()
     with (
+        _stopped_by_signals(serving, stop),
         stood_up_or_refused(log_file),
         local_pipeline(args, overrides, fal_base_url, log_file) as pipeline,
     ):
-        outputs = pipeline.outputs
-        _, api_key = ApiKeyAdmin(pipeline.clients.dynamodb, outputs["JobsTableName"]).create(
-            "local"
-        )
-        ready = {
-            "intake_url": outputs["IntakeUrl"].rstrip("/"),
-            "api_key": api_key,
-            "bucket": outputs["ImagesBucketName"],
-            "aws_endpoint_url": pipeline.endpoint_url,
-            "log_file": str(log_file),
-        }
-        _announce(args, ready)
-        with _stopped_by_signals(stop):
-            stop.wait()
+        _announce(args, _ready_document(pipeline, log_file))
+        serving.set()
+        stop.wait()
         say(args, "Stopping the local stack ...")
         pipeline.settle()
     return EXIT_OK
+
+
+def _ready_document(pipeline: LocalPipeline, log_file: Path) -> dict[str, str]:
+    """Where the intake is, a key made for it, and where the rest is."""
+    outputs = pipeline.outputs
+    admin = ApiKeyAdmin(pipeline.clients.dynamodb, outputs["JobsTableName"])
+    return {
+        "intake_url": outputs["IntakeUrl"].rstrip("/"),
+        "api_key": admin.create("local")[1],
+        "bucket": outputs["ImagesBucketName"],
+        "aws_endpoint_url": pipeline.endpoint_url,
+        "log_file": str(log_file),
+    }
 
 
 def _announce(args: argparse.Namespace, ready: dict[str, str]) -> None:
@@ -63,11 +71,18 @@ def _announce(args: argparse.Namespace, ready: dict[str, str]) -> None:
 
 
 @contextmanager
-def _stopped_by_signals(stop: threading.Event) -> Iterator[None]:
-    """Ctrl-C and SIGTERM set `stop` instead of raising in the middle of serving."""
+def _stopped_by_signals(serving: threading.Event, stop: threading.Event) -> Iterator[None]:
+    """Ctrl-C and SIGTERM: before the intake is up, they stop the stand-up at once; once it
+    serves, they set `stop`, and the stack is then taken down whole (a second Ctrl-C does
+    not cut its teardown short)."""
+
+    def on_signal(*_: object) -> None:
+        if not serving.is_set():
+            raise KeyboardInterrupt
+        stop.set()
+
     previous = {
-        signum: signal.signal(signum, lambda *_: stop.set())
-        for signum in (signal.SIGINT, signal.SIGTERM)
+        signum: signal.signal(signum, on_signal) for signum in (signal.SIGINT, signal.SIGTERM)
     }
     try:
         yield
