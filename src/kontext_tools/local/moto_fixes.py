@@ -17,12 +17,12 @@
   (`$.Cause`). The pipeline's failure messages for a job failed by a webhook travel in
   that cause, so without it a local run would report less than AWS does.
 
-- DynamoDB writes one at a time (`dynamodb_writes_atomic`): moto's threaded server runs
-  two writes of one item side by side, so two concurrent `UpdateItem ... ADD` both read
-  the old count and one increment is lost (a 51-object backfill tallied as 50). DynamoDB
-  applies each item write atomically ("Atomic counters", DynamoDB developer guide), and
-  the pipeline's counters (the daily images, the slots, the backfill's tally) rely on it,
-  so the local backend takes its writes one at a time.
+- DynamoDB item calls are atomic (`dynamodb_item_calls_atomic`): DynamoDB applies each
+  item write whole to the item's latest state (an `ADD n :one`, a conditional write, a
+  transaction), and a read sees a write whole or not at all. moto's threaded server runs
+  requests side by side on shared objects, so two first `ADD`s on one item can each create
+  it and one increment is lost (a backfill of 51 objects once tallied 50). The local
+  DynamoDB runs its item calls one at a time.
 - Browser-based uploads (`s3_post_policy`, s3_post_forms.py): a POST form is checked by
   its signed policy and authorized as its signer, as S3 does.
 
@@ -56,7 +56,7 @@ def moto_as_aws() -> Iterator[None]:
         fixes.enter_context(send_task_failure_keeps_its_cause())
         fixes.enter_context(s3_event_versions())
         fixes.enter_context(s3_post_policy())
-        fixes.enter_context(dynamodb_writes_atomic())
+        fixes.enter_context(dynamodb_item_calls_atomic())
         yield
 
 
@@ -117,31 +117,36 @@ def s3_event_versions() -> Iterator[None]:
         yield
 
 
-# The backend's item writes; a transaction's own writes call the first three again, so the
-# lock is re-entrant. Reads need none: each write replaces whole items.
-_DYNAMODB_WRITES = ("put_item", "update_item", "delete_item", "transact_write_items")
+# The DynamoDBBackend methods every item call of the pipeline goes through (GetItem,
+# PutItem, UpdateItem, DeleteItem, TransactWriteItems; BatchWriteItem's handler calls
+# put_item and delete_item per item, which is as atomic as DynamoDB makes a batch).
+DYNAMODB_ITEM_CALLS = ("get_item", "put_item", "update_item", "delete_item", "transact_write_items")
+# One lock for every table (a transaction spans tables), re-entrant because it is entered
+# again on one thread: a transaction calls the item methods inside its own call, and two
+# local runs in one process (a test module's pipeline and a test's own) stack this fix.
+_DYNAMODB_LOCK = threading.RLock()
 
 
 @contextmanager
-def dynamodb_writes_atomic() -> Iterator[None]:
-    """While active, the local DynamoDB applies one item write at a time, as DynamoDB
-    applies each atomically (a lock around moto's backend writes, never around a request:
-    authorization and the answer's encoding stay concurrent)."""
+def dynamodb_item_calls_atomic() -> Iterator[None]:
+    """While active, moto's DynamoDB runs its item calls one at a time, so each applies
+    whole, as DynamoDB applies an item write. Only the backend's work is inside the lock,
+    not a request's parsing or IAM check; nothing in these methods waits on another
+    request, unless a table had a stream with a Lambda trigger (moto runs it inside the
+    write): the stack has none (tests/unit/test_moto_fixes.py holds that)."""
     from moto.dynamodb.models import DynamoDBBackend  # noqa: PLC0415 - local run only
 
-    lock = threading.RLock()
-
-    def one_at_a_time(write: Callable[..., Any]) -> Callable[..., Any]:
-        def locked(self: Any, *args: Any, **kwargs: Any) -> Any:
-            with lock:
-                return write(self, *args, **kwargs)
+    def one_at_a_time(method: Callable[..., Any]) -> Callable[..., Any]:
+        def locked(*args: Any, **kwargs: Any) -> Any:
+            with _DYNAMODB_LOCK:
+                return method(*args, **kwargs)
 
         return locked
 
-    with ExitStack() as writes:
-        for name in _DYNAMODB_WRITES:
+    with ExitStack() as calls:
+        for name in DYNAMODB_ITEM_CALLS:
             original = getattr(DynamoDBBackend, name)
-            writes.enter_context(replaced(DynamoDBBackend, name, one_at_a_time(original)))
+            calls.enter_context(replaced(DynamoDBBackend, name, one_at_a_time(original)))
         yield
 
 
