@@ -6,6 +6,7 @@ import base64
 import io
 import json
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -121,3 +122,12 @@ def local_run(
     )
     assert result.returncode == 0, result.stderr
     return result, json.loads(result.stdout)
+
+
+def readme_example(section: str, language: str) -> str:
+    """The one `language` code block of the README's `## section`, as it is written."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    text = readme[readme.index(f"## {section}") :].split("\n## ", 1)[0]
+    blocks = re.findall(rf"```{language}\n(.*?)```", text, re.DOTALL)
+    assert len(blocks) == 1, f"the {section} section has one {language} example"
+    return str(blocks[0])

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import signal
 import socket
 import subprocess
@@ -18,15 +17,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import ROOT
-
-
-def readme_curl_example() -> str:
-    readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    section = readme[readme.index("## HTTP intake") :].split("\n## ", 1)[0]
-    blocks = re.findall(r"```bash\n(.*?)```", section, re.DOTALL)
-    assert len(blocks) == 1, "the HTTP intake section has one example"
-    return str(blocks[0])
+from tests.conftest import ROOT, readme_example
 
 
 def free_port() -> int:
@@ -91,7 +82,7 @@ def test_the_readmes_curl_example_edits_the_sample_image(
     # Given the README's example, with the URL and key --serve printed (and the image
     # server on a port that is free here)
     ready, _ = served
-    script = readme_curl_example().replace("8000", str(free_port()))
+    script = readme_example("HTTP intake", "bash").replace("8000", str(free_port()))
     environment = os.environ | {"INTAKE": ready["intake_url"], "KEY": ready["api_key"]}
     # When it runs as written
     run = subprocess.run(

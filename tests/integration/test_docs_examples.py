@@ -4,21 +4,12 @@ from __future__ import annotations
 
 import contextlib
 import io
-import re
 import shutil
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT
-
-
-def readme_python_api_example() -> str:
-    readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    section = readme[readme.index("## Python API") :].split("\n## ", 1)[0]
-    blocks = re.findall(r"```python\n(.*?)```", section, re.DOTALL)
-    assert len(blocks) == 1, "the Python API section has one example"
-    return str(blocks[0])
+from tests.conftest import ROOT, readme_example
 
 
 def test_the_python_api_example_runs_and_prints_what_it_says(
@@ -31,7 +22,7 @@ def test_the_python_api_example_runs_and_prints_what_it_says(
     printed = io.StringIO()
     # When it runs
     with contextlib.redirect_stdout(printed):
-        exec(compile(readme_python_api_example(), "README.md", "exec"), {})
+        exec(compile(readme_example("Python API", "python"), "README.md", "exec"), {})
     # Then it printed the status and the files its comment promises, and wrote them
     status_line, files_line = printed.getvalue().splitlines()
     assert status_line.startswith("SUCCEEDED ")
