@@ -63,4 +63,6 @@ def _made_at_init(
     try:
         deps(runtime)
     except Exception as exc:
+        # Not fatal here: the first request meets the same failure, and reports it as the
+        # job's (a secret not put yet, say), where a failed init would only say "init".
         logger.debug("deps not made at init", extra={"why": str(exc)})
