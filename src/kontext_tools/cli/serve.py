@@ -31,8 +31,10 @@ def run_serve(args: argparse.Namespace) -> int:
         stood_up_or_refused(log_file),
         local_pipeline(args, overrides, fal_base_url, log_file) as pipeline,
     ):
-        _announce(args, _ready_document(pipeline, log_file))
+        ready = _ready_document(pipeline, log_file)
+        # Serving before it says so: a Ctrl-C sent on the ready line stops, never aborts.
         serving.set()
+        _announce(args, ready)
         stop.wait()
         say(args, "Stopping the local stack ...")
         pipeline.settle()
