@@ -11,11 +11,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from kontext_pipeline.core.models import SourceObject
+from kontext_pipeline.storage.metadata import user_metadata_for
 
 from kontext_tools.cli.exits import EXIT_FAILED, EXIT_OK, EXIT_TIMEOUT, CliError
 from kontext_tools.cli.output import BurstProgress, emit, say, short
 from kontext_tools.cli.results import write_local_results
-from kontext_tools.deployed import user_metadata_for
 
 if TYPE_CHECKING:
     from kontext_tools.cli.arguments import EditRequest

@@ -38,7 +38,6 @@ from kontext_tools.deployed.uploads import (
     prompt_goes_to_sidecar,
     sidecar_key_for,
     upload_image,
-    user_metadata_for,
 )
 
 __all__ = [
@@ -64,5 +63,4 @@ __all__ = [
     "teardown_stack",
     "trigger_function_of",
     "upload_image",
-    "user_metadata_for",
 ]

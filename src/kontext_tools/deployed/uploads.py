@@ -10,7 +10,12 @@ from typing import TYPE_CHECKING, Any, TypedDict, Unpack
 
 from kontext_pipeline.core.errors import InvalidInputError
 from kontext_pipeline.core.models import SourceObject
-from kontext_pipeline.storage.metadata import encode_metadata_value, validate_options
+from kontext_pipeline.storage.metadata import (
+    MAX_METADATA_BYTES,
+    metadata_size,
+    user_metadata_for,
+    validate_options,
+)
 
 from kontext_tools.errors import ToolReason
 
@@ -29,8 +34,6 @@ CONTENT_TYPES = {
 }
 
 
-# S3 refuses user metadata over 2 KB, counted as the UTF-8 bytes of every name and value.
-MAX_METADATA_BYTES = 2048
 PROMPT_SIDECAR_SUFFIX = ".prompt.txt"
 
 
@@ -48,28 +51,8 @@ def content_type_for(key: str) -> str:
     return CONTENT_TYPES.get(Path(key).suffix.lower(), "application/octet-stream")
 
 
-def metadata_size(metadata: Mapping[str, str]) -> int:
-    return sum(len(name.encode()) + len(value.encode()) for name, value in metadata.items())
-
-
 def sidecar_key_for(key: str) -> str:
     return key + PROMPT_SIDECAR_SUFFIX
-
-
-def user_metadata_for(
-    prompt: str | None,
-    options: Mapping[str, Any] | None = None,
-    metadata: Mapping[str, str] | None = None,
-) -> dict[str, str]:
-    """The x-amz-meta-* an upload carries, encoded as S3 stores them."""
-    user_metadata = {
-        name.replace("_", "-"): str(value).lower() if isinstance(value, bool) else str(value)
-        for name, value in (options or {}).items()
-    }
-    if prompt is not None:
-        user_metadata["prompt"] = prompt
-    user_metadata.update(metadata or {})
-    return {name: encode_metadata_value(value) for name, value in user_metadata.items()}
 
 
 def prompt_goes_to_sidecar(prompt: str, options: Mapping[str, Any] | None = None) -> bool:

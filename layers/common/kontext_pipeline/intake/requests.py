@@ -19,14 +19,14 @@ from kontext_pipeline.core.models import EditOptions
 from kontext_pipeline.intake.problems import IntakeRefusedError
 from kontext_pipeline.storage.metadata import (
     CALLBACK_FIELD,
+    MAX_METADATA_BYTES,
     OPTION_FIELDS,
     PROMPT_FIELD,
     build_edit_spec,
-    encode_metadata_value,
+    metadata_size,
+    user_metadata_for,
 )
 
-# S3 user guide, "Working with object metadata": user-defined metadata is limited to 2 KB.
-MAX_METADATA_BYTES = 2048
 UPLOAD_TYPES = ("image/jpeg", "image/png", "image/webp")
 EDIT_ID_FIELD = "edit-id"
 # What S3 keeps as a metadata name or value: header-safe ASCII.
@@ -81,15 +81,12 @@ def _source(body: dict[str, Any]) -> tuple[str | None, str]:
     return None, str(content_type)
 
 
-def _metadata_value(value: Any) -> str:
-    return json.dumps(value) if isinstance(value, bool) else str(value)
-
-
 def _as_metadata(body: dict[str, Any], options: EditOptions) -> dict[str, str]:
+    """The S3 metadata an upload of the trigger's contract carries (storage/metadata.py),
+    from the checked options, the callback and the caller's own."""
+    named = _callback_metadata(body.get("callback_url")) | _callers_metadata(body)
     given = options.model_dump(exclude_unset=True)
-    metadata = {PROMPT_FIELD: encode_metadata_value(str(body["prompt"]).strip())}
-    metadata |= {name.replace("_", "-"): _metadata_value(v) for name, v in given.items()}
-    return metadata | _callback_metadata(body.get("callback_url")) | _callers_metadata(body)
+    return user_metadata_for(str(body["prompt"]).strip(), given, named)
 
 
 def _callback_metadata(callback_url: Any) -> dict[str, str]:
@@ -111,7 +108,7 @@ def _callers_metadata(body: dict[str, Any]) -> dict[str, str]:
     taken = {key.lower().replace("_", "-") for key in extra} & _PIPELINE_NAMES
     if taken:
         raise _refused(f"metadata may not set {', '.join(sorted(taken))}: use the request fields")
-    return {key.lower(): encode_metadata_value(value) for key, value in extra.items()}
+    return {key.lower(): value for key, value in extra.items()}
 
 
 def check_edit_request(body: dict[str, Any]) -> EditRequestBody:
@@ -127,7 +124,7 @@ def check_edit_request(body: dict[str, Any]) -> EditRequestBody:
     if spec.ignored_keys:
         raise _refused(f"unknown fields: {', '.join(spec.ignored_keys)}")
     metadata = _as_metadata(body, spec.options)
-    size = sum(len(k.encode()) + len(v.encode()) for k, v in metadata.items())
+    size = metadata_size(metadata)
     if size > MAX_METADATA_BYTES:
         raise _refused(
             f"prompt, options and metadata take {size} bytes of S3 metadata; S3 keeps at most "

@@ -26,6 +26,9 @@ CALLBACK_FIELD = "callback_url"
 PIPELINE_FIELDS: tuple[str, ...] = (CALLBACK_FIELD,)
 # The model's own limit is generous; this keeps one job's state far below Step Functions' 256 KB.
 MAX_PROMPT_CHARS = 10_000
+# S3 refuses user metadata over 2 KB, counted as the UTF-8 bytes of every name and value
+# ("Working with object metadata", S3 user guide).
+MAX_METADATA_BYTES = 2048
 
 
 @dataclass(frozen=True)
@@ -56,6 +59,28 @@ def encode_metadata_value(value: str) -> str:
     if value.isascii():
         return value
     return Header(value, "utf-8").encode(maxlinelen=10_000).replace("\n", "")
+
+
+def metadata_size(metadata: Mapping[str, str]) -> int:
+    """The bytes S3 counts against its 2 KB: every name (without x-amz-meta-) and value."""
+    return sum(len(name.encode()) + len(value.encode()) for name, value in metadata.items())
+
+
+def user_metadata_for(
+    prompt: str | None,
+    options: Mapping[str, Any] | None = None,
+    metadata: Mapping[str, str] | None = None,
+) -> dict[str, str]:
+    """The x-amz-meta-* an upload carries, encoded as S3 stores them: the options under
+    their `-` names, the prompt, then any other metadata."""
+    user_metadata = {
+        name.replace("_", "-"): str(value).lower() if isinstance(value, bool) else str(value)
+        for name, value in (options or {}).items()
+    }
+    if prompt is not None:
+        user_metadata[PROMPT_FIELD] = prompt
+    user_metadata.update(metadata or {})
+    return {name: encode_metadata_value(value) for name, value in user_metadata.items()}
 
 
 def normalise_metadata(metadata: Mapping[str, str]) -> dict[str, str]:
