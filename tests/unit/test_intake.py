@@ -203,6 +203,16 @@ def test_a_request_the_job_would_fail_on_is_refused_before_anything_is_stored(
     assert "Contents" not in api.deps.s3.list_objects_v2(Bucket=BUCKET)
 
 
+def test_the_2_kb_of_metadata_count_the_edits_own_id(api: IntakeApi, key: str) -> None:
+    # Given a prompt that fits S3's 2 KB of metadata alone, but not with the edit's id
+    # ("edit-id" and "ed_" + 24 hex: 34 bytes) that the object carries too
+    body = {"upload": True, "prompt": "x" * (2048 - len("prompt") - 10)}
+    # When it is sent / Then it is refused now, not by S3 at the upload
+    status, problem = call(api, body, key=key)
+    assert (status, problem["reason"]) == (400, "invalid_request")
+    assert "2048" in problem["detail"]
+
+
 def test_an_oversized_body_is_refused(api: IntakeApi, key: str) -> None:
     # Given a body over 64 KB (an image sent inline, say)
     body = {"prompt": "x", "upload": True, "metadata": {"blob": "x" * 70_000}}

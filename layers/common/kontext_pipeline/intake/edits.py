@@ -24,7 +24,7 @@ from kontext_pipeline.core.models import EXTENSIONS, SourceObject
 from kontext_pipeline.intake.image_fetch import FetchLimits, fetch_image
 from kontext_pipeline.intake.key_caps import count_daily_images
 from kontext_pipeline.intake.problems import IntakeRefusedError
-from kontext_pipeline.intake.requests import EDIT_ID_FIELD, EditRequestBody, check_edit_request
+from kontext_pipeline.intake.requests import EditRequestBody, check_edit_request
 from kontext_pipeline.jobs.keys import expires_at, item_key, table_unavailable
 from kontext_pipeline.jobs.published import recorded_outcome
 from kontext_pipeline.storage.s3_errors import is_missing_object
@@ -64,14 +64,14 @@ def create_edit(
 ) -> tuple[int, dict[str, Any]]:
     """(202, the edit) for an image_url, fetched and stored; (201, the edit and its upload
     form) for `"upload": true`."""
-    request = check_edit_request(body)
     edit_id = "ed_" + secrets.token_hex(12)
+    request = check_edit_request(body, edit_id)
     if request.image_url is None:
         key = _object_key(deps, edit_id, request.content_type)
         count_daily_images(deps.dynamodb, deps.table_name, api_key, request.images)
         _record_edit(deps, edit_id, api_key, key)
         document = _edit_document(edit_id, deps.bucket, key, None)
-        return 201, document | {"upload": _upload_form(deps, key, request, edit_id)}
+        return 201, document | {"upload": _upload_form(deps, key, request)}
     fetched = fetch_image(
         deps.http,
         request.image_url,
@@ -90,7 +90,7 @@ def create_edit(
                 Body=fetched.body,
                 ContentLength=fetched.size,
                 ContentType=fetched.content_type,
-                Metadata=request.metadata | {EDIT_ID_FIELD: edit_id},
+                Metadata=request.metadata,
             )
         except (ClientError, BotoCoreError) as exc:
             raise _storage_unavailable(exc) from exc
@@ -110,15 +110,12 @@ def _edit_document(edit_id: str, bucket: str, key: str, version_id: str | None) 
     }
 
 
-def _upload_form(
-    deps: IntakeDeps, key: str, request: EditRequestBody, edit_id: str
-) -> dict[str, Any]:
+def _upload_form(deps: IntakeDeps, key: str, request: EditRequestBody) -> dict[str, Any]:
     """A presigned POST that takes one image of the declared type and size range, with the
     prompt and options bound into its policy: the client cannot change them."""
     fields = {
         "Content-Type": request.content_type,
         **{f"x-amz-meta-{name}": value for name, value in request.metadata.items()},
-        f"x-amz-meta-{EDIT_ID_FIELD}": edit_id,
     }
     conditions: list[Any] = [{name: value} for name, value in fields.items()]
     conditions.append(["content-length-range", 1, deps.limits.max_bytes])

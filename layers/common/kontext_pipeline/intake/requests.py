@@ -42,7 +42,8 @@ _REQUEST_FIELDS = ("prompt", "image_url", "upload", "content_type", "callback_ur
 
 @dataclass(frozen=True)
 class EditRequestBody:
-    """A checked request: where the image comes from, and the S3 metadata to store with it."""
+    """A checked request: where the image comes from, and the S3 metadata to store with it
+    (the edit's id among it)."""
 
     image_url: str | None
     content_type: str
@@ -111,8 +112,9 @@ def _callers_metadata(body: dict[str, Any]) -> dict[str, str]:
     return {key.lower(): value for key, value in extra.items()}
 
 
-def check_edit_request(body: dict[str, Any]) -> EditRequestBody:
-    """The request as the trigger will read it, or the problem it would fail with."""
+def check_edit_request(body: dict[str, Any], edit_id: str) -> EditRequestBody:
+    """The request as the trigger will read it, or the problem it would fail with. Its
+    metadata names the edit too, so S3's 2 KB is counted on all the object will carry."""
     image_url, content_type = _source(body)
     options = {key: value for key, value in body.items() if key not in _REQUEST_FIELDS}
     if not isinstance(body.get("prompt"), str):
@@ -123,7 +125,7 @@ def check_edit_request(body: dict[str, Any]) -> EditRequestBody:
         raise IntakeRefusedError(exc.message, reason=exc.reason) from exc  # type: ignore[arg-type]
     if spec.ignored_keys:
         raise _refused(f"unknown fields: {', '.join(spec.ignored_keys)}")
-    metadata = _as_metadata(body, spec.options)
+    metadata = _as_metadata(body, spec.options) | {EDIT_ID_FIELD: edit_id}
     size = metadata_size(metadata)
     if size > MAX_METADATA_BYTES:
         raise _refused(
