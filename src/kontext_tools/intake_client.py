@@ -11,14 +11,11 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from kontext_pipeline.intake.requests import UPLOAD_TYPES
+
+from kontext_tools.deployed.uploads import content_type_for
 
 DONE = ("succeeded", "failed")
-UPLOAD_TYPES = {
-    ".jpg": "image/jpeg",
-    ".jpeg": "image/jpeg",
-    ".png": "image/png",
-    ".webp": "image/webp",
-}
 
 
 class IntakeRefusedError(Exception):
@@ -40,8 +37,8 @@ class IntakeClient:
 
     def upload_edit(self, image: Path, prompt: str, fields: Mapping[str, Any]) -> dict[str, Any]:
         """An edit by upload: the form asked for, and the image posted with it."""
-        content_type = UPLOAD_TYPES.get(image.suffix.lower())
-        if content_type is None:
+        content_type = content_type_for(image.name)
+        if content_type not in UPLOAD_TYPES:
             raise IntakeRefusedError(0, "invalid_request", f"{image.name}: JPEG, PNG or WebP only")
         body = {"upload": True, "content_type": content_type, "prompt": prompt, **fields}
         edit = self._answer(self.http.post("/v1/edits", json=body))

@@ -51,9 +51,10 @@ def s3_post_policy() -> Iterator[None]:
         if "policy" not in form:
             return original(self, request, bucket_name)
         try:
-            secret = _signers_secret(self.current_account, form)
+            signer = _access_key(self.current_account, form)
+            secret = str(signer.create_credentials().secret_key)
             check_form(form, bucket_name, len(self.raw_body or b""), secret, datetime.now(UTC))
-            _check_signer_may_put(self.current_account, form, bucket_name)
+            _check_signer_may_put(signer, form, bucket_name)
         except FormRefusedError as exc:
             return exc.status, {}, _error_document(exc)
         # Authenticated and authorized above, by the form: not as an anonymous request.
@@ -140,17 +141,13 @@ def _access_key(account_id: str, form: Mapping[str, str]) -> Any:
         raise FormRefusedError(f"no such access key: {exc.reason}") from exc
 
 
-def _signers_secret(account_id: str, form: Mapping[str, str]) -> str:
-    return str(_access_key(account_id, form).create_credentials().secret_key)
-
-
-def _check_signer_may_put(account_id: str, form: Mapping[str, str], bucket: str) -> None:
+def _check_signer_may_put(signer: Any, form: Mapping[str, str], bucket: str) -> None:
     from moto.iam.access_control import IAMPolicy, PermissionResult  # noqa: PLC0415
 
     resource = f"arn:aws:s3:::{bucket}/{form.get('key', '')}"
     results = [
         IAMPolicy(policy).is_action_permitted("s3:PutObject", resource)
-        for policy in _access_key(account_id, form).collect_policies()
+        for policy in signer.collect_policies()
     ]
     if PermissionResult.DENIED in results or PermissionResult.PERMITTED not in results:
         raise FormRefusedError(f"the form's signer may not s3:PutObject {resource}")

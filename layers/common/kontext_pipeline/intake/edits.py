@@ -27,6 +27,7 @@ from kontext_pipeline.intake.problems import IntakeRefusedError
 from kontext_pipeline.intake.requests import EditRequestBody, check_edit_request
 from kontext_pipeline.jobs.keys import expires_at, item_key, table_unavailable
 from kontext_pipeline.jobs.published import recorded_outcome
+from kontext_pipeline.notifications.callbacks.urls import system_resolver
 from kontext_pipeline.storage.s3_errors import is_missing_object
 
 if TYPE_CHECKING:
@@ -51,7 +52,7 @@ class IntakeDeps:
     http: httpx.Client
     image_rules: CallbackRules
     limits: FetchLimits
-    resolve: Resolver | None = None
+    resolve: Resolver = system_resolver
 
 
 def _storage_unavailable(exc: ClientError | BotoCoreError) -> StorageUnavailableError:
@@ -77,7 +78,7 @@ def create_edit(
         request.image_url,
         deps.image_rules,
         deps.limits,
-        **({"resolve": deps.resolve} if deps.resolve else {}),
+        resolve=deps.resolve,
     )
     key = _object_key(deps, edit_id, fetched.content_type)
     count_daily_images(deps.dynamodb, deps.table_name, api_key, request.images)
