@@ -380,6 +380,43 @@ def test_cancelling_a_running_request_is_only_a_request(
     assert (request.cancel_requested, request.cancelled) == (True, False)
 
 
+def test_the_outputs_are_made_while_the_request_runs(
+    http: httpx.Client, httpserver: HTTPServer
+) -> None:
+    # Given an input hosted over HTTP and a run long enough to watch
+    httpserver.expect_request("/input.png").respond_with_data(
+        make_image(size=(120, 80)), content_type="image/png"
+    )
+    with keyed(EmulatorTiming(queue_seconds=0.0, run_seconds=1.0)) as emulator:
+        answer = submit(http, emulator, prompt="x", image_url=httpserver.url_for("/input.png"))
+        # When the request is still running and no one has asked for its result
+        time.sleep(0.5)
+        status = http.get(answer["status_url"]).json()["status"]
+        fetched_while_running = len(httpserver.log)
+        wait_for_status(http, answer, "COMPLETED")
+        result = http.get(answer["response_url"])
+    # Then the model has already fetched its input, as fal's does during the run (the
+    # result is ready at COMPLETED, so making it is not counted after), and fetched it once
+    assert status == "IN_PROGRESS"
+    assert fetched_while_running == 1
+    assert result.status_code == 200
+    assert len(httpserver.log) == 1
+
+
+def test_an_input_that_will_not_load_fails_when_the_result_is_asked_for(
+    emulator: FalQueueEmulator, http: httpx.Client, httpserver: HTTPServer
+) -> None:
+    # Given an input URL that answers 404 (the run fetches it, and fails, while it runs)
+    httpserver.expect_request("/gone.png").respond_with_data("gone", status=404)
+    answer = submit(http, emulator, prompt="x", image_url=httpserver.url_for("/gone.png"))
+    wait_for_status(http, answer, "COMPLETED")
+    # When the result is asked for
+    response = http.get(answer["response_url"])
+    # Then it is fal's 422 for an image it could not load
+    assert response.status_code == 422
+    assert response.json()["detail"][0]["type"] == "image_load_error"
+
+
 def test_an_inline_input_over_ten_megabytes_fails_to_load(
     emulator: FalQueueEmulator, http: httpx.Client
 ) -> None:

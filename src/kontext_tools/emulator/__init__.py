@@ -5,7 +5,7 @@ It speaks the protocol in docs/fal-queue.md: submit -> IN_QUEUE
 the owner/app only, hosted output files, cancel, COMPLETED-with-error plus a 422 result for
 bad requests, and signed webhooks (Ed25519, with a JWKS of its own). The output is a real
 edit made with Pillow from the input and the prompt. Status is a function of the clock,
-so nothing sleeps to move a request along; outputs are rendered once, when first needed.
+so nothing sleeps to move a request along; the outputs are made while a request runs.
 
 Used by `make demo`, the integration tests and the benchmarks; of the rest of the package
 it uses only loopback.py (its HTTP server), and nothing of the pipeline's layer.

@@ -1,11 +1,12 @@
-"""The model's outputs: rendered once, when first needed (a result, a webhook), and hosted
-as files whose answers the output-* faults spoil."""
+"""The model's outputs: made while the request runs, the request's once first needed (a
+result, a webhook), and hosted as files whose answers the output-* faults spoil."""
 
 from __future__ import annotations
 
 import base64
 import threading
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,6 +17,11 @@ from kontext_tools.emulator.request import EmulatedRequest
 from kontext_tools.emulator.urls import EmulatorUrls
 
 CHUNK = 256 * 1024
+# Runs whose outputs are made at once; more would only queue on two cores.
+MODEL_WORKERS = 2
+
+# What a run makes: the hosted files and the result's images, or why its input would not load.
+Made = tuple[dict[str, tuple[str, bytes]], list[dict[str, Any]]] | Exception
 
 
 @dataclass(frozen=True)
@@ -46,21 +52,33 @@ class Outputs:
         self._faults = faults
         self._urls = urls
         self._render_lock = threading.Lock()
+        # fal's outputs are ready the moment it says COMPLETED, so the Pillow edit runs while
+        # the request does: made after COMPLETED, it would count as the pipeline's time.
+        self._model = ThreadPoolExecutor(MODEL_WORKERS, thread_name_prefix="emulator-model")
+        self._making: dict[str, Future[Made]] = {}
+
+    def start_making(self, request: EmulatedRequest) -> None:
+        """(under the queue lock) The request's run is scheduled: make its outputs meanwhile."""
+        if request.error or request.request_id in self._making:
+            return
+        self._making[request.request_id] = self._model.submit(self._made, request)
+
+    def stop(self) -> None:
+        self._model.shutdown(wait=False, cancel_futures=True)
 
     def render(self, request: EmulatedRequest) -> None:
-        """Make the request's outputs, once; an input that will not load is a 422."""
+        """The request's outputs, once; an input that will not load is a 422."""
         with self._render_lock:
             if request.outputs is not None or request.error:
                 return
-            try:
-                source = load_input(str(request.body.get("image_url", "")))
-            except Exception as exc:  # any fetch or decode failure is the model's input error
+            made = self._take_made(request)
+            if isinstance(made, Exception):  # any fetch or decode failure: the input's error
                 with self._queue.lock:
                     request.validation = [
                         {
                             "loc": ["body", "image_url"],
                             "type": "image_load_error",
-                            "msg": f"Could not load image from image_url: {exc}",
+                            "msg": f"Could not load image from image_url: {made}",
                         }
                     ]
                     request.error, request.error_type = (
@@ -68,9 +86,24 @@ class Outputs:
                         "image_load_error",
                     )
                 return
-            files, outputs = self._encoded(request, edit(source, request.body, request.seed))
+            files, outputs = made
             with self._queue.lock:
                 request.files, request.outputs = files, outputs
+
+    def _take_made(self, request: EmulatedRequest) -> Made:
+        """What the run made; made now when it has not started (a burst's backlog)."""
+        with self._queue.lock:
+            making = self._making.pop(request.request_id, None)
+        if making is not None and not making.cancel():
+            return making.result()
+        return self._made(request)
+
+    def _made(self, request: EmulatedRequest) -> Made:
+        try:
+            source = load_input(str(request.body.get("image_url", "")))
+        except Exception as exc:  # the model's input error, told when the result is asked for
+            return exc
+        return self._encoded(request, edit(source, request.body, request.seed))
 
     def _encoded(
         self, request: EmulatedRequest, images: list[Any]

@@ -44,9 +44,9 @@ class FalQueueEmulator(StartStop):
         self._faults = Faults()
         self._keys = KeyCheck(endpoint, api_key)
         self._schedule = WebhookSchedule(lock, timing)
-        self._queue = RequestQueue(timing, lock, on_due=self._schedule.schedule)
+        self._queue = RequestQueue(timing, lock, on_due=self._run_scheduled)
         urls = EmulatorUrls(self._server.base_url, endpoint.owner_app, self._server.port)
-        outputs = Outputs(self._queue, self._faults, urls)
+        self._outputs = outputs = Outputs(self._queue, self._faults, urls)
         answers = QueueAnswers(self._queue, self._faults, outputs, urls, self._stopping)
         self._webhooks = WebhookSender(
             self._queue, self._schedule, self._faults, answers, self._stopping
@@ -72,8 +72,16 @@ class FalQueueEmulator(StartStop):
         self._stopping.set()
         self._schedule.wake_all()
         self._server.stop()
+        self._outputs.stop()
         if self._started:
             self._sender.join(timeout=5)
+
+    def _run_scheduled(self, request: EmulatedRequest, completes_at: float | None) -> None:
+        """(under the queue lock) A run's end is known: its webhook falls due then, and the
+        model makes its outputs meanwhile."""
+        self._schedule.schedule(request, completes_at)
+        if completes_at is not None:
+            self._outputs.start_making(request)
 
     def _serve(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         return self._router(environ, start_response)
