@@ -73,8 +73,6 @@ class CollectOutputsDeps:
 def run(task: TaskEnvelope[ModelJob], deps: CollectOutputsDeps) -> Notification:
     """Copy every output into S3, write the manifest last, publish the success notification."""
     job = task.job
-    # The model is done with the request: its concurrency slot is free (idempotent).
-    deps.jobs.release_slot(job.job_key or job.source.execution_name)
     bucket = deps.scope.output_bucket_for(job.source)
     folder = output_folder(
         job.source,
@@ -102,6 +100,11 @@ def run(task: TaskEnvelope[ModelJob], deps: CollectOutputsDeps) -> Notification:
         execution=task.execution_id,
     )
     deps.publisher.publish_once(notification)
+    # After the publish, which is what the user waits on. The model was done with the
+    # request when CheckStatus saw it complete; a failure from here on is retried, and
+    # a retry finds the manifest and the publish done. ReportFailure frees the slot
+    # of a job that never gets here.
+    deps.jobs.release_slot(job.job_key or job.source.execution_name)
     _learn_run_time(job, manifest, deps.jobs)
     return notification
 
