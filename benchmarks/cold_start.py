@@ -2,7 +2,8 @@
 
 Measured on what ships: each built function folder (`sam build` for this machine), the
 built layer and the runtime's boto3, in a bare interpreter of the runtime's version
-(`python3.12 -I -S`, as the local run starts a sandbox). Each measurement is a fresh
+(`python3.12 -I -S -B`, as the local run starts a sandbox: the bytecode the build ships is
+read, none is written). Each measurement is a fresh
 interpreter (what a Lambda cold start pays), repeated; the median is reported. The
 environment carries what the settings need at import.
 """
@@ -55,7 +56,7 @@ def _import_path(artifacts: BuildArtifacts, function_dir: Path | None) -> list[s
 
 def _run(artifacts: BuildArtifacts, code: str, function_dir: Path | None, *flags: str) -> Any:
     return subprocess.run(
-        [str(artifacts.python), "-I", "-S", *flags, "-c", code],
+        [str(artifacts.python), "-I", "-S", "-B", *flags, "-c", code],
         check=True,
         capture_output=True,
         text=True,

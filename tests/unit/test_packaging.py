@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ast
 import re
+import subprocess
 import tomllib
 from pathlib import Path
 
@@ -20,6 +21,7 @@ from kontext_tools.layer_requirements import (
     layer_requirements,
     runtime_dependencies,
 )
+from kontext_tools.local.build import RUNTIME_VERSION, find_runtime_python
 from kontext_tools.local.stack import load_template
 from tests.conftest import ROOT
 
@@ -29,6 +31,12 @@ LAYER = RELEASE_BUILD / "CommonLayer" / "python"
 LAMBDA_UNZIPPED_LIMIT_BYTES = 250 * 1024 * 1024
 # ELF e_machine values (the ELF specification): what a compiled extension was built for.
 ELF_MACHINES = {"arm64": 183, "x86_64": 62}
+# A .pyc's name and header (PEP 552): the runtime's tag and magic number, then its flags.
+CACHE_TAG = "cpython-" + RUNTIME_VERSION.replace(".", "")
+MAGIC_OF_THE_RUNTIME = (
+    "import importlib.util, sys; sys.stdout.buffer.write(importlib.util.MAGIC_NUMBER)"
+)
+CHECKED_HASH_FLAGS = 0b11  # hash-based, and checked against the source
 
 
 @pytest.fixture(scope="module")
@@ -150,3 +158,27 @@ def test_every_package_folder_is_listed_for_setuptools() -> None:
     setuptools = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
     # Then it names every one: an unlisted package is missing from a non-editable install
     assert set(setuptools["packages"]) == folders
+
+
+def test_every_module_ships_its_bytecode_for_the_runtimes_python(layer: Path) -> None:
+    # Given every module the release build ships (Lambda mounts the code read-only, so a
+    # module without its bytecode is compiled again at every cold start)
+    modules = sorted(RELEASE_BUILD.rglob("*.py"))
+    assert (layer / "kontext_pipeline" / "steps" / "collect_outputs.py") in modules
+    magic = subprocess.run(
+        [str(find_runtime_python()), "-c", MAGIC_OF_THE_RUNTIME],
+        capture_output=True,
+        check=True,
+    ).stdout
+    # When the bytecode beside each is read
+    missing, stale_on_unzip = [], []
+    for module in modules:
+        cached = module.parent / "__pycache__" / f"{module.stem}.{CACHE_TAG}.pyc"
+        if not cached.is_file() or cached.read_bytes()[:4] != magic:
+            missing.append(module)
+        elif int.from_bytes(cached.read_bytes()[4:8], "little") != CHECKED_HASH_FLAGS:
+            stale_on_unzip.append(module)
+    # Then it is there, for the runtime's Python, and checked by its source's hash rather
+    # than by file times a zip does not keep
+    assert missing == []
+    assert stale_on_unzip == []

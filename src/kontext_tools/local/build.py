@@ -42,7 +42,14 @@ RELEASE_BUILD_DIR = PROJECT_ROOT / ".aws-sam" / "build"  # where `sam deploy` lo
 RUNTIME_SDK_DIR = PROJECT_ROOT / ".aws-sam" / "lambda-runtime-sdk"
 _STAMP = ".kontext-build-stamp"
 # What a build depends on: a change to any of these makes the next local run build again.
-_BUILD_INPUTS = ("template.yaml", "functions", "layers", "pyproject.toml")
+# What a build reads, and how it is made (this file: the bytecode step).
+_BUILD_INPUTS = (
+    "template.yaml",
+    "functions",
+    "layers",
+    "pyproject.toml",
+    "src/kontext_tools/local/build.py",
+)
 
 
 class BuildError(RuntimeError):
@@ -164,7 +171,37 @@ def build(
     if completed.returncode != 0:
         detail = (completed.stderr or completed.stdout or "").strip()[-2000:] if quiet else ""
         raise BuildError(f"sam build failed (exit {completed.returncode})\n{detail}".strip())
+    compile_bytecode(build_dir, python)
     return build_dir
+
+
+def compile_bytecode(build_dir: Path, python: Path) -> None:
+    """Every module's bytecode, for the runtime's Python, beside its source in the build.
+
+    Lambda mounts /opt and /var/task read-only, so Python cannot keep the bytecode it
+    compiles: a module shipped without it is compiled again at every cold start (about
+    0.35 s of this layer's import). `checked-hash` keeps a .pyc in use only while its
+    source is unchanged, whatever times the zip gives the files.
+    """
+    completed = subprocess.run(  # noqa: S603 - our own command line
+        [
+            str(python),
+            "-m",
+            "compileall",
+            "-q",
+            "-j",
+            "0",
+            "--invalidation-mode",
+            "checked-hash",
+            str(build_dir),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if completed.returncode != 0:
+        detail = (completed.stdout + completed.stderr).strip()[-2000:]
+        raise BuildError(f"compiling the build's bytecode failed\n{detail}")
 
 
 def install_runtime_sdk(target: Path = RUNTIME_SDK_DIR, *, python: Path | None = None) -> Path:

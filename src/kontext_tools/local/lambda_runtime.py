@@ -2,10 +2,11 @@
 
 Started by the local run (`sandbox.py`) as
 
-    python3.12 -I -S lambda_runtime.py REQUEST_FD RESPONSE_FD
+    python3.12 -I -S -B lambda_runtime.py REQUEST_FD RESPONSE_FD
 
 with the function's environment and nothing else. `-I -S` keep every site-packages folder,
-the development virtualenv's included, off the import path; this script then puts on it
+the development virtualenv's included, off the import path; `-B` writes no bytecode, as
+Lambda's read-only code folders keep none; this script then puts on it
 what Lambda puts there: the function's own folder (LAMBDA_TASK_ROOT), each layer's
 `python/` folder (as mounted at /opt), and the runtime's boto3. It imports the handler
 once (the init phase) and then answers invocations one at a time, for as long as the

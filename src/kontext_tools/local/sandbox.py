@@ -179,6 +179,9 @@ def _start_runtime(
             str(setup.python),
             "-I",
             "-S",
+            # Lambda's code folders are read-only: bytecode the build did not ship is
+            # compiled again at every start, never cached.
+            "-B",
             str(RUNTIME_SCRIPT),
             str(request_read),
             str(response_write),
