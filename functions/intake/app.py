@@ -6,15 +6,19 @@ from __future__ import annotations
 from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from kontext_pipeline.intake.routes import IntakeSettings, handle_request
+from kontext_pipeline.intake.routes import IntakeApi, IntakeSettings, handle_request
 from kontext_pipeline.lambda_entry import lambda_entry
 from kontext_pipeline.runtime import Runtime
+
+
+def api_of(runtime: Runtime[IntakeSettings]) -> IntakeApi:
+    return runtime.intake_api
 
 
 def handle(
     raw_event: dict[str, Any], context: LambdaContext, runtime: Runtime[IntakeSettings]
 ) -> dict[str, Any]:
-    return handle_request(raw_event, context, runtime.intake_api)
+    return handle_request(raw_event, context, api_of(runtime))
 
 
-lambda_handler = lambda_entry(handle, IntakeSettings)
+lambda_handler = lambda_entry(handle, IntakeSettings, deps=api_of)
