@@ -53,6 +53,7 @@ def test_every_handler_imports_with_only_its_folder_the_layer_and_boto3(
                 str(artifacts.python),
                 "-I",
                 "-S",
+                "-B",
                 "-c",
                 f"import sys; sys.path[:0] = {path!r}; import app; "
                 "assert callable(app.lambda_handler); print(sys.version_info[:2])",
@@ -66,6 +67,46 @@ def test_every_handler_imports_with_only_its_folder_the_layer_and_boto3(
         # Then it imports, in Python 3.12
         assert completed.returncode == 0, f"{folder.name}: {completed.stderr}"
         assert completed.stdout.strip() == "(3, 12)"
+
+
+# Imports a handler the way Lambda does, and prints every module Python had to compile
+# from source on the way (importlib calls source_to_code when no usable bytecode is found).
+COUNT_COMPILES = """
+import sys
+from importlib import _bootstrap_external as external
+compiled = []
+original = external.SourceLoader.source_to_code
+def counted(self, data, path, **options):
+    compiled.append(path)
+    return original(self, data, path, **options)
+external.SourceLoader.source_to_code = counted
+sys.path[:0] = PATH
+import app
+print([path for path in compiled if path.startswith(BUILD)])
+"""
+
+
+def test_a_cold_start_compiles_nothing_the_build_ships(artifacts: BuildArtifacts) -> None:
+    # Given the built functions and layer (read-only on Lambda, so a module without its
+    # bytecode would be compiled at every cold start)
+    layer = artifacts.build_dir / "CommonLayer" / "python"
+    for folder in _functions(artifacts):
+        path = [str(folder), str(layer), str(artifacts.runtime_sdk_dir)]
+        code = COUNT_COMPILES.replace("PATH", repr(path)).replace(
+            "BUILD", repr(str(artifacts.build_dir))
+        )
+        # When a fresh interpreter that writes no bytecode imports the handler
+        completed = subprocess.run(
+            [str(artifacts.python), "-I", "-S", "-B", "-c", code],
+            cwd=folder,
+            env={"AWS_DEFAULT_REGION": "us-east-1", "PATH": "/usr/bin:/bin"},
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        # Then every module of the build it imports comes from the bytecode the build shipped
+        assert completed.returncode == 0, f"{folder.name}: {completed.stderr}"
+        assert completed.stdout.strip() == "[]", folder.name
 
 
 def test_a_layer_missing_a_dependency_fails_the_local_run_with_the_import_error(

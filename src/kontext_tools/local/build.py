@@ -41,8 +41,8 @@ LOCAL_BUILD_DIR = Path(
 RELEASE_BUILD_DIR = PROJECT_ROOT / ".aws-sam" / "build"  # where `sam deploy` looks
 RUNTIME_SDK_DIR = PROJECT_ROOT / ".aws-sam" / "lambda-runtime-sdk"
 _STAMP = ".kontext-build-stamp"
-# What a build depends on: a change to any of these makes the next local run build again.
-# What a build reads, and how it is made (this file: the bytecode step).
+# What a build depends on, and how it is made (this file: its bytecode step): a change to
+# any of these makes the next local run build again.
 _BUILD_INPUTS = (
     "template.yaml",
     "functions",
