@@ -153,6 +153,20 @@ def test_each_invocation_runs_in_a_warm_sandbox_after_one_cold_start(
     assert not [i.function_name for i in invocations if i.cold_start]
 
 
+def test_an_event_still_waiting_when_the_local_run_stops_is_dropped_with_it() -> None:
+    # Given a local run, and an upload whose S3 event is still on Lambda's asynchronous hop
+    with LocalPipeline() as pipeline:
+        lambdas = pipeline.lambdas
+        assert lambdas is not None
+        before = len(lambdas.invocations)
+        pipeline.upload(make_image(), key="inputs/late.png", prompt="make it late")
+    # When the run has stopped and the hop is over
+    assert lambdas.drain(timeout=10) == []
+    # Then no function ran for it: nothing starts a sandbox for a stack that is gone
+    # (whose roles may already be deleted, which failed the event's thread)
+    assert lambdas.invocations[before:] == []
+
+
 def test_user_metadata_over_two_kilobytes_is_refused_as_s3_refuses_it(
     pipeline: LocalPipeline,
 ) -> None:

@@ -247,8 +247,15 @@ class LocalLambdas:
         config = self._stack.async_configs.get(function.name, {})
         attempts = 1 + int(config.get("MaximumRetryAttempts", 2))
         for _ in range(attempts):
-            payload, errored, _logs = self.invoke(function, event)
-            if not errored or self._closed:
+            if self._closed:  # the local run stopped while the event waited
+                return
+            try:
+                payload, errored, _logs = self.invoke(function, event)
+            except Exception:
+                if self._closed:  # the stack (its roles, its sandboxes) went away meanwhile
+                    return
+                raise
+            if not errored:
                 return
         destination = config.get("DestinationConfig", {}).get("OnFailure", {}).get("Destination")
         if destination and self._sqs is not None:
