@@ -32,11 +32,27 @@ def _functions(artifacts: BuildArtifacts) -> list[Path]:
     )
 
 
+def _in_a_fresh_runtime(
+    artifacts: BuildArtifacts, folder: Path, code: str
+) -> subprocess.CompletedProcess[str]:
+    """`code` run in a bare interpreter of the runtime's version that writes no bytecode,
+    as Lambda starts one; PATH in it is the import path Lambda gives the function."""
+    layer = artifacts.build_dir / "CommonLayer" / "python"
+    path = [str(folder), str(layer), str(artifacts.runtime_sdk_dir)]
+    return subprocess.run(
+        [str(artifacts.python), "-I", "-S", "-B", "-c", code.replace("PATH", repr(path))],
+        cwd=folder,
+        env={"AWS_DEFAULT_REGION": "us-east-1", "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
 def test_every_handler_imports_with_only_its_folder_the_layer_and_boto3(
     artifacts: BuildArtifacts,
 ) -> None:
     # Given a bare interpreter of the runtime's version (no site-packages at all)
-    layer = artifacts.build_dir / "CommonLayer" / "python"
     functions = _functions(artifacts)
     template = load_template(ROOT / "template.yaml")
     declared = [
@@ -46,23 +62,12 @@ def test_every_handler_imports_with_only_its_folder_the_layer_and_boto3(
     ]
     assert len(functions) == len(declared) > 0
     for folder in functions:
-        path = [str(folder), str(layer), str(artifacts.runtime_sdk_dir)]
         # When the handler module is imported the way Lambda imports it
-        completed = subprocess.run(
-            [
-                str(artifacts.python),
-                "-I",
-                "-S",
-                "-B",
-                "-c",
-                f"import sys; sys.path[:0] = {path!r}; import app; "
-                "assert callable(app.lambda_handler); print(sys.version_info[:2])",
-            ],
-            cwd=folder,
-            env={"AWS_DEFAULT_REGION": "us-east-1", "PATH": "/usr/bin:/bin"},
-            capture_output=True,
-            text=True,
-            check=False,
+        completed = _in_a_fresh_runtime(
+            artifacts,
+            folder,
+            "import sys; sys.path[:0] = PATH; import app; "
+            "assert callable(app.lambda_handler); print(sys.version_info[:2])",
         )
         # Then it imports, in Python 3.12
         assert completed.returncode == 0, f"{folder.name}: {completed.stderr}"
@@ -89,21 +94,10 @@ print([path for path in compiled if path.startswith(BUILD)])
 def test_a_cold_start_compiles_nothing_the_build_ships(artifacts: BuildArtifacts) -> None:
     # Given the built functions and layer (read-only on Lambda, so a module without its
     # bytecode would be compiled at every cold start)
-    layer = artifacts.build_dir / "CommonLayer" / "python"
     for folder in _functions(artifacts):
-        path = [str(folder), str(layer), str(artifacts.runtime_sdk_dir)]
-        code = COUNT_COMPILES.replace("PATH", repr(path)).replace(
-            "BUILD", repr(str(artifacts.build_dir))
-        )
         # When a fresh interpreter that writes no bytecode imports the handler
-        completed = subprocess.run(
-            [str(artifacts.python), "-I", "-S", "-B", "-c", code],
-            cwd=folder,
-            env={"AWS_DEFAULT_REGION": "us-east-1", "PATH": "/usr/bin:/bin"},
-            capture_output=True,
-            text=True,
-            check=False,
-        )
+        code = COUNT_COMPILES.replace("BUILD", repr(str(artifacts.build_dir)))
+        completed = _in_a_fresh_runtime(artifacts, folder, code)
         # Then every module of the build it imports comes from the bytecode the build shipped
         assert completed.returncode == 0, f"{folder.name}: {completed.stderr}"
         assert completed.stdout.strip() == "[]", folder.name
