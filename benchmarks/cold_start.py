@@ -15,7 +15,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from kontext_tools.local.build import BuildArtifacts, ensure_built
+from kontext_tools.local.build import RUNTIME_FLAGS, BuildArtifacts, ensure_built
 
 ROOT = Path(__file__).resolve().parents[1]
 TIMER = (
@@ -45,18 +45,9 @@ def _environment() -> dict[str, str]:
     }
 
 
-def _import_path(artifacts: BuildArtifacts, function_dir: Path | None) -> list[str]:
-    layer = artifacts.build_dir / "CommonLayer" / "python"
-    return [
-        *([str(function_dir)] if function_dir else []),
-        str(layer),
-        str(artifacts.runtime_sdk_dir),
-    ]
-
-
 def _run(artifacts: BuildArtifacts, code: str, function_dir: Path | None, *flags: str) -> Any:
     return subprocess.run(
-        [str(artifacts.python), "-I", "-S", "-B", *flags, "-c", code],
+        [str(artifacts.python), *RUNTIME_FLAGS, *flags, "-c", code],
         check=True,
         capture_output=True,
         text=True,
@@ -69,7 +60,7 @@ def _run(artifacts: BuildArtifacts, code: str, function_dir: Path | None, *flags
 def _import_seconds(
     artifacts: BuildArtifacts, module: str, function_dir: Path | None, repeats: int
 ) -> float:
-    code = TIMER.format(module=module, path=_import_path(artifacts, function_dir))
+    code = TIMER.format(module=module, path=artifacts.import_path(function_dir))
     samples = [
         float(_run(artifacts, code, function_dir).stdout.strip().splitlines()[-1])
         for _ in range(repeats)
@@ -80,7 +71,7 @@ def _import_seconds(
 def import_breakdown(artifacts: BuildArtifacts, function_dir: Path) -> dict[str, float]:
     """Milliseconds of the slowest import of each heavy package (`python -X importtime`),
     inclusive of what it imports in turn, so the figures overlap."""
-    code = f"import sys; sys.path[:0] = {_import_path(artifacts, function_dir)!r}; import app"
+    code = f"import sys; sys.path[:0] = {artifacts.import_path(function_dir)!r}; import app"
     completed = _run(artifacts, code, function_dir, "-X", "importtime")
     breakdown = dict.fromkeys(HEAVY_PACKAGES, 0.0)
     for line in completed.stderr.splitlines():

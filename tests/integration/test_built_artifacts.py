@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from botocore.exceptions import ClientError
 
-from kontext_tools.local.build import BuildArtifacts, ensure_built
+from kontext_tools.local.build import RUNTIME_FLAGS, BuildArtifacts, ensure_built
 from kontext_tools.local.moto_fixes import USER_METADATA_LIMIT_BYTES
 from kontext_tools.local.pipeline import LocalPipeline
 from kontext_tools.local.sandbox import FunctionInitError
@@ -37,10 +37,9 @@ def _in_a_fresh_runtime(
 ) -> subprocess.CompletedProcess[str]:
     """`code` run in a bare interpreter of the runtime's version that writes no bytecode,
     as Lambda starts one; PATH in it is the import path Lambda gives the function."""
-    layer = artifacts.build_dir / "CommonLayer" / "python"
-    path = [str(folder), str(layer), str(artifacts.runtime_sdk_dir)]
+    path = artifacts.import_path(folder)
     return subprocess.run(
-        [str(artifacts.python), "-I", "-S", "-B", "-c", code.replace("PATH", repr(path))],
+        [str(artifacts.python), *RUNTIME_FLAGS, "-c", code.replace("PATH", repr(path))],
         cwd=folder,
         env={"AWS_DEFAULT_REGION": "us-east-1", "PATH": "/usr/bin:/bin"},
         capture_output=True,

@@ -34,6 +34,10 @@ from kontext_tools.layer_requirements import distribution_name, runtime_dependen
 
 PROJECT_ROOT = Path(__file__).resolve().parents[3]
 RUNTIME_VERSION = "3.12"  # template.yaml's Runtime: python3.12
+# How a built function's interpreter starts, as Lambda's does: `-I -S` keep every
+# site-packages folder (the development virtualenv's too) off the import path; `-B` writes
+# no bytecode, since Lambda's code folders are read-only and keep none.
+RUNTIME_FLAGS = ("-I", "-S", "-B")
 # KONTEXT_LOCAL_BUILD_DIR: another folder, e.g. for a second checkout's runs beside this one.
 LOCAL_BUILD_DIR = Path(
     os.environ.get("KONTEXT_LOCAL_BUILD_DIR") or PROJECT_ROOT / ".aws-sam" / "build-local"
@@ -65,6 +69,13 @@ class BuildArtifacts:
     @property
     def template(self) -> Path:
         return self.build_dir / "template.yaml"
+
+    def import_path(self, function_dir: Path | None) -> list[str]:
+        """What Lambda puts on a function's import path: its folder (None: none), the
+        layer's `python/` (mounted at /opt/python) and the runtime's boto3."""
+        layer = self.build_dir / "CommonLayer" / "python"
+        own = [str(function_dir)] if function_dir else []
+        return [*own, str(layer), str(self.runtime_sdk_dir)]
 
 
 def host_architecture() -> str:

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
+from kontext_tools.local.build import RUNTIME_FLAGS
 from kontext_tools.local.iam_enforcement import RoleNotAssumableError, function_credentials
 from kontext_tools.local.stack import FunctionSource
 
@@ -177,11 +178,7 @@ def _start_runtime(
     return subprocess.Popen(  # noqa: S603 - our own runtime script
         [
             str(setup.python),
-            "-I",
-            "-S",
-            # Lambda's code folders are read-only: bytecode the build did not ship is
-            # compiled again at every start, never cached.
-            "-B",
+            *RUNTIME_FLAGS,
             str(RUNTIME_SCRIPT),
             str(request_read),
             str(response_write),
